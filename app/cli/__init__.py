@@ -1,0 +1,15 @@
+"""The ``therabridge`` command line: one Typer app, each command group in its own module."""
+from __future__ import annotations
+
+import typer
+
+from app.cli import admin, claim, core, x12
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="TheraBridge integration server.")
+
+for module in (core, admin, claim, x12):
+    module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,93 @@
+"""Server, database and data-loading commands."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from app.settings import get_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    db = typer.Typer(help="Database schema.", no_args_is_help=True)
+    db.command("upgrade")(db_upgrade)
+    app.add_typer(db, name="db")
+    app.command("load")(load)
+    app.command("openapi")(openapi)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
+    demo: bool = typer.Option(False, help="Load the demo practice before serving."),
+) -> None:
+    """Upgrade the schema, then serve the API with uvicorn."""
+    import logging
+    import os
+
+    import uvicorn
+
+    from app.bootstrap import prepare_database
+
+    if "THERABRIDGE_PUBLIC_URL" not in os.environ:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ["THERABRIDGE_PUBLIC_URL"] = f"http://{shown}:{port}"  # inherited by worker processes
+        get_settings.cache_clear()
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    summary = prepare_database(settings, demo=demo)
+    for line in summary:
+        typer.echo(line)
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level=settings.log_level, proxy_headers=True)
+
+
+def db_upgrade() -> None:
+    """Apply all migrations to THERABRIDGE_DATABASE_URL."""
+    from app.db import make_engine
+    from app.migrations import upgrade
+
+    upgrade(make_engine(get_settings().database_url))
+    typer.echo("database is up to date")
+
+
+def load(
+    paths: list[Path] = typer.Argument(..., exists=True, help="Files or folders of FHIR JSON (resources or Bundles)."),
+    url: Optional[str] = typer.Option(None, help="Post to a running server at this FHIR base URL instead of the store."),
+    token: Optional[str] = typer.Option(None, envvar="THERABRIDGE_TOKEN", help="Bearer token for --url."),
+    tenant: Optional[str] = typer.Option(None, help="Tenant to load into (direct mode)."),
+) -> None:
+    """Load resources or Bundles; prints a summary of what failed and why (exit 1 if anything did)."""
+    from rich.progress import Progress
+
+    from app.loader import Loader
+
+    files = [f for p in paths for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
+    loader = Loader.remote(url, token) if url else Loader.direct(get_settings(), tenant)
+    failures: list[tuple[str, str]] = []
+    done = 0
+    with Progress(transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("loading", total=len(files))
+        for f in files:
+            for label, error in loader.load_file(f):
+                if error:
+                    failures.append((label, error))
+                else:
+                    done += 1
+            progress.advance(task)
+    typer.echo(f"loaded {done} item(s) from {len(files)} file(s); {len(failures)} failed")
+    for label, error in failures:
+        typer.echo(f"  FAILED {label}: {error}", err=True)
+    raise typer.Exit(1 if failures else 0)
+
+
+def openapi() -> None:
+    """Print the OpenAPI document the server serves."""
+    from app.openapi_doc import openapi_document
+
+    typer.echo(json.dumps(openapi_document(), indent=2, sort_keys=True))

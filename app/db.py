@@ -1,0 +1,196 @@
+"""Database engine and schema.
+
+One generic resource store (design.md §2): ``resource`` holds the current version of every
+resource, ``resource_history`` every version, and the ``search_*`` tables the extracted search
+index values, all written in one transaction. Every row carries its tenant.
+
+SQLite is the embedded default; PostgreSQL is production. Differences are confined here:
+SQLite write transactions start with ``BEGIN IMMEDIATE`` so writers serialize up front instead
+of failing with SQLITE_BUSY half-way, and the document column is ``JSONB`` on PostgreSQL.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlmodel import Field, SQLModel
+
+# SQLite only aliases INTEGER PRIMARY KEY to its rowid; BIGINT would not auto-increment.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class JSONDocument(sa.types.UserDefinedType):
+    """A JSON document stored as TEXT on SQLite and JSONB on PostgreSQL.
+
+    Values travel as already-serialized JSON text in both directions, so reads can hand the
+    stored bytes to the client without parsing them into Python objects.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "TEXT"
+
+    def column_expression(self, colexpr):  # type: ignore[no-untyped-def]
+        return sa.cast(colexpr, sa.Text)
+
+    @property
+    def python_type(self) -> type:
+        return str
+
+
+@compiles(JSONDocument, "postgresql")
+def _jsonb(type_: JSONDocument, compiler: object, **kw: object) -> str:
+    return "JSONB"
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenant"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    created_at: datetime
+
+
+class ResourceRow(SQLModel, table=True):
+    """Current version of each resource (deleted ones stay, flagged, so reads can answer 410)."""
+
+    __tablename__ = "resource"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "type", "id", name="uq_resource_identity"),
+        sa.Index("ix_resource_type_updated", "tenant_id", "type", "last_updated"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    id: str = Field(max_length=64)
+    version_id: int
+    last_updated: datetime
+    deleted: bool = False
+    content: str = Field(sa_column=sa.Column(JSONDocument(), nullable=False))
+
+
+class ResourceHistoryRow(SQLModel, table=True):
+    """Every version ever written; a deletion is a version without content."""
+
+    __tablename__ = "resource_history"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "type", "id", "version_id", name="uq_history_version"),
+        sa.Index("ix_history_type_updated", "tenant_id", "type", "last_updated"),
+        sa.Index("ix_history_updated", "tenant_id", "last_updated"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    id: str = Field(max_length=64)
+    version_id: int
+    last_updated: datetime
+    method: str = Field(max_length=8)
+    deleted: bool = False
+    content: str | None = Field(default=None, sa_column=sa.Column(JSONDocument(), nullable=True))
+
+
+
+class SearchToken(SQLModel, table=True):
+    __tablename__ = "search_token"
+    __table_args__ = (
+        sa.Index("ix_token_lookup", "tenant_id", "type", "param", "code"),
+        sa.Index("ix_token_res", "res_pk", "param"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    res_pk: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False))
+    param: str = Field(max_length=64)
+    system: str | None = Field(default=None, max_length=255)
+    code: str | None = Field(default=None, max_length=255)
+
+
+class SearchString(SQLModel, table=True):
+    __tablename__ = "search_string"
+    __table_args__ = (
+        sa.Index("ix_string_lookup", "tenant_id", "type", "param", "value"),
+        sa.Index("ix_string_res", "res_pk", "param"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    res_pk: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False))
+    param: str = Field(max_length=64)
+    value: str = Field(max_length=255)  # case- and accent-folded, for starts-with / contains
+    exact: str = Field(max_length=255)  # as written, for :exact
+
+
+class SearchDate(SQLModel, table=True):
+    __tablename__ = "search_date"
+    __table_args__ = (
+        sa.Index("ix_date_lookup", "tenant_id", "type", "param", "start"),
+        sa.Index("ix_date_res", "res_pk", "param"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    res_pk: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False))
+    param: str = Field(max_length=64)
+    start: datetime
+    end: datetime
+
+
+class SearchReference(SQLModel, table=True):
+    __tablename__ = "search_reference"
+    __table_args__ = (
+        sa.Index("ix_reference_lookup", "tenant_id", "type", "param", "target_id"),
+        sa.Index("ix_reference_target", "tenant_id", "target_type", "target_id"),
+        sa.Index("ix_reference_res", "res_pk", "param"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    res_pk: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False))
+    param: str = Field(max_length=64)
+    target_type: str = Field(max_length=64)
+    target_id: str = Field(max_length=64)
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url`` with the per-backend settings the store relies on."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                  pool_size=8, max_overflow=8)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def write_connection(engine: Engine) -> Connection:
+    """A connection whose transaction takes the write lock at BEGIN (SQLite) — use for writes."""
+    return engine.connect().execution_options(write=True)
+
+
+def is_postgres(conn_or_engine: Connection | Engine) -> bool:
+    return conn_or_engine.dialect.name == "postgresql"
+
+
+def iter_tables() -> Iterator[sa.Table]:
+    yield from SQLModel.metadata.sorted_tables

@@ -1,0 +1,144 @@
+"""Search-index values extracted from a resource, one function per parameter type.
+
+Paths come from the registry (``subject``, ``participant.individual``, ``performed[x]``); the
+value's JSON shape decides how it is read (Identifier vs CodeableConcept vs Coding, Period vs
+dateTime), which is enough for the R4 data types our parameters touch.
+"""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+from app.fhir.dates import MAX, MIN, parse_range
+from app.fhir.registry import ResourceType
+
+MAX_INDEX_LEN = 255
+
+
+@dataclass
+class IndexValues:
+    tokens: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    strings: list[tuple[str, str, str]] = field(default_factory=list)
+    dates: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    references: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form used for string search (R4 search.html §3.1.1.5.8)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()[:MAX_INDEX_LEN]
+
+
+def walk(node: Any, path: str) -> Iterator[Any]:
+    """Yield every value at a dotted ``path`` below ``node``, flattening arrays."""
+    values: list[Any] = [node]
+    for step in path.split("."):
+        nxt: list[Any] = []
+        for value in values:
+            if isinstance(value, list):
+                candidates = value
+            else:
+                candidates = [value]
+            for item in candidates:
+                if not isinstance(item, dict):
+                    continue
+                if step.endswith("[x]"):
+                    prefix = step[:-3]
+                    for key, v in item.items():
+                        if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
+                            nxt.append(v)
+                elif step in item:
+                    nxt.append(item[step])
+        values = nxt
+    for value in values:
+        if isinstance(value, list):
+            yield from value
+        else:
+            yield value
+
+
+def tokens_of(value: Any) -> Iterator[tuple[str | None, str | None]]:
+    if isinstance(value, bool):
+        yield None, "true" if value else "false"
+    elif isinstance(value, str):
+        yield None, value
+    elif isinstance(value, dict):
+        if "coding" in value:
+            for coding in value.get("coding") or []:
+                if isinstance(coding, dict) and coding.get("code") is not None:
+                    yield coding.get("system"), str(coding["code"])
+        elif "code" in value:
+            yield value.get("system"), str(value["code"])
+        elif "value" in value:  # Identifier, ContactPoint
+            yield value.get("system"), str(value["value"])
+
+
+_NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
+_ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
+
+
+def strings_of(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        parts = _NAME_PARTS if ("family" in value or "given" in value) else _ADDRESS_PARTS
+        for part in parts:
+            v = value.get(part)
+            if isinstance(v, str):
+                yield v
+            elif isinstance(v, list):
+                yield from (s for s in v if isinstance(s, str))
+
+
+def dates_of(value: Any) -> Iterator[tuple[datetime, datetime]]:
+    try:
+        if isinstance(value, str):
+            yield parse_range(value)
+        elif isinstance(value, dict) and ("start" in value or "end" in value):
+            start = parse_range(value["start"])[0] if value.get("start") else MIN
+            end = parse_range(value["end"])[1] if value.get("end") else MAX
+            yield start, end
+    except ValueError:
+        return  # validated resources only carry valid dates; anything else is not indexable
+
+
+def reference_target(ref: str, base: str | None = None) -> tuple[str, str] | None:
+    """``Type/id`` (optionally absolute under our base, or version-specific) → (Type, id)."""
+    if base and ref.startswith(base + "/"):
+        ref = ref[len(base) + 1:]
+    if "://" in ref or ref.startswith(("urn:", "#")) or "?" in ref:
+        return None
+    parts = ref.split("/")
+    if len(parts) == 4 and parts[2] == "_history":
+        parts = parts[:2]
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1]
+
+
+def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = None) -> IndexValues:
+    out = IndexValues()
+    for param in rtype.params.values():
+        for path in param.paths:
+            for value in walk(resource, path):
+                if param.type == "token":
+                    for system, code in tokens_of(value):
+                        out.tokens.append((param.name, _clip(system), _clip(code)))
+                elif param.type == "string":
+                    for s in strings_of(value):
+                        out.strings.append((param.name, fold(s), s[:MAX_INDEX_LEN]))
+                elif param.type == "date":
+                    for start, end in dates_of(value):
+                        out.dates.append((param.name, start, end))
+                elif param.type == "reference" and isinstance(value, dict):
+                    ref = value.get("reference")
+                    target = reference_target(ref, base) if isinstance(ref, str) else None
+                    if target and (not param.targets or target[0] in param.targets):
+                        out.references.append((param.name, target[0], target[1]))
+    return out
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:MAX_INDEX_LEN] if text is not None else None

@@ -1,0 +1,73 @@
+"""The resource types this server serves and their search parameters, loaded from data.
+
+The router, the indexer, the search parser and the CapabilityStatement all read this one
+registry, so what is advertised is exactly what is served.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+ParamType = Literal["token", "string", "date", "reference"]
+
+DATA = Path(__file__).resolve().parent / "data" / "resource_types.json"
+
+# Parameters every type supports, evaluated on the resource table itself (R4 search.html §3.1.1).
+COMMON_PARAMS: dict[str, ParamType] = {"_id": "token", "_lastUpdated": "date"}
+
+RESULT_PARAMS = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_summary", "_page", "_format"})
+
+INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: ParamType
+    paths: tuple[str, ...]
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    params: dict[str, SearchParam] = field(default_factory=dict)
+
+    @property
+    def date_params(self) -> list[str]:
+        return [p.name for p in self.params.values() if p.type == "date"]
+
+    @property
+    def reference_params(self) -> list[SearchParam]:
+        return [p for p in self.params.values() if p.type == "reference"]
+
+
+@dataclass(frozen=True)
+class Registry:
+    types: dict[str, ResourceType]
+
+    def get(self, name: str) -> ResourceType | None:
+        return self.types.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.types
+
+
+def load_registry(path: Path = DATA) -> Registry:
+    raw = json.loads(path.read_text())
+    types: dict[str, ResourceType] = {}
+    for name, spec in raw["resources"].items():
+        params = {
+            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())))
+            for pname, p in spec["search"].items()
+        }
+        types[name] = ResourceType(name, params)
+    return Registry(types)
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    return load_registry()

@@ -1,0 +1,271 @@
+"""FHIR R4 REST interactions under ``/fhir`` (R4 http.html).
+
+Handlers are thin: check scopes, parse, call the tenant's store, shape the response. Store
+calls that may wait on locks or run longer queries go to the thread pool; a read by id is a
+single indexed lookup and runs inline.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from app.fhir.bundles_out import history_bundle, searchset
+from app.fhir.dates import http_date, parse_range
+from app.fhir.errors import FhirError, issue, outcome
+from app.fhir.http import (
+    FORM, check_accept, fhir_response, parse_if_match, prefer, read_body, read_json, version_headers,
+)
+from app.fhir.search_params import SearchQuery, parse_search
+from app.fhir.store import TenantStore, Unit, Version
+from app.fhir.transactions import BundleProcessor, EntryRequest
+from app.fhir.validation import check_bundle, check_resource
+from app.security import AccessContext
+from app.services import Services
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def access_context(request: Request) -> AccessContext:
+    return await request.app.state.services.authenticate(request)
+
+
+Svc = Annotated[Services, Depends(services)]
+Ctx = Annotated[AccessContext, Depends(access_context)]
+
+
+def require(ctx: AccessContext, interaction: str, rtype: str) -> None:
+    if not ctx.scopes.allows(interaction, rtype):
+        raise FhirError(403, "forbidden", f"The access token does not permit {VERBS[interaction]} on {rtype}",
+                        headers={"WWW-Authenticate": 'Bearer realm="therabridge", error="insufficient_scope"'})
+
+
+def known_type(svc: Services, rtype: str) -> str:
+    if rtype not in svc.registry:
+        raise FhirError(404, "not-supported", f"Resource type '{rtype}' is not supported by this server")
+    return rtype
+
+
+def store_for(svc: Services, ctx: AccessContext) -> TenantStore:
+    return svc.store.for_tenant(ctx.tenant_id)
+
+
+# -- capabilities ------------------------------------------------------------------------
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(svc: Svc, request: Request) -> Response:
+    check_accept(request)
+    return fhir_response(svc.capability_bytes(), headers={"Cache-Control": "no-cache"})
+
+
+# -- whole system ------------------------------------------------------------------------
+@router.post("", summary="Batch or transaction Bundle")
+async def bundle(request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    body = check_bundle(await read_json(request, svc.settings.max_body_bytes))
+    kind = body["type"]
+    ts = store_for(svc, ctx)
+    processor = BundleProcessor(ts, svc.registry, svc.base, lambda i, t: require(ctx, i, t),
+                                lambda unit, e: _entry_get(svc, ctx, unit, e), prefer(request, "return"))
+    if kind == "transaction":
+        result = await run_in_threadpool(processor.transaction, body)
+    else:
+        result = await run_in_threadpool(processor.batch, body)
+    return fhir_response(result)
+
+
+@router.get("/_history", summary="System history")
+async def system_history(request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    for rtype in svc.registry.types:
+        require(ctx, "s", rtype)
+    return await _history(request, svc, ctx, None, None)
+
+
+# -- type level --------------------------------------------------------------------------
+@router.get("/{rtype}", summary="Search")
+async def search_get(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    return await _search(request, svc, ctx, known_type(svc, rtype), list(request.query_params.multi_items()))
+
+
+@router.post("/{rtype}/_search", summary="Search (form body)")
+async def search_post(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype and ctype != FORM:
+        raise FhirError(415, "not-supported", f"POST _search takes {FORM}, not {ctype}")
+    raw = await read_body(request, svc.settings.max_body_bytes)
+    items = list(request.query_params.multi_items()) + parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return await _search(request, svc, ctx, known_type(svc, rtype), items)
+
+
+@router.post("/{rtype}", summary="Create")
+async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    known_type(svc, rtype)
+    require(ctx, "c", rtype)
+    body = await read_json(request, svc.settings.max_body_bytes)
+    check_resource(body, expected_type=rtype)
+    body.pop("id", None)  # server-assigned (R4 http.html §3.1.0.8)
+    criteria = None
+    if request.headers.get("if-none-exist"):
+        criteria = parse_qsl(request.headers["if-none-exist"].lstrip("?").split("?")[-1], keep_blank_values=True)
+    result = await run_in_threadpool(store_for(svc, ctx).create, body, if_none_exist=criteria)
+    return _write_response(request, svc, result.version, result.status)
+
+
+@router.put("/{rtype}", summary="Conditional update")
+async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    known_type(svc, rtype)
+    require(ctx, "u", rtype)
+    criteria = list(request.query_params.multi_items())
+    if not criteria:
+        raise FhirError(400, "invalid", "A conditional update needs search criteria in the URL")
+    body = await read_json(request, svc.settings.max_body_bytes)
+    check_resource(body, expected_type=rtype)
+    result = await run_in_threadpool(store_for(svc, ctx).conditional_update, rtype, criteria, body)
+    return _write_response(request, svc, result.version, result.status)
+
+
+@router.get("/{rtype}/_history", summary="Type history")
+async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    require(ctx, "s", known_type(svc, rtype))
+    return await _history(request, svc, ctx, rtype, None)
+
+
+# -- instance level ----------------------------------------------------------------------
+@router.get("/{rtype}/{rid}", summary="Read")
+async def read(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    require(ctx, "r", known_type(svc, rtype))
+    v = store_for(svc, ctx).read(rtype, rid)
+    return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
+
+
+@router.put("/{rtype}/{rid}", summary="Update (or create with a client id)")
+async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    known_type(svc, rtype)
+    require(ctx, "u", rtype)
+    if_match = parse_if_match(request.headers.get("if-match"))
+    body = await read_json(request, svc.settings.max_body_bytes)
+    check_resource(body, expected_type=rtype)
+    if body.get("id") is None:
+        raise FhirError(400, "required", "The resource in an update must carry its id", expression=[f"{rtype}.id"])
+    if body["id"] != rid:
+        raise FhirError(400, "invalid", f"The body id {body['id']!r} does not match the URL id {rid!r}",
+                        expression=[f"{rtype}.id"])
+    result = await run_in_threadpool(store_for(svc, ctx).update, rtype, rid, body, if_match=if_match)
+    return _write_response(request, svc, result.version, result.status)
+
+
+@router.delete("/{rtype}/{rid}", summary="Delete")
+async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    known_type(svc, rtype)
+    require(ctx, "d", rtype)
+    v = await run_in_threadpool(store_for(svc, ctx).delete, rtype, rid)
+    headers = {"ETag": v.etag} if v else {}
+    message = f"Deleted {rtype}/{rid}" if v else f"{rtype}/{rid} was already absent"
+    return fhir_response(outcome([issue("informational", message, severity="information")]), 200, headers)
+
+
+@router.get("/{rtype}/{rid}/_history", summary="Instance history")
+async def instance_history(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    require(ctx, "r", known_type(svc, rtype))
+    return await _history(request, svc, ctx, rtype, rid)
+
+
+@router.get("/{rtype}/{rid}/_history/{vid}", summary="Version read")
+async def vread(rtype: str, rid: str, vid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    check_accept(request)
+    require(ctx, "r", known_type(svc, rtype))
+    if not vid.isdigit():
+        raise FhirError(404, "not-found", f"{rtype}/{rid} has no version {vid!r}")
+    v = store_for(svc, ctx).vread(rtype, rid, int(vid))
+    return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _write_response(request: Request, svc: Services, v: Version, status: int) -> Response:
+    headers = version_headers(v, svc.base)
+    ret = prefer(request, "return")
+    if ret == "minimal":
+        return fhir_response(None, status, headers)
+    if ret == "operationoutcome":
+        word = "Created" if status == 201 else "Updated"
+        return fhir_response(outcome([issue("informational", f"{word} {v.type}/{v.id}", severity="information")]),
+                             status, headers)
+    return fhir_response(v.content, status, headers)
+
+
+def parse_query(svc: Services, rtype: str, items: list[tuple[str, str]], strict: bool) -> SearchQuery:
+    query = parse_search(svc.registry.types[rtype], items, registry=svc.registry,
+                         default_count=svc.settings.default_page_size, max_count=svc.settings.max_page_size,
+                         base=svc.base)
+    if strict and query.ignored:
+        raise FhirError(400, "not-supported", "Unknown or unsupported search parameters: " + ", ".join(query.ignored),
+                        expression=query.ignored)
+    return query
+
+
+async def _search(request: Request, svc: Services, ctx: AccessContext, rtype: str,
+                  items: list[tuple[str, str]]) -> Response:
+    require(ctx, "s", rtype)
+    query = parse_query(svc, rtype, items, prefer(request, "handling") == "strict")
+    for inc in query.includes:
+        require(ctx, "r", inc.target_type or inc.source_type)
+    for inc in query.revincludes:
+        require(ctx, "r", inc.source_type)
+    result = await run_in_threadpool(store_for(svc, ctx).search, query)
+    result.included = [v for v in result.included if ctx.scopes.allows("r", v.type)]
+    return fhir_response(searchset(svc.base, query, result, svc.store.clock()))
+
+
+def _entry_get(svc: Services, ctx: AccessContext, unit: Unit, e: EntryRequest) -> tuple[int, str | None]:
+    """GET inside a batch or transaction: read, vread or search against the same Unit."""
+    if e.rid and e.vid:
+        return 200, unit.vread(e.rtype, e.rid, e.vid).content
+    if e.rid:
+        return 200, unit.read(e.rtype, e.rid).content
+    query = parse_query(svc, e.rtype, e.criteria or [], False)
+    result = unit.search(query)
+    return 200, searchset(svc.base, query, result, svc.store.clock()).decode()
+
+
+async def _history(request: Request, svc: Services, ctx: AccessContext, rtype: str | None,
+                   rid: str | None) -> Response:
+    params = request.query_params
+    since = None
+    if params.get("_since"):
+        try:
+            since = parse_range(params["_since"])[0]
+        except ValueError:
+            raise FhirError(400, "invalid", f"_since must be an instant, not {params['_since']!r}",
+                            expression=["_since"]) from None
+    try:
+        count = min(int(params.get("_count", svc.settings.default_page_size)), svc.settings.max_page_size)
+    except ValueError:
+        raise FhirError(400, "invalid", "_count must be a whole number", expression=["_count"]) from None
+    ts = store_for(svc, ctx)
+    versions, next_cursor = await run_in_threadpool(ts.history, rtype, rid, since=since, count=count,
+                                                    page=params.get("_page"))
+    if rid and not versions:
+        raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+    path = "/".join(p for p in (rtype, rid) if p)
+    url = f"{svc.base}/{path}/_history" if path else f"{svc.base}/_history"
+    kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]
+    self_url = url + ("?" + urlencode(kept) if kept else "")
+    next_url = (url + "?" + urlencode([*kept, ("_page", next_cursor)])) if next_cursor else None
+    return fhir_response(history_bundle(svc.base, self_url, versions, next_url, svc.store.clock()))

@@ -1,0 +1,138 @@
+"""Compile a :class:`SearchQuery` into SQL conditions on the ``resource`` table.
+
+Each clause becomes ``resource.pk IN (SELECT res_pk FROM search_<type> WHERE ...)`` with its
+values OR-ed; clauses are AND-ed. Date comparisons follow the interval semantics of R4
+search.html §3.1.1.5.7: a stored interval [s, e] against a query interval [qs, qe].
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.db import ResourceRow, SearchDate, SearchReference, SearchString, SearchToken
+from app.fhir.dates import MAX, MIN
+from app.fhir.search_params import (
+    Clause, DateValue, MissingValue, ReferenceValue, SearchQuery, StringValue, TokenValue,
+)
+
+R = ResourceRow.__table__
+TOKEN = SearchToken.__table__
+STRING = SearchString.__table__
+DATE = SearchDate.__table__
+REF = SearchReference.__table__
+INDEX_TABLES = {"token": TOKEN, "string": STRING, "date": DATE, "reference": REF}
+
+
+def date_condition(start: ColumnElement, end: ColumnElement, v: DateValue) -> ColumnElement:
+    qs, qe = v.start, v.end
+    within = sa.and_(start >= qs, end <= qe)
+    return {
+        "eq": within,
+        "ne": sa.not_(within),
+        "gt": end > qe,
+        "lt": start < qs,
+        "ge": sa.or_(end > qe, within),
+        "le": sa.or_(start < qs, within),
+        "sa": start > qe,
+        "eb": end < qs,
+        "ap": sa.and_(start <= qe, end >= qs),
+    }[v.prefix]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _value_condition(table: sa.Table, clause: Clause, v: object) -> ColumnElement:
+    if isinstance(v, TokenValue):
+        conds = []
+        if v.code is not None:
+            conds.append(table.c.code == v.code)
+        if v.system_given:
+            conds.append(table.c.system == v.system if v.system is not None else table.c.system.is_(None))
+        return sa.and_(*conds) if conds else sa.true()
+    if isinstance(v, StringValue):
+        if clause.modifier == "exact":
+            return table.c.exact == v.raw
+        if clause.modifier == "contains":
+            return table.c.value.like("%" + _like_escape(v.folded) + "%", escape="\\")
+        return table.c.value.like(_like_escape(v.folded) + "%", escape="\\")
+    if isinstance(v, DateValue):
+        return date_condition(table.c.start, table.c.end, v)
+    if isinstance(v, ReferenceValue):
+        cond = table.c.target_id == v.id
+        return sa.and_(table.c.target_type == v.type, cond) if v.type else cond
+    raise TypeError(f"unexpected search value {v!r}")
+
+
+def clause_condition(tenant_id: str, rtype: str, clause: Clause) -> ColumnElement:
+    if clause.param == "_id":
+        if isinstance(clause.values[0], MissingValue):
+            return sa.true() if not clause.values[0].missing else sa.false()
+        return R.c.id.in_([v.code for v in clause.values if isinstance(v, TokenValue)])
+    if clause.param == "_lastUpdated":
+        if isinstance(clause.values[0], MissingValue):
+            return sa.true() if not clause.values[0].missing else sa.false()
+        return sa.or_(*(date_condition(R.c.last_updated, R.c.last_updated, v)
+                        for v in clause.values if isinstance(v, DateValue)))
+    table = INDEX_TABLES[clause.type]
+    base = [table.c.tenant_id == tenant_id, table.c.type == rtype, table.c.param == clause.param]
+    if clause.modifier == "missing":
+        present = R.c.pk.in_(sa.select(table.c.res_pk).where(*base))
+        return sa.not_(present) if clause.values[0].missing else present  # type: ignore[union-attr]
+    values = sa.or_(*(_value_condition(table, clause, v) for v in clause.values))
+    return R.c.pk.in_(sa.select(table.c.res_pk).where(*base, values))
+
+
+def query_conditions(tenant_id: str, query: SearchQuery) -> list[ColumnElement]:
+    conds: list[ColumnElement] = [R.c.tenant_id == tenant_id, R.c.type == query.resource_type,
+                                  R.c.deleted.is_(False)]
+    conds.extend(clause_condition(tenant_id, query.resource_type, c) for c in query.clauses)
+    return conds
+
+
+def sort_expression(query: SearchQuery) -> tuple[ColumnElement | None, bool, str]:
+    """(expression, descending, kind) for the sort key; ``None`` means creation order (pk)."""
+    if query.sort is None:
+        return None, False, "pk"
+    name, desc = query.sort
+    if name == "_lastUpdated":
+        return R.c.last_updated, desc, "datetime"
+    if name == "_id":
+        return R.c.id, desc, "str"
+    first = (
+        sa.select(sa.func.min(DATE.c.start))
+        .where(DATE.c.res_pk == R.c.pk, DATE.c.param == name)
+        .scalar_subquery()
+    )
+    # Resources without the date sort last in either direction.
+    return sa.func.coalesce(first, MIN if desc else MAX), desc, "datetime"
+
+
+def keyset_condition(expr: ColumnElement | None, desc: bool, after: tuple[object, int]) -> ColumnElement:
+    """Rows strictly after ``after`` = (sort value, pk) in the order (expr, pk)."""
+    value, pk = after
+    if expr is None:
+        return R.c.pk < pk if desc else R.c.pk > pk
+    if desc:
+        return sa.or_(expr < value, sa.and_(expr == value, R.c.pk < pk))
+    return sa.or_(expr > value, sa.and_(expr == value, R.c.pk > pk))
+
+
+def to_cursor_value(kind: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def from_cursor_value(kind: str, text: str | None) -> object:
+    if text is None or kind == "pk":
+        return None
+    if kind == "datetime":
+        dt = datetime.fromisoformat(text)
+        return dt
+    return text

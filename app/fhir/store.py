@@ -1,0 +1,498 @@
+"""The generic FHIR resource store (design.md §2).
+
+``Store.for_tenant(tenant_id)`` gives a :class:`TenantStore`; every statement it issues is
+filtered by that tenant, so the routes never handle tenancy themselves. Writes go through a
+:class:`Unit` (one database transaction): the current row, the history row and the search
+index rows of a write commit together, and a transaction Bundle runs all its entries in one Unit.
+
+Concurrency rules, enforced by the database rather than by check-then-write:
+- updates are compare-and-set on ``version_id`` (two updates with the same ``If-Match``: one
+  wins, the other gets 412; versions never repeat thanks to the history unique key);
+- conditional create/update take a lock on their query (``pg_advisory_xact_lock`` on
+  PostgreSQL; SQLite write transactions are already serialized by ``BEGIN IMMEDIATE``).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from app.db import ResourceHistoryRow, Tenant, is_postgres, write_connection
+from app.fhir.dates import UTC, instant
+from app.fhir.errors import FhirError, Gone, NotFound, PreconditionFailed
+from app.fhir.extract import extract
+from app.fhir.registry import Registry
+from app.fhir.search_params import SearchQuery, parse_search
+from app.fhir.search_sql import (
+    DATE, REF, R, STRING, TOKEN, from_cursor_value, keyset_condition, query_conditions,
+    sort_expression, to_cursor_value,
+)
+
+H = ResourceHistoryRow.__table__
+TENANT = Tenant.__table__
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version; ``content`` is the serialized JSON served to clients as is."""
+
+    type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    def resource(self) -> dict[str, Any]:
+        return orjson.loads(self.content) if self.content else {}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    version: Version
+    created: bool
+    status: int  # 201 created, 200 updated or matched an existing resource (conditional create)
+
+
+@dataclass
+class SearchResult:
+    matches: list[Version]
+    included: list[Version] = field(default_factory=list)
+    total: int | None = None
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+
+def serialize(resource: dict[str, Any], rid: str, version_id: int, when: datetime) -> str:
+    """Stamp id and meta (server-owned, R4 http.html §3.1.0.4) and serialize, resourceType first."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    doc: dict[str, Any] = {
+        "resourceType": resource["resourceType"],
+        "id": rid,
+        "meta": {"versionId": str(version_id), "lastUpdated": instant(when), **meta},
+    }
+    for key, value in resource.items():
+        if key not in doc:
+            doc[key] = value
+    return orjson.dumps(doc).decode()
+
+
+def _ordered(text: str) -> str:
+    """JSONB returns keys in its own order; put resourceType, id and meta back in front."""
+    doc = orjson.loads(text)
+    head = {k: doc.pop(k) for k in ("resourceType", "id", "meta") if k in doc}
+    return orjson.dumps({**head, **doc}).decode()
+
+
+def _encode_cursor(value: str | None, pk: int, direction: str) -> str:
+    raw = orjson.dumps({"s": value, "p": pk, "d": direction})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(token: str) -> tuple[str | None, int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = orjson.loads(raw)
+        return data["s"], int(data["p"]), data["d"]
+    except Exception:
+        raise FhirError(400, "invalid", "The _page value is not a page link this server issued",
+                        expression=["_page"]) from None
+
+
+def _lock_key(*parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Store:
+    def __init__(self, engine: Engine, registry: Registry, *, base_url: str, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.base_url = base_url
+        self.clock = clock
+        self.postgres = is_postgres(engine)
+
+    def for_tenant(self, tenant_id: str) -> "TenantStore":
+        return TenantStore(self, tenant_id)
+
+    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
+        with write_connection(self.engine) as conn, conn.begin():
+            exists = conn.execute(sa.select(TENANT.c.id).where(TENANT.c.id == tenant_id)).first()
+            if not exists:
+                conn.execute(TENANT.insert().values(id=tenant_id, name=name or tenant_id, created_at=self.clock()))
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+_READ = (
+    sa.select(R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
+    .where(R.c.tenant_id == sa.bindparam("t"), R.c.type == sa.bindparam("ty"), R.c.id == sa.bindparam("i"))
+)
+
+
+class TenantStore:
+    """All reads and writes of one tenant."""
+
+    def __init__(self, store: Store, tenant_id: str) -> None:
+        self.store = store
+        self.tenant_id = tenant_id
+
+    # -- reads -------------------------------------------------------------------------
+    def read(self, rtype: str, rid: str) -> Version:
+        with self.store.engine.connect() as conn:
+            return Reader(self, conn).read(rtype, rid)
+
+    def vread(self, rtype: str, rid: str, version_id: int) -> Version:
+        with self.store.engine.connect() as conn:
+            return Reader(self, conn).vread(rtype, rid, version_id)
+
+    def history(self, rtype: str | None = None, rid: str | None = None, *, since: datetime | None = None,
+                count: int = 50, page: str | None = None) -> tuple[list[Version], str | None]:
+        with self.store.engine.connect() as conn:
+            return Reader(self, conn).history(rtype, rid, since=since, count=count, page=page)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        with self.store.engine.connect() as conn:
+            return Reader(self, conn).search(query)
+
+    # -- writes ------------------------------------------------------------------------
+    @contextmanager
+    def unit(self) -> Iterator["Unit"]:
+        """One database transaction for several writes (transaction Bundles, outbox jobs)."""
+        with write_connection(self.store.engine) as conn, conn.begin():
+            yield Unit(self, conn)
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None) -> WriteResult:
+        with self.unit() as u:
+            return u.create(resource, if_none_exist=if_none_exist)
+
+    def update(self, rtype: str, rid: str, resource: dict[str, Any], *, if_match: int | None = None) -> WriteResult:
+        with self.unit() as u:
+            return u.update(rtype, rid, resource, if_match=if_match)
+
+    def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
+        with self.unit() as u:
+            return u.conditional_update(rtype, criteria, resource)
+
+    def delete(self, rtype: str, rid: str) -> Version | None:
+        with self.unit() as u:
+            return u.delete(rtype, rid)
+
+
+class Reader:
+    """Read operations on an open connection (shared by TenantStore and Unit)."""
+
+    def __init__(self, ts: TenantStore, conn: Connection) -> None:
+        self.ts = ts
+        self.conn = conn
+        self.tenant_id = ts.tenant_id
+        self.postgres = ts.store.postgres
+
+    def _content(self, text: str | None) -> str | None:
+        return _ordered(text) if (text and self.postgres) else text
+
+    def current(self, rtype: str, rid: str) -> Version | None:
+        row = self.conn.execute(_READ, {"t": self.tenant_id, "ty": rtype, "i": rid}).first()
+        if row is None:
+            return None
+        return Version(rtype, rid, row.version_id, row.last_updated, row.deleted, row.content)
+
+    def read(self, rtype: str, rid: str) -> Version:
+        v = self.current(rtype, rid)
+        if v is None:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        if v.deleted:
+            raise Gone(f"{rtype}/{rid} was deleted", version_id=v.version_id)
+        return Version(v.type, v.id, v.version_id, v.last_updated, False, self._content(v.content))
+
+    def vread(self, rtype: str, rid: str, version_id: int) -> Version:
+        row = self.conn.execute(
+            sa.select(H.c.last_updated, H.c.deleted, H.c.content).where(
+                H.c.tenant_id == self.tenant_id, H.c.type == rtype, H.c.id == rid, H.c.version_id == version_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} has no version {version_id}")
+        if row.deleted:
+            raise Gone(f"Version {version_id} of {rtype}/{rid} is a deletion", version_id=version_id)
+        return Version(rtype, rid, version_id, row.last_updated, False, self._content(row.content))
+
+    def history(self, rtype: str | None, rid: str | None, *, since: datetime | None, count: int,
+                page: str | None) -> tuple[list[Version], str | None]:
+        conds = [H.c.tenant_id == self.tenant_id]
+        if rtype:
+            conds.append(H.c.type == rtype)
+        if rid:
+            conds.append(H.c.id == rid)
+        if since:
+            conds.append(H.c.last_updated >= since)
+        if page:
+            _, pk, _ = _decode_cursor(page)
+            conds.append(H.c.pk < pk)
+        rows = self.conn.execute(
+            sa.select(H.c.pk, H.c.type, H.c.id, H.c.version_id, H.c.last_updated, H.c.deleted, H.c.method, H.c.content)
+            .where(*conds).order_by(H.c.pk.desc()).limit(count + 1)
+        ).all()
+        more = len(rows) > count
+        rows = rows[:count]
+        versions = [Version(r.type, r.id, r.version_id, r.last_updated, r.deleted, self._content(r.content)) for r in rows]
+        next_cursor = _encode_cursor(None, rows[-1].pk, "n") if (more and rows) else None
+        return versions, next_cursor
+
+    def find_ids(self, rtype: str, criteria: list[tuple[str, str]], limit: int = 2) -> list[str]:
+        """Ids matching a conditional-operation query (If-None-Exist, conditional update/reference)."""
+        reg = self.ts.store.registry
+        rt = reg.get(rtype)
+        if rt is None:
+            raise NotFound(f"Resource type '{rtype}' is not supported")
+        query = parse_search(rt, criteria, registry=reg, base=self.ts.store.base_url)
+        if query.ignored or not query.clauses:
+            unknown = ", ".join(query.ignored) or "none given"
+            raise FhirError(400, "invalid", f"Conditional criteria must use supported search parameters ({unknown})")
+        rows = self.conn.execute(
+            sa.select(R.c.id).where(*query_conditions(self.tenant_id, query)).limit(limit)
+        ).all()
+        return [r.id for r in rows]
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        conds = query_conditions(self.tenant_id, query)
+        total = None
+        if query.total != "none" or query.summary_count:
+            total = self.conn.execute(sa.select(sa.func.count()).select_from(R).where(*conds)).scalar_one()
+        if query.summary_count or query.count == 0:
+            return SearchResult([], [], total)
+
+        expr, desc, kind = sort_expression(query)
+        direction = "n"
+        if query.page:
+            value_text, pk, direction = _decode_cursor(query.page)
+            after = (from_cursor_value(kind, value_text), pk)
+            # A "previous" page walks the order backwards from the first row of the current page.
+            walk_desc = desc if direction == "n" else not desc
+            conds = [*conds, keyset_condition(expr, walk_desc, after)]
+        else:
+            walk_desc = desc
+        sort_col = (expr if expr is not None else R.c.pk).label("sortkey")
+        order = [sort_col.desc() if walk_desc else sort_col.asc(), R.c.pk.desc() if walk_desc else R.c.pk.asc()]
+        if expr is None:
+            order = order[:1]
+        rows = self.conn.execute(
+            sa.select(R.c.pk, R.c.id, R.c.version_id, R.c.last_updated, R.c.content, sort_col)
+            .where(*conds).order_by(*order).limit(query.count + 1)
+        ).all()
+        more = len(rows) > query.count
+        rows = rows[: query.count]
+        if direction == "p":
+            rows.reverse()
+        matches = [Version(query.resource_type, r.id, r.version_id, r.last_updated, False, self._content(r.content))
+                   for r in rows]
+        result = SearchResult(matches, total=total)
+        if rows:
+            first, last = rows[0], rows[-1]
+            has_next = more if direction == "n" else True
+            has_prev = (query.page is not None) if direction == "n" else more
+            if has_next:
+                result.next_cursor = _encode_cursor(to_cursor_value(kind, last.sortkey if expr is not None else None), last.pk, "n")
+            if has_prev:
+                result.prev_cursor = _encode_cursor(to_cursor_value(kind, first.sortkey if expr is not None else None), first.pk, "p")
+        result.included = self._included(query, [r.pk for r in rows], [r.id for r in rows])
+        return result
+
+    def _included(self, query: SearchQuery, pks: list[int], ids: list[str]) -> list[Version]:
+        if not pks or not (query.includes or query.revincludes):
+            return []
+        seen: set[tuple[str, str]] = {(query.resource_type, i) for i in ids}
+        out: list[Version] = []
+        targets: list[tuple[str, str]] = []
+        for inc in query.includes:
+            conds = [REF.c.res_pk.in_(pks), REF.c.param == inc.param]
+            if inc.target_type:
+                conds.append(REF.c.target_type == inc.target_type)
+            targets.extend((r.target_type, r.target_id) for r in self.conn.execute(
+                sa.select(REF.c.target_type, REF.c.target_id).where(*conds)).all())
+        for rtype, rid in dict.fromkeys(targets):
+            if (rtype, rid) in seen:
+                continue
+            v = self.current(rtype, rid)
+            if v and not v.deleted:
+                seen.add((rtype, rid))
+                out.append(Version(rtype, rid, v.version_id, v.last_updated, False, self._content(v.content)))
+        for inc in query.revincludes:
+            if inc.target_type and inc.target_type != query.resource_type:
+                continue
+            rows = self.conn.execute(
+                sa.select(R.c.type, R.c.id, R.c.version_id, R.c.last_updated, R.c.content)
+                .where(R.c.tenant_id == self.tenant_id, R.c.deleted.is_(False), R.c.pk.in_(
+                    sa.select(REF.c.res_pk).where(
+                        REF.c.tenant_id == self.tenant_id, REF.c.type == inc.source_type, REF.c.param == inc.param,
+                        REF.c.target_type == query.resource_type, REF.c.target_id.in_(ids))))
+            ).all()
+            for r in rows:
+                if (r.type, r.id) not in seen:
+                    seen.add((r.type, r.id))
+                    out.append(Version(r.type, r.id, r.version_id, r.last_updated, False, self._content(r.content)))
+        return out
+
+
+class Unit(Reader):
+    """Writes inside one open transaction."""
+
+    def __init__(self, ts: TenantStore, conn: Connection) -> None:
+        super().__init__(ts, conn)
+        self.now = ts.store.clock()
+
+    def lock(self, *parts: str) -> None:
+        """Serialize conditional operations on the same criteria (SQLite already is)."""
+        if self.postgres:
+            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(self.tenant_id, *parts)})
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None,
+               rid: str | None = None) -> WriteResult:
+        rtype = resource["resourceType"]
+        if if_none_exist is not None:
+            self.lock(rtype, orjson.dumps(sorted(if_none_exist)).decode())
+            found = self.find_ids(rtype, if_none_exist)
+            if len(found) > 1:
+                raise PreconditionFailed(f"If-None-Exist matched {len(found)} {rtype} resources",
+                                         code="multiple-matches")
+            if found:
+                return WriteResult(self.read(rtype, found[0]), created=False, status=200)
+        return self._insert(rtype, rid or str(uuid.uuid4()), resource, version_id=1)
+
+    def update(self, rtype: str, rid: str, resource: dict[str, Any], *, if_match: int | None = None) -> WriteResult:
+        for _attempt in range(5):
+            current = self.current(rtype, rid)
+            if current is None:
+                if if_match is not None:
+                    raise PreconditionFailed(f"{rtype}/{rid} does not exist, so If-Match cannot match")
+                inserted = self._insert(rtype, rid, resource, version_id=1, on_conflict_skip=True)
+                if inserted is not None:
+                    return inserted
+                continue  # created concurrently: update it instead
+            if if_match is not None and current.version_id != if_match:
+                raise PreconditionFailed(
+                    f"{rtype}/{rid} is at version {current.version_id}, not {if_match} (If-Match)")
+            result = self._replace(current, resource, method="PUT")
+            if result is not None:
+                return result
+            if if_match is not None:
+                raise PreconditionFailed(f"{rtype}/{rid} was changed concurrently (If-Match {if_match})")
+        raise FhirError(409, "conflict", f"{rtype}/{rid} is being changed by others; retry")
+
+    def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
+        self.lock(rtype, orjson.dumps(sorted(criteria)).decode())
+        found = self.find_ids(rtype, criteria)
+        body_id = resource.get("id")
+        if len(found) > 1:
+            raise PreconditionFailed(f"Conditional update matched {len(found)} {rtype} resources",
+                                     code="multiple-matches")
+        if found:
+            if body_id and body_id != found[0]:
+                raise FhirError(400, "invalid", f"The criteria matched {rtype}/{found[0]} but the body has id {body_id}",
+                                expression=[f"{rtype}.id"])
+            return self.update(rtype, found[0], resource)
+        if body_id:
+            return self.update(rtype, body_id, resource)
+        return self._insert(rtype, str(uuid.uuid4()), resource, version_id=1)
+
+    def delete(self, rtype: str, rid: str) -> Version | None:
+        current = self.current(rtype, rid)
+        if current is None or current.deleted:
+            return None
+        new_version = current.version_id + 1
+        res = self.conn.execute(
+            R.update()
+            .where(R.c.tenant_id == self.tenant_id, R.c.type == rtype, R.c.id == rid,
+                   R.c.version_id == current.version_id)
+            .values(version_id=new_version, last_updated=self.now, deleted=True)
+            .returning(R.c.pk)
+        ).first()
+        if res is None:
+            return self.delete(rtype, rid)
+        self._clear_index(res.pk)
+        self.conn.execute(H.insert().values(
+            tenant_id=self.tenant_id, type=rtype, id=rid, version_id=new_version, last_updated=self.now,
+            method="DELETE", deleted=True, content=None))
+        return Version(rtype, rid, new_version, self.now, True, None)
+
+    # -- internals ---------------------------------------------------------------------
+    def _insert(self, rtype: str, rid: str, resource: dict[str, Any], *, version_id: int,
+                on_conflict_skip: bool = False) -> WriteResult | None:
+        content = serialize(resource, rid, version_id, self.now)
+        values = dict(tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id,
+                      last_updated=self.now, deleted=False, content=content)
+        if on_conflict_skip:
+            insert = (sa.dialects.postgresql.insert(R) if self.postgres else sa.dialects.sqlite.insert(R))
+            stmt = insert.values(**values).on_conflict_do_nothing(
+                index_elements=["tenant_id", "type", "id"]).returning(R.c.pk)
+        else:
+            stmt = R.insert().values(**values).returning(R.c.pk)
+        row = self.conn.execute(stmt).first()
+        if row is None:
+            return None
+        self._write_history(rtype, rid, version_id, "POST" if not on_conflict_skip else "PUT", content)
+        self._write_index(row.pk, rtype, orjson.loads(content))
+        return WriteResult(Version(rtype, rid, version_id, self.now, False, content), created=True, status=201)
+
+    def _replace(self, current: Version, resource: dict[str, Any], *, method: str) -> WriteResult | None:
+        new_version = current.version_id + 1
+        content = serialize(resource, current.id, new_version, self.now)
+        row = self.conn.execute(
+            R.update()
+            .where(R.c.tenant_id == self.tenant_id, R.c.type == current.type, R.c.id == current.id,
+                   R.c.version_id == current.version_id)
+            .values(version_id=new_version, last_updated=self.now, deleted=False, content=content)
+            .returning(R.c.pk)
+        ).first()
+        if row is None:
+            return None  # lost a compare-and-set race
+        self._write_history(current.type, current.id, new_version, method, content)
+        self._clear_index(row.pk)
+        self._write_index(row.pk, current.type, orjson.loads(content))
+        created = current.deleted
+        return WriteResult(Version(current.type, current.id, new_version, self.now, False, content),
+                           created=created, status=201 if created else 200)
+
+    def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
+        self.conn.execute(H.insert().values(
+            tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id, last_updated=self.now,
+            method=method, deleted=False, content=content))
+
+    def _clear_index(self, pk: int) -> None:
+        for table in (TOKEN, STRING, DATE, REF):
+            self.conn.execute(table.delete().where(table.c.res_pk == pk))
+
+    def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
+        rt = self.ts.store.registry.get(rtype)
+        if rt is None:
+            return
+        idx = extract(resource, rt, self.ts.store.base_url)
+        common = {"tenant_id": self.tenant_id, "type": rtype, "res_pk": pk}
+        if idx.tokens:
+            self.conn.execute(TOKEN.insert(), [dict(common, param=p, system=s, code=c) for p, s, c in idx.tokens])
+        if idx.strings:
+            self.conn.execute(STRING.insert(), [dict(common, param=p, value=v, exact=e) for p, v, e in idx.strings])
+        if idx.dates:
+            self.conn.execute(DATE.insert(), [dict(common, param=p, start=s, end=e) for p, s, e in idx.dates])
+        if idx.references:
+            self.conn.execute(REF.insert(), [dict(common, param=p, target_type=t, target_id=i)
+                                             for p, t, i in idx.references])

@@ -1,0 +1,138 @@
+"""Application factory: the FastAPI app with the FHIR API, health checks and error handling."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import __version__
+from app.db import make_engine
+from app.fhir.errors import FhirError, issue, outcome
+from app.fhir.http import fhir_response
+from app.fhir.registry import registry
+from app.fhir.store import Store
+from app.services import Authenticator, Services
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("therabridge")
+
+HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-long", 415: "not-supported",
+              429: "throttled"}
+
+
+class EdgeMiddleware:
+    """Request ids, ``[type]/`` == ``[type]`` (R4 http.html §3.1.0.1) and a PHI-free access log.
+
+    The log line has method, path without the query string (queries carry names and
+    identifiers), status and duration.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if len(path) > 6 and path.endswith("/") and path.startswith("/fhir/"):
+            scope = dict(scope, path=path.rstrip("/"), raw_path=path.rstrip("/").encode())
+        request_id = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                request_id = value[:64]
+                break
+        if request_id is None:
+            request_id = uuid.uuid4().hex.encode()
+        started = time.perf_counter()
+        status_holder = [0]
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s %s %s %.1fms", scope["method"], scope["path"], status_holder[0],
+                         (time.perf_counter() - started) * 1000)
+
+
+def create_app(settings: Settings | None = None, *, authenticate: Authenticator | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    store = Store(engine, registry(), base_url=settings.fhir_base)
+    services = Services(settings=settings, engine=engine, registry=registry(), store=store,
+                        authenticate=authenticate or _default_authenticator(settings))
+
+    app = FastAPI(title="TheraBridge", version=__version__,
+                  description="FHIR R4 integration server for therapy billing.")
+    app.state.services = services
+
+    from app.fhir.routes import router as fhir_router
+
+    app.include_router(fhir_router)
+
+    @app.get("/healthz", tags=["Operations"], summary="Process is up")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["Operations"], summary="Database is reachable")
+    async def readyz() -> JSONResponse:
+        try:
+            store.ping()
+        except Exception:
+            log.warning("readiness check: database unreachable")
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.exception_handler(FhirError)
+    async def fhir_error(_: Request, exc: FhirError) -> Response:
+        return fhir_response(exc.outcome, exc.status, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        issues = [issue("invalid", f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}") for e in exc.errors()[:10]]
+        return fhir_response(outcome(issues), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "processing")
+        text = {404: f"No endpoint at {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+        return fhir_response(outcome([issue(code, text.get(exc.status_code, str(exc.detail)))]), exc.status_code,
+                             dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return fhir_response(outcome([issue("exception", "Internal server error; the error was logged")]), 500)
+
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "X-Request-Id"])
+    app.add_middleware(EdgeMiddleware)
+    return app
+
+
+def _default_authenticator(settings: Settings) -> Authenticator:
+    from app.security import AccessContext
+
+    class _All:
+        def allows(self, interaction: str, resource_type: str) -> bool:
+            return True
+
+    ctx = AccessContext(tenant_id=settings.default_tenant, scopes=_All())
+
+    async def authenticate(_: Request) -> AccessContext:
+        return ctx
+
+    return authenticate

@@ -1,0 +1,43 @@
+"""Process configuration, read once from ``THERABRIDGE_*`` environment variables.
+
+Every module takes what it needs from :func:`get_settings`; nothing else reads the
+environment, so a deployment is described completely by its variables.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THERABRIDGE_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/therabridge.db"
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    default_tenant: str = "default"
+    log_level: str = "info"
+
+    # SMART authorization server
+    backend_token_lifetime: int = 300
+    app_token_lifetime: int = 3600
+    refresh_token_lifetime: int = 90 * 24 * 3600
+    auth_code_lifetime: int = 60
+    assertion_max_lifetime: int = 300
+    clock_skew: int = 60
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+
+    @property
+    def fhir_base(self) -> str:
+        """Absolute FHIR base URL (no trailing slash) used in links and Location headers."""
+        return self.public_url.rstrip("/") + "/fhir"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

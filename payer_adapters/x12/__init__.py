@@ -1,0 +1,48 @@
+"""X12 5010 codec: 837P and 270 out; 999, 277CA, 271 and 835 in, as FHIR R4.
+
+Outbound::
+
+    encode_837p(bundle, partner, control_numbers) -> bytes      # Claims → 837P 005010X222A1
+    encode_270(bundle, partner, control_numbers) -> bytes       # CoverageEligibilityRequests → 270
+
+Inbound::
+
+    decode(data) -> DecodeResult          # auto-detected 835 / 999 / 277CA / 271 (and 837P typed only)
+    result.to_fhir(claims=None) -> dict   # collection Bundle
+    iter_835_claims(stream)               # streaming typed 835 claims for large files
+    validate(data) -> list[X12Error]      # structural checks + pyx12 where it has a map
+
+Errors: every failure is an :class:`X12Error` subclass naming segment index, set position,
+segment id, loop id and element position (see ``errors.py``).
+"""
+from payer_adapters.x12.control import ControlNumbers, InMemoryControlNumbers
+from payer_adapters.x12.decode import DecodeResult, decode, iter_835_claims
+from payer_adapters.x12.decode_271 import Eligibility, ServiceSummary
+from payer_adapters.x12.decode_277ca import Ack277, ClaimAck
+from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
+from payer_adapters.x12.decode_999 import Ack999, SetAck
+from payer_adapters.x12.encode_270 import encode_270
+from payer_adapters.x12.encode_837p import encode_837p
+from payer_adapters.x12.errors import (
+    BalanceError,
+    DataElementError,
+    EncodeError,
+    EnvelopeError,
+    StructureError,
+    UnsupportedTransaction,
+    X12Error,
+    X12SyntaxError,
+)
+from payer_adapters.x12.fhir_835 import match_lines
+from payer_adapters.x12.fhir_out import operation_outcome
+from payer_adapters.x12.partners import TradingPartner, load_partner
+from payer_adapters.x12.validate import pyx12_errors, validate
+
+__all__ = [
+    "encode_837p", "encode_270", "decode", "iter_835_claims", "validate", "pyx12_errors",
+    "DecodeResult", "Remittance", "ClaimPayment", "ServicePayment", "Ack999", "SetAck", "Ack277", "ClaimAck",
+    "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
+    "TradingPartner", "load_partner", "ControlNumbers", "InMemoryControlNumbers",
+    "X12Error", "X12SyntaxError", "EnvelopeError", "UnsupportedTransaction", "StructureError",
+    "DataElementError", "BalanceError", "EncodeError",
+]

@@ -1,0 +1,86 @@
+"""Shared fixtures: one database per run (SQLite file, or THERABRIDGE_TEST_DATABASE_URL), one
+app, and a fresh tenant per test so tests never see each other's data."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from app.db import make_engine
+from app.main import create_app
+from app.migrations import upgrade
+from app.security import AccessContext
+from app.settings import Settings
+
+PUBLIC_URL = "http://testserver"
+BASE = PUBLIC_URL + "/fhir"
+
+
+class AllowAll:
+    def allows(self, interaction: str, resource_type: str) -> bool:
+        return True
+
+
+def reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("THERABRIDGE_TEST_DATABASE_URL")
+    if url:
+        reset_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    upgrade(make_engine(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, public_url=PUBLIC_URL, max_body_bytes=64 * 1024)
+
+
+async def tenant_from_header(request: Request) -> AccessContext:
+    """Test authenticator: the tenant comes from a header so each test can have its own."""
+    return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=AllowAll())
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings, authenticate=tenant_from_header)
+
+
+@pytest.fixture
+def tenant(app: FastAPI) -> str:
+    tid = "t-" + uuid.uuid4().hex[:12]
+    app.state.services.store.ensure_tenant(tid)
+    return tid
+
+
+@pytest.fixture
+async def api(app: FastAPI, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL,
+                                 headers={"x-test-tenant": tenant}) as client:
+        yield client
+
+
+@pytest.fixture
+def store(app: FastAPI, tenant: str):  # type: ignore[no-untyped-def]
+    return app.state.services.store.for_tenant(tenant)
+
+
+@pytest.fixture
+def demo_bundle() -> Iterator[dict]:
+    import orjson
+
+    yield orjson.loads(Path(__file__).resolve().parents[1].joinpath("app/demo_data/practice.json").read_bytes())
