@@ -115,8 +115,17 @@ def split_escaped(text: str, sep: str) -> list[str]:
 
 
 def unescape(text: str) -> str:
-    """Resolve search-value escapes (``\\,`` ``\\|`` ``\\$`` ``\\\\``)."""
-    return split_escaped(text, "\x00")[0]
+    """Resolve search-value escapes (a backslash before ``,`` ``|`` ``$`` or ``\\``)."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ",|$\\":
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def _split_token(text: str) -> tuple[str, str | None]:

@@ -1,0 +1,51 @@
+"""Write races are settled by the database: one winner, versions never repeat, no duplicates."""
+from __future__ import annotations
+
+import threading
+
+from app.fhir.errors import PreconditionFailed
+from tests.core.helpers import patient
+
+
+def _race(n: int, fn) -> list:
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as exc:  # collected and asserted on below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_same_if_match_exactly_one_wins(store):
+    pid = store.create(patient()).version.id
+    results = _race(6, lambda i: store.update("Patient", pid, {**patient(given=f"G{i}"), "id": pid}, if_match=1))
+    wins = [r for r in results if not isinstance(r, Exception)]
+    losses = [r for r in results if isinstance(r, PreconditionFailed)]
+    assert len(wins) == 1 and len(losses) == 5
+    versions, _ = store.history("Patient", pid)
+    assert [v.version_id for v in versions] == [2, 1]
+
+
+def test_unconditional_updates_never_repeat_versions(store):
+    pid = store.create(patient()).version.id
+    results = _race(5, lambda i: store.update("Patient", pid, {**patient(given=f"G{i}"), "id": pid}))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sorted(r.version.version_id for r in results) == [2, 3, 4, 5, 6]
+
+
+def test_concurrent_conditional_creates_make_one_resource(store):
+    criteria = [("identifier", "urn:mrn|RACE")]
+    results = _race(6, lambda i: store.create(patient(mrn="RACE"), if_none_exist=criteria))
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sorted(r.status for r in results) == [200, 200, 200, 200, 200, 201]
+    assert len({r.version.id for r in results}) == 1
