@@ -26,9 +26,10 @@ def _first_problem(outcome: dict[str, Any]) -> str:
 
 
 class Loader:
-    def __init__(self, write: Any, bundle: Any) -> None:
+    def __init__(self, write: Any, bundle: Any, finish: Any = None) -> None:
         self._write = write
         self._bundle = bundle
+        self.finish = finish or (lambda: None)
 
     @classmethod
     def direct(cls, settings: Settings, tenant: str | None) -> "Loader":
@@ -54,7 +55,7 @@ class Loader:
             return [None if e["response"]["status"][:1] == "2" else
                     _first_problem(e["response"].get("outcome", {})) for e in result["entry"]]
 
-        return cls(write, bundle)
+        return cls(write, bundle, store.analyze)
 
     @classmethod
     def remote(cls, base: str, token: str | None) -> "Loader":

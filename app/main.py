@@ -42,7 +42,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if len(path) > 6 and path.endswith("/") and path.startswith("/fhir/"):
+        if path.endswith("/") and path.startswith("/fhir/"):
             scope = dict(scope, path=path.rstrip("/"), raw_path=path.rstrip("/").encode())
         request_id = None
         for key, value in scope["headers"]:

@@ -80,6 +80,7 @@ def load(
                 else:
                     done += 1
             progress.advance(task)
+    loader.finish()
     typer.echo(f"loaded {done} item(s) from {len(files)} file(s); {len(failures)} failed")
     for label, error in failures:
         typer.echo(f"  FAILED {label}: {error}", err=True)

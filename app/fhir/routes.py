@@ -31,7 +31,7 @@ router = APIRouter(prefix="/fhir", tags=["FHIR"])
 VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -146,7 +146,10 @@ async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Resp
 
 # -- instance level ----------------------------------------------------------------------
 @router.get("/{rtype}/{rid}", summary="Read")
-async def read(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+async def read(rtype: str, rid: str, request: Request) -> Response:
+    # The hottest route: services and the access context are fetched directly, not via Depends.
+    svc: Services = request.app.state.services
+    ctx = await svc.authenticate(request)
     check_accept(request)
     require(ctx, "r", known_type(svc, rtype))
     v = store_for(svc, ctx).read(rtype, rid)
