@@ -79,8 +79,10 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
                   description="FHIR R4 integration server for therapy billing.")
     app.state.services = services
 
+    from app.claims.operations import router as claims_router
     from app.fhir.routes import router as fhir_router
 
+    app.include_router(claims_router)
     app.include_router(fhir_router)
 
     @app.get("/healthz", tags=["Operations"], summary="Process is up")

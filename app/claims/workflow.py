@@ -1,0 +1,151 @@
+"""``$generate-claim``, ``$scrub`` and ``$eligibility-request`` against one tenant's store.
+
+A claim is regenerated in place until it is submitted; a submitted claim is never overwritten:
+the correction is a new Claim whose ``related`` names the old one (relationship ``prior``). A
+held claim (any error) is stored as ``draft`` and gets an open biller ``Task`` listing the
+issues; a clean one is ``active`` and its review Task, if any, is completed.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+
+import fhir_mappings
+from app.claims.gather import claims_for_encounter, find_resources, gather_encounter
+from app.fhir.errors import FhirError
+from app.fhir.extract import reference_target
+from app.fhir.store import Reader, Unit, Version
+
+LIFECYCLE_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
+UNSUBMITTED = {None, "draft", "clean"}
+TASK_CODE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/task-code"
+RELATED = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
+
+
+def lifecycle(claim: dict[str, Any]) -> str | None:
+    for ext in claim.get("extension") or []:
+        if ext.get("url") == LIFECYCLE_URL:
+            return ext.get("valueCode")
+    return None
+
+
+def _unusable(err: fhir_mappings.InputError) -> FhirError:
+    return FhirError(422, "processing", "The encounter cannot be billed as recorded", issues=err.issues)
+
+
+def _profile(name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        fhir_mappings.get_profile(name)
+    except KeyError as exc:
+        raise FhirError(400, "invalid", str(exc.args[0]), expression=["profile"]) from None
+    return name
+
+
+def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
+    """Build, scrub and store the claim for an Encounter: (stored Claim, OperationOutcome, held)."""
+    resources = gather_encounter(unit, encounter_id)
+    try:
+        inputs = fhir_mappings.ClaimInputs.from_resources(resources, encounter_id=encounter_id, validate=False)
+    except fhir_mappings.InputError as err:
+        raise _unusable(err) from None
+    existing = sorted(claims_for_encounter(unit, encounter_id), key=lambda c: c["meta"]["lastUpdated"])
+    open_claims = [c for c in existing if lifecycle(c) in UNSUBMITTED and c.get("status") != "cancelled"]
+    claim_id = open_claims[-1]["id"] if open_claims else str(uuid.uuid4())
+    try:
+        claim, outcome = fhir_mappings.generate(inputs, profile=_profile(profile), claim_id=claim_id, created=now)
+    except fhir_mappings.InputError as err:
+        raise _unusable(err) from None
+    held = fhir_mappings.outcome_has_errors(outcome)
+    claim["status"] = "draft" if held else "active"
+    submitted = [c for c in existing if lifecycle(c) not in UNSUBMITTED]
+    if not open_claims and submitted:
+        claim["related"] = [{"claim": {"reference": f"Claim/{submitted[-1]['id']}"},
+                             "relationship": {"coding": [{"system": RELATED, "code": "prior"}]}}]
+    claim["extension"] = [e for e in claim.get("extension", []) if e.get("url") != LIFECYCLE_URL] + [
+        {"url": LIFECYCLE_URL, "valueCode": "draft" if held else "clean"}]
+    stored = unit.update("Claim", claim_id, claim).version
+    _follow_up_task(unit, stored, claim, outcome, held, now)
+    return stored, outcome, held
+
+
+def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, held: bool, now: datetime) -> None:
+    review = [("focus", f"Claim/{stored.id}"), ("code", f"{TASK_CODE_SYSTEM}|claim-review")]
+    open_tasks = [t for t in find_resources(unit, "Task", review)
+                  if t.get("status") not in ("completed", "cancelled")]
+    if not held:
+        for task in open_tasks:
+            unit.update("Task", task["id"], {**task, "status": "completed", "lastModified": now.isoformat()})
+        return
+    problems = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
+    task = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": "routine",
+        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "claim-review", "display": "Review held claim"}]},
+        "description": f"Claim held by {len(problems)} error(s): fix the record and regenerate the claim.",
+        "focus": {"reference": f"Claim/{stored.id}"},
+        "for": claim.get("patient"),
+        "authoredOn": now.isoformat(),
+        "lastModified": now.isoformat(),
+        "businessStatus": {"text": "held"},
+        "input": [{"type": {"text": (i.get("details", {}).get("coding") or [{}])[0].get("code", "issue")},
+                   "valueString": i.get("diagnostics", "")} for i in problems],
+    }
+    if open_tasks:
+        unit.update("Task", open_tasks[0]["id"], {**task, "id": open_tasks[0]["id"]})
+    else:
+        unit.create(task)
+
+
+def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -> dict[str, Any]:
+    """Scrub a Claim; compared with the visit's record when its Encounter is in the store."""
+    inputs = None
+    for item in claim.get("item") or []:
+        for ref in item.get("encounter") or []:
+            target = reference_target(ref.get("reference", ""))
+            if target and target[0] == "Encounter" and inputs is None:
+                current = reader.current("Encounter", target[1])
+                if current and not current.deleted:
+                    try:
+                        inputs = fhir_mappings.ClaimInputs.from_resources(
+                            gather_encounter(reader, target[1]), encounter_id=target[1], validate=False)
+                    except fhir_mappings.InputError:
+                        inputs = None
+    return fhir_mappings.scrub_claim(claim, inputs, profile=_profile(profile))
+
+
+def eligibility_request(unit: Unit, coverage_id: str, *, serviced: date, discipline: str,
+                        provider: str | None, now: datetime) -> Version:
+    coverage = unit.read("Coverage", coverage_id).resource()
+    patient_ref = (coverage.get("beneficiary") or {}).get("reference", "")
+    target = reference_target(patient_ref)
+    if not target:
+        raise FhirError(422, "processing", "The Coverage has no beneficiary Patient", expression=["Coverage.beneficiary"])
+    patient = unit.read(*target).resource()
+    if provider is None:
+        practices = find_resources(unit, "Organization", [("type", "prov")])
+        if len(practices) != 1:
+            raise FhirError(400, "required", "Name the requesting provider with the 'provider' parameter "
+                            "(Organization/… or Practitioner/…)", expression=["provider"])
+        provider = f"Organization/{practices[0]['id']}"
+    request_id = str(uuid.uuid4())
+    try:
+        resource = fhir_mappings.build_eligibility_request(
+            coverage, patient, request_id=request_id, created=now, serviced_date=serviced,
+            discipline=discipline, provider_ref={"reference": provider})
+    except ValueError as exc:
+        raise FhirError(400, "invalid", str(exc), expression=["discipline"]) from None
+    return unit.create(resource, rid=request_id).version
+
+
+def result_bundle(base: str, claim: Version, outcome: dict[str, Any], now: str) -> bytes:
+    head = orjson.dumps({"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection", "timestamp": now})
+    entries = [f'{{"fullUrl":"{base}/Claim/{claim.id}","resource":{claim.content}}}',
+               '{"resource":' + orjson.dumps(outcome).decode() + "}"]
+    return head[:-1] + b',"entry":[' + ",".join(entries).encode() + b"]}"
