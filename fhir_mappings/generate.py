@@ -1,0 +1,66 @@
+"""One call for the common case: pick the profile, plan, build and scrub."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fhir_mappings.charges import ChargeMaster
+from fhir_mappings.claim import claim_from_plan
+from fhir_mappings.inputs import ClaimInputs
+from fhir_mappings.plan import plan_billing
+from fhir_mappings.profiles import PayerProfile, get_profile, select_profile_name
+from fhir_mappings.resolve import payer_id_of
+from fhir_mappings.scrub import scrub
+from fhir_mappings.tables import load_json
+
+
+def profile_for(inputs: ClaimInputs, name: str | None = None) -> PayerProfile:
+    """The payer profile: ``name`` when given, else chosen from the Coverage; adjusted for the payer id.
+
+    Raises KeyError for an unknown profile name.
+    """
+    payer_id = payer_id_of(inputs.payer.resource) if inputs.payer else None
+    return get_profile(name or select_profile_name(inputs.coverage.resource), payer_id)
+
+
+def generate(
+    inputs: ClaimInputs,
+    *,
+    profile: str | PayerProfile | None = None,
+    claim_id: str,
+    created: datetime,
+    charges: ChargeMaster | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build the Claim for ``inputs`` and scrub it: returns (Claim dict, OperationOutcome dict).
+
+    The Claim's status is ``active``; the caller stores it as ``draft`` when
+    ``outcome_has_errors(outcome)`` is true. Deterministic: same inputs and arguments, same output.
+    """
+    charges = charges or ChargeMaster.sample()
+    prof = profile if isinstance(profile, PayerProfile) else profile_for(inputs, profile)
+    plan = plan_billing(inputs, prof, charges, claim_id=claim_id)
+    claim = claim_from_plan(inputs, plan, claim_id=claim_id, created=created, currency=charges.currency)
+    return claim, scrub(claim, inputs, prof, plan=plan)
+
+
+def scrub_claim(
+    claim: dict[str, Any],
+    inputs: ClaimInputs | None = None,
+    *,
+    profile: str | PayerProfile | None = None,
+    charges: ChargeMaster | None = None,
+) -> dict[str, Any]:
+    """Scrub a Claim received from elsewhere (``$scrub``); returns an OperationOutcome dict.
+
+    With ``inputs`` (the resources of the Encounter in ``Claim.item.encounter``) the claim is
+    compared with the record and the profile defaults to the Coverage's; without them only the
+    claim-level edits run and the profile defaults to the data file's default. KeyError for an
+    unknown profile name.
+    """
+    if isinstance(profile, PayerProfile):
+        prof = profile
+    elif inputs is not None:
+        prof = profile_for(inputs, profile)
+    else:
+        prof = get_profile(profile or load_json("profiles.json")["default"])
+    return scrub(claim, inputs, prof, charges=charges)
