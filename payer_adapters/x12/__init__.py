@@ -10,13 +10,14 @@ Inbound::
     decode(data) -> DecodeResult          # auto-detected 835 / 999 / 277CA / 271 (and 837P typed only)
     result.to_fhir(claims=None) -> dict   # collection Bundle
     iter_835_claims(stream)               # streaming typed 835 claims for large files
+    iter_835_fhir(stream, claims=None)    # streaming Bundle entries (EOBs, then PaymentReconciliation)
     validate(data) -> list[X12Error]      # structural checks + pyx12 where it has a map
 
 Errors: every failure is an :class:`X12Error` subclass naming segment index, set position,
 segment id, loop id and element position (see ``errors.py``).
 """
 from payer_adapters.x12.control import ControlNumbers, InMemoryControlNumbers
-from payer_adapters.x12.decode import DecodeResult, decode, iter_835_claims
+from payer_adapters.x12.decode import DecodeResult, decode, iter_835_claims, iter_835_fhir
 from payer_adapters.x12.decode_271 import Eligibility, ServiceSummary
 from payer_adapters.x12.decode_277ca import Ack277, ClaimAck
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
@@ -39,7 +40,7 @@ from payer_adapters.x12.partners import TradingPartner, load_partner
 from payer_adapters.x12.validate import pyx12_errors, validate
 
 __all__ = [
-    "encode_837p", "encode_270", "decode", "iter_835_claims", "validate", "pyx12_errors",
+    "encode_837p", "encode_270", "decode", "iter_835_claims", "iter_835_fhir", "validate", "pyx12_errors",
     "DecodeResult", "Remittance", "ClaimPayment", "ServicePayment", "Ack999", "SetAck", "Ack277", "ClaimAck",
     "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
     "TradingPartner", "load_partner", "ControlNumbers", "InMemoryControlNumbers",

@@ -1,0 +1,107 @@
+"""837P 005010X222A1 → typed claim submissions (for validation, the sandbox payer and tests).
+
+Reads only what a payer needs to adjudicate and answer: 2300 CLM (CLM01, CLM02, CLM05), REF*F8,
+2010BA/BB ids, and per 2400 line SV1, DTP*472 and REF*6R. Order is checked loosely: CLM needs
+an open 2000B, SV1 needs an LX, LX needs a CLM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from payer_adapters.x12.envelope import SetHeader
+from payer_adapters.x12.errors import StructureError
+from payer_adapters.x12.values import amount, d8, el
+
+
+@dataclass(slots=True)
+class LineSubmission:
+    code: str
+    modifiers: list[str]
+    charge: Decimal
+    units: Decimal
+    service_date: str | None = None
+    line_control_number: str | None = None
+
+
+@dataclass(slots=True)
+class ClaimSubmission:
+    patient_control_number: str
+    total: Decimal
+    place_of_service: str
+    frequency: str
+    member_id: str = ""
+    payer_id: str = ""
+    billing_npi: str = ""
+    original_reference: str | None = None  # REF*F8
+    lines: list[LineSubmission] = field(default_factory=list)
+
+
+@dataclass
+class Submission837:
+    header: SetHeader
+    claims: list[ClaimSubmission] = field(default_factory=list)
+
+    def to_fhir(self, claims: Any = None) -> list[dict[str, Any]]:
+        return []  # outbound transaction: nothing for a biller to act on
+
+
+class Decoder837P:
+    def __init__(self, header: SetHeader) -> None:
+        self.sub = Submission837(header)
+        self._comp = header.interchange.separators.component
+        self._hl = ""
+        self._npi = self._member = self._payer = ""
+        self._claim: ClaimSubmission | None = None
+        self._line: LineSubmission | None = None
+        self.loop = "HEADER"
+
+    def feed(self, seg: list[str], position: int) -> None:
+        tag = seg[0]
+        if tag == "HL":
+            self._hl = el(seg, 3)
+            self.loop = {"20": "2000A", "22": "2000B", "23": "2000C"}.get(self._hl, "2000?")
+            self._claim = self._line = None
+        elif tag == "NM1":
+            q = el(seg, 1)
+            if q == "85":
+                self._npi = el(seg, 9)
+            elif q == "IL":
+                self._member = el(seg, 9)
+            elif q == "PR":
+                self._payer = el(seg, 9)
+        elif tag == "CLM":
+            if self._hl not in ("22", "23"):
+                raise StructureError("CLM outside a subscriber or patient loop", segment_id="CLM",
+                                     loop_id="2300", code="7")
+            c5 = el(seg, 5).split(self._comp) + ["", "", ""]
+            self._claim = ClaimSubmission(el(seg, 1), amount(seg, 2), c5[0], c5[2], self._member,  # type: ignore[arg-type]
+                                          self._payer, self._npi)
+            self.sub.claims.append(self._claim)
+            self.loop = "2300"
+        elif tag == "LX":
+            if self._claim is None:
+                raise StructureError("LX before CLM", segment_id="LX", loop_id="2400", code="7")
+            self._line = None
+            self.loop = "2400"
+        elif tag == "SV1":
+            if self.loop != "2400" or self._claim is None:
+                raise StructureError("SV1 outside a 2400 line", segment_id="SV1", loop_id=self.loop, code="7")
+            comp = el(seg, 1).split(self._comp)
+            self._line = LineSubmission(comp[1] if len(comp) > 1 else "", comp[2:6], amount(seg, 2),  # type: ignore[arg-type]
+                                        amount(seg, 4))  # type: ignore[arg-type]
+            self._claim.lines.append(self._line)
+        elif tag == "DTP" and self.loop == "2400" and self._line is not None and el(seg, 1) == "472":
+            self._line.service_date = d8(el(seg, 3)[:8], "DTP", 3)
+        elif tag == "REF":
+            if self.loop == "2400" and self._line is not None and el(seg, 1) == "6R":
+                self._line.line_control_number = el(seg, 2)
+            elif self.loop == "2300" and self._claim is not None and el(seg, 1) == "F8":
+                self._claim.original_reference = el(seg, 2)
+
+    def finish(self) -> Submission837:
+        for c in self.sub.claims:
+            if not c.lines:
+                raise StructureError("claim has no service lines", segment_id="LX", loop_id="2400", code="3")
+        return self.sub

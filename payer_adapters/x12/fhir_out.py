@@ -1,0 +1,71 @@
+"""Small builders shared by the decoders' FHIR output: entries with stable ids, money,
+codeable concepts and the OperationOutcome that carries X12 errors."""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any, Iterable
+
+from payer_adapters.x12 import codes as C
+from payer_adapters.x12.errors import X12Error
+
+NAMESPACE = uuid.UUID("0f7c0a52-5d0e-4b7e-9d0b-7c1a2b3c4d5e")
+
+_ISSUE_CODE = {
+    "X12SyntaxError": "structure", "EnvelopeError": "structure", "UnsupportedTransaction": "not-supported",
+    "StructureError": "structure", "DataElementError": "value", "BalanceError": "business-rule",
+    "EncodeError": "invalid",
+}
+
+
+def stable_id(*parts: object) -> str:
+    """Same input file → same ids, so a re-delivered file maps onto the same resources."""
+    return str(uuid.uuid5(NAMESPACE, "|".join(str(p) for p in parts)))
+
+
+def entry(resource: dict[str, Any], *key: object) -> dict[str, Any]:
+    rid = stable_id(resource["resourceType"], *key)
+    resource["id"] = rid
+    return {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
+
+
+def money(value: Decimal | None) -> dict[str, Any]:
+    return {"value": float(value or 0), "currency": "USD"}
+
+
+def concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def issue(err: X12Error, severity: str = "error") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "severity": severity,
+        "code": _ISSUE_CODE.get(type(err).__name__, "processing"),
+        "details": {"coding": [{"system": C.X12_LOCATION, "code": f"{err.level}:{err.code}"}],
+                    "text": str(err)},
+        "diagnostics": err.message,
+    }
+    expr = err.fhir_expression()
+    if expr:
+        out["expression"] = expr
+    return out
+
+
+def operation_outcome(errors: Iterable[X12Error], severity: str = "error") -> dict[str, Any]:
+    issues = [issue(e, severity) for e in errors]
+    if not issues:
+        issues = [{"severity": "information", "code": "informational", "diagnostics": "no errors"}]
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def reference_by_identifier(rtype: str, system: str, value: str | None,
+                            display: str | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"type": rtype}
+    if value:
+        ref["identifier"] = {"system": system, "value": value}
+    if display:
+        ref["display"] = display
+    return ref
