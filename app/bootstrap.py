@@ -1,9 +1,11 @@
 """Start-up chores shared by ``serve`` and ``load``: migrate, ensure the default tenant, demo data."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import orjson
+from sqlalchemy.engine import Engine
 
 from app.db import make_engine
 from app.fhir.registry import registry
@@ -14,10 +16,19 @@ from app.settings import Settings
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
 
 
+def build_store(settings: Settings, engine: Engine) -> Store:
+    """The store with its write observers (claim automation) — every entry point uses this."""
+    from app.claims import automation
+
+    store = Store(engine, registry(), base_url=settings.fhir_base)
+    automation.install(store)
+    return store
+
+
 def open_store(settings: Settings) -> Store:
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    store = Store(engine, registry(), base_url=settings.fhir_base)
+    store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
     return store
 
@@ -33,11 +44,25 @@ def load_demo(store: Store, tenant: str) -> int:
 
 
 def prepare_database(settings: Settings, *, demo: bool) -> list[str]:
+    """Migrate; with ``demo``, create the demo tenant, its credentials and practice. Returns what to print."""
     store = open_store(settings)
-    lines = [f"database ready: {settings.database_url.split('@')[-1]}"]
+    lines = [f"database ready: {settings.database_url.split('@')[-1]}",
+             f"FHIR API: {settings.fhir_base}  (CapabilityStatement: {settings.fhir_base}/metadata)"]
     if demo:
-        n = load_demo(store, settings.default_tenant)
-        lines.append(f"demo practice loaded ({n} resources) into tenant '{settings.default_tenant}'")
-    lines.append(f"FHIR API: {settings.fhir_base}  (CapabilityStatement: {settings.fhir_base}/metadata)")
+        from app.auth.demo import ensure_demo_credentials
+
+        creds = ensure_demo_credentials(store.engine, settings, Path(settings.var_dir))
+        store.ensure_tenant(creds["tenant"])
+        n = load_demo(store, creds["tenant"])
+        token = f"{sys.executable} -m app.auth.get_token {creds['key_file']}"
+        lines += [
+            f"demo practice loaded ({n} resources) into tenant '{creds['tenant']}'",
+            f"backend client {creds['client_id']}: private key in {creds['key_file']}",
+            f"demo user '{creds['user']}' (role biller): password in {creds['user_file']}",
+            "get a token and call the API:",
+            f'  TOKEN=$({token})',
+            f'  curl -H "Authorization: Bearer $TOKEN" "{settings.fhir_base}/Encounter?patient=pat-alvarez"',
+            f"SMART configuration: {creds['smart_configuration']}",
+        ]
     store.engine.dispose()
     return lines

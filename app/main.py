@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,11 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__
+from app.bootstrap import build_store
 from app.db import make_engine
 from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.http import fhir_response
 from app.fhir.registry import registry
-from app.fhir.store import Store
 from app.services import Authenticator, Services
 from app.settings import Settings, get_settings
 
@@ -69,21 +72,47 @@ class EdgeMiddleware:
 
 
 def create_app(settings: Settings | None = None, *, authenticate: Authenticator | None = None) -> FastAPI:
+    """The ASGI app. Requests are authenticated with SMART bearer tokens; ``authenticate`` lets
+    tests and benchmarks that study other layers supply their own (no setting turns it off)."""
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
-    store = Store(engine, registry(), base_url=settings.fhir_base)
-    services = Services(settings=settings, engine=engine, registry=registry(), store=store,
-                        authenticate=authenticate or _default_authenticator(settings))
+    store = build_store(settings, engine)
+    from app.auth.bearer import authenticator
+    from app.auth.capability import smart_security
 
-    app = FastAPI(title="TheraBridge", version=__version__,
+    services = Services(settings=settings, engine=engine, registry=registry(), store=store,
+                        authenticate=authenticate or authenticator(engine, settings),
+                        security=smart_security(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.embedded_worker and not store.postgres:
+            from app.jobs import Worker
+
+            worker = Worker(store)
+            threading.Thread(target=worker.run_forever, name="therabridge-worker", daemon=True).start()
+        yield
+        if worker:
+            worker.stop()
+
+    app = FastAPI(title="TheraBridge", version=__version__, lifespan=lifespan,
                   description="FHIR R4 integration server for therapy billing.")
     app.state.services = services
 
+    from app.auth.admin_routes import router as admin_router
+    from app.auth.oauth_routes import discovery_router
+    from app.auth.oauth_routes import router as oauth_router
     from app.claims.operations import router as claims_router
     from app.fhir.routes import router as fhir_router
 
+    # Discovery documents live under /fhir/.well-known and must match before the generic
+    # FHIR routes; the OAuth endpoints go after them so FHIR requests do not scan them first.
+    app.include_router(discovery_router)
     app.include_router(claims_router)
     app.include_router(fhir_router)
+    app.include_router(oauth_router)
+    app.include_router(admin_router)
 
     @app.get("/healthz", tags=["Operations"], summary="Process is up")
     async def healthz() -> JSONResponse:
@@ -124,17 +153,3 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     app.add_middleware(EdgeMiddleware)
     return app
 
-
-def _default_authenticator(settings: Settings) -> Authenticator:
-    from app.security import AccessContext
-
-    class _All:
-        def allows(self, interaction: str, resource_type: str) -> bool:
-            return True
-
-    ctx = AccessContext(tenant_id=settings.default_tenant, scopes=_All())
-
-    async def authenticate(_: Request) -> AccessContext:
-        return ctx
-
-    return authenticate

@@ -14,6 +14,14 @@ class ScopePolicy(Protocol):
 
     def allows(self, interaction: str, resource_type: str) -> bool: ...
 
+    def restrictions(self, resource_type: str, interaction: str) -> list[dict[str, str]] | None:
+        """Granular ``?param=value`` filters: None = unrestricted, else match all pairs of one dict."""
+        ...
+
+    def patient_scoped(self, interaction: str, resource_type: str) -> bool:
+        """True when only ``patient/`` scopes grant this, so access is confined to ``patient``."""
+        ...
+
 
 @dataclass(frozen=True)
 class AccessContext:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1000, ge=1)
     default_tenant: str = "default"
     log_level: str = "info"
+    # SQLite deployments run one background worker inside the server process; PostgreSQL ones
+    # run `therabridge worker` processes instead.
+    embedded_worker: bool = True
 
     # SMART authorization server
     backend_token_lifetime: int = 300
@@ -31,6 +34,12 @@ class Settings(BaseSettings):
     clock_skew: int = 60
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
+    # How often each process re-reads the revoked-token list (revocation reaches all replicas within it).
+    revocation_poll_seconds: float = 1.0
+    # Optional Fernet key; when set, the server's private signing keys are encrypted at rest.
+    key_encryption_key: str | None = None
+    # Where the demo writes its credentials (backend client key, demo user password).
+    var_dir: str = "./var"
 
     @property
     def fhir_base(self) -> str:

@@ -25,6 +25,12 @@ class AllowAll:
     def allows(self, interaction: str, resource_type: str) -> bool:
         return True
 
+    def restrictions(self, resource_type: str, interaction: str) -> None:
+        return None
+
+    def patient_scoped(self, interaction: str, resource_type: str) -> bool:
+        return False
+
 
 def reset_postgres(url: str) -> None:
     engine = make_engine(url)
@@ -51,8 +57,15 @@ def settings(database_url: str) -> Settings:
 
 
 async def tenant_from_header(request: Request) -> AccessContext:
-    """Test authenticator: the tenant comes from a header so each test can have its own."""
-    return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=AllowAll())
+    """Test authenticator: tenant (and optionally SMART scopes and patient) from headers, so each
+    test has its own tenant; the token flows themselves are tested in tests/auth."""
+    scope = request.headers.get("x-test-scope")
+    if scope is None:
+        return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=AllowAll())
+    from app.auth.scopes import ScopeSet
+
+    return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=ScopeSet.parse(scope),
+                         patient=request.headers.get("x-test-patient"))
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,8 @@ class SearchParam:
 class ResourceType:
     name: str
     params: dict[str, SearchParam] = field(default_factory=dict)
+    # Patient-compartment membership: the linking parameters, or "shared" / "excluded".
+    compartment: tuple[str, ...] | str = "excluded"
 
     @property
     def date_params(self) -> list[str]:
@@ -64,7 +66,8 @@ def load_registry(path: Path = DATA) -> Registry:
             pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())))
             for pname, p in spec["search"].items()
         }
-        types[name] = ResourceType(name, params)
+        comp = spec.get("compartment", "excluded")
+        types[name] = ResourceType(name, params, tuple(comp) if isinstance(comp, list) else comp)
     return Registry(types)
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from app.fhir.access import access_for
 from app.fhir.bundles_out import history_bundle, searchset
 from app.fhir.dates import http_date, parse_range
 from app.fhir.errors import FhirError, issue, outcome
@@ -56,7 +57,7 @@ def known_type(svc: Services, rtype: str) -> str:
 
 
 def store_for(svc: Services, ctx: AccessContext) -> TenantStore:
-    return svc.store.for_tenant(ctx.tenant_id)
+    return svc.store.for_tenant(ctx.tenant_id, lambda interaction, rtype: access_for(ctx, interaction, rtype))
 
 
 # -- capabilities ------------------------------------------------------------------------
@@ -227,12 +228,7 @@ async def _search(request: Request, svc: Services, ctx: AccessContext, rtype: st
                   items: list[tuple[str, str]]) -> Response:
     require(ctx, "s", rtype)
     query = parse_query(svc, rtype, items, prefer(request, "handling") == "strict")
-    for inc in query.includes:
-        require(ctx, "r", inc.target_type or inc.source_type)
-    for inc in query.revincludes:
-        require(ctx, "r", inc.source_type)
     result = await run_in_threadpool(store_for(svc, ctx).search, query)
-    result.included = [v for v in result.included if ctx.scopes.allows("r", v.type)]
     return fhir_response(searchset(svc.base, query, result, svc.store.clock()))
 
 

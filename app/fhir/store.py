@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from app.db import ResourceHistoryRow, Tenant, is_postgres, write_connection
+from app.fhir.access import EVERYTHING, Access, check_write, conditions
 from app.fhir.dates import UTC, instant
 from app.fhir.errors import FhirError, Gone, NotFound, PreconditionFailed
 from app.fhir.extract import extract
@@ -40,6 +41,11 @@ H = ResourceHistoryRow.__table__
 TENANT = Tenant.__table__
 
 Clock = Callable[[], datetime]
+AccessOf = Callable[[str, str], Access]  # (interaction c/r/u/d/s, resource type) -> Access
+
+
+def _everything(interaction: str, rtype: str) -> Access:
+    return EVERYTHING
 
 
 def utcnow() -> datetime:
@@ -130,9 +136,12 @@ class Store:
         self.base_url = base_url
         self.clock = clock
         self.postgres = is_postgres(engine)
+        # Called inside the writing transaction after every create/update: (unit, new, previous).
+        self.observers: list[Callable[["Unit", Version, Version | None], None]] = []
 
-    def for_tenant(self, tenant_id: str) -> "TenantStore":
-        return TenantStore(self, tenant_id)
+    def for_tenant(self, tenant_id: str, access: AccessOf = _everything) -> "TenantStore":
+        """The tenant's view; ``access`` adds compartment and scope filters to every statement."""
+        return TenantStore(self, tenant_id, access)
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
         with write_connection(self.engine) as conn, conn.begin():
@@ -198,12 +207,17 @@ _READ = (
 class TenantStore:
     """All reads and writes of one tenant."""
 
-    def __init__(self, store: Store, tenant_id: str) -> None:
+    def __init__(self, store: Store, tenant_id: str, access: AccessOf = _everything) -> None:
         self.store = store
         self.tenant_id = tenant_id
+        self.access = access
 
     # -- reads -------------------------------------------------------------------------
     def read(self, rtype: str, rid: str) -> Version:
+        access = self.access("r", rtype)
+        if not access.unrestricted:
+            with self.store.engine.connect() as conn:
+                return Reader(self, conn).read(rtype, rid)
         row = self.store.rows.get(self.tenant_id, rtype, rid)
         if row is None:
             raise NotFound(f"{rtype}/{rid} is not known")
@@ -267,15 +281,27 @@ class Reader:
             return None
         return Version(rtype, rid, row.version_id, row.last_updated, row.deleted, row.content)
 
+    def visible(self, interaction: str, rtype: str, rid: str) -> bool:
+        """Whether the caller's compartment and scope filters let it see ``rtype/rid``."""
+        access = self.ts.access(interaction, rtype)
+        if access.unrestricted:
+            return True
+        conds = conditions(access, self.tenant_id, rtype, self.ts.store.registry)
+        row = self.conn.execute(sa.select(R.c.pk).where(
+            R.c.tenant_id == self.tenant_id, R.c.type == rtype, R.c.id == rid, *conds)).first()
+        return row is not None
+
     def read(self, rtype: str, rid: str) -> Version:
         v = self.current(rtype, rid)
-        if v is None:
+        if v is None or not self.visible("r", rtype, rid):
             raise NotFound(f"{rtype}/{rid} is not known")
         if v.deleted:
             raise Gone(f"{rtype}/{rid} was deleted", version_id=v.version_id)
         return Version(v.type, v.id, v.version_id, v.last_updated, False, self._content(v.content))
 
     def vread(self, rtype: str, rid: str, version_id: int) -> Version:
+        if not self.visible("r", rtype, rid):
+            raise NotFound(f"{rtype}/{rid} is not known")
         row = self.conn.execute(
             sa.select(H.c.last_updated, H.c.deleted, H.c.content).where(
                 H.c.tenant_id == self.tenant_id, H.c.type == rtype, H.c.id == rid, H.c.version_id == version_id)
@@ -288,6 +314,12 @@ class Reader:
 
     def history(self, rtype: str | None, rid: str | None, *, since: datetime | None, count: int,
                 page: str | None) -> tuple[list[Version], str | None]:
+        if rid and rtype and not self.visible("r", rtype, rid):
+            return [], None
+        if not rid and any(not self.ts.access("s", t).unrestricted
+                           for t in ([rtype] if rtype else self.ts.store.registry.types)):
+            raise FhirError(403, "forbidden", "History across resources is not available to a token limited "
+                            "to one patient or to filtered scopes; read each resource's history instead")
         conds = [H.c.tenant_id == self.tenant_id]
         if rtype:
             conds.append(H.c.type == rtype)
@@ -308,7 +340,8 @@ class Reader:
         next_cursor = _encode_cursor(None, rows[-1].pk, "n") if (more and rows) else None
         return versions, next_cursor
 
-    def find_ids(self, rtype: str, criteria: list[tuple[str, str]], limit: int = 2) -> list[str]:
+    def find_ids(self, rtype: str, criteria: list[tuple[str, str]], limit: int = 2,
+                 interaction: str = "s") -> list[str]:
         """Ids matching a conditional-operation query (If-None-Exist, conditional update/reference)."""
         reg = self.ts.store.registry
         rt = reg.get(rtype)
@@ -318,13 +351,15 @@ class Reader:
         if query.ignored or not query.clauses:
             unknown = ", ".join(query.ignored) or "none given"
             raise FhirError(400, "invalid", f"Conditional criteria must use supported search parameters ({unknown})")
+        access = conditions(self.ts.access(interaction, rtype), self.tenant_id, rtype, reg)
         rows = self.conn.execute(
-            sa.select(R.c.id).where(*query_conditions(self.tenant_id, query)).limit(limit)
+            sa.select(R.c.id).where(*query_conditions(self.tenant_id, query), *access).limit(limit)
         ).all()
         return [r.id for r in rows]
 
     def search(self, query: SearchQuery) -> SearchResult:
-        conds = query_conditions(self.tenant_id, query)
+        conds = query_conditions(self.tenant_id, query) + conditions(
+            self.ts.access("s", query.resource_type), self.tenant_id, query.resource_type, self.ts.store.registry)
         total = None
         if query.total != "none" or query.summary_count:
             total = self.conn.execute(sa.select(sa.func.count()).select_from(R).where(*conds)).scalar_one()
@@ -383,7 +418,7 @@ class Reader:
             if (rtype, rid) in seen:
                 continue
             v = self.current(rtype, rid)
-            if v and not v.deleted:
+            if v and not v.deleted and self.visible("r", rtype, rid):
                 seen.add((rtype, rid))
                 out.append(Version(rtype, rid, v.version_id, v.last_updated, False, self._content(v.content)))
         for inc in query.revincludes:
@@ -397,7 +432,7 @@ class Reader:
                         REF.c.target_type == query.resource_type, REF.c.target_id.in_(ids))))
             ).all()
             for r in rows:
-                if (r.type, r.id) not in seen:
+                if (r.type, r.id) not in seen and self.visible("r", r.type, r.id):
                     seen.add((r.type, r.id))
                     out.append(Version(r.type, r.id, r.version_id, r.last_updated, False, self._content(r.content)))
         return out
@@ -418,9 +453,10 @@ class Unit(Reader):
     def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None,
                rid: str | None = None) -> WriteResult:
         rtype = resource["resourceType"]
+        check_write(self.ts.access("c", rtype), resource, self.ts.store.registry, self.ts.store.base_url)
         if if_none_exist is not None:
             self.lock(rtype, orjson.dumps(sorted(if_none_exist)).decode())
-            found = self.find_ids(rtype, if_none_exist)
+            found = self.find_ids(rtype, if_none_exist, interaction="c")
             if len(found) > 1:
                 raise PreconditionFailed(f"If-None-Exist matched {len(found)} {rtype} resources",
                                          code="multiple-matches")
@@ -429,6 +465,7 @@ class Unit(Reader):
         return self._insert(rtype, rid or str(uuid.uuid4()), resource, version_id=1)
 
     def update(self, rtype: str, rid: str, resource: dict[str, Any], *, if_match: int | None = None) -> WriteResult:
+        check_write(self.ts.access("u", rtype), {**resource, "id": rid}, self.ts.store.registry, self.ts.store.base_url)
         for _attempt in range(5):
             current = self.current(rtype, rid)
             if current is None:
@@ -438,6 +475,8 @@ class Unit(Reader):
                 if inserted is not None:
                     return inserted
                 continue  # created concurrently: update it instead
+            if not self.visible("u", rtype, rid):
+                raise NotFound(f"{rtype}/{rid} is not known")
             if if_match is not None and current.version_id != if_match:
                 raise PreconditionFailed(
                     f"{rtype}/{rid} is at version {current.version_id}, not {if_match} (If-Match)")
@@ -450,7 +489,7 @@ class Unit(Reader):
 
     def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any]) -> WriteResult:
         self.lock(rtype, orjson.dumps(sorted(criteria)).decode())
-        found = self.find_ids(rtype, criteria)
+        found = self.find_ids(rtype, criteria, interaction="u")
         body_id = resource.get("id")
         if len(found) > 1:
             raise PreconditionFailed(f"Conditional update matched {len(found)} {rtype} resources",
@@ -466,7 +505,7 @@ class Unit(Reader):
 
     def delete(self, rtype: str, rid: str) -> Version | None:
         current = self.current(rtype, rid)
-        if current is None or current.deleted:
+        if current is None or current.deleted or not self.visible("d", rtype, rid):
             return None
         new_version = current.version_id + 1
         res = self.conn.execute(
@@ -501,7 +540,9 @@ class Unit(Reader):
             return None
         self._write_history(rtype, rid, version_id, "POST" if not on_conflict_skip else "PUT", content)
         self._write_index(row.pk, rtype, orjson.loads(content))
-        return WriteResult(Version(rtype, rid, version_id, self.now, False, content), created=True, status=201)
+        version = Version(rtype, rid, version_id, self.now, False, content)
+        self._notify(version, None)
+        return WriteResult(version, created=True, status=201)
 
     def _replace(self, current: Version, resource: dict[str, Any], *, method: str) -> WriteResult | None:
         new_version = current.version_id + 1
@@ -519,8 +560,13 @@ class Unit(Reader):
         self._clear_index(row.pk)
         self._write_index(row.pk, current.type, orjson.loads(content))
         created = current.deleted
-        return WriteResult(Version(current.type, current.id, new_version, self.now, False, content),
-                           created=created, status=201 if created else 200)
+        version = Version(current.type, current.id, new_version, self.now, False, content)
+        self._notify(version, None if current.deleted else current)
+        return WriteResult(version, created=created, status=201 if created else 200)
+
+    def _notify(self, version: Version, previous: Version | None) -> None:
+        for observer in self.ts.store.observers:
+            observer(self, version, previous)
 
     def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
         self.conn.execute(H.insert().values(
