@@ -103,6 +103,26 @@ def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, hel
         unit.create(task)
 
 
+def unbillable_task(unit: Unit, encounter_id: str, err: FhirError, now: datetime) -> None:
+    """One open Task per Encounter saying why no claim could be generated (kept up to date)."""
+    code = [("focus", f"Encounter/{encounter_id}"), ("code", f"{TASK_CODE_SYSTEM}|claim-unbillable")]
+    open_tasks = [t for t in find_resources(unit, "Task", code) if t.get("status") not in ("completed", "cancelled")]
+    reasons = [i.get("diagnostics") or (i.get("details") or {}).get("text", "") for i in err.issues]
+    task = {
+        "resourceType": "Task", "status": "requested", "intent": "order", "priority": "routine",
+        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "claim-unbillable",
+                             "display": "Encounter cannot be billed"}]},
+        "description": "No claim could be generated for this visit: " + " ".join(reasons),
+        "focus": {"reference": f"Encounter/{encounter_id}"},
+        "authoredOn": now.isoformat(), "lastModified": now.isoformat(),
+        "input": [{"type": {"text": "reason"}, "valueString": r} for r in reasons],
+    }
+    if open_tasks:
+        unit.update("Task", open_tasks[0]["id"], {**task, "id": open_tasks[0]["id"]})
+    else:
+        unit.create(task)
+
+
 def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -> dict[str, Any]:
     """Scrub a Claim; compared with the visit's record when its Encounter is in the store."""
     inputs = None

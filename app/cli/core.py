@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     db.command("upgrade")(db_upgrade)
     app.add_typer(db, name="db")
     app.command("load")(load)
+    app.command("worker")(worker)
     app.command("openapi")(openapi)
 
 
@@ -85,6 +86,28 @@ def load(
     for label, error in failures:
         typer.echo(f"  FAILED {label}: {error}", err=True)
     raise typer.Exit(1 if failures else 0)
+
+
+def worker(
+    once: bool = typer.Option(False, help="Run the jobs that are due now, then exit."),
+    poll_seconds: float = typer.Option(1.0, help="Pause between polls when the queue is empty."),
+) -> None:
+    """Run background jobs (claim generation, payer submissions) from the database's outbox."""
+    import logging
+
+    from app.bootstrap import open_store
+    from app.jobs import Worker
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    w = Worker(open_store(settings))
+    if once:
+        total = 0
+        while (n := w.run_once()):
+            total += n
+        typer.echo(f"ran {total} job(s)")
+        return
+    w.run_forever(poll_seconds)
 
 
 def openapi() -> None:

@@ -1,0 +1,58 @@
+"""Generate claims without a call: when an Encounter becomes ``finished`` (or a Procedure of a
+finished Encounter changes), a ``generate-claim`` job is queued in the same transaction.
+
+An encounter that cannot be billed as recorded is a business answer, not a transport failure:
+the job completes and a biller Task explains why, instead of retrying blindly.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from app.claims import workflow
+from app.fhir.dates import instant
+from app.fhir.errors import FhirError
+from app.fhir.extract import reference_target
+from app.fhir.store import Store, Unit, Version
+from app.jobs import enqueue, register_handler
+
+KIND = "generate-claim"
+
+
+def _status(v: Version | None) -> str | None:
+    return orjson.loads(v.content).get("status") if v and v.content else None
+
+
+def _queue(unit: Unit, encounter_id: str) -> None:
+    # One job per encounter per transaction: a Bundle with the Encounter and its Procedures
+    # queues a single regeneration (the unit's timestamp is the same for all its writes).
+    enqueue(unit, KIND, {"encounter": encounter_id}, dedupe_key=f"{KIND}:Encounter/{encounter_id}@{instant(unit.now)}")
+
+
+def on_write(unit: Unit, new: Version, previous: Version | None) -> None:
+    if new.type == "Encounter":
+        if _status(new) == "finished" and _status(previous) != "finished":
+            _queue(unit, new.id)
+    elif new.type == "Procedure":
+        target = reference_target((orjson.loads(new.content or "{}").get("encounter") or {}).get("reference", ""))
+        if target and target[0] == "Encounter":
+            enc = unit.current("Encounter", target[1])
+            if enc and not enc.deleted and _status(enc) == "finished":
+                _queue(unit, target[1])
+
+
+def run_generate(unit: Unit, payload: dict[str, Any]) -> None:
+    encounter_id = payload["encounter"]
+    try:
+        workflow.generate_claim(unit, encounter_id, profile=payload.get("profile"), now=unit.now)
+    except FhirError as err:
+        if err.status not in (404, 410, 422):
+            raise
+        workflow.unbillable_task(unit, encounter_id, err, unit.now)
+
+
+def install(store: Store) -> None:
+    if on_write not in store.observers:
+        store.observers.append(on_write)
+    register_handler(KIND, run_generate)

@@ -1,0 +1,181 @@
+"""Durable outbox: jobs written in the same transaction as the change that causes them.
+
+A worker claims due jobs (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers
+share one database; SQLite's write lock serializes the claim instead), runs the handler for the
+job's kind, and records the result. A failed run is retried with exponential backoff and
+jitter; after ``max_attempts`` the job is dead and a ``Task`` asks a person to look. A claimed
+job carries a lease: if its worker dies, the job becomes due again when the lease runs out.
+Handlers must be idempotent (the same job may run twice after a crash).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import os
+import socket
+import threading
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel
+
+from app.db import BigId, is_postgres, write_connection
+from app.fhir.dates import UTC
+from app.fhir.store import Store, Unit
+
+log = logging.getLogger("therabridge.jobs")
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "dedupe_key", name="uq_job_dedupe"),
+        sa.Index("ix_job_due", "status", "run_after"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    kind: str = Field(max_length=64)
+    dedupe_key: str = Field(max_length=255)
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(max_length=16)  # queued | running | done | dead
+    attempts: int = 0
+    run_after: datetime
+    locked_by: str | None = Field(default=None, max_length=128)
+    locked_until: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime
+    updated_at: datetime
+
+
+J = Job.__table__
+Handler = Callable[[Unit, dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def register_handler(kind: str, handler: Handler) -> None:
+    HANDLERS[kind] = handler
+
+
+def enqueue(unit: Unit, kind: str, payload: dict[str, Any], *, dedupe_key: str) -> bool:
+    """Record a job inside ``unit``'s transaction; False when one with the same key exists."""
+    dialect = sa.dialects.postgresql if unit.postgres else sa.dialects.sqlite
+    stmt = dialect.insert(J).values(
+        tenant_id=unit.tenant_id, kind=kind, dedupe_key=dedupe_key, payload=orjson.dumps(payload).decode(),
+        status="queued", attempts=0, run_after=unit.now, created_at=unit.now, updated_at=unit.now,
+    ).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(J.c.pk)
+    return unit.conn.execute(stmt).first() is not None
+
+
+@dataclass
+class Claimed:
+    pk: int
+    tenant_id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class Worker:
+    def __init__(self, store: Store, *, batch: int = 10, lease_seconds: int = 120, max_attempts: int = 6,
+                 base_delay: float = 2.0, max_delay: float = 900.0, name: str | None = None) -> None:
+        self.store = store
+        self.batch = batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self._stop = threading.Event()
+
+    def claim(self) -> list[Claimed]:
+        now = self.store.clock()
+        due = sa.or_(sa.and_(J.c.status == "queued", J.c.run_after <= now),
+                     sa.and_(J.c.status == "running", J.c.locked_until < now))
+        query = sa.select(J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts).where(due) \
+            .order_by(J.c.run_after, J.c.pk).limit(self.batch)
+        if is_postgres(self.store.engine):
+            query = query.with_for_update(skip_locked=True)
+        with write_connection(self.store.engine) as conn, conn.begin():
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(J.update().where(J.c.pk.in_([r.pk for r in rows])).values(
+                    status="running", locked_by=self.name, locked_until=now + self.lease, updated_at=now,
+                    attempts=J.c.attempts + 1))
+        return [Claimed(r.pk, r.tenant_id, r.kind, orjson.loads(r.payload), r.attempts + 1) for r in rows]
+
+    def run_once(self) -> int:
+        """Claim and run one batch of due jobs; returns how many ran."""
+        jobs = self.claim()
+        for job in jobs:
+            self._run(job)
+        return len(jobs)
+
+    def _run(self, job: Claimed) -> None:
+        handler = HANDLERS.get(job.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            with self.store.for_tenant(job.tenant_id).unit() as unit:
+                handler(unit, job.payload)
+                self._finish(unit.conn, job, "done", None)
+        except Exception as exc:  # recorded on the job; never lost
+            summary = f"{type(exc).__name__}: {exc}"[:2000]
+            log.warning("job %s (%s) attempt %s failed: %s", job.pk, job.kind, job.attempts, type(exc).__name__)
+            self._failed(job, summary, traceback.format_exc(limit=5)[-4000:])
+
+    def _finish(self, conn: Connection, job: Claimed, status: str, error: str | None) -> None:
+        now = self.store.clock()
+        conn.execute(J.update().where(J.c.pk == job.pk).values(
+            status=status, last_error=error, locked_by=None, locked_until=None, updated_at=now))
+
+    def _failed(self, job: Claimed, summary: str, detail: str) -> None:
+        ts = self.store.for_tenant(job.tenant_id)
+        with ts.unit() as unit:
+            if job.attempts >= self.max_attempts:
+                self._finish(unit.conn, job, "dead", summary)
+                unit.create(dead_letter_task(job, summary, unit.now))
+                return
+            delay = min(self.max_delay, self.base_delay * 2 ** (job.attempts - 1))
+            delay *= random.uniform(0.5, 1.0)  # jitter: failed jobs do not retry in lockstep
+            unit.conn.execute(J.update().where(J.c.pk == job.pk).values(
+                status="queued", last_error=summary, locked_by=None, locked_until=None,
+                run_after=unit.now + timedelta(seconds=delay), updated_at=unit.now))
+
+    def run_forever(self, poll_seconds: float = 1.0) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:
+                log.exception("worker loop error")
+                ran = 0
+            if not ran:
+                self._stop.wait(poll_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def dead_letter_task(job: Claimed, error: str, now: datetime) -> dict[str, Any]:
+    return {
+        "resourceType": "Task", "status": "requested", "intent": "order", "priority": "urgent",
+        "code": {"coding": [{"system": "https://therabridge.dev/fhir/CodeSystem/task-code", "code": "job-failed",
+                             "display": "Background job failed"}]},
+        "description": f"The {job.kind} job failed {job.attempts} times and was stopped: {error}",
+        "authoredOn": now.astimezone(UTC).isoformat(), "lastModified": now.astimezone(UTC).isoformat(),
+        "businessStatus": {"text": "dead-letter"},
+        "input": [{"type": {"text": "job"}, "valueString": str(job.pk)},
+                  {"type": {"text": "kind"}, "valueString": job.kind},
+                  {"type": {"text": "payload"}, "valueString": orjson.dumps(job.payload).decode()}],
+    }
+
+
+def retry_dead_job(store: Store, job_pk: int) -> None:
+    """Put a dead job back in the queue (what a person does after fixing the cause)."""
+    with write_connection(store.engine) as conn, conn.begin():
+        conn.execute(J.update().where(J.c.pk == job_pk, J.c.status == "dead").values(
+            status="queued", attempts=0, run_after=store.clock(), updated_at=store.clock()))
