@@ -16,11 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__
+from app.audit import OUTCOME_MINOR, OUTCOME_SERIOUS, AuditLog, interaction_row
 from app.bootstrap import build_store
 from app.db import make_engine
 from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.http import fhir_response
 from app.fhir.registry import registry
+from app.security import AccessContext
 from app.services import Authenticator, Services
 from app.settings import Settings, get_settings
 
@@ -80,8 +82,15 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.auth.bearer import authenticator
     from app.auth.capability import smart_security
 
+    check_token = authenticate or authenticator(engine, settings)
+
+    async def authenticate_and_remember(request: Request) -> AccessContext:
+        ctx = await check_token(request)
+        request.state.ctx = ctx  # the error handler audits failures with it
+        return ctx
+
     services = Services(settings=settings, engine=engine, registry=registry(), store=store,
-                        authenticate=authenticate or authenticator(engine, settings),
+                        authenticate=authenticate_and_remember, audit=AuditLog(engine),
                         security=smart_security(settings))
 
     @asynccontextmanager
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
         yield
         if worker:
             worker.stop()
+        services.audit.close()
 
     app = FastAPI(title="TheraBridge", version=__version__, lifespan=lifespan,
                   description="FHIR R4 integration server for therapy billing.")
@@ -103,12 +113,14 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.auth.admin_routes import router as admin_router
     from app.auth.oauth_routes import discovery_router
     from app.auth.oauth_routes import router as oauth_router
+    from app.audit_routes import router as audit_router
     from app.claims.operations import router as claims_router
     from app.fhir.routes import router as fhir_router
 
     # Discovery documents live under /fhir/.well-known and must match before the generic
     # FHIR routes; the OAuth endpoints go after them so FHIR requests do not scan them first.
     app.include_router(discovery_router)
+    app.include_router(audit_router)
     app.include_router(claims_router)
     app.include_router(fhir_router)
     app.include_router(oauth_router)
@@ -128,7 +140,8 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
         return JSONResponse({"status": "ok", "database": "ok"})
 
     @app.exception_handler(FhirError)
-    async def fhir_error(_: Request, exc: FhirError) -> Response:
+    async def fhir_error(request: Request, exc: FhirError) -> Response:
+        audit_failure(services, request, exc.status, exc.issues[0].get("diagnostics"))
         return fhir_response(exc.outcome, exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -146,6 +159,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        audit_failure(services, request, 500, "internal error")
         return fhir_response(outcome([issue("exception", "Internal server error; the error was logged")]), 500)
 
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
@@ -153,3 +167,27 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     app.add_middleware(EdgeMiddleware)
     return app
 
+
+
+FAILED_SUBTYPE = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}
+
+
+def audit_failure(services: Services, request: Request, status: int, detail: str | None) -> None:
+    """Refused or failed FHIR interactions are audited too (outcome 4 or 8)."""
+    path = request.url.path
+    if not path.startswith("/fhir") or "/.well-known/" in path or path == "/fhir/metadata":
+        return
+    ctx = getattr(request.state, "ctx", None)
+    entity = path[len("/fhir/"):] or None
+    if entity is None and request.method == "POST":
+        subtype = "transaction"
+    elif "$" in path:
+        subtype = "operation"
+    elif path.endswith("/_search") or (request.method == "GET" and path.count("/") == 2):
+        subtype = "search-type"
+    else:
+        subtype = FAILED_SUBTYPE.get(request.method, "operation")
+    services.audit.enqueue(interaction_row(
+        ctx, ctx.tenant_id if ctx else None, subtype,
+        outcome=OUTCOME_SERIOUS if status >= 500 else OUTCOME_MINOR, entity=entity[:200] if entity else None,
+        source=request.client.host if request.client else None, detail=f"{status}: {detail or ''}"))

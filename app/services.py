@@ -13,6 +13,7 @@ from app.fhir.dates import instant
 from app.fhir.operations import operation_summaries
 from app.fhir.registry import Registry
 from app.fhir.store import Store
+from app.audit import AuditLog
 from app.security import AccessContext
 from app.settings import Settings
 
@@ -26,6 +27,7 @@ class Services:
     registry: Registry
     store: Store
     authenticate: Authenticator
+    audit: AuditLog | None = None
     security: dict | None = None
     _capability: bytes | None = field(default=None, repr=False)
 

@@ -65,7 +65,8 @@ async def tenant_from_header(request: Request) -> AccessContext:
     from app.auth.scopes import ScopeSet
 
     return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=ScopeSet.parse(scope),
-                         patient=request.headers.get("x-test-patient"))
+                         patient=request.headers.get("x-test-patient"), client_id=request.headers.get("x-test-client"),
+                         source_address=request.client.host if request.client else None)
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,9 @@ def _agent(kind: str, system: str | None, value: str | None, *, requestor: bool,
 def record(target: Engine | Connection, event: str, **kwargs: Any) -> None:
     """Write one authentication AuditEvent, inside ``target``'s transaction if it is a connection."""
     doc = auth_event(event, **kwargs)
-    row = {"tenant_id": kwargs.get("tenant"), "recorded": utcnow(), "content": json.dumps(doc)}
+    row = {"tenant_id": kwargs.get("tenant"), "recorded": utcnow(), "content": json.dumps(doc),
+           "action": doc["action"], "outcome": doc["outcome"],
+           "agent": kwargs.get("user") or kwargs.get("client_id")}
     log.info("auth event %s outcome=%s client=%s", event, doc["outcome"], kwargs.get("client_id"))
     if isinstance(target, Connection):
         target.execute(sa.insert(T["audit"]).values(**row))

@@ -150,14 +150,26 @@ class PendingAuthorization(SQLModel, table=True):
 
 
 class AuthAuditEvent(SQLModel, table=True):
-    """Authentication events as FHIR AuditEvent documents (append-only)."""
+    """Every AuditEvent (authentication events and FHIR interactions) as FHIR JSON, append-only.
 
-    __tablename__ = "auth_audit_event"
-    __table_args__ = (sa.Index("ix_auth_audit_recorded", "tenant_id", "recorded"),)
+    The columns beside the document are what AuditEvent search filters on.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        sa.Index("ix_audit_recorded", "tenant_id", "recorded"),
+        sa.Index("ix_audit_entity", "tenant_id", "entity"),
+        sa.Index("ix_audit_patient", "tenant_id", "patient"),
+    )
     pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     tenant_id: str | None = Field(default=None, max_length=64)
     recorded: datetime
     content: str = Field(sa_column=sa.Column(JSONDocument(), nullable=False))
+    action: str | None = Field(default=None, max_length=1)
+    outcome: str | None = Field(default=None, max_length=2)
+    entity: str | None = Field(default=None, max_length=200)
+    patient: str | None = Field(default=None, max_length=64)
+    agent: str | None = Field(default=None, max_length=200)
 
 
 T = {

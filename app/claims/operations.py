@@ -13,7 +13,7 @@ from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response, read_json
 from app.fhir.operations import operation_definitions, register_operation
-from app.fhir.routes import require
+from app.fhir.routes import require, store_for
 from app.fhir.store import Reader
 from app.fhir.validation import check_resource
 from app.services import Services
@@ -87,7 +87,7 @@ async def generate_claim(encounter_id: str, request: Request) -> Response:
     for interaction, rtype in (("r", "Encounter"), ("c", "Claim"), ("u", "Claim"), ("c", "Task")):
         require(ctx, interaction, rtype)
     params, _ = await _params(request, svc)
-    ts = svc.store.for_tenant(ctx.tenant_id)
+    ts = store_for(svc, ctx)
 
     def run() -> tuple:
         with ts.unit() as unit:
@@ -105,7 +105,7 @@ async def scrub_posted(request: Request) -> Response:
     if body is None:
         raise FhirError(400, "required", "Send the Claim to scrub in the body", expression=["Claim"])
     check_resource(body, expected_type="Claim")
-    ts = svc.store.for_tenant(ctx.tenant_id)
+    ts = store_for(svc, ctx)
 
     def run() -> dict:
         with ts.store.engine.connect() as conn:
@@ -119,7 +119,7 @@ async def scrub_stored(claim_id: str, request: Request) -> Response:
     svc, ctx = await _context(request)
     require(ctx, "r", "Claim")
     params, _ = await _params(request, svc)
-    ts = svc.store.for_tenant(ctx.tenant_id)
+    ts = store_for(svc, ctx)
 
     def run() -> dict:
         with ts.store.engine.connect() as conn:
@@ -140,7 +140,7 @@ async def eligibility_request(coverage_id: str, request: Request) -> Response:
     except ValueError:
         raise FhirError(400, "invalid", f"servicedDate must be a date (YYYY-MM-DD), not {params['servicedDate']!r}",
                         expression=["servicedDate"]) from None
-    ts = svc.store.for_tenant(ctx.tenant_id)
+    ts = store_for(svc, ctx)
 
     def run():  # type: ignore[no-untyped-def]
         with ts.unit() as unit:

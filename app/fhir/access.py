@@ -95,3 +95,17 @@ def check_write(access: Access, resource: dict[str, Any], registry: Registry, ba
         if any(p in rt.compartment and t == "Patient" and i == access.patient for p, t, i in refs):
             return
     raise FhirError(403, "forbidden", f"The {rtype} is outside the patient compartment this token is limited to")
+
+
+def compartment_patient(resource: dict[str, Any], registry: Registry, base: str) -> str | None:
+    """The patient whose compartment holds ``resource`` (for audit), if it is in one."""
+    rtype = resource.get("resourceType", "")
+    if rtype == "Patient":
+        return resource.get("id")
+    rt = registry.types.get(rtype)
+    if rt is None or isinstance(rt.compartment, str):
+        return None
+    for param, target_type, target_id in extract(resource, rt, base).references:
+        if param in rt.compartment and target_type == "Patient":
+            return target_id
+    return None

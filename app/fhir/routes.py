@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.fhir.access import access_for
+from app.audit import OUTCOME_OK, interaction_row
+from app.fhir.access import access_for, compartment_patient
 from app.fhir.bundles_out import history_bundle, searchset
 from app.fhir.dates import http_date, parse_range
 from app.fhir.errors import FhirError, issue, outcome
@@ -57,7 +58,21 @@ def known_type(svc: Services, rtype: str) -> str:
 
 
 def store_for(svc: Services, ctx: AccessContext) -> TenantStore:
-    return svc.store.for_tenant(ctx.tenant_id, lambda interaction, rtype: access_for(ctx, interaction, rtype))
+    def audit_writes(conn, written) -> None:  # type: ignore[no-untyped-def]
+        svc.audit.write(conn, [
+            interaction_row(ctx, ctx.tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
+                            patient=compartment_patient(v.resource(), svc.registry, svc.base) if v.content else None)
+            for action, v in written])
+
+    return svc.store.for_tenant(ctx.tenant_id, lambda interaction, rtype: access_for(ctx, interaction, rtype),
+                                audit_writes)
+
+
+def audit_read(svc: Services, ctx: AccessContext, subtype: str, *, entity: str | None = None,
+               query: str | None = None) -> None:
+    patient = entity.split("/")[1] if entity and entity.startswith("Patient/") else None
+    svc.audit.enqueue(interaction_row(ctx, ctx.tenant_id, subtype, outcome=OUTCOME_OK, entity=entity,
+                                      query=query, patient=patient))
 
 
 # -- capabilities ------------------------------------------------------------------------
@@ -154,6 +169,7 @@ async def read(rtype: str, rid: str, request: Request) -> Response:
     check_accept(request)
     require(ctx, "r", known_type(svc, rtype))
     v = store_for(svc, ctx).read(rtype, rid)
+    audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
     return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
 
 
@@ -198,6 +214,7 @@ async def vread(rtype: str, rid: str, vid: str, request: Request, svc: Svc, ctx:
     if not vid.isdigit():
         raise FhirError(404, "not-found", f"{rtype}/{rid} has no version {vid!r}")
     v = store_for(svc, ctx).vread(rtype, rid, int(vid))
+    audit_read(svc, ctx, "vread", entity=f"{rtype}/{rid}/_history/{vid}")
     return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
 
 
@@ -229,6 +246,7 @@ async def _search(request: Request, svc: Services, ctx: AccessContext, rtype: st
     require(ctx, "s", rtype)
     query = parse_query(svc, rtype, items, prefer(request, "handling") == "strict")
     result = await run_in_threadpool(store_for(svc, ctx).search, query)
+    audit_read(svc, ctx, "search-type", entity=rtype, query=urlencode(query.applied))
     return fhir_response(searchset(svc.base, query, result, svc.store.clock()))
 
 
@@ -262,6 +280,8 @@ async def _history(request: Request, svc: Services, ctx: AccessContext, rtype: s
                                                     page=params.get("_page"))
     if rid and not versions:
         raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
+    subtype = "history-instance" if rid else "history-type" if rtype else "history-system"
+    audit_read(svc, ctx, subtype, entity="/".join(p for p in (rtype, rid) if p) or None)
     path = "/".join(p for p in (rtype, rid) if p)
     url = f"{svc.base}/{path}/_history" if path else f"{svc.base}/_history"
     kept = [(k, v) for k, v in params.multi_items() if k in ("_since", "_count")]

@@ -139,9 +139,11 @@ class Store:
         # Called inside the writing transaction after every create/update: (unit, new, previous).
         self.observers: list[Callable[["Unit", Version, Version | None], None]] = []
 
-    def for_tenant(self, tenant_id: str, access: AccessOf = _everything) -> "TenantStore":
-        """The tenant's view; ``access`` adds compartment and scope filters to every statement."""
-        return TenantStore(self, tenant_id, access)
+    def for_tenant(self, tenant_id: str, access: AccessOf = _everything,
+                   audit: Callable[[Connection, list[tuple[str, "Version"]]], None] | None = None) -> "TenantStore":
+        """The tenant's view; ``access`` adds compartment and scope filters to every statement and
+        ``audit`` records each write in the transaction that makes it."""
+        return TenantStore(self, tenant_id, access, audit)
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
         with write_connection(self.engine) as conn, conn.begin():
@@ -207,10 +209,12 @@ _READ = (
 class TenantStore:
     """All reads and writes of one tenant."""
 
-    def __init__(self, store: Store, tenant_id: str, access: AccessOf = _everything) -> None:
+    def __init__(self, store: Store, tenant_id: str, access: AccessOf = _everything,
+                 audit: Callable[[Connection, list[tuple[str, Version]]], None] | None = None) -> None:
         self.store = store
         self.tenant_id = tenant_id
         self.access = access
+        self.audit = audit  # called with (connection, [(interaction, version)]) before each commit
 
     # -- reads -------------------------------------------------------------------------
     def read(self, rtype: str, rid: str) -> Version:
@@ -244,7 +248,10 @@ class TenantStore:
     def unit(self) -> Iterator["Unit"]:
         """One database transaction for several writes (transaction Bundles, outbox jobs)."""
         with write_connection(self.store.engine) as conn, conn.begin():
-            yield Unit(self, conn)
+            unit = Unit(self, conn)
+            yield unit
+            if self.audit and unit.written:
+                self.audit(conn, unit.written)
 
     def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None) -> WriteResult:
         with self.unit() as u:
@@ -444,6 +451,7 @@ class Unit(Reader):
     def __init__(self, ts: TenantStore, conn: Connection) -> None:
         super().__init__(ts, conn)
         self.now = ts.store.clock()
+        self.written: list[tuple[str, Version]] = []  # (create | update | delete, version) for the audit
 
     def lock(self, *parts: str) -> None:
         """Serialize conditional operations on the same criteria (SQLite already is)."""
@@ -521,7 +529,9 @@ class Unit(Reader):
         self.conn.execute(H.insert().values(
             tenant_id=self.tenant_id, type=rtype, id=rid, version_id=new_version, last_updated=self.now,
             method="DELETE", deleted=True, content=None))
-        return Version(rtype, rid, new_version, self.now, True, None)
+        version = Version(rtype, rid, new_version, self.now, True, None)
+        self.written.append(("delete", version))
+        return version
 
     # -- internals ---------------------------------------------------------------------
     def _insert(self, rtype: str, rid: str, resource: dict[str, Any], *, version_id: int,
@@ -541,6 +551,7 @@ class Unit(Reader):
         self._write_history(rtype, rid, version_id, "POST" if not on_conflict_skip else "PUT", content)
         self._write_index(row.pk, rtype, orjson.loads(content))
         version = Version(rtype, rid, version_id, self.now, False, content)
+        self.written.append(("create", version))
         self._notify(version, None)
         return WriteResult(version, created=True, status=201)
 
@@ -561,6 +572,7 @@ class Unit(Reader):
         self._write_index(row.pk, current.type, orjson.loads(content))
         created = current.deleted
         version = Version(current.type, current.id, new_version, self.now, False, content)
+        self.written.append(("update", version))
         self._notify(version, None if current.deleted else current)
         return WriteResult(version, created=created, status=201 if created else 200)
 

@@ -116,3 +116,4 @@ async def test_internal_errors_are_500_outcomes_without_traces(tmp_path):
         assert_outcome(await client.get("/fhir/Patient/1"), 500, "exception")
         assert (await client.get("/readyz")).status_code in (200, 503)
         assert (await client.get("/healthz")).status_code == 200
+    app.state.services.audit.close(timeout=0.5)
