@@ -1,0 +1,240 @@
+"""``fhir-payer``: a payer's FHIR API in the Da Vinci PAS style (reference §1.1).
+
+* Claims: ``POST {base_url}/Claim/$submit`` with a collection Bundle whose first entry is the
+  Claim, followed by every resource it references, each once; ``Bundle.identifier`` is the
+  idempotency key (system ``https://therabridge.dev/fhir/sid/submission-key``), the "submitted
+  transaction identifier" the payer uses to spot a resend. The answer Bundle's first entry is
+  the ClaimResponse → ``Receipt.synchronous_response``. ``outcome == "queued"`` means pended:
+  the core calls :meth:`FhirPayerAdapter.inquire` later (``Claim/$inquire``). An
+  ``outcome == "error"`` ClaimResponse is an answer, not an exception: the core records it like
+  a 277CA rejection.
+* Read back: ``GET {base_url}/ClaimResponse?identifier=<key system>|<key>``.
+* Eligibility: ``POST {base_url}/CoverageEligibilityRequest/$submit`` (Bundle, request first) →
+  CoverageEligibilityResponse within ``timeout``.
+* Auth (``auth``): ``none``; ``client_secret`` (OAuth2 client credentials, secret in the form
+  body); ``private_key_jwt`` (SMART Backend Services: a JWT signed with ``private_key`` —
+  a JWK dict or PEM — ``alg`` RS384/ES384, ``kid``; iss = sub = client_id, aud = token_url,
+  5-minute expiry, unique jti). Tokens are cached per process until ``token_margin`` seconds
+  before expiry; a 401 drops the cached token and retries once.
+HTTP 4xx → :class:`PayerRejection` with the payer's OperationOutcome; 5xx, timeouts and resets
+→ :class:`TransientPayerError` (PAS transport rules, §1.1).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from payer_adapters.base import (
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection, Receipt,
+    TransientPayerError, http_errors, json_body, operation_outcome, raise_for_http_status, register_adapter,
+)
+from payer_adapters.x12.control import ControlNumbers
+
+SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
+PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
+FHIR_JSON = "application/fhir+json"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+_TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}  # (token_url, client_id, scope) -> (token, expiry)
+
+
+class TokenSource:
+    """OAuth2 client credentials with a per-process cache (safe to lose; refilled on demand)."""
+
+    def __init__(self, settings: dict[str, Any], http: httpx.AsyncClient) -> None:
+        self.mode = settings.get("auth", "none")
+        if self.mode not in ("none", "client_secret", "private_key_jwt"):
+            raise ValueError("fhir-payer 'auth' must be none, client_secret or private_key_jwt")
+        if self.mode != "none":
+            for k in ("token_url", "client_id"):
+                if not settings.get(k):
+                    raise ValueError(f"fhir-payer settings need {k!r} for auth {self.mode}")
+        if self.mode == "client_secret" and not settings.get("client_secret"):
+            raise ValueError("fhir-payer settings need 'client_secret'")
+        if self.mode == "private_key_jwt" and not settings.get("private_key"):
+            raise ValueError("fhir-payer settings need 'private_key'")
+        self.s = settings
+        self.http = http
+        self.margin = float(settings.get("token_margin", 60))
+        self._lock = asyncio.Lock()
+
+    @property
+    def _key(self) -> tuple[str, str, str]:
+        return (self.s.get("token_url", ""), self.s.get("client_id", ""), self.s.get("scope", ""))
+
+    def forget(self) -> None:
+        _TOKENS.pop(self._key, None)
+
+    async def header(self) -> dict[str, str]:
+        if self.mode == "none":
+            return {}
+        async with self._lock:
+            cached = _TOKENS.get(self._key)
+            if cached and cached[1] - self.margin > time.monotonic():
+                return {"Authorization": f"Bearer {cached[0]}"}
+            token, ttl = await self._fetch()
+            _TOKENS[self._key] = (token, time.monotonic() + ttl)
+            return {"Authorization": f"Bearer {token}"}
+
+    async def _fetch(self) -> tuple[str, float]:
+        form = {"grant_type": "client_credentials"}
+        if self.s.get("scope"):
+            form["scope"] = self.s["scope"]
+        if self.mode == "client_secret":
+            form.update(client_id=self.s["client_id"], client_secret=self.s["client_secret"])
+        else:
+            form.update(client_assertion_type=ASSERTION_TYPE, client_assertion=self._assertion())
+        async with http_errors("token request"):
+            resp = await self.http.post(self.s["token_url"], data=form, timeout=float(self.s.get("timeout", 30)))
+        if resp.status_code in (400, 401, 403):
+            # A refused client is a configuration problem: retrying will not help.
+            raise PayerRejection("payer refused our client credentials", operation_outcome([{
+                "code": "security", "diagnostics": f"token endpoint answered HTTP {resp.status_code}"}]),
+                status=resp.status_code)
+        raise_for_http_status(resp, "token request")
+        body = json_body(resp, "token request")
+        if not body.get("access_token"):
+            raise TransientPayerError("token request: no access_token in the answer")
+        return str(body["access_token"]), float(body.get("expires_in", 300))
+
+    def _assertion(self) -> str:
+        from joserfc import jwt
+        from joserfc.jwk import import_key
+        key_data = self.s["private_key"]
+        alg = self.s.get("algorithm", "RS384")
+        key = import_key(key_data, "EC" if alg.startswith("ES") else "RSA")
+        now = int(time.time())
+        header = {"alg": alg, "typ": "JWT"}
+        kid = self.s.get("key_id") or (key_data.get("kid") if isinstance(key_data, dict) else None)
+        if kid:
+            header["kid"] = kid
+        claims = {"iss": self.s["client_id"], "sub": self.s["client_id"], "aud": self.s["token_url"],
+                  "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+        return jwt.encode(header, claims, key, algorithms=[alg])
+
+
+def _full_url(base: str, r: dict[str, Any]) -> str:
+    return f"{base.rstrip('/')}/{r.get('resourceType')}/{r.get('id')}"
+
+
+def _first_resource(body: dict[str, Any], rtype: str) -> dict[str, Any] | None:
+    if body.get("resourceType") == rtype:
+        return body
+    for e in body.get("entry") or []:
+        r = e.get("resource") or {}
+        if r.get("resourceType") == rtype:
+            return r
+    return None
+
+
+class FhirPayerAdapter:
+    kind = "fhir-payer"
+
+    def __init__(self, settings: dict[str, Any], http: httpx.AsyncClient) -> None:
+        if not settings.get("base_url"):
+            raise ValueError("fhir-payer settings need 'base_url'")
+        self.base = settings["base_url"].rstrip("/")
+        self.client_base = settings.get("client_base_url", "https://therabridge.invalid/fhir")
+        self.http = http
+        self.timeout = float(settings.get("timeout", 30))
+        self.tokens = TokenSource(settings, http)
+        self.capabilities = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True)
+
+    async def _call(self, method: str, path: str, what: str, *, json: Any = None, params: Any = None,
+                    timeout: float | None = None) -> httpx.Response:
+        for attempt in (1, 2):
+            headers = {"Accept": FHIR_JSON, **(await self.tokens.header())}
+            if json is not None:
+                headers["Content-Type"] = FHIR_JSON
+            async with http_errors(what):
+                resp = await self.http.request(method, f"{self.base}{path}", json=json, params=params,
+                                               headers=headers, timeout=timeout or self.timeout)
+            if resp.status_code == 401 and attempt == 1 and self.tokens.mode != "none":
+                self.tokens.forget()
+                continue
+            raise_for_http_status(resp, what)
+            return resp
+        raise AssertionError("unreachable")
+
+    def _bundle(self, resources: list[dict[str, Any]], *, key: str | None, timestamp: str) -> dict[str, Any]:
+        seen: set[tuple[str, str]] = set()
+        entries = []
+        for r in resources:
+            k = (r.get("resourceType", ""), r.get("id", ""))
+            if k in seen:
+                continue
+            seen.add(k)
+            entries.append({"fullUrl": _full_url(self.client_base, r), "resource": r})
+        b: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "timestamp": timestamp, "entry": entries}
+        if key:
+            b["identifier"] = {"system": SUBMISSION_KEY, "value": key}
+        return b
+
+    async def submit_claims(self, pkgs: list[ClaimPackage], *, idempotency_key: str) -> Receipt:
+        if len(pkgs) != 1:
+            raise ValueError("fhir-payer submits one claim per call (capabilities.batch_size == 1)")
+        pkg = pkgs[0]
+        bundle = self._bundle(pkg.all_resources(), key=idempotency_key,
+                              timestamp=str(pkg.claim.get("created") or "1970-01-01T00:00:00Z"))
+        resp = await self._call("POST", "/Claim/$submit", "Claim/$submit", json=bundle)
+        body = json_body(resp, "Claim/$submit")
+        if body.get("resourceType") == "OperationOutcome":
+            raise PayerRejection("Claim/$submit answered with an OperationOutcome", body, status=resp.status_code)
+        cr = _first_resource(body, "ClaimResponse")
+        if cr is None:
+            raise TransientPayerError("Claim/$submit: no ClaimResponse in the answer")
+        return Receipt(submission_id=str(cr.get("id") or idempotency_key), idempotency_key=idempotency_key,
+                       transaction_id=idempotency_key, patient_control_numbers=[pkg.patient_control_number],
+                       synchronous_response=cr)
+
+    async def find_submission(self, idempotency_key: str) -> Receipt | None:
+        resp = await self._call("GET", "/ClaimResponse", "ClaimResponse search",
+                                params={"identifier": f"{SUBMISSION_KEY}|{idempotency_key}"})
+        cr = _first_resource(json_body(resp, "ClaimResponse search"), "ClaimResponse")
+        if cr is None:
+            return None
+        pcn = (cr.get("request") or {}).get("identifier", {}).get("value")
+        return Receipt(submission_id=str(cr.get("id") or idempotency_key), idempotency_key=idempotency_key,
+                       transaction_id=idempotency_key, patient_control_numbers=[pcn] if pcn else [],
+                       synchronous_response=cr, replayed=True)
+
+    async def inquire(self, claim_ref: dict[str, Any]) -> dict[str, Any] | None:
+        """``claim_ref``: the Claim dict (its patient-control-number identifier, patient,
+        insurer and provider are sent; PAS Inquiry Request Bundle). Returns the newest
+        ClaimResponse, or None when the payer has nothing for it."""
+        claim = claim_ref.get("claim", claim_ref)
+        inquiry = {k: claim[k] for k in ("resourceType", "id", "identifier", "status", "type", "use", "patient",
+                                         "created", "insurer", "provider", "priority", "insurance") if k in claim}
+        bundle = self._bundle([inquiry, *claim_ref.get("resources", [])], key=None,
+                              timestamp=str(claim.get("created") or "1970-01-01T00:00:00Z"))
+        resp = await self._call("POST", "/Claim/$inquire", "Claim/$inquire", json=bundle)
+        body = json_body(resp, "Claim/$inquire")
+        return _first_resource(body, "ClaimResponse")
+
+    async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:
+        bundle = self._bundle(pkg.all_resources(), key=None,
+                              timestamp=str(pkg.request.get("created") or "1970-01-01T00:00:00Z"))
+        resp = await self._call("POST", "/CoverageEligibilityRequest/$submit",
+                                "CoverageEligibilityRequest/$submit", json=bundle, timeout=timeout)
+        body = json_body(resp, "CoverageEligibilityRequest/$submit")
+        found = _first_resource(body, "CoverageEligibilityResponse")
+        if found is None:
+            raise TransientPayerError("eligibility: no CoverageEligibilityResponse in the answer")
+        return EligibilityResult(response=found, queued=False)
+
+    async def fetch_responses(self) -> list[InboundMessage]:
+        return []  # answers arrive inline or through $inquire
+
+    async def acknowledge(self, msg: InboundMessage) -> None:
+        return None
+
+
+def factory(settings: dict[str, Any], *, http: httpx.AsyncClient, control_numbers: ControlNumbers) -> FhirPayerAdapter:
+    return FhirPayerAdapter(settings, http)
+
+
+register_adapter("fhir-payer", factory)

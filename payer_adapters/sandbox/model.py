@@ -1,0 +1,199 @@
+"""The claim as the sandbox adjudicates it, read from any of the three wire forms.
+
+* 837P: ``claims_from_837`` walks the segments (2010BA member, 2010BB payer, 2010AA billing NPI,
+  2310B rendering NPI, 2300 CLM/REF*G1, 2400 SV1/DTP*472/REF*6R);
+* FHIR: ``claim_from_fhir`` reads a Claim plus the resources of its Bundle;
+* CHC v3 JSON: ``claim_from_chc`` reads the professional-claims body (reference §2.3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from payer_adapters.x12.segments import Separators, iter_segments
+
+CPT = "http://www.ama-assn.org/go/cpt"
+NPI = "http://hl7.org/fhir/sid/us-npi"
+PAYER_ID = "https://therabridge.dev/fhir/sid/payer-id"
+PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
+LINE_CONTROL = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
+
+
+@dataclass
+class Line:
+    code: str
+    modifiers: list[str]
+    charge: Decimal
+    units: Decimal
+    service_date: str  # CCYYMMDD
+    control: str = ""
+    sequence: int = 0
+
+
+@dataclass
+class Claim:
+    pcn: str
+    member_id: str
+    payer_id: str
+    billing_npi: str
+    billing_name: str = ""
+    rendering_npi: str = ""
+    patient_last: str = ""
+    patient_first: str = ""
+    filing_code: str = ""
+    prior_auth: str = ""
+    frequency: str = "1"
+    total: Decimal = Decimal(0)
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def first_date(self) -> str:
+        return min((ln.service_date for ln in self.lines if ln.service_date), default="")
+
+    @property
+    def last_date(self) -> str:
+        return max((ln.service_date for ln in self.lines if ln.service_date), default="")
+
+
+def claims_from_837(data: bytes | str) -> list[Claim]:
+    """Every 2300 claim of an 837P file (the file is assumed to have passed the 999 checks)."""
+    claims: list[Claim] = []
+    seps = Separators()
+    member = payer = npi = bname = last = first = filing = ""
+    claim: Claim | None = None
+    line: Line | None = None
+    in_lines = False
+    for seg in iter_segments(data):
+        tag = seg[0]
+        get = (lambda i, s=seg: s[i] if len(s) > i else "")
+        if tag == "ISA":
+            seps = Separators(element="*", repetition=get(11) or "^", component=get(16) or ":", segment="~")
+        elif tag == "HL":
+            claim, line, in_lines = None, None, False
+            if get(3) == "22":
+                last = first = ""
+        elif tag == "SBR":
+            filing = get(9)
+        elif tag == "NM1":
+            q = get(1)
+            if q == "85":
+                npi, bname = get(9), get(3)
+            elif q == "IL":
+                member, last, first = get(9), get(3), get(4)
+            elif q == "QC":
+                last, first = get(3), get(4)
+            elif q == "PR":
+                payer = get(9)
+            elif q == "82" and claim is not None and not in_lines:
+                claim.rendering_npi = get(9)
+        elif tag == "CLM":
+            freq = (get(5).split(seps.component) + ["", "", ""])[2]
+            claim = Claim(pcn=get(1), member_id=member, payer_id=payer, billing_npi=npi, billing_name=bname,
+                          patient_last=last, patient_first=first, filing_code=filing, frequency=freq or "1",
+                          total=Decimal(get(2) or "0"))
+            claims.append(claim)
+            in_lines = False
+        elif tag == "REF" and claim is not None and not in_lines and get(1) == "G1":
+            claim.prior_auth = get(2)
+        elif tag == "LX":
+            in_lines = True
+        elif tag == "SV1" and claim is not None:
+            comp = get(1).split(seps.component)
+            line = Line(code=comp[1] if len(comp) > 1 else "", modifiers=[m for m in comp[2:6] if m],
+                        charge=Decimal(get(2) or "0"), units=Decimal(get(4) or "1"), service_date="",
+                        sequence=len(claim.lines) + 1)
+            claim.lines.append(line)
+        elif tag == "DTP" and line is not None and in_lines and get(1) == "472":
+            line.service_date = get(3)[:8]
+        elif tag == "REF" and line is not None and in_lines and get(1) == "6R":
+            line.control = get(2)
+    return claims
+
+
+def _index(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for r in resources:
+        out[f"{r.get('resourceType')}/{r.get('id')}"] = r
+    return out
+
+
+def _ident(resource: dict[str, Any] | None, system: str) -> str:
+    for i in (resource or {}).get("identifier") or []:
+        if i.get("system") == system:
+            return str(i.get("value", ""))
+    return ""
+
+
+def _ref(index: dict[str, dict[str, Any]], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not ref:
+        return None
+    r = ref.get("reference", "")
+    return index.get(r) or index.get(r.removeprefix("urn:uuid:"))
+
+
+def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> Claim:
+    """A FHIR Claim (PAS-style Bundle content) in the sandbox's terms."""
+    index = _index(resources)
+    for r in resources:  # urn:uuid fullUrls resolve by id
+        index.setdefault(str(r.get("id")), r)
+    insurer = _ref(index, claim.get("insurer"))
+    payer_id = (claim.get("insurer") or {}).get("identifier", {}).get("value") or _ident(insurer, PAYER_ID)
+    provider = _ref(index, claim.get("provider"))
+    npi = (claim.get("provider") or {}).get("identifier", {}).get("value") or _ident(provider, NPI)
+    ins = next((i for i in claim.get("insurance") or [] if i.get("focal")), (claim.get("insurance") or [{}])[0])
+    coverage = _ref(index, ins.get("coverage"))
+    patient = _ref(index, claim.get("patient")) or {}
+    name = (patient.get("name") or [{}])[0]
+    rendering = ""
+    for ct in claim.get("careTeam") or []:
+        roles = [c.get("code") for c in (ct.get("role") or {}).get("coding") or []]
+        if "primary" in roles:
+            rendering = (ct.get("provider") or {}).get("identifier", {}).get("value") or \
+                _ident(_ref(index, ct.get("provider")), NPI)
+            break
+    out = Claim(pcn=_ident(claim, PCN) or str(claim.get("id", "")),
+                member_id=str((coverage or {}).get("subscriberId", "")), payer_id=payer_id, billing_npi=npi,
+                billing_name=str((provider or {}).get("name", "")).upper(), rendering_npi=rendering,
+                patient_last=str(name.get("family", "")).upper(),
+                patient_first=str((name.get("given") or [""])[0]).upper(),
+                prior_auth=next((p for i in claim.get("insurance") or [] for p in i.get("preAuthRef") or []), ""))
+    for item in claim.get("item") or []:
+        coding = (item.get("productOrService") or {}).get("coding") or [{}]
+        mods = [c.get("code", "") for m in item.get("modifier") or [] for c in m.get("coding") or []]
+        qty = Decimal(str((item.get("quantity") or {}).get("value", 1)))
+        net = (item.get("net") or {}).get("value")
+        charge = Decimal(str(net)) if net is not None else \
+            Decimal(str((item.get("unitPrice") or {}).get("value", 0))) * qty
+        date = str(item.get("servicedDate") or (item.get("servicedPeriod") or {}).get("start", "")).replace("-", "")
+        control = next((e.get("valueString", "") for e in item.get("extension") or [] if e.get("url") == LINE_CONTROL), "")
+        out.lines.append(Line(code=coding[0].get("code", ""), modifiers=mods, charge=charge, units=qty,
+                              service_date=date[:8], control=control, sequence=int(item.get("sequence", 0))))
+    out.total = sum((ln.charge for ln in out.lines), Decimal(0))
+    return out
+
+
+def claim_from_chc(body: dict[str, Any]) -> Claim:
+    """The CHC v3 professional-claims JSON (reference §2.3) in the sandbox's terms."""
+    info = body.get("claimInformation") or {}
+    sub = body.get("subscriber") or {}
+    billing = body.get("billing") or {}
+    rendering = body.get("rendering") or {}
+    out = Claim(pcn=str(info.get("patientControlNumber", "")), member_id=str(sub.get("memberId", "")),
+                payer_id=str(body.get("tradingPartnerServiceId", "")), billing_npi=str(billing.get("npi", "")),
+                billing_name=str(billing.get("organizationName", "")).upper(),
+                rendering_npi=str(rendering.get("npi", "")),
+                patient_last=str(sub.get("lastName", "")).upper(), patient_first=str(sub.get("firstName", "")).upper(),
+                filing_code=str(info.get("claimFilingCode", "")), frequency=str(info.get("claimFrequencyCode", "1")),
+                prior_auth=str((info.get("claimSupplementalInformation") or {}).get("priorAuthorizationNumber", "")),
+                total=Decimal(str(info.get("claimChargeAmount", "0"))))
+    for n, sl in enumerate(info.get("serviceLines") or [], start=1):
+        ps = sl.get("professionalService") or {}
+        out.lines.append(Line(code=str(ps.get("procedureCode", "")), modifiers=list(ps.get("procedureModifiers") or []),
+                              charge=Decimal(str(ps.get("lineItemChargeAmount", "0"))),
+                              units=Decimal(str(ps.get("serviceUnitCount", "1"))),
+                              service_date=str(sl.get("serviceDate", "")), control=str(sl.get("providerControlNumber", "")),
+                              sequence=n))
+        if not out.rendering_npi:
+            out.rendering_npi = str((sl.get("renderingProvider") or {}).get("npi", ""))
+    return out

@@ -1,0 +1,193 @@
+"""``x12-directory`` and ``x12-sftp``: 837P and 270 files into a mailbox, 999/277CA/271/835 out.
+
+Mailbox layout (folders configurable): we put ``inbox/837P_<key>.x12`` and
+``inbox/270_<trace>.x12``; the payer moves what it picked up to ``processed/`` and writes its
+answers to ``outbox/``; we move collected answers to ``archive/``.
+
+Exactly once: the file name is a function of the idempotency key, so after a crash the file is
+found (in ``inbox/`` or ``processed/``) and its control numbers are read back from the file
+itself; a second ``submit_claims`` with the same key uploads nothing. A file is either absent
+or complete (atomic rename in the FileDrop). Batching: one file per call, up to ``batch_size``
+claims (the codec writes one ST per billing NPI and payer id).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from payer_adapters.base import (
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection,
+    Receipt, operation_outcome, register_adapter, safe_key, utcnow,
+)
+from payer_adapters.transports.filedrop import DirectoryDrop, FileDrop
+from payer_adapters.transports.sftp import SftpDrop
+from payer_adapters.x12 import EncodeError, TradingPartner, encode_270, encode_837p, load_partner
+from payer_adapters.x12.control import ControlNumbers
+from payer_adapters.x12.segments import iter_segments
+
+TRACE_SYSTEM = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
+_GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", "HS": "270"}
+
+
+def envelope_summary(data: bytes) -> dict[str, Any]:
+    """ISA13, GS01, GS06, every ST02 and every CLM01 of an X12 file (for receipts and kinds)."""
+    out: dict[str, Any] = {"ISA": None, "GS": None, "ST": [], "functional_id": None, "CLM": []}
+    for seg in iter_segments(data):
+        tag = seg[0]
+        if tag == "ISA" and len(seg) > 13:
+            out["ISA"] = seg[13]
+        elif tag == "GS" and len(seg) > 6:
+            out["GS"], out["functional_id"] = seg[6], seg[1]
+        elif tag == "ST" and len(seg) > 2:
+            out["ST"].append(seg[2])
+        elif tag == "CLM" and len(seg) > 1:
+            out["CLM"].append(seg[1])
+    return out
+
+
+def kind_of(data: bytes) -> str | None:
+    """The transaction kind of an X12 answer from GS01 (FA 999, HN 277CA, HP 835, HB 271)."""
+    try:
+        return _GS_KIND.get(envelope_summary(data)["functional_id"] or "")
+    except Exception:  # a corrupt file is the core's to quarantine; its kind is just unknown
+        return None
+
+
+def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in resources:
+        key = (r.get("resourceType", ""), r.get("id", "") or str(id(r)))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _partner(settings: dict[str, Any]) -> TradingPartner:
+    partner = load_partner(settings.get("partner", "sandbox"))
+    overrides = settings.get("partner_overrides")
+    if overrides:
+        from dataclasses import fields, replace
+        allowed = {f.name for f in fields(partner)}
+        partner = replace(partner, **{k: v for k, v in overrides.items() if k in allowed})
+    return partner
+
+
+class X12FileAdapter:
+    """837P/270 out, 999/277CA/271/835 in, over any :class:`FileDrop`."""
+
+    def __init__(self, kind: str, drop: FileDrop, settings: dict[str, Any], control_numbers: ControlNumbers) -> None:
+        self.kind = kind
+        self.drop = drop
+        self.partner = _partner(settings)
+        self.control_numbers = control_numbers
+        self.inbox = settings.get("inbox", "inbox")
+        self.outbox = settings.get("outbox", "outbox")
+        self.archive_folder = settings.get("archive", "archive")
+        self.processed = settings.get("processed", "processed")
+        self.capabilities = Capabilities(realtime_eligibility=False, batch_claims=True,
+                                         batch_size=int(settings.get("batch_size", 500)))
+
+    # -- names --------------------------------------------------------------------------------
+    def claim_file(self, key: str) -> str:
+        return f"837P_{safe_key(key)}.x12"
+
+    def _places(self, fname: str) -> list[str]:
+        return [f"{self.inbox}/{fname}", f"{self.processed}/{fname}"]
+
+    async def _locate(self, fname: str) -> str | None:
+        for name in self._places(fname):
+            if await self.drop.exists(name):
+                return name
+        return None
+
+    def _receipt(self, key: str, fname: str, data: bytes, *, replayed: bool) -> Receipt:
+        env = envelope_summary(data)
+        return Receipt(submission_id=fname, idempotency_key=key, file_name=fname,
+                       control_numbers={"ISA": env["ISA"], "GS": env["GS"], "ST": env["ST"]},
+                       patient_control_numbers=env["CLM"], replayed=replayed)
+
+    # -- claims -------------------------------------------------------------------------------
+    async def submit_claims(self, pkgs: list[ClaimPackage], *, idempotency_key: str) -> Receipt:
+        if not pkgs:
+            raise ValueError("submit_claims needs at least one claim")
+        if len(pkgs) > self.capabilities.batch_size:
+            raise ValueError(f"batch of {len(pkgs)} exceeds batch_size {self.capabilities.batch_size}")
+        fname = self.claim_file(idempotency_key)
+        existing = await self.find_submission(idempotency_key)
+        if existing is not None:
+            return existing
+        resources = _dedupe([p.claim for p in pkgs] + [r for p in pkgs for r in p.resources])
+        try:
+            data = encode_837p(resources, self.partner, self.control_numbers)
+        except EncodeError as exc:
+            # Our data cannot be written as an 837P: nothing was sent; a person must fix it.
+            raise PayerRejection("837P could not be encoded", operation_outcome([{
+                "code": "invalid", "diagnostics": str(exc),
+                "expression": [f"{exc.loop_id or ''}/{exc.segment_id or ''}".strip("/")]}])) from None
+        await self.drop.put(f"{self.inbox}/{fname}", data)
+        return self._receipt(idempotency_key, fname, data, replayed=False)
+
+    async def find_submission(self, idempotency_key: str) -> Receipt | None:
+        fname = self.claim_file(idempotency_key)
+        where = await self._locate(fname)
+        if where is None:
+            return None
+        return self._receipt(idempotency_key, fname, await self.drop.get(where), replayed=True)
+
+    # -- eligibility --------------------------------------------------------------------------
+    async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:
+        """Always batch: write a 270 named by its trace number; the 271 comes via the outbox."""
+        trace = next((i.get("value") for i in pkg.request.get("identifier") or []
+                      if i.get("system") == TRACE_SYSTEM), None)
+        if not trace:
+            raise PayerRejection("270 needs a trace number", operation_outcome([{
+                "code": "required", "diagnostics": "CoverageEligibilityRequest.identifier with the trace system",
+                "expression": ["CoverageEligibilityRequest.identifier"]}]))
+        fname = f"270_{safe_key(trace)}.x12"
+        if await self._locate(fname) is None:
+            try:
+                data = encode_270(pkg.all_resources(), self.partner, self.control_numbers)
+            except EncodeError as exc:
+                raise PayerRejection("270 could not be encoded", operation_outcome([{
+                    "code": "invalid", "diagnostics": str(exc)}])) from None
+            await self.drop.put(f"{self.inbox}/{fname}", data)
+        return EligibilityResult(response=None, queued=True, reference=fname)
+
+    # -- answers ------------------------------------------------------------------------------
+    async def fetch_responses(self) -> list[InboundMessage]:
+        out = []
+        for name in await self.drop.list_new(self.outbox):
+            data = await self.drop.get(name)
+            out.append(InboundMessage(name=name, data=data, content_type="x12", received_at=utcnow(),
+                                      kind=kind_of(data)))
+        return out
+
+    async def acknowledge(self, msg: InboundMessage) -> None:
+        await self.drop.archive(msg.name, self.archive_folder)
+
+    async def inquire(self, claim_ref: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    async def close(self) -> None:
+        close = getattr(self.drop, "close", None)
+        if close is not None:
+            await close()
+
+
+def directory_factory(settings: dict[str, Any], *, http: httpx.AsyncClient,
+                      control_numbers: ControlNumbers) -> X12FileAdapter:
+    if not settings.get("root"):
+        raise ValueError("x12-directory settings need 'root'")
+    return X12FileAdapter("x12-directory", DirectoryDrop(settings["root"]), settings, control_numbers)
+
+
+def sftp_factory(settings: dict[str, Any], *, http: httpx.AsyncClient,
+                 control_numbers: ControlNumbers) -> X12FileAdapter:
+    return X12FileAdapter("x12-sftp", SftpDrop(settings), settings, control_numbers)
+
+
+register_adapter("x12-directory", directory_factory)
+register_adapter("x12-sftp", sftp_factory)
