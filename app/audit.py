@@ -89,7 +89,7 @@ def _agent(kind: str, system: str, value: str, requestor: bool, network: dict | 
 
 
 class AuditLog:
-    def __init__(self, engine: Engine, *, max_queue: int = 20000, batch: int = 500, interval: float = 0.2) -> None:
+    def __init__(self, engine: Engine, *, max_queue: int = 20000, batch: int = 100, interval: float = 0.1) -> None:
         self.engine = engine
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max_queue)
         self.batch = batch

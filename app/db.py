@@ -11,6 +11,7 @@ of failing with SQLITE_BUSY half-way, and the document column is ``JSONB`` on Po
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime
 from typing import Iterator
 
@@ -175,12 +176,33 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        # SQLite has one writer at a time. Writers of this process queue on a lock instead of
+        # polling in SQLite's busy handler, whose growing sleeps make long latency tails; the
+        # busy timeout still arbitrates between processes.
+        write_lock = threading.Lock()
+
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             options = conn.get_execution_options()
             if options.get("isolation_level") == "AUTOCOMMIT":
                 return
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write", False) else "BEGIN")
+            if options.get("write", False):
+                write_lock.acquire()
+                conn.info["holds_write_lock"] = True
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                except BaseException:
+                    _release(conn)
+                    raise
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+        def _release(conn: Connection) -> None:
+            if conn.info.pop("holds_write_lock", False):
+                write_lock.release()
+
+        sa.event.listen(engine, "commit", _release)
+        sa.event.listen(engine, "rollback", _release)
 
         return engine
     # No pre-ping: it costs a round trip per checkout; broken connections are invalidated on error.

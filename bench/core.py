@@ -4,6 +4,7 @@ Starts ``therabridge serve`` (1 worker) on SQLite and on PostgreSQL and measures
 wrk runs (32 connections, 20 s) on loopback: Encounter reads/s and creates/s with p50/p99, the
 framework ceiling (``/healthz`` in the same app and server), a 100-entry transaction Bundle and
 a paged search; then the peer fhirstarter serving the same Encounter read/create.
+Every API request carries a SMART Backend Services bearer token and is audited, as in production.
 """
 from __future__ import annotations
 
@@ -80,15 +81,23 @@ def reset_pg() -> None:
         conn.execute("CREATE DATABASE therabridge_bench")
 
 
-def measure_backend(name: str, db_url: str, seconds: int, headers: dict[str, str]) -> dict:
+def measure_backend(name: str, db_url: str, seconds: int) -> dict:
+    from app.auth.get_token import request_token
+
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    var = ROOT / "var" / f"bench-{name.lower()}"
     env = {**os.environ, "THERABRIDGE_DATABASE_URL": db_url, "THERABRIDGE_PUBLIC_URL": base,
-           "THERABRIDGE_LOG_LEVEL": "warning"}
+           "THERABRIDGE_LOG_LEVEL": "warning", "THERABRIDGE_VAR_DIR": str(var),
+           "THERABRIDGE_EMBEDDED_WORKER": "false"}  # the benchmark measures the API alone
     out: dict = {"backend": name}
-    with process([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"], env,
+
+    def auth() -> dict[str, str]:  # a fresh Backend Services token (they live 5 minutes)
+        return {"Authorization": "Bearer " + request_token(var / "demo-backend-key.json")["access_token"]}
+
+    with process([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1", "--demo"], env,
                  base + "/healthz"):
-        client = httpx.Client(base_url=base + "/fhir", headers={"Content-Type": "application/fhir+json", **headers},
+        client = httpx.Client(base_url=base + "/fhir", headers={"Content-Type": "application/fhir+json", **auth()},
                               timeout=60)
         pid = client.post("/Patient", json={"resourceType": "Patient", "name": [{"family": "Bench"}]}).json()["id"]
         txn_ms = []
@@ -122,9 +131,9 @@ def measure_backend(name: str, db_url: str, seconds: int, headers: dict[str, str
         out["search_pages"] = pages
 
         out["ceiling"] = wrk.run(base + "/healthz", seconds=seconds).__dict__
-        out["read"] = wrk.run(base, lua=wrk.read_script([f"/fhir/Encounter/{i}" for i in ids], headers),
+        out["read"] = wrk.run(base, lua=wrk.read_script([f"/fhir/Encounter/{i}" for i in ids], auth()),
                               seconds=seconds).__dict__
-        out["create"] = wrk.run(base, lua=wrk.post_script("/fhir/Encounter", json.dumps(encounter(pid)), headers),
+        out["create"] = wrk.run(base, lua=wrk.post_script("/fhir/Encounter", json.dumps(encounter(pid)), auth()),
                                 seconds=seconds).__dict__
     return out
 
@@ -166,9 +175,9 @@ def main() -> None:
     sqlite_path = ROOT / "var" / "bench.db"
     for p in sqlite_path.parent.glob("bench.db*"):
         p.unlink()
-    results.append(measure_backend("SQLite", f"sqlite:///{sqlite_path}", args.seconds, {}))
+    results.append(measure_backend("SQLite", f"sqlite:///{sqlite_path}", args.seconds))
     reset_pg()
-    results.append(measure_backend("PostgreSQL", PG_BENCH, args.seconds, {}))
+    results.append(measure_backend("PostgreSQL", PG_BENCH, args.seconds))
     if not args.skip_peer:
         results.append(measure_peer(args.seconds))
     for r in results:

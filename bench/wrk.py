@@ -14,10 +14,12 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     requests: int
-    errors: int
+    non2xx: int
+    socket_errors: int  # connect/read/write errors and requests past wrk's 2 s timeout
 
     def row(self) -> str:
-        return f"{self.rps:9.0f}/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:6.2f} ms  ({self.requests} req, {self.errors} non-2xx/errors)"
+        return (f"{self.rps:9.0f}/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:6.2f} ms  "
+                f"({self.requests} req, {self.non2xx} non-2xx, {self.socket_errors} socket errors/timeouts)")
 
 
 def ensure_wrk() -> str:
@@ -52,8 +54,8 @@ def run(url: str, *, lua: str | None = None, seconds: int = 20, connections: int
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-    return WrkResult(rps, p50, p99, total, errors)
+    return WrkResult(rps, p50, p99, total, int(non2xx.group(1)) if non2xx else 0,
+                     sum(int(x) for x in sock.groups()) if sock else 0)
 
 
 def read_script(paths: list[str], headers: dict[str, str] | None = None) -> str:
