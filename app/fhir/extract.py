@@ -122,7 +122,11 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
     out = IndexValues()
     for param in rtype.params.values():
         for path in param.paths:
-            for value in walk(resource, path):
+            values = walk(resource, path)
+            if param.extension:
+                values = (next((v for k, v in ext.items() if k.startswith("value")), None)
+                          for ext in values if isinstance(ext, dict) and ext.get("url") == param.extension)
+            for value in values:
                 if param.type == "token":
                     for system, code in tokens_of(value):
                         out.tokens.append((param.name, _clip(system), _clip(code)))

@@ -29,6 +29,7 @@ class SearchParam:
     type: ParamType
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
+    extension: str | None = None  # read the value[x] of the extensions with this url at ``paths``
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def load_registry(path: Path = DATA) -> Registry:
     types: dict[str, ResourceType] = {}
     for name, spec in raw["resources"].items():
         params = {
-            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())))
+            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())), p.get("extension"))
             for pname, p in spec["search"].items()
         }
         comp = spec.get("compartment", "excluded")

@@ -119,3 +119,11 @@ async def test_operations_are_advertised(api):
             op_id = o["definition"].rsplit("/", 1)[1]
             d = (await api.get(f"/fhir/OperationDefinition/{op_id}")).json()
             assert d["code"] == o["name"] and d["resourceType"] == "OperationDefinition"
+
+
+async def test_claims_are_searchable_by_lifecycle(practice):
+    held = (await generate(practice, "enc-kim-1", profile="workers-comp")).json()["entry"][0]["resource"]
+    clean = (await generate(practice, "enc-alvarez-1")).json()["entry"][0]["resource"]
+    drafts = (await practice.get("/fhir/Claim?lifecycle=draft")).json()
+    assert [e["resource"]["id"] for e in drafts["entry"]] == [held["id"]]
+    assert (await practice.get("/fhir/Claim?lifecycle=clean")).json()["entry"][0]["resource"]["id"] == clean["id"]
