@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
@@ -61,14 +62,20 @@ def register_handler(kind: str, handler: Handler) -> None:
     HANDLERS[kind] = handler
 
 
+# Built once: enqueue runs inside hot write paths (every finished Encounter).
+_ENQUEUE = {
+    name: dialect.insert(J).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(J.c.pk)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def enqueue(unit: Unit, kind: str, payload: dict[str, Any], *, dedupe_key: str) -> bool:
     """Record a job inside ``unit``'s transaction; False when one with the same key exists."""
-    dialect = sa.dialects.postgresql if unit.postgres else sa.dialects.sqlite
-    stmt = dialect.insert(J).values(
-        tenant_id=unit.tenant_id, kind=kind, dedupe_key=dedupe_key, payload=orjson.dumps(payload).decode(),
-        status="queued", attempts=0, run_after=unit.now, created_at=unit.now, updated_at=unit.now,
-    ).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(J.c.pk)
-    return unit.conn.execute(stmt).first() is not None
+    row = unit.conn.execute(_ENQUEUE["postgresql" if unit.postgres else "sqlite"], {
+        "tenant_id": unit.tenant_id, "kind": kind, "dedupe_key": dedupe_key, "payload": orjson.dumps(payload).decode(),
+        "status": "queued", "attempts": 0, "run_after": unit.now, "created_at": unit.now, "updated_at": unit.now,
+    }).first()
+    return row is not None
 
 
 @dataclass

@@ -132,6 +132,7 @@ class Store:
     def __init__(self, engine: Engine, registry: Registry, *, base_url: str, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.rows = RowReader(engine)
+        self.async_rows = AsyncRowReader(engine) if is_postgres(engine) else None
         self.registry = registry
         self.base_url = base_url
         self.clock = clock
@@ -174,8 +175,10 @@ class RowReader:
     def __init__(self, engine: Engine) -> None:
         self.postgres = is_postgres(engine)
         if self.postgres:
+            # Autocommit connections hold no transaction, so returning one to the pool needs no
+            # ROLLBACK round trip.
             self.engine = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=10,
-                                           max_overflow=20, pool_recycle=1800)
+                                           max_overflow=20, pool_recycle=1800, pool_reset_on_return=None)
             self.sql = ("SELECT version_id, last_updated, deleted, content::text FROM resource "
                         "WHERE tenant_id = %s AND type = %s AND id = %s")
         else:
@@ -199,6 +202,38 @@ class RowReader:
             updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
         return version_id, updated, bool(deleted), content
 
+
+class AsyncRowReader:
+    """The same single-row read on PostgreSQL with asyncio I/O, so the event loop serves other
+    requests while the query is on the wire (a blocking read leaves the worker idle for the
+    round trip). The pool opens lazily in the server's event loop."""
+
+    SQL = ("SELECT version_id, last_updated, deleted, content::text FROM resource "
+           "WHERE tenant_id = %s AND type = %s AND id = %s")
+
+    def __init__(self, engine: Engine) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool = None
+
+    async def get(self, tenant_id: str, rtype: str, rid: str) -> tuple[int, datetime, bool, str] | None:
+        if self._pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(self.conninfo, min_size=2, max_size=10, open=False,
+                                       kwargs={"autocommit": True})
+            await pool.open()
+            self._pool = pool
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(self.SQL, (tenant_id, rtype, rid), prepare=True)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], bool(row[2]), row[3]
+
+
+_INSERT_RESOURCE = R.insert().returning(R.c.pk)
+_INSERT_HISTORY = H.insert()
+_INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF)}
 
 _READ = (
     sa.select(R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
@@ -229,6 +264,18 @@ class TenantStore:
         if deleted:
             raise Gone(f"{rtype}/{rid} was deleted", version_id=version_id)
         return Version(rtype, rid, version_id, updated, False, _ordered(content) if self.store.postgres else content)
+
+    async def read_async(self, rtype: str, rid: str) -> Version:
+        """``read`` for async callers: non-blocking on PostgreSQL, the plain read elsewhere."""
+        if self.store.async_rows is None or not self.access("r", rtype).unrestricted:
+            return self.read(rtype, rid)
+        row = await self.store.async_rows.get(self.tenant_id, rtype, rid)
+        if row is None:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        version_id, updated, deleted, content = row
+        if deleted:
+            raise Gone(f"{rtype}/{rid} was deleted", version_id=version_id)
+        return Version(rtype, rid, version_id, updated, False, _ordered(content))
 
     def vread(self, rtype: str, rid: str, version_id: int) -> Version:
         with self.store.engine.connect() as conn:
@@ -543,13 +590,13 @@ class Unit(Reader):
             insert = (sa.dialects.postgresql.insert(R) if self.postgres else sa.dialects.sqlite.insert(R))
             stmt = insert.values(**values).on_conflict_do_nothing(
                 index_elements=["tenant_id", "type", "id"]).returning(R.c.pk)
+            row = self.conn.execute(stmt).first()
         else:
-            stmt = R.insert().values(**values).returning(R.c.pk)
-        row = self.conn.execute(stmt).first()
+            row = self.conn.execute(_INSERT_RESOURCE, values).first()
         if row is None:
             return None
         self._write_history(rtype, rid, version_id, "POST" if not on_conflict_skip else "PUT", content)
-        self._write_index(row.pk, rtype, orjson.loads(content))
+        self._write_index(row.pk, rtype, resource)
         version = Version(rtype, rid, version_id, self.now, False, content)
         self.written.append(("create", version))
         self._notify(version, None)
@@ -581,9 +628,9 @@ class Unit(Reader):
             observer(self, version, previous)
 
     def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
-        self.conn.execute(H.insert().values(
-            tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id, last_updated=self.now,
-            method=method, deleted=False, content=content))
+        self.conn.execute(_INSERT_HISTORY, {
+            "tenant_id": self.tenant_id, "type": rtype, "id": rid, "version_id": version_id,
+            "last_updated": self.now, "method": method, "deleted": False, "content": content})
 
     def _clear_index(self, pk: int) -> None:
         for table in (TOKEN, STRING, DATE, REF):
@@ -596,11 +643,14 @@ class Unit(Reader):
         idx = extract(resource, rt, self.ts.store.base_url)
         common = {"tenant_id": self.tenant_id, "type": rtype, "res_pk": pk}
         if idx.tokens:
-            self.conn.execute(TOKEN.insert(), [dict(common, param=p, system=s, code=c) for p, s, c in idx.tokens])
+            self.conn.execute(_INSERT_INDEX["search_token"],
+                              [dict(common, param=p, system=s, code=c) for p, s, c in idx.tokens])
         if idx.strings:
-            self.conn.execute(STRING.insert(), [dict(common, param=p, value=v, exact=e) for p, v, e in idx.strings])
+            self.conn.execute(_INSERT_INDEX["search_string"],
+                              [dict(common, param=p, value=v, exact=e) for p, v, e in idx.strings])
         if idx.dates:
-            self.conn.execute(DATE.insert(), [dict(common, param=p, start=s, end=e) for p, s, e in idx.dates])
+            self.conn.execute(_INSERT_INDEX["search_date"],
+                              [dict(common, param=p, start=s, end=e) for p, s, e in idx.dates])
         if idx.references:
-            self.conn.execute(REF.insert(), [dict(common, param=p, target_type=t, target_id=i)
-                                             for p, t, i in idx.references])
+            self.conn.execute(_INSERT_INDEX["search_reference"],
+                              [dict(common, param=p, target_type=t, target_id=i) for p, t, i in idx.references])
