@@ -117,12 +117,13 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.claims.operations import router as claims_router
     from app.fhir.routes import router as fhir_router
 
-    # Discovery documents live under /fhir/.well-known and must match before the generic
-    # FHIR routes; the OAuth endpoints go after them so FHIR requests do not scan them first.
-    app.include_router(discovery_router)
+    # Route order is a hot-path decision: routes are tried in order, so the FHIR reads by id
+    # come right after the few AuditEvent routes that must win over them. FHIR path segments
+    # are typed (resource type, id), so discovery under /fhir/.well-known never collides.
     app.include_router(audit_router)
-    app.include_router(claims_router)
     app.include_router(fhir_router)
+    app.include_router(discovery_router)
+    app.include_router(claims_router)
     app.include_router(oauth_router)
     app.include_router(admin_router)
 

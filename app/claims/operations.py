@@ -12,7 +12,7 @@ from app.claims import workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response, read_json
-from app.fhir.operations import operation_definitions, register_operation
+from app.fhir.operations import register_operation
 from app.fhir.routes import require, store_for
 from app.fhir.store import Reader
 from app.fhir.validation import check_resource
@@ -71,14 +71,6 @@ async def _params(request: Request, svc: Services) -> tuple[dict[str, str], dict
 async def _context(request: Request):  # type: ignore[no-untyped-def]
     svc: Services = request.app.state.services
     return svc, await svc.authenticate(request)
-
-
-@router.get("/OperationDefinition/{op_id}", summary="OperationDefinition of an operation this server offers")
-async def operation_definition(op_id: str) -> Response:
-    for d in operation_definitions():
-        if d["id"] == op_id:
-            return fhir_response(d)
-    raise FhirError(404, "not-found", f"OperationDefinition/{op_id} is not known")
 
 
 @router.post("/Encounter/{encounter_id}/$generate-claim", summary="Generate the claim for an Encounter")

@@ -12,12 +12,14 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.audit import OUTCOME_OK, interaction_row
 from app.fhir.access import access_for, compartment_patient
 from app.fhir.bundles_out import history_bundle, searchset
 from app.fhir.dates import http_date, parse_range
 from app.fhir.errors import FhirError, issue, outcome
+from app.fhir.operations import operation_definitions
 from app.fhir.http import (
     FORM, check_accept, fhir_response, parse_if_match, prefer, read_body, read_json, version_headers,
 )
@@ -27,6 +29,27 @@ from app.fhir.transactions import BundleProcessor, EntryRequest
 from app.fhir.validation import check_bundle, check_resource
 from app.security import AccessContext
 from app.services import Services
+
+class ResourceTypeConvertor(Convertor):
+    """Path segment that can be a resource type name (``Encounter``), never ``_history`` or ``.well-known``."""
+
+    regex = "[A-Z][A-Za-z]{1,63}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class ResourceIdConvertor(ResourceTypeConvertor):
+    """Path segment that can be a FHIR id (R4 ``id`` datatype), so ``_history`` and ``$op`` never match."""
+
+    regex = "[A-Za-z0-9\\-.]{1,64}"
+
+
+register_url_convertor("rtype", ResourceTypeConvertor())
+register_url_convertor("rid", ResourceIdConvertor())
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -75,6 +98,27 @@ def audit_read(svc: Services, ctx: AccessContext, subtype: str, *, entity: str |
                                       query=query, patient=patient))
 
 
+# -- reads by id come first: the hottest route, matched before everything else ----------
+@router.get("/OperationDefinition/{op_id}", summary="OperationDefinition of an operation this server offers")
+async def operation_definition(op_id: str) -> Response:
+    for d in operation_definitions():
+        if d["id"] == op_id:
+            return fhir_response(d)
+    raise FhirError(404, "not-found", f"OperationDefinition/{op_id} is not known")
+
+
+@router.get("/{rtype:rtype}/{rid:rid}", summary="Read")
+async def read(rtype: str, rid: str, request: Request) -> Response:
+    # The hottest route: services and the access context are fetched directly, not via Depends.
+    svc: Services = request.app.state.services
+    ctx = await svc.authenticate(request)
+    check_accept(request)
+    require(ctx, "r", known_type(svc, rtype))
+    v = await store_for(svc, ctx).read_async(rtype, rid)
+    audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
+    return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
+
+
 # -- capabilities ------------------------------------------------------------------------
 @router.get("/metadata", summary="CapabilityStatement")
 async def metadata(svc: Svc, request: Request) -> Response:
@@ -107,13 +151,13 @@ async def system_history(request: Request, svc: Svc, ctx: Ctx) -> Response:
 
 
 # -- type level --------------------------------------------------------------------------
-@router.get("/{rtype}", summary="Search")
+@router.get("/{rtype:rtype}", summary="Search")
 async def search_get(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     return await _search(request, svc, ctx, known_type(svc, rtype), list(request.query_params.multi_items()))
 
 
-@router.post("/{rtype}/_search", summary="Search (form body)")
+@router.post("/{rtype:rtype}/_search", summary="Search (form body)")
 async def search_post(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -124,7 +168,7 @@ async def search_post(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Respo
     return await _search(request, svc, ctx, known_type(svc, rtype), items)
 
 
-@router.post("/{rtype}", summary="Create")
+@router.post("/{rtype:rtype}", summary="Create")
 async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     known_type(svc, rtype)
@@ -139,7 +183,7 @@ async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     return _write_response(request, svc, result.version, result.status)
 
 
-@router.put("/{rtype}", summary="Conditional update")
+@router.put("/{rtype:rtype}", summary="Conditional update")
 async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     known_type(svc, rtype)
@@ -153,7 +197,7 @@ async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
     return _write_response(request, svc, result.version, result.status)
 
 
-@router.get("/{rtype}/_history", summary="Type history")
+@router.get("/{rtype:rtype}/_history", summary="Type history")
 async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     require(ctx, "s", known_type(svc, rtype))
@@ -161,19 +205,7 @@ async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Resp
 
 
 # -- instance level ----------------------------------------------------------------------
-@router.get("/{rtype}/{rid}", summary="Read")
-async def read(rtype: str, rid: str, request: Request) -> Response:
-    # The hottest route: services and the access context are fetched directly, not via Depends.
-    svc: Services = request.app.state.services
-    ctx = await svc.authenticate(request)
-    check_accept(request)
-    require(ctx, "r", known_type(svc, rtype))
-    v = await store_for(svc, ctx).read_async(rtype, rid)
-    audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
-    return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
-
-
-@router.put("/{rtype}/{rid}", summary="Update (or create with a client id)")
+@router.put("/{rtype:rtype}/{rid:rid}", summary="Update (or create with a client id)")
 async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     known_type(svc, rtype)
@@ -190,7 +222,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
     return _write_response(request, svc, result.version, result.status)
 
 
-@router.delete("/{rtype}/{rid}", summary="Delete")
+@router.delete("/{rtype:rtype}/{rid:rid}", summary="Delete")
 async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     known_type(svc, rtype)
     require(ctx, "d", rtype)
@@ -200,14 +232,14 @@ async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
     return fhir_response(outcome([issue("informational", message, severity="information")]), 200, headers)
 
 
-@router.get("/{rtype}/{rid}/_history", summary="Instance history")
+@router.get("/{rtype:rtype}/{rid:rid}/_history", summary="Instance history")
 async def instance_history(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     require(ctx, "r", known_type(svc, rtype))
     return await _history(request, svc, ctx, rtype, rid)
 
 
-@router.get("/{rtype}/{rid}/_history/{vid}", summary="Version read")
+@router.get("/{rtype:rtype}/{rid:rid}/_history/{vid}", summary="Version read")
 async def vread(rtype: str, rid: str, vid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     require(ctx, "r", known_type(svc, rtype))
