@@ -32,17 +32,3 @@ def load_config(path: str | Path | None = None, **options: Any) -> SandboxConfig
     if options.get("mailbox") is not None:
         options["mailbox"] = Path(options["mailbox"])
     return SandboxConfig(data=data, **options)
-
-
-def npi_valid(npi: str) -> bool:
-    """The NPI check digit: Luhn over ``80840`` + the first nine digits (CMS NPI standard)."""
-    if len(npi) != 10 or not npi.isdigit():
-        return False
-    digits = [int(c) for c in "80840" + npi[:9]]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            d *= 2
-            d = d - 9 if d > 9 else d
-        total += d
-    return (10 - total % 10) % 10 == int(npi[9])

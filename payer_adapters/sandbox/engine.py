@@ -21,7 +21,8 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from payer_adapters.sandbox.config import SandboxConfig, npi_valid
+from fhir_mappings.npi import npi_is_valid
+from payer_adapters.sandbox.config import SandboxConfig
 from payer_adapters.sandbox.model import Claim, Line
 
 C2 = Decimal("0.01")
@@ -175,9 +176,9 @@ class Engine:
         m = self.member(claim.member_id)
         if m is None or (self.payer(claim.payer_id) is not None and m["payer"] != claim.payer_id):
             edits.append(self._edit("unknown-member"))
-        if not npi_valid(claim.billing_npi):
+        if not npi_is_valid(claim.billing_npi):
             edits.append(self._edit("bad-npi"))
-        if claim.rendering_npi and not npi_valid(claim.rendering_npi):
+        if claim.rendering_npi and not npi_is_valid(claim.rendering_npi):
             edits.append(self._edit("bad-rendering-npi"))
         for line in claim.lines:
             if line.code not in self.data["always_therapy_codes"]:
