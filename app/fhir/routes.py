@@ -197,6 +197,19 @@ async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
     return _write_response(request, svc, result.version, result.status)
 
 
+@router.delete("/{rtype:rtype}", summary="Conditional delete")
+async def conditional_delete(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
+    known_type(svc, rtype)
+    require(ctx, "d", rtype)
+    criteria = list(request.query_params.multi_items())
+    if not criteria:
+        raise FhirError(405, "not-supported", "DELETE on a resource type needs search criteria (conditional delete)")
+    v = await run_in_threadpool(store_for(svc, ctx).conditional_delete, rtype, criteria)
+    message = f"Deleted {rtype}/{v.id}" if v else f"No {rtype} matched; nothing was deleted"
+    return fhir_response(outcome([issue("informational", message, severity="information")]), 200,
+                         {"ETag": v.etag} if v else {})
+
+
 @router.get("/{rtype:rtype}/_history", summary="Type history")
 async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)

@@ -316,6 +316,15 @@ class TenantStore:
         with self.unit() as u:
             return u.delete(rtype, rid)
 
+    def conditional_delete(self, rtype: str, criteria: list[tuple[str, str]]) -> Version | None:
+        """Delete the one resource matching ``criteria`` (none: nothing to do; several: 412)."""
+        with self.unit() as u:
+            found = u.find_ids(rtype, criteria, interaction="d")
+            if len(found) > 1:
+                raise PreconditionFailed(f"Conditional delete matched {len(found)} {rtype} resources",
+                                         code="multiple-matches")
+            return u.delete(rtype, found[0]) if found else None
+
 
 class Reader:
     """Read operations on an open connection (shared by TenantStore and Unit)."""

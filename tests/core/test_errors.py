@@ -68,7 +68,7 @@ async def test_invalid_resource_names_the_element(api):
 
 async def test_method_not_allowed_is_405(api):
     assert_outcome(await api.patch("/fhir/Patient/1", json={}), 405)
-    assert_outcome(await api.delete("/fhir/Patient"), 405)
+    assert_outcome(await api.delete("/fhir/Patient"), 405)  # no criteria
 
 
 async def test_bad_if_match_is_400_and_stale_is_412(api):
@@ -97,6 +97,17 @@ async def test_conditional_update(api):
     r = await api.put("/fhir/Patient?identifier=urn:mrn|CU1", json={**patient(mrn="CU1"), "gender": "male"})
     assert r.status_code == 200 and r.json()["id"] == pid and r.json()["meta"]["versionId"] == "2"
     assert_outcome(await api.put("/fhir/Patient?identifier=urn:mrn|CU1", json={**patient(mrn="CU1"), "id": "other"}), 400)
+
+
+async def test_conditional_delete(api):
+    pid = (await api.post("/fhir/Patient", json=patient(mrn="CD1"))).json()["id"]
+    r = await api.delete("/fhir/Patient?identifier=urn:mrn|CD1")
+    assert r.status_code == 200 and r.headers["etag"] == 'W/"2"'
+    assert (await api.get(f"/fhir/Patient/{pid}")).status_code == 410
+    assert (await api.delete("/fhir/Patient?identifier=urn:mrn|CD1")).status_code == 200  # nothing left: no-op
+    await api.post("/fhir/Patient", json=patient(mrn="CD2"))
+    await api.post("/fhir/Patient", json=patient(mrn="CD2"))
+    assert_outcome(await api.delete("/fhir/Patient?identifier=urn:mrn|CD2"), 412, "multiple-matches")
 
 
 async def test_prefer_return(api):
