@@ -115,6 +115,8 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.auth.oauth_routes import router as oauth_router
     from app.audit_routes import router as audit_router
     from app.claims.operations import router as claims_router
+    from app.payers.admin_routes import router as admin_payers_router
+    from app.payers.routes import router as payers_router
     from app.fhir.routes import router as fhir_router
 
     # Route order is a hot-path decision: routes are tried in order, so the FHIR reads by id
@@ -124,8 +126,10 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     app.include_router(fhir_router)
     app.include_router(discovery_router)
     app.include_router(claims_router)
+    app.include_router(payers_router)
     app.include_router(oauth_router)
     app.include_router(admin_router)
+    app.include_router(admin_payers_router)
 
     @app.get("/healthz", tags=["Operations"], summary="Process is up")
     async def healthz() -> JSONResponse:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     key_encryption_key: str | None = None
     # Where the demo writes its credentials (backend client key, demo user password).
     var_dir: str = "./var"
+    # payers
+    # Seconds a real-time eligibility call may take before the request is queued instead.
+    eligibility_timeout: float = Field(default=8.0, gt=0)
+    # Seconds between scheduled collections of payer answers (999, 277CA, 835, 271).
+    collect_interval: int = Field(default=60, ge=1)
 
     @property
     def fhir_base(self) -> str:

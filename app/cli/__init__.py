@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import admin, claim, core, sandbox, x12
+from app.cli import admin, claim, core, payers, sandbox, x12
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="TheraBridge integration server.")
 
-for module in (core, admin, claim, x12, sandbox):
+for module in (core, admin, claim, x12, payers, sandbox):
     module.register(app)
 
 

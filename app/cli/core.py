@@ -42,6 +42,13 @@ def serve(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     summary = prepare_database(settings, demo=demo)
+    if demo:
+        from app.bootstrap import open_store
+        from app.payers.demo import start_demo_payers
+
+        store = open_store(settings)
+        summary += start_demo_payers(settings, store, "demo")
+        store.engine.dispose()
     for line in summary:
         typer.echo(line)
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,

@@ -1,0 +1,125 @@
+"""Eligibility ``$submit``: real-time where the adapter can (answer inside
+``THERABRIDGE_ELIGIBILITY_TIMEOUT`` seconds), otherwise queued (X12 270 → the 271 is posted
+when collected; a timed-out real-time call is retried by the outbox)."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.fhir.errors import FhirError
+from app.fhir.store import Store, TenantStore, Unit, Version
+from app.jobs import enqueue, register_handler
+from app.payers import directory
+from app.payers.outcomes import put, stable_id
+from app.payers.packages import eligibility_package
+from app.payers.posting import TRACE_SYSTEM
+from app.payers.runtime import control_numbers, default_http, run_async, runtime
+from app.x12_control import DatabaseControlNumbers
+from payer_adapters.base import EligibilityPackage, EligibilityResult, PayerRejection, TransientPayerError, create_adapter
+from payer_adapters.x12 import InMemoryControlNumbers
+
+KIND = "check-eligibility"
+
+
+@dataclass
+class Prepared:
+    request: Version
+    link: directory.PayerLink
+    package: EligibilityPackage
+
+
+def prepare(unit: Unit, *, body: dict[str, Any] | None = None, request_id: str | None = None) -> Prepared:
+    """Store (or read) the request, give it a trace number, and find its payer connection."""
+    if body is not None:
+        if body.get("resourceType") != "CoverageEligibilityRequest":
+            raise FhirError(400, "invalid", "Send a CoverageEligibilityRequest in the body")
+        resource = {k: v for k, v in body.items() if k not in ("id", "meta")}
+        current = None
+    else:
+        current = unit.read("CoverageEligibilityRequest", request_id or "")
+        resource = current.resource()
+    if not any(i.get("system") == TRACE_SYSTEM for i in resource.get("identifier") or []):
+        resource["identifier"] = [*(resource.get("identifier") or []),
+                                  {"system": TRACE_SYSTEM, "value": uuid.uuid4().hex[:20].upper()}]
+        current = None
+    link = directory.for_insurer(unit.conn, unit.tenant_id, resource.get("insurer"))
+    if link is None:
+        raise FhirError(422, "business-rule", "No payer connection is registered for this request's insurer",
+                        expression=["CoverageEligibilityRequest.insurer"])
+    if current is None:
+        if body is not None:
+            stored = unit.create(resource).version
+        else:
+            stored = unit.update("CoverageEligibilityRequest", request_id or "", resource).version
+    else:
+        stored = current
+    return Prepared(stored, link, eligibility_package(unit, stored.resource()))
+
+
+def store_response(unit: Unit, request: dict[str, Any], response: dict[str, Any]) -> Version:
+    response = dict(response)
+    response["id"] = stable_id("eligibility-response", request["id"])
+    response["request"] = {"reference": f"CoverageEligibilityRequest/{request['id']}"}
+    for key in ("patient", "insurer"):
+        if request.get(key) and not response.get(key):
+            response[key] = request[key]
+    put(unit, response)
+    return unit.read("CoverageEligibilityResponse", response["id"])
+
+
+def queue(unit: Unit, request_id: str) -> None:
+    enqueue(unit, KIND, {"request": request_id}, dedupe_key=f"{KIND}:{request_id}:{uuid.uuid4().hex}")
+
+
+async def check_now(ts: TenantStore, prepared: Prepared) -> EligibilityResult:
+    rt = runtime()
+    async with rt.http_factory() as http:
+        adapter = create_adapter(prepared.link.kind, prepared.link.adapter_settings(rt.settings), http=http,
+                                 control_numbers=DatabaseControlNumbers(ts.store.engine, ts.tenant_id))
+        return await adapter.check_eligibility(prepared.package, timeout=rt.settings.eligibility_timeout)
+
+
+def realtime(link: directory.PayerLink) -> bool:
+    """Whether the connection's adapter answers eligibility inside the request."""
+    rt = runtime()
+    adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=default_http(),
+                             control_numbers=InMemoryControlNumbers())
+    return adapter.capabilities.realtime_eligibility
+
+
+def run_check(unit: Unit, payload: dict[str, Any]) -> None:
+    current = unit.current("CoverageEligibilityRequest", payload["request"])
+    if current is None or current.deleted:
+        return
+    request = current.resource()
+    link = directory.for_insurer(unit.conn, unit.tenant_id, request.get("insurer"))
+    if link is None:
+        return
+    rt = runtime()
+    pkg = eligibility_package(unit, request)
+
+    async def call() -> EligibilityResult:
+        async with rt.http_factory() as http:
+            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
+                                     control_numbers=control_numbers(unit))
+            return await adapter.check_eligibility(pkg, timeout=max(rt.settings.eligibility_timeout, 30.0))
+
+    try:
+        result = run_async(call)
+    except TransientPayerError:
+        raise
+    except PayerRejection as rejection:
+        store_response(unit, request, {"resourceType": "CoverageEligibilityResponse", "status": "active",
+                                       "purpose": request.get("purpose") or ["benefits"],
+                                       "created": unit.now.isoformat(), "outcome": "error",
+                                       "disposition": "; ".join(i.get("diagnostics", "") for i in
+                                                                rejection.outcome.get("issue", []))[:1000] or "rejected",
+                                       "error": [{"code": {"text": "payer rejected the request"}}]})
+        return
+    if result.response is not None:
+        store_response(unit, request, result.response)
+
+
+def install(store: Store) -> None:
+    register_handler(KIND, run_check)

@@ -1,0 +1,188 @@
+"""Collecting payer answers: fetch, store raw, acknowledge, then decode and post — each step a job.
+
+``collect-responses`` (one payer connection) fetches the waiting answers and, in its
+transaction, stores each one's bytes in ``inbound_message`` (SHA-256 unique per tenant, so a
+re-listed answer is stored once) and queues an ``acknowledge-response`` and a
+``post-response`` job. The acknowledgment at the payer therefore happens only after the raw
+answer is committed: a crash in between leaves it listed at the payer, never lost. Each
+``post-response`` decodes and posts one message in its own transaction; an answer that cannot
+be decoded is ``quarantined`` with a Task and the others go on.
+
+Schedule: ``collect-schedule`` (per tenant) queues a collection for every connection each
+``THERABRIDGE_COLLECT_INTERVAL`` seconds (dedupe keys by time slot, so any number of workers and
+restarts make one collection per slot) and queues itself for the next slot.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.fhir.dates import UTC
+from app.fhir.store import Store, Unit
+from app.jobs import J, enqueue, register_handler
+from app.payers import directory, posting
+from app.payers.models import INBOUND as M
+from app.payers.outcomes import biller_task
+from app.payers.runtime import control_numbers, run_async, runtime
+from payer_adapters.base import InboundMessage, PayerRejection, create_adapter
+from payer_adapters.x12 import X12Error, decode
+
+log = logging.getLogger("therabridge.payers")
+
+COLLECT = "collect-responses"
+ACK = "acknowledge-response"
+POST = "post-response"
+SCHEDULE = "collect-schedule"
+ORDER = {"999": 0, "277CA": 1, "271": 1, "835": 2}  # reference §5.6
+
+
+def _insert_ignore(unit: Unit, table: sa.Table, values: dict[str, Any], keys: list[str]) -> int | None:
+    dialect = sa.dialects.postgresql if unit.postgres else sa.dialects.sqlite
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys).returning(table.c.pk)
+    row = unit.conn.execute(stmt).first()
+    return row.pk if row else None
+
+
+def queue_collection(unit: Unit, *, slot: str | None = None) -> int:
+    """Queue one collection per payer connection of the tenant (``slot`` dedupes scheduled runs)."""
+    n = 0
+    tag = slot or f"now-{uuid.uuid4().hex}"
+    for link in directory.list_connections(unit.conn, unit.tenant_id):
+        n += enqueue(unit, COLLECT, {"connection": link.pk}, dedupe_key=f"{COLLECT}:{link.pk}@{tag}")
+    return n
+
+
+def _slot(now: datetime, interval: int) -> int:
+    return int(now.timestamp()) // max(interval, 1)
+
+
+def start_schedule(unit: Unit) -> None:
+    """Make sure the tenant's collection schedule runs (idempotent within a slot)."""
+    interval = runtime().settings.collect_interval
+    slot = _slot(unit.now, interval)
+    enqueue(unit, SCHEDULE, {"slot": slot}, dedupe_key=f"{SCHEDULE}@{slot}")
+
+
+def run_schedule(unit: Unit, payload: dict[str, Any]) -> None:
+    interval = runtime().settings.collect_interval
+    slot = int(payload["slot"])
+    if not directory.list_connections(unit.conn, unit.tenant_id):
+        return  # no payers: the schedule restarts when one is added
+    queue_collection(unit, slot=str(slot))
+    nxt = max(slot + 1, _slot(unit.now, interval) + 1)
+    dedupe = f"{SCHEDULE}@{nxt}"
+    if enqueue(unit, SCHEDULE, {"slot": nxt}, dedupe_key=dedupe):
+        due = datetime.fromtimestamp(nxt * interval, UTC)
+        unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == dedupe)
+                          .values(run_after=due))
+
+
+def run_collect(unit: Unit, payload: dict[str, Any]) -> None:
+    link = directory.by_pk(unit.conn, int(payload["connection"]))
+    if link is None or link.tenant_id != unit.tenant_id:
+        return
+    rt = runtime()
+
+    async def call() -> list[InboundMessage]:
+        async with rt.http_factory() as http:
+            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
+                                     control_numbers=control_numbers(unit))
+            try:
+                return await adapter.fetch_responses()
+            finally:
+                close = getattr(adapter, "close", None)
+                if close is not None:
+                    await close()
+
+    try:
+        messages = run_async(call)
+    except PayerRejection:
+        log.warning("payer refused the collection for connection %s", link.pk)
+        return
+    messages.sort(key=lambda m: (ORDER.get(m.kind or "", 3), m.name))
+    for msg in messages:
+        digest = hashlib.sha256(msg.data).hexdigest()
+        pk = _insert_ignore(unit, M, dict(
+            tenant_id=unit.tenant_id, connection_pk=link.pk, payer=link.organization_id, name=msg.name[:300],
+            kind=msg.kind, content_type=msg.content_type, sha256=digest, data=msg.data,
+            received_at=msg.received_at, status="stored"), ["tenant_id", "sha256"])
+        if pk is not None:
+            enqueue(unit, POST, {"message": pk}, dedupe_key=f"{POST}:{pk}")
+        enqueue(unit, ACK, {"connection": link.pk, "name": msg.name, "content_type": msg.content_type,
+                            "kind": msg.kind}, dedupe_key=f"{ACK}:{link.pk}:{digest}:{msg.name[:80]}")
+
+
+def run_acknowledge(unit: Unit, payload: dict[str, Any]) -> None:
+    link = directory.by_pk(unit.conn, int(payload["connection"]))
+    if link is None:
+        return
+    rt = runtime()
+    msg = InboundMessage(name=payload["name"], data=b"", content_type=payload["content_type"],
+                         received_at=unit.now, kind=payload.get("kind"))
+
+    async def call() -> None:
+        async with rt.http_factory() as http:
+            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
+                                     control_numbers=control_numbers(unit))
+            await adapter.acknowledge(msg)
+
+    try:
+        run_async(call)
+    except PayerRejection:
+        log.warning("payer refused an acknowledgment for connection %s", link.pk)
+
+
+def _set_status(unit: Unit, pk: int, status: str, error: str | None = None) -> None:
+    unit.conn.execute(M.update().where(M.c.pk == pk).values(status=status, error=error, posted_at=unit.now))
+
+
+def run_post(unit: Unit, payload: dict[str, Any]) -> None:
+    row = unit.conn.execute(sa.select(M).where(M.c.pk == int(payload["message"]),
+                                               M.c.tenant_id == unit.tenant_id)).first()
+    if row is None or row.status != "stored":
+        return
+    if row.content_type != "x12":
+        _quarantine(unit, row, f"content type {row.content_type} is not posted yet")
+        return
+    try:
+        result = decode(bytes(row.data))
+    except X12Error as err:
+        _quarantine(unit, row, f"{type(err).__name__}: {err}")
+        return
+    status = "posted"
+    posting.post_999(unit, result, row.connection_pk)
+    posting.post_277ca(unit, result)
+    if result.remittances and not posting.post_835(unit, result):
+        status = "duplicate"
+    posting.post_271(unit, result)
+    _set_status(unit, row.pk, status)
+
+
+def _quarantine(unit: Unit, row: Any, error: str) -> None:
+    _set_status(unit, row.pk, "quarantined", error[:2000])
+    biller_task(unit, {}, "inbound-quarantined", "Payer answer could not be read",
+                f"The payer answer {row.name} from Organization/{row.payer} could not be decoded and was set "
+                f"aside (inbound message {row.pk}).", [error], unit.now, key=f"inbound:{row.pk}")
+
+
+def messages(store: Store, tenant: str) -> list[dict[str, Any]]:
+    """The tenant's inbound messages without their bytes (for the CLI and tests)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(M.c.pk, M.c.payer, M.c.name, M.c.kind, M.c.status, M.c.error, M.c.sha256)
+                            .where(M.c.tenant_id == tenant).order_by(M.c.pk)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def install(store: Store) -> None:
+    register_handler(COLLECT, run_collect)
+    register_handler(ACK, run_acknowledge)
+    register_handler(POST, run_post)
+    register_handler(SCHEDULE, run_schedule)
+
+
+

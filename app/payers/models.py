@@ -1,0 +1,81 @@
+"""Tables of the payer side: connections (the payer directory), submissions and inbound answers.
+
+``payer_connection.credentials`` holds Fernet ciphertext only (``secrets.py``); the plain
+settings are what an operator may see. ``inbound_message`` keeps every payer answer as
+received, before it is acknowledged at the payer, so nothing is lost between fetch and post;
+the SHA-256 makes a second delivery of the same bytes a no-op.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.db import BigId
+
+
+class PayerConnection(SQLModel, table=True):
+    __tablename__ = "payer_connection"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "organization_id", name="uq_payer_connection_org"),)
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    organization_id: str = Field(max_length=64)  # Organization/<id> of the payer
+    payer_id: str | None = Field(default=None, max_length=80)  # its payer-id identifier
+    kind: str = Field(max_length=40)  # adapter kind
+    settings: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # JSON, no secrets
+    credentials: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))  # Fernet token
+    profile: str | None = Field(default=None, max_length=40)  # medicare | commercial | workers-comp
+    timely_filing_days: int | None = None
+    auto_submit: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClaimSubmission(SQLModel, table=True):
+    """One idempotency key = one submission of one claim (claims go one per job for now)."""
+
+    __tablename__ = "claim_submission"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "submission_key", name="uq_claim_submission_key"),
+        sa.Index("ix_claim_submission_claim", "tenant_id", "claim_id"),
+        sa.Index("ix_claim_submission_group", "tenant_id", "group_control"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    submission_key: str = Field(max_length=64)
+    claim_id: str = Field(max_length=64)
+    connection_pk: int | None = None
+    status: str = Field(max_length=16)  # queued | submitted | rejected
+    file_name: str | None = Field(default=None, max_length=200)
+    group_control: str | None = Field(default=None, max_length=20)  # GS06 (999 AK102)
+    set_controls: str | None = Field(default=None, max_length=200)  # ST02s, comma separated
+    submission_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime
+    submitted_at: datetime | None = None
+
+
+class InboundMessageRow(SQLModel, table=True):
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "sha256", name="uq_inbound_message_sha"),
+        sa.Index("ix_inbound_message_status", "tenant_id", "status"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    connection_pk: int | None = None
+    payer: str = Field(max_length=64)  # organization id
+    name: str = Field(max_length=300)
+    kind: str | None = Field(default=None, max_length=20)
+    content_type: str = Field(max_length=20)
+    sha256: str = Field(max_length=64)
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    received_at: datetime
+    status: str = Field(max_length=16)  # stored | posted | duplicate | quarantined
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    posted_at: datetime | None = None
+
+
+CONNECTIONS = PayerConnection.__table__
+SUBMISSIONS = ClaimSubmission.__table__
+INBOUND = InboundMessageRow.__table__

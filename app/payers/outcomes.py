@@ -1,0 +1,68 @@
+"""Resources the payer side writes besides the Claim: rejection ClaimResponses and biller Tasks.
+
+Ids are derived from what caused them (uuid5), so a job that runs twice writes the same
+resource twice instead of two resources."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from app.fhir.dates import instant
+from app.fhir.store import Unit
+from app.payers.lifecycle import TASK_CODE_SYSTEM
+
+NAMESPACE = uuid.UUID("6d1f3c2e-8a41-4c6b-9f0e-3b2a1d4c5e6f")
+
+
+def stable_id(*parts: object) -> str:
+    return str(uuid.uuid5(NAMESPACE, "|".join(str(p) for p in parts)))
+
+
+def put(unit: Unit, resource: dict[str, Any]) -> None:
+    """Create or overwrite by id (idempotent posting)."""
+    unit.update(resource["resourceType"], resource["id"], resource)
+
+
+def issues_text(outcome: dict[str, Any]) -> list[str]:
+    out = []
+    for i in outcome.get("issue") or []:
+        text = i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code", "issue")
+        out.append(str(text))
+    return out
+
+
+def rejection_response(claim: dict[str, Any], outcome: dict[str, Any], now: datetime, *, source: str) -> dict[str, Any]:
+    """A ClaimResponse (outcome error) carrying the payer's reasons, for the Claim's record."""
+    errors = []
+    for i in outcome.get("issue") or []:
+        coding = (i.get("details") or {}).get("coding") or [{"system": "https://therabridge.dev/fhir/CodeSystem/payer-error",
+                                                              "code": i.get("code", "processing")}]
+        errors.append({"code": {"coding": coding[:1], "text": (i.get("diagnostics") or (i.get("details") or {}).get("text")
+                                                                or i.get("code", "processing"))[:1000]}})
+    return {
+        "resourceType": "ClaimResponse", "id": stable_id("rejection", claim["id"], source),
+        "status": "active", "type": claim.get("type"), "use": claim.get("use", "claim"),
+        "patient": claim.get("patient"), "created": instant(now), "insurer": claim.get("insurer"),
+        "request": {"reference": f"Claim/{claim['id']}"}, "outcome": "error",
+        "disposition": f"Rejected ({source})", "error": errors or [{"code": {"text": "rejected"}}],
+    }
+
+
+def biller_task(unit: Unit, claim: dict[str, Any], code: str, display: str, description: str,
+                reasons: list[str], now: datetime, *, key: str) -> None:
+    """One open Task per cause (``key``) asking a person to act on a claim or a message."""
+    task = {
+        "resourceType": "Task", "id": stable_id("task", code, key), "status": "requested", "intent": "order",
+        "priority": "routine",
+        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": code, "display": display}]},
+        "description": description, "authoredOn": instant(now), "lastModified": instant(now),
+        "input": [{"type": {"text": "reason"}, "valueString": r[:1000]} for r in reasons[:50]],
+    }
+    if claim.get("id"):
+        task["focus"] = {"reference": f"Claim/{claim['id']}"}
+    if claim.get("patient"):
+        task["for"] = claim["patient"]
+    current = unit.current("Task", task["id"])
+    if current is None or current.deleted:
+        put(unit, task)

@@ -1,0 +1,164 @@
+"""Posting decoded payer answers onto the tenant's claims (reference §5.6: 999 → 277CA → 835).
+
+Every resource written has an id derived from the answer (the X12 decoder's uuid5 ids, or
+ours), so posting the same answer twice overwrites rather than duplicates; an 835 whose
+payment identity (TRN02, payer id) was already posted is reported as a duplicate and posts
+nothing. Answers are matched to claims by the patient control number (CLM01 = CLP01 =
+277CA TRN02) and, for the 999, by our GS06/ST02 recorded at submission.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.claims.gather import find_resources
+from app.fhir.store import Unit
+from app.payers.lifecycle import PCN_SYSTEM, advance, lifecycle_rank_of
+from app.payers.models import SUBMISSIONS as S
+from app.payers.outcomes import biller_task, issues_text, put, rejection_response
+from payer_adapters.x12.decode import DecodeResult
+from payer_adapters.x12.decode_835 import ClaimPayment
+from payer_adapters.x12.decode_999 import set_to_outcome
+
+TRACE_SYSTEM = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
+
+
+def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
+    """The submitted claim with this patient control number (the newest when corrected)."""
+    found = find_resources(unit, "Claim", [("identifier", f"{PCN_SYSTEM}|{pcn}")])
+    if not found:
+        return None
+    return max(found, key=lambda c: (lifecycle_rank_of(c) >= 3, c["meta"]["lastUpdated"]))
+
+
+def _save(unit: Unit, claim: dict[str, Any]) -> None:
+    unit.update("Claim", claim["id"], claim)
+
+
+def paid_state(paid: Decimal, lines: list[tuple[Decimal, Decimal]]) -> str:
+    """``denied`` when nothing was paid, ``partially-paid`` when a charged line got nothing."""
+    if paid <= 0:
+        return "denied"
+    if any(charge > 0 and line_paid <= 0 for charge, line_paid in lines):
+        return "partially-paid"
+    return "paid"
+
+
+def paid_state_from_claim_response(response: dict[str, Any]) -> str:
+    def benefit(adjudications: list[dict[str, Any]]) -> Decimal:
+        return sum((Decimal(str((a.get("amount") or {}).get("value", 0))) for a in adjudications
+                    if any(c.get("code") == "benefit" for c in (a.get("category") or {}).get("coding", []))),
+                   Decimal(0))
+
+    lines = [(Decimal(1), benefit(i.get("adjudication") or [])) for i in response.get("item") or []]
+    total = Decimal(str(((response.get("payment") or {}).get("amount") or {}).get("value", 0)))
+    return paid_state(total, lines)
+
+
+def post_999(unit: Unit, result: DecodeResult, connection_pk: int | None) -> int:
+    """999: accepted sets → ``acknowledged``; rejected sets → ``rejected`` with the IK3/IK4 issues."""
+    n = 0
+    for ack in result.acknowledgments:
+        group = str(int(ack.group_control_number)) if ack.group_control_number.isdigit() else ack.group_control_number
+        for s in ack.sets:
+            rows = unit.conn.execute(sa.select(S.c.claim_id, S.c.set_controls).where(
+                S.c.tenant_id == unit.tenant_id, S.c.group_control == group,
+                *( [S.c.connection_pk == connection_pk] if connection_pk is not None else []))).all()
+            claim_ids = [r.claim_id for r in rows if s.control_number in (r.set_controls or "").split(",")]
+            for claim_id in claim_ids:
+                current = unit.current("Claim", claim_id)
+                if current is None or current.deleted:
+                    continue
+                claim = current.resource()
+                if s.accepted:
+                    advance(claim, "acknowledged", unit.now)
+                else:
+                    outcome = set_to_outcome(ack, s)
+                    put(unit, rejection_response(claim, outcome, unit.now, source=f"999 {group}/{s.control_number}"))
+                    advance(claim, "rejected", unit.now)
+                    biller_task(unit, claim, "claim-rejected", "Claim rejected by the 999",
+                                "The payer's 999 rejected the file carrying this claim: fix and resubmit.",
+                                issues_text(outcome), unit.now, key=f"{claim_id}:999:{group}")
+                _save(unit, claim)
+                n += 1
+    return n
+
+
+def post_277ca(unit: Unit, result: DecodeResult) -> int:
+    """277CA: a ClaimResponse per claim; lifecycle ``accepted`` or ``rejected`` (+ a Task)."""
+    n = 0
+    for ack in result.claim_acknowledgments:
+        claims = {c.patient_control_number: claim_by_pcn(unit, c.patient_control_number) for c in ack.claims}
+        known = {k: v for k, v in claims.items() if v}
+        for entry, c in zip(ack.to_fhir(known), ack.claims):
+            claim = known.get(c.patient_control_number)
+            response = entry["resource"]
+            put(unit, response)
+            if claim is None:
+                continue
+            if c.outcome == "error":
+                advance(claim, "rejected", unit.now)
+                biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer (277CA)",
+                            "The payer rejected this claim before adjudication: correct it and generate a new claim.",
+                            [str(response.get("disposition") or "rejected")], unit.now,
+                            key=f"{claim['id']}:277CA")
+            else:
+                advance(claim, "accepted", unit.now)
+            _save(unit, claim)
+            n += 1
+    return n
+
+
+def _claim_lines(cp: ClaimPayment) -> list[tuple[Decimal, Decimal]]:
+    return [(s.charge, s.paid) for s in cp.services]
+
+
+def post_835(unit: Unit, result: DecodeResult) -> bool:
+    """835: EOBs + PaymentReconciliation; returns False when every payment was posted before."""
+    posted_any = False
+    for rem in result.remittances:
+        claims = {cp.patient_control_number: claim_by_pcn(unit, cp.patient_control_number) for cp in rem.claims}
+        known = {k: v for k, v in claims.items() if v}
+        entries = rem.to_fhir(known)
+        recon = next((e["resource"] for e in entries if e["resource"]["resourceType"] == "PaymentReconciliation"), None)
+        if recon is not None:
+            existing = unit.current("PaymentReconciliation", recon["id"])
+            if existing is not None and not existing.deleted:
+                continue  # same payment identity: already posted
+        for e in entries:
+            if e["resource"]["resourceType"] in ("ExplanationOfBenefit", "PaymentReconciliation"):
+                put(unit, e["resource"])
+        for cp in rem.claims:
+            claim = known.get(cp.patient_control_number)
+            if claim is None:
+                continue
+            advance(claim, "accepted", unit.now)
+            advance(claim, paid_state(cp.paid, _claim_lines(cp)), unit.now)
+            _save(unit, claim)
+        posted_any = True
+    return posted_any
+
+
+def post_271(unit: Unit, result: DecodeResult) -> int:
+    """271: a CoverageEligibilityResponse linked to the request with the same trace number."""
+    n = 0
+    for elig in result.eligibility:
+        for e in elig.to_fhir():
+            resource = e["resource"]
+            if resource["resourceType"] != "CoverageEligibilityResponse":
+                continue
+            trace = elig.trace_number
+            requests = find_resources(unit, "CoverageEligibilityRequest", [("identifier", f"{TRACE_SYSTEM}|{trace}")])
+            if requests:
+                req = requests[0]
+                resource["request"] = {"reference": f"CoverageEligibilityRequest/{req['id']}"}
+                for key in ("patient", "insurer"):
+                    if req.get(key):
+                        resource[key] = req[key]
+            put(unit, resource)
+            n += 1
+    return n
+
+

@@ -1,0 +1,103 @@
+"""FHIR operations of the payer side: ``Claim/{id}/$submit`` and ``CoverageEligibilityRequest/$submit``.
+
+Include ``router`` in the app (any position: no generic route takes these POST paths)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from app.claims.operations import _context, _definition, _params
+from app.fhir.errors import FhirError
+from app.fhir.http import fhir_response
+from app.fhir.operations import register_operation
+from app.fhir.routes import require, store_for
+from app.payers import eligibility, submission
+from payer_adapters.base import PayerRejection, TransientPayerError
+
+router = APIRouter(prefix="/fhir", tags=["Payers"])
+
+for definition in (
+    _definition("Claim-submit-queued", "submit", "Claim", type_level=False, instance=True,
+                params=[("return", "out", "Claim", 1, "")],
+                description="Queue a clean Claim for submission to its payer (202; 200 when it was already "
+                            "queued or submitted). A held claim answers 422 with the scrubber's OperationOutcome."),
+    _definition("CoverageEligibilityRequest-submit", "submit", "CoverageEligibilityRequest", type_level=True,
+                instance=True, params=[("resource", "in", "CoverageEligibilityRequest", 0, ""),
+                                       ("return", "out", "CoverageEligibilityResponse", 0, "")],
+                description="Ask the payer: the CoverageEligibilityResponse when it answers in real time (200), "
+                            "else 202 with Content-Location of the search where the answer will appear."),
+):
+    register_operation(definition)
+
+
+@router.post("/Claim/{claim_id}/$submit", summary="Submit a clean Claim to its payer")
+async def submit_claim(claim_id: str, request: Request) -> Response:
+    svc, ctx = await _context(request)
+    for interaction, rtype in (("r", "Claim"), ("u", "Claim")):
+        require(ctx, interaction, rtype)
+    ts = store_for(svc, ctx)
+
+    def run() -> Any:
+        with ts.unit() as unit:
+            return submission.queue_claim(unit, claim_id)
+
+    stored, status = await run_in_threadpool(run)
+    return fhir_response(stored.content, status, {"ETag": stored.etag,
+                                                  "Content-Location": f"{svc.base}/Claim/{claim_id}"})
+
+
+async def _eligibility(request: Request, request_id: str | None) -> Response:
+    svc, ctx = await _context(request)
+    require(ctx, "c" if request_id is None else "r", "CoverageEligibilityRequest")
+    require(ctx, "c", "CoverageEligibilityResponse")
+    _, body = await _params(request, svc)
+    if request_id is None and body is None:
+        raise FhirError(400, "required", "Send the CoverageEligibilityRequest in the body")
+    ts = store_for(svc, ctx)
+
+    def prepare() -> eligibility.Prepared:
+        with ts.unit() as unit:
+            return eligibility.prepare(unit, body=body if request_id is None else None, request_id=request_id)
+
+    prepared = await run_in_threadpool(prepare)
+    rid = prepared.request.id
+    if await run_in_threadpool(eligibility.realtime, prepared.link):
+        try:
+            result = await eligibility.check_now(ts, prepared)
+        except TransientPayerError:
+            result = None  # slow or unavailable: the outbox keeps asking
+        except PayerRejection as rejection:
+            raise FhirError(422, "business-rule", "The payer rejected the eligibility request",
+                            issues=rejection.outcome.get("issue") or None) from None
+        if result is not None and result.response is not None:
+            def save() -> Any:
+                with ts.unit() as unit:
+                    return eligibility.store_response(unit, prepared.request.resource(), result.response)
+
+            stored = await run_in_threadpool(save)
+            return fhir_response(stored.content, 200, {"Location": f"{svc.base}/CoverageEligibilityResponse/{stored.id}",
+                                                       "ETag": stored.etag})
+
+    def later() -> None:
+        with ts.unit() as unit:
+            eligibility.queue(unit, rid)
+
+    await run_in_threadpool(later)
+    where = f"{svc.base}/CoverageEligibilityResponse?request=CoverageEligibilityRequest/{rid}"
+    return fhir_response({"resourceType": "OperationOutcome", "issue": [{
+        "severity": "information", "code": "informational",
+        "diagnostics": f"Eligibility request CoverageEligibilityRequest/{rid} was queued; the answer will appear "
+                       f"at {where}"}]}, 202, {"Content-Location": where})
+
+
+@router.post("/CoverageEligibilityRequest/$submit", summary="Store and send an eligibility request")
+async def submit_eligibility(request: Request) -> Response:
+    return await _eligibility(request, None)
+
+
+@router.post("/CoverageEligibilityRequest/{request_id}/$submit", summary="Send a stored eligibility request")
+async def submit_stored_eligibility(request_id: str, request: Request) -> Response:
+    return await _eligibility(request, request_id)

@@ -1,0 +1,139 @@
+"""Process-wide wiring of the payer side: settings, the HTTP client factory, running an async
+adapter call from a synchronous job handler, and X12 control numbers inside a job.
+
+Job handlers run inside the worker's write transaction. On SQLite that transaction holds the
+process's write lock, so a control-number bump in its own transaction (``DatabaseControlNumbers``)
+would wait on ourselves; there the bump joins the job's transaction instead (SQLite serializes
+writers anyway). PostgreSQL uses ``DatabaseControlNumbers``: committed at once, never reused.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Awaitable, Callable, TypeVar
+
+import httpx
+import sqlalchemy as sa
+
+from app.fhir.store import Store, Unit
+from app.settings import Settings
+from app.x12_control import DatabaseControlNumbers, T as CONTROL
+from payer_adapters.x12.control import LIMITS, Kind
+
+R = TypeVar("R")
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~20 ms, per client."""
+    return ssl.create_default_context()
+
+
+def default_http() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=30.0, verify=_tls())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    #: Builds the AsyncClient an adapter uses for one job; tests route it to the sandbox app.
+    http_factory: Callable[[], httpx.AsyncClient] = field(default=default_http)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        from app.settings import get_settings
+
+        return configure(get_settings())
+    return _runtime
+
+
+def configure(settings: Settings, http_factory: Callable[[], httpx.AsyncClient] | None = None) -> Runtime:
+    global _runtime
+    _runtime = Runtime(settings) if http_factory is None else Runtime(settings, http_factory)
+    return _runtime
+
+
+def run_async(fn: Callable[[], Awaitable[R]]) -> R:
+    """Run a coroutine from sync code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(fn())  # type: ignore[arg-type]
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(fn())  # type: ignore[arg-type]
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="therabridge-payer-call")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class UnitControlNumbers:
+    """``ControlNumbers`` on the job's own connection (SQLite; see the module docstring)."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+
+    def next(self, partner: str, kind: Kind) -> int:
+        key = (CONTROL.c.tenant_id == self.unit.tenant_id) & (CONTROL.c.partner == partner) & (CONTROL.c.kind == kind)
+        bump = CONTROL.update().where(key).values(last_value=CONTROL.c.last_value + 1).returning(CONTROL.c.last_value)
+        value = self.unit.conn.execute(bump).scalar()
+        if value is None:
+            self.unit.conn.execute(sa.dialects.sqlite.insert(CONTROL).values(
+                tenant_id=self.unit.tenant_id, partner=partner, kind=kind, last_value=0).on_conflict_do_nothing())
+            value = self.unit.conn.execute(bump).scalar_one()
+        if value > LIMITS[kind]:
+            raise OverflowError(f"{kind} control numbers exhausted for trading partner {partner}")
+        return int(value)
+
+
+def control_numbers(unit: Unit) -> Any:
+    if unit.postgres:
+        return DatabaseControlNumbers(unit.ts.store.engine, unit.tenant_id)
+    return UnitControlNumbers(unit)
+
+
+def _refuse_without_key(store: Store, settings: Settings) -> None:
+    """PostgreSQL (production) with stored payer credentials but no configured key: refuse to
+    start rather than fail at the first submission (or tempt someone into a key on local disk)."""
+    if not store.postgres or settings.key_encryption_key:
+        return
+    from app.payers.models import CONNECTIONS
+    from app.payers.secrets import CredentialKeyError
+
+    try:
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.select(CONNECTIONS.c.pk).where(CONNECTIONS.c.credentials.is_not(None))
+                                  .limit(1)).first()
+    except sa.exc.DBAPIError:
+        return  # schema not migrated yet: nothing stored
+    if stored is not None:
+        raise CredentialKeyError("payer credentials are stored but THERABRIDGE_KEY_ENCRYPTION_KEY is not set; "
+                                 "refusing to start on PostgreSQL")
+
+
+def install(store: Store, settings: Settings) -> None:
+    """Handlers for the payer jobs and the auto-submit observer (``app.bootstrap.build_store``)."""
+    from app.payers import eligibility, inbound, submission
+
+    _refuse_without_key(store, settings)
+
+    if _runtime is None or _runtime.settings is not settings:
+        configure(settings, _runtime.http_factory if _runtime else None)
+    submission.install(store)
+    inbound.install(store)
+    eligibility.install(store)

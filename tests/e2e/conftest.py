@@ -1,0 +1,209 @@
+"""End-to-end fixtures: the server app with the payer routes, the sandbox payer (in process over
+ASGITransport, or as a real ``therabridge sandbox-payer`` process), and a worker to drain jobs."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+
+from app.jobs import J, Worker
+from app.main import create_app
+from app.payers import directory, runtime as payer_runtime
+from app.payers.admin_routes import router as admin_payers_router
+from app.payers.routes import router as payers_router
+from app.settings import Settings
+from payer_adapters.sandbox import create_sandbox_app, load_config
+from tests.conftest import PUBLIC_URL, tenant_from_header
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+LIFECYCLE = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
+HISTORY = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle-history"
+SANDBOX = "http://sandbox"
+
+
+@pytest.fixture(scope="session")
+def payer_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"key_encryption_key": Fernet.generate_key().decode()})
+
+
+@pytest.fixture(scope="session")
+def server(payer_settings: Settings) -> FastAPI:
+    app = create_app(payer_settings, authenticate=tenant_from_header)
+    app.include_router(payers_router)
+    app.include_router(admin_payers_router)
+    return app
+
+
+@pytest.fixture
+def tenant(server: FastAPI) -> str:  # noqa: F811 - e2e tenants live in the e2e app's store
+    import uuid
+
+    tid = "e2e-" + uuid.uuid4().hex[:12]
+    server.state.services.store.ensure_tenant(tid)
+    return tid
+
+
+@pytest.fixture
+def store(server: FastAPI):  # type: ignore[no-untyped-def]
+    return server.state.services.store
+
+
+@pytest.fixture
+async def api(server: FastAPI, tenant: str) -> Iterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url=PUBLIC_URL,
+                                 headers={"x-test-tenant": tenant}) as client:
+        yield client
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> FastAPI:
+    return create_sandbox_app(load_config(mailbox=tmp_path / "mailbox", poll_interval=0, pyx12=False),
+                              now=lambda: NOW)
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Path:
+    return tmp_path / "mailbox"
+
+
+@pytest.fixture
+def route_to_sandbox(payer_settings: Settings, sandbox: FastAPI) -> Iterator[None]:
+    """Adapters in jobs and routes reach the in-process sandbox."""
+    previous = payer_runtime._runtime
+    payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox), base_url=SANDBOX))
+    yield
+    payer_runtime._runtime = previous
+
+
+def drain(store: Any, *, base_delay: float = 0.01) -> int:
+    """Run due jobs until none is left (retries scheduled later are not due)."""
+    worker = Worker(store, base_delay=base_delay, max_delay=max(base_delay, 0.05))
+    total = 0
+    while (n := worker.run_once()):
+        total += n
+    return total
+
+
+async def adrain(store: Any, *, base_delay: float = 0.01) -> int:
+    return await asyncio.to_thread(drain, store, base_delay=base_delay)
+
+
+def jobs(store: Any, tenant: str, kind: str | None = None) -> list[Any]:
+    with store.engine.connect() as conn:
+        q = sa.select(J).where(J.c.tenant_id == tenant).order_by(J.c.pk)
+        if kind:
+            q = q.where(J.c.kind == kind)
+        return conn.execute(q).all()
+
+
+def make_due(store: Any, tenant: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(J.update().where(J.c.tenant_id == tenant, J.c.status == "queued")
+                     .values(run_after=datetime.now(timezone.utc)))
+
+
+def lifecycle(claim: dict[str, Any]) -> str | None:
+    return next((e["valueCode"] for e in claim.get("extension", []) if e["url"] == LIFECYCLE), None)
+
+
+def history(claim: dict[str, Any]) -> list[str]:
+    ext = next((e for e in claim.get("extension", []) if e["url"] == HISTORY), {"extension": []})
+    return [e["url"] for e in ext["extension"]]
+
+
+async def load_practice(api: httpx.AsyncClient, demo_bundle: dict[str, Any]) -> None:
+    r = await api.post("/fhir", json=demo_bundle, headers={"Prefer": "return=minimal"})
+    assert r.status_code == 200, r.text
+
+
+async def claim_for(api: httpx.AsyncClient, encounter: str) -> dict[str, Any]:
+    bundle = (await api.get(f"/fhir/Claim?encounter=Encounter/{encounter}")).json()
+    claims = [e["resource"] for e in bundle.get("entry", [])]
+    return max(claims, key=lambda c: c["meta"]["lastUpdated"])
+
+
+def connect(store: Any, settings: Settings, tenant: str, organization: str, kind: str, cfg: dict[str, Any],
+            credentials: dict[str, Any] | None = None, **kw: Any) -> directory.PayerLink:
+    return directory.add(store, settings, tenant, organization, kind, cfg, credentials, **kw)
+
+
+Ledger = Callable[[], dict[str, Any]]
+
+
+@pytest.fixture
+def ledger(sandbox: FastAPI) -> Ledger:
+    return lambda: sandbox.state.sandbox.engine.ledger.summary()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveSandbox:
+    """``therabridge sandbox-payer`` in its own process on a loopback port."""
+
+    def __init__(self, root: Path) -> None:
+        import subprocess
+        import sys
+        import time
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.mailbox = root / "mailbox"
+        exe = Path(sys.executable).with_name("therabridge")
+        self.proc = subprocess.Popen([str(exe), "sandbox-payer", "--port", str(self.port), "--mailbox",
+                                      str(self.mailbox), "--no-pyx12", "--poll", "0.2"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/sandbox/ledger", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("sandbox payer did not start")
+
+    def ledger(self) -> dict[str, Any]:
+        return httpx.get(f"{self.base}/sandbox/ledger", timeout=5).json()
+
+    def sent(self, key: str) -> int:
+        return sum(1 for c in self.ledger()["claims"] if c.get("idempotency_key") == key)
+
+    def fault(self, path: str, mode: str, count: int = 1, seconds: float = 0.0) -> None:
+        httpx.post(f"{self.base}/sandbox/faults", json={"path": path, "mode": mode, "count": count,
+                                                        "seconds": seconds}, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def live_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
+    box = LiveSandbox(tmp_path_factory.mktemp("live-sandbox"))
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def route_to_live(payer_settings: Settings) -> Iterator[None]:
+    previous = payer_runtime._runtime
+    payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(timeout=10.0))
+    yield
+    payer_runtime._runtime = previous
