@@ -34,17 +34,18 @@ def find_resources(reader: Reader, rtype: str, items: list[tuple[str, str]]) -> 
     return [orjson.loads(v.content) for v in reader.search(query).matches if v.content]
 
 
-def _references(node: Any, keys: Iterable[str]) -> Iterable[str]:
+def references_under(node: Any, keys: Iterable[str]) -> Iterable[str]:
+    """Every ``Reference.reference`` held by an element named in ``keys``, anywhere below ``node``."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in keys:
                 for ref in value if isinstance(value, list) else [value]:
                     if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
                         yield ref["reference"]
-            yield from _references(value, keys)
+            yield from references_under(value, keys)
     elif isinstance(node, list):
         for item in node:
-            yield from _references(item, keys)
+            yield from references_under(item, keys)
 
 
 def gather_encounter(reader: Reader, encounter_id: str) -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def gather_encounter(reader: Reader, encounter_id: str) -> list[dict[str, Any]]:
                 if rtype == "Claim" and _bills_encounter(res, encounter_id):
                     continue  # the claim being (re)generated is not a prior claim
                 found[f"{rtype}/{res['id']}"] = res
-    for ref in list(_references(list(found.values()), FOLLOW)) + list(_references(encounter, ("subject",))):
+    for ref in list(references_under(list(found.values()), FOLLOW)) + list(references_under(encounter, ("subject",))):
         target = reference_target(ref)
         if target and f"{target[0]}/{target[1]}" not in found and target[0] in registry().types:
             current = reader.current(*target)

@@ -2,10 +2,11 @@
 read from the tenant's store (the PAS rule, reference §1.1: every referenced resource, once)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
+from app.claims.gather import references_under
 from app.fhir.extract import reference_target
 from app.fhir.store import Reader
 from app.payers.lifecycle import patient_control_number
@@ -17,25 +18,13 @@ FOLLOW = ("patient", "beneficiary", "subscriber", "payor", "insurer", "provider"
           "location", "valueReference")
 
 
-def _refs(node: Any) -> Iterable[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in FOLLOW:
-                for ref in value if isinstance(value, list) else [value]:
-                    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-                        yield ref["reference"]
-            yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
-
 
 def referenced(reader: Reader, root: dict[str, Any], depth: int = 3) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     frontier = [root]
     for _ in range(depth):
         nxt = []
-        for ref in {r for res in frontier for r in _refs(res)}:
+        for ref in {r for res in frontier for r in references_under(res, FOLLOW)}:
             target = reference_target(ref)
             if not target or f"{target[0]}/{target[1]}" in found:
                 continue
