@@ -9,6 +9,7 @@ from typing import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request
 
 from app.db import make_engine
@@ -16,6 +17,10 @@ from app.main import create_app
 from app.migrations import upgrade
 from app.security import AccessContext
 from app.settings import Settings
+
+# Like a PostgreSQL deployment, the test session has one key for credentials and signing keys at
+# rest; in the environment so server and CLI subprocesses started by tests share it.
+os.environ.setdefault("THERABRIDGE_KEY_ENCRYPTION_KEY", Fernet.generate_key().decode())
 
 PUBLIC_URL = "http://testserver"
 BASE = PUBLIC_URL + "/fhir"

@@ -10,7 +10,6 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from app.jobs import J, Worker
@@ -30,7 +29,8 @@ SANDBOX = "http://sandbox"
 
 @pytest.fixture(scope="session")
 def payer_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"key_encryption_key": Fernet.generate_key().decode()})
+    assert settings.key_encryption_key, "the session's settings carry the credential key"
+    return settings
 
 
 @pytest.fixture(scope="session")
