@@ -27,6 +27,8 @@ from app.security import AccessContext
 
 log = logging.getLogger("therabridge.audit")
 AUDIT = T["audit"]
+_COLUMNS = ("tenant_id", "recorded", "content", "action", "outcome", "entity", "patient", "agent")
+_COPY = f"COPY audit_event ({', '.join(_COLUMNS)}) FROM STDIN"
 
 EVENT_TYPE = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
               "display": "RESTful Operation"}
@@ -161,6 +163,22 @@ class AuditLog:
                     self._closed.wait(1.0)
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            with write_connection(self.engine) as conn, conn.begin():
-                conn.execute(AUDIT.insert(), rows)
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            # COPY costs a third of the client CPU of a multi-row INSERT; this thread shares the
+            # GIL with the event loop serving the reads it records.
+            raw = self.engine.raw_connection()
+            try:
+                with raw.cursor() as cur, cur.copy(_COPY) as copy:
+                    for row in rows:
+                        copy.write_row([row.get(c) for c in _COLUMNS])
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                raw.close()
+            return
+        with write_connection(self.engine) as conn, conn.begin():
+            conn.execute(AUDIT.insert(), rows)

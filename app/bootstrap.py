@@ -66,5 +66,6 @@ def prepare_database(settings: Settings, *, demo: bool) -> list[str]:
             f'  curl -H "Authorization: Bearer $TOKEN" "{settings.fhir_base}/Encounter?patient=pat-alvarez"',
             f"SMART configuration: {creds['smart_configuration']}",
         ]
+    lines += store.analyze(never_analyzed_only=not demo)
     store.engine.dispose()
     return lines

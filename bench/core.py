@@ -168,16 +168,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="Comma-separated: sqlite, postgresql.")
     args = parser.parse_args()
     machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"machine: {machine}")
     results = []
-    sqlite_path = ROOT / "var" / "bench.db"
-    for p in sqlite_path.parent.glob("bench.db*"):
-        p.unlink()
-    results.append(measure_backend("SQLite", f"sqlite:///{sqlite_path}", args.seconds))
-    reset_pg()
-    results.append(measure_backend("PostgreSQL", PG_BENCH, args.seconds))
+    backends = args.backends.split(",")
+    if "sqlite" in backends:
+        sqlite_path = ROOT / "var" / "bench.db"
+        for p in sqlite_path.parent.glob("bench.db*"):
+            p.unlink()
+        results.append(measure_backend("SQLite", f"sqlite:///{sqlite_path}", args.seconds))
+    if "postgresql" in backends:
+        reset_pg()
+        results.append(measure_backend("PostgreSQL", PG_BENCH, args.seconds))
     if not args.skip_peer:
         results.append(measure_peer(args.seconds))
     for r in results:

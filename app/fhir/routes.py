@@ -114,7 +114,7 @@ async def read(rtype: str, rid: str, request: Request) -> Response:
     ctx = await svc.authenticate(request)
     check_accept(request)
     require(ctx, "r", known_type(svc, rtype))
-    v = await store_for(svc, ctx).read_async(rtype, rid)
+    v = store_for(svc, ctx).read(rtype, rid)
     audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
     return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
 
