@@ -6,6 +6,15 @@ job's kind, and records the result. A failed run is retried with exponential bac
 jitter; after ``max_attempts`` the job is dead and a ``Task`` asks a person to look. A claimed
 job carries a lease: if its worker dies, the job becomes due again when the lease runs out.
 Handlers must be idempotent (the same job may run twice after a crash).
+
+Three kinds of handler:
+- ``register_handler``: runs inside the job's own transaction, which also marks it done.
+- ``register_batch_handler``: all due jobs of that kind and tenant in one claim run together in
+  one transaction (forming payer batches; generating many claims per commit). If the kind also
+  has a single-job handler, a batch that fails is rerun job by job, so one bad job fails alone.
+- ``register_handler(..., transaction=False)``: the handler opens its own transactions. For work
+  that talks to a payer: no database transaction (nor SQLite's write lock) is held during the
+  network call, so the handler commits what must be fixed before sending, sends, then records.
 """
 from __future__ import annotations
 
@@ -27,7 +36,7 @@ from sqlmodel import Field, SQLModel
 
 from app.db import BigId, is_postgres, write_connection
 from app.fhir.dates import UTC
-from app.fhir.store import Store, Unit
+from app.fhir.store import Store, TenantStore, Unit
 
 log = logging.getLogger("therabridge.jobs")
 
@@ -55,11 +64,23 @@ class Job(SQLModel, table=True):
 
 J = Job.__table__
 Handler = Callable[[Unit, dict[str, Any]], None]
+OwnHandler = Callable[[TenantStore, dict[str, Any]], None]
+BatchHandler = Callable[[Unit, list[dict[str, Any]]], None]
 HANDLERS: dict[str, Handler] = {}
+OWN_TRANSACTION: dict[str, OwnHandler] = {}
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
 
 
-def register_handler(kind: str, handler: Handler) -> None:
-    HANDLERS[kind] = handler
+def register_handler(kind: str, handler: Any, *, transaction: bool = True) -> None:
+    """``handler(unit, payload)``; with ``transaction=False``, ``handler(tenant_store, payload)``."""
+    HANDLERS.pop(kind, None)
+    OWN_TRANSACTION.pop(kind, None)
+    (HANDLERS if transaction else OWN_TRANSACTION)[kind] = handler
+
+
+def register_batch_handler(kind: str, handler: BatchHandler) -> None:
+    """``handler(unit, payloads)`` for every due job of ``kind`` (per tenant) claimed together."""
+    BATCH_HANDLERS[kind] = handler
 
 
 # Built once: enqueue runs inside hot write paths (every finished Encounter).
@@ -101,14 +122,20 @@ class Worker:
 
     def claim(self) -> list[Claimed]:
         now = self.store.clock()
-        due = sa.or_(sa.and_(J.c.status == "queued", J.c.run_after <= now),
-                     sa.and_(J.c.status == "running", J.c.locked_until < now))
-        query = sa.select(J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts).where(due) \
+        # Two range scans of ix_job_due (status, run_after) — due jobs, then jobs whose worker's
+        # lease ran out — rather than one OR, which the planner answers with a scan of every job
+        # ever run once the table is large.
+        columns = (J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts)
+        due = sa.select(*columns).where(J.c.status == "queued", J.c.run_after <= now) \
             .order_by(J.c.run_after, J.c.pk).limit(self.batch)
+        expired = sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now) \
+            .order_by(J.c.run_after, J.c.pk)
         if is_postgres(self.store.engine):
-            query = query.with_for_update(skip_locked=True)
+            due, expired = due.with_for_update(skip_locked=True), expired.with_for_update(skip_locked=True)
         with write_connection(self.store.engine) as conn, conn.begin():
-            rows = conn.execute(query).all()
+            rows = conn.execute(due).all()
+            if len(rows) < self.batch:
+                rows += conn.execute(expired.limit(self.batch - len(rows))).all()
             if rows:
                 conn.execute(J.update().where(J.c.pk.in_([r.pk for r in rows])).values(
                     status="running", locked_by=self.name, locked_until=now + self.lease, updated_at=now,
@@ -118,22 +145,52 @@ class Worker:
     def run_once(self) -> int:
         """Claim and run one batch of due jobs; returns how many ran."""
         jobs = self.claim()
+        grouped: dict[tuple[str, str], list[Claimed]] = {}
         for job in jobs:
-            self._run(job)
+            if job.kind in BATCH_HANDLERS:
+                grouped.setdefault((job.kind, job.tenant_id), []).append(job)
+            else:
+                self._run(job)
+        for (kind, _tenant), group in grouped.items():
+            self._run_batch(BATCH_HANDLERS[kind], group)
         return len(jobs)
 
     def _run(self, job: Claimed) -> None:
-        handler = HANDLERS.get(job.kind)
         try:
+            ts = self.store.for_tenant(job.tenant_id)
+            own = OWN_TRANSACTION.get(job.kind)
+            if own is not None:
+                own(ts, job.payload)
+                with write_connection(self.store.engine) as conn, conn.begin():
+                    self._finish(conn, job, "done", None)
+                return
+            handler = HANDLERS.get(job.kind)
             if handler is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
-            with self.store.for_tenant(job.tenant_id).unit() as unit:
+            with ts.unit() as unit:
                 handler(unit, job.payload)
                 self._finish(unit.conn, job, "done", None)
         except Exception as exc:  # recorded on the job; never lost
-            summary = f"{type(exc).__name__}: {exc}"[:2000]
-            log.warning("job %s (%s) attempt %s failed: %s", job.pk, job.kind, job.attempts, type(exc).__name__)
-            self._failed(job, summary, traceback.format_exc(limit=5)[-4000:])
+            self._log_failure(job, exc)
+
+    def _run_batch(self, handler: BatchHandler, jobs: list[Claimed]) -> None:
+        try:
+            with self.store.for_tenant(jobs[0].tenant_id).unit() as unit:
+                handler(unit, [job.payload for job in jobs])
+                unit.conn.execute(J.update().where(J.c.pk.in_([job.pk for job in jobs])).values(
+                    status="done", last_error=None, locked_by=None, locked_until=None, updated_at=unit.now))
+        except Exception as exc:
+            if jobs[0].kind in HANDLERS or jobs[0].kind in OWN_TRANSACTION:
+                for job in jobs:  # one job spoiled the batch: run each alone, so only it fails
+                    self._run(job)
+                return
+            for job in jobs:  # each job keeps its own retry schedule
+                self._log_failure(job, exc)
+
+    def _log_failure(self, job: Claimed, exc: Exception) -> None:
+        summary = f"{type(exc).__name__}: {exc}"[:2000]
+        log.warning("job %s (%s) attempt %s failed: %s", job.pk, job.kind, job.attempts, type(exc).__name__)
+        self._failed(job, summary, traceback.format_exc(limit=5)[-4000:])
 
     def _finish(self, conn: Connection, job: Claimed, status: str, error: str | None) -> None:
         now = self.store.clock()

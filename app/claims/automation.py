@@ -15,7 +15,7 @@ from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
 from app.fhir.store import Store, Unit, Version
-from app.jobs import enqueue, register_handler
+from app.jobs import enqueue, register_batch_handler, register_handler
 
 KIND = "generate-claim"
 
@@ -52,7 +52,14 @@ def run_generate(unit: Unit, payload: dict[str, Any]) -> None:
         workflow.unbillable_task(unit, encounter_id, err, unit.now)
 
 
+def run_generate_many(unit: Unit, payloads: list[dict[str, Any]]) -> None:
+    """The visits finished since the last round, one transaction (and one commit) for all."""
+    for payload in payloads:
+        run_generate(unit, payload)
+
+
 def install(store: Store) -> None:
     if on_write not in store.observers:
         store.observers.append(on_write)
     register_handler(KIND, run_generate)
+    register_batch_handler(KIND, run_generate_many)

@@ -22,6 +22,9 @@ PATIENT_LINKED = (
     ("ServiceRequest", "patient"), ("Claim", "patient"), ("ExplanationOfBenefit", "patient"),
     ("ClaimResponse", "patient"), ("DocumentReference", "patient"),
 )
+BILLING_HISTORY = ("Claim", "ExplanationOfBenefit", "ClaimResponse")
+# Shared by most visits of a practice: read once per transaction (``Unit.memo``).
+PRACTICE_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location")
 # Elements whose references are followed one level (performers, payers, certifying physicians).
 FOLLOW = ("performer", "author", "payor", "serviceProvider", "requester", "practitioner", "organization",
           "actor", "individual", "provider", "insurer")
@@ -50,25 +53,59 @@ def references_under(node: Any, keys: Iterable[str]) -> Iterable[str]:
 
 def gather_encounter(reader: Reader, encounter_id: str) -> list[dict[str, Any]]:
     """All resources of the tenant relevant to billing ``Encounter/encounter_id`` (it must exist)."""
+    return gather_visit(reader, encounter_id)[0]
+
+
+def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(what ``gather_encounter`` returns, the claims already billing this Encounter)."""
     encounter = reader.read("Encounter", encounter_id).resource()
     found: dict[str, dict[str, Any]] = {f"Encounter/{encounter_id}": encounter}
     subject = reference_target((encounter.get("subject") or {}).get("reference", ""))
-    for proc in find_resources(reader, "Procedure", [("encounter", f"Encounter/{encounter_id}")]):
-        found[f"Procedure/{proc['id']}"] = proc
-    if subject and subject[0] == "Patient":
-        pid = subject[1]
-        for rtype, param in PATIENT_LINKED:
-            for res in find_resources(reader, rtype, [(param, f"Patient/{pid}")]):
-                if rtype == "Claim" and _bills_encounter(res, encounter_id):
-                    continue  # the claim being (re)generated is not a prior claim
-                found[f"{rtype}/{res['id']}"] = res
-    for ref in list(references_under(list(found.values()), FOLLOW)) + list(references_under(encounter, ("subject",))):
+    pid = subject[1] if subject and subject[0] == "Patient" else None
+    linked, own_claims = _linked(reader, encounter_id, pid)
+    for res in linked:
+        if res["resourceType"] == "Claim" and _bills_encounter(res, encounter_id):
+            continue  # the claim being (re)generated is not a prior claim
+        found[f"{res['resourceType']}/{res['id']}"] = res
+    wanted = []
+    # References are followed from the visit's record, not from past billing (prior claims and
+    # remittances are read for their amounts; what they point at is the practice's own).
+    record = [r for r in found.values() if r.get("resourceType") not in BILLING_HISTORY]
+    for ref in list(references_under(record, FOLLOW)) + list(references_under(encounter, ("subject",))):
         target = reference_target(ref)
         if target and f"{target[0]}/{target[1]}" not in found and target[0] in registry().types:
-            current = reader.current(*target)
-            if current and not current.deleted:
-                found[f"{target[0]}/{target[1]}"] = orjson.loads(current.content or "{}")
-    return list(found.values())
+            wanted.append(target)
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    missing = [t for t in wanted if ("resource", *t) not in memo]
+    for key, version in reader.current_many(missing).items():
+        resource = None if version.deleted else orjson.loads(version.content or "{}")
+        if key[0] in PRACTICE_TYPES:
+            memo[("resource", *key)] = resource
+        if resource is not None:
+            found[f"{key[0]}/{key[1]}"] = resource
+    for key in wanted:
+        if memo.get(("resource", *key)) is not None:
+            found[f"{key[0]}/{key[1]}"] = memo[("resource", *key)]
+    return list(found.values()), own_claims
+
+
+def _linked(reader: Reader, encounter_id: str, patient_id: str | None) -> tuple[list[dict[str, Any]],
+                                                                                  list[dict[str, Any]]]:
+    """(the visit's Procedures and the patient's linked resources, the Encounter's claims): one
+    statement when the caller may search them all, else one search per type (which applies
+    the caller's filters)."""
+    links = [("Procedure", "encounter", "Encounter", encounter_id), ("Claim", "encounter", "Encounter", encounter_id)]
+    if patient_id:
+        links += [(rtype, param, "Patient", patient_id) for rtype, param in PATIENT_LINKED]
+    versions = reader.referencing(links)
+    if versions is None:
+        out = find_resources(reader, "Procedure", [("encounter", f"Encounter/{encounter_id}")])
+        if patient_id:
+            for rtype, param in PATIENT_LINKED:
+                out += find_resources(reader, rtype, [(param, f"Patient/{patient_id}")])
+        return out, claims_for_encounter(reader, encounter_id)
+    out = [orjson.loads(v.content) for v in versions if v.content]
+    return out, [r for r in out if r["resourceType"] == "Claim" and _bills_encounter(r, encounter_id)]
 
 
 def _bills_encounter(claim: dict[str, Any], encounter_id: str) -> bool:

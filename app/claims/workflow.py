@@ -8,13 +8,14 @@ issues; a clean one is ``active`` and its review Task, if any, is completed.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
 import fhir_mappings
-from app.claims.gather import claims_for_encounter, find_resources, gather_encounter
+from app.claims.gather import find_resources, gather_encounter, gather_visit
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
 from app.fhir.store import Reader, Unit, Version
@@ -23,6 +24,12 @@ LIFECYCLE_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycl
 UNSUBMITTED = {None, "draft", "clean"}
 TASK_CODE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/task-code"
 RELATED = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
+
+AfterStore = Callable[[Version], None]
+#: Called with (unit, claim) just before a generated Claim is stored; may change the claim and
+#: returns what to run once it is stored. The payer side uses it to queue an auto-submitted
+#: claim in the same write instead of storing it twice.
+CLAIM_PREPARERS: list[Callable[[Unit, dict[str, Any]], AfterStore | None]] = []
 
 
 def lifecycle(claim: dict[str, Any]) -> str | None:
@@ -46,18 +53,38 @@ def _profile(name: str | None) -> str | None:
     return name
 
 
+def _payer_profile(reader: Reader, inputs: fhir_mappings.ClaimInputs, name: str | None) -> fhir_mappings.PayerProfile:
+    """The profile to bill under: ``name`` when the caller gives one, else the one registered on
+    the payer connection of the visit's Coverage (``therabridge payers add --profile``), else
+    chosen from the Coverage; with the connection's timely-filing days in place of the
+    profile's default (they are contract terms, per payer)."""
+    from app.payers import directory
+
+    payor = ((inputs.coverage.resource.get("payor") or [None])[0]) or {}
+    link = directory.for_insurer_in(reader, payor)
+    try:
+        chosen = fhir_mappings.profile_for(inputs, name or (link.profile if link else None))
+    except KeyError as exc:
+        raise FhirError(400 if name else 422, "invalid", str(exc.args[0]),
+                        expression=["profile"] if name else ["Coverage.payor"]) from None
+    if link is not None and link.timely_filing_days:
+        chosen = replace(chosen, timely_filing_days=link.timely_filing_days, timely_filing_months=None)
+    return chosen
+
+
 def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     """Build, scrub and store the claim for an Encounter: (stored Claim, OperationOutcome, held)."""
-    resources = gather_encounter(unit, encounter_id)
+    resources, claims_so_far = gather_visit(unit, encounter_id)
     try:
         inputs = fhir_mappings.ClaimInputs.from_resources(resources, encounter_id=encounter_id, validate=False)
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
-    existing = sorted(claims_for_encounter(unit, encounter_id), key=lambda c: c["meta"]["lastUpdated"])
+    existing = sorted(claims_so_far, key=lambda c: c["meta"]["lastUpdated"])
     open_claims = [c for c in existing if lifecycle(c) in UNSUBMITTED and c.get("status") != "cancelled"]
     claim_id = open_claims[-1]["id"] if open_claims else str(uuid.uuid4())
     try:
-        claim, outcome = fhir_mappings.generate(inputs, profile=_profile(profile), claim_id=claim_id, created=now)
+        claim, outcome = fhir_mappings.generate(inputs, profile=_payer_profile(unit, inputs, profile),
+                                                claim_id=claim_id, created=now)
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
     held = fhir_mappings.outcome_has_errors(outcome)
@@ -68,15 +95,20 @@ def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: d
                              "relationship": {"coding": [{"system": RELATED, "code": "prior"}]}}]
     claim["extension"] = [e for e in claim.get("extension", []) if e.get("url") != LIFECYCLE_URL] + [
         {"url": LIFECYCLE_URL, "valueCode": "draft" if held else "clean"}]
-    stored = unit.update("Claim", claim_id, claim).version
-    _follow_up_task(unit, stored, claim, outcome, held, now)
+    after = [f for prepare in CLAIM_PREPARERS if (f := prepare(unit, claim)) is not None]
+    stored = unit.update("Claim", claim_id, claim, fresh_id=not open_claims).version
+    for f in after:
+        f(stored)
+    _follow_up_task(unit, stored, claim, outcome, held, now, new_claim=not open_claims)
     return stored, outcome, held
 
 
-def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, held: bool, now: datetime) -> None:
+def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, held: bool, now: datetime,
+                    *, new_claim: bool) -> None:
     review = [("focus", f"Claim/{stored.id}"), ("code", f"{TASK_CODE_SYSTEM}|claim-review")]
-    open_tasks = [t for t in find_resources(unit, "Task", review)
-                  if t.get("status") not in ("completed", "cancelled")]
+    # A claim id just minted has no review Task yet: no search needed (the common, clean case).
+    open_tasks = [] if new_claim else [t for t in find_resources(unit, "Task", review)
+                                       if t.get("status") not in ("completed", "cancelled")]
     if not held:
         for task in open_tasks:
             unit.update("Task", task["id"], {**task, "status": "completed", "lastModified": now.isoformat()})
@@ -137,6 +169,8 @@ def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -
                             gather_encounter(reader, target[1]), encounter_id=target[1], validate=False)
                     except fhir_mappings.InputError:
                         inputs = None
+    if inputs is not None:
+        return fhir_mappings.scrub_claim(claim, inputs, profile=_payer_profile(reader, inputs, profile))
     return fhir_mappings.scrub_claim(claim, inputs, profile=_profile(profile))
 
 

@@ -97,6 +97,7 @@ def load(
 
 def worker(
     once: bool = typer.Option(False, help="Run the jobs that are due now, then exit."),
+    batch: int = typer.Option(50, min=1, help="Jobs claimed per round (claims waiting to go are batched per payer from these)."),
     poll_seconds: float = typer.Option(1.0, help="Pause between polls when the queue is empty."),
 ) -> None:
     """Run background jobs (claim generation, payer submissions) from the database's outbox."""
@@ -107,7 +108,7 @@ def worker(
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    w = Worker(open_store(settings))
+    w = Worker(open_store(settings), batch=batch)
     if once:
         total = 0
         while (n := w.run_once()):
