@@ -13,8 +13,9 @@
   (§2.2 table: active ``1``/``6``, copay ``B``, coinsurance ``A``, deductible ``C``, visit
   limits ``F`` with ``VS``; ``errors[]`` AAA codes → ``CoverageEligibilityResponse.error``).
 * Answers: ``GET {base_url}/medicalnetwork/reports/v2`` lists reports; each 277/835 is fetched
-  from ``…/{fileName}/{277|835}`` (X12 text → content type ``x12``; JSON → ``json``) and
-  acknowledged with ``POST …/{fileName}/acknowledge`` once stored.
+  from ``…/{fileName}/{277|835}`` (X12 text → content type ``x12``; JSON → ``json``, read by
+  ``payer_adapters.chc_reports`` when posted) and acknowledged with
+  ``POST …/{fileName}/acknowledge`` once stored.
 Auth: ``api_key`` (``Authorization: Key <key>``, Stedi) or OAuth2 client credentials
 (``auth: client_secret`` with ``token_url``, ``client_id``, ``client_secret``; Optum).
 """

@@ -6,7 +6,9 @@ re-listed answer is stored once) and queues an ``acknowledge-response`` and a
 ``post-response`` job. The acknowledgment at the payer therefore happens only after the raw
 answer is committed: a crash in between leaves it listed at the payer, never lost. Each
 ``post-response`` decodes and posts one message in its own transaction; an answer that cannot
-be decoded is ``quarantined`` with a Task and the others go on.
+be decoded is ``quarantined`` with a Task and the others go on. X12 files go through the X12
+decoder, clearinghouse JSON reports (content type ``json``: 277CA, 835) through
+``payer_adapters.chc_reports`` into the same records, so both forms post identically.
 
 Schedule: ``collect-schedule`` (per tenant) queues a collection for every connection each
 ``THERABRIDGE_COLLECT_INTERVAL`` seconds (dedupe keys by time slot, so any number of workers and
@@ -18,7 +20,7 @@ import hashlib
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
@@ -30,7 +32,8 @@ from app.payers.models import INBOUND as M
 from app.payers.outcomes import biller_task
 from app.payers.runtime import control_numbers, run_async, runtime
 from payer_adapters.base import InboundMessage, PayerRejection, create_adapter
-from payer_adapters.x12 import X12Error, decode
+from payer_adapters.chc_reports import ReportError, decode_report
+from payer_adapters.x12 import DecodeResult, X12Error, decode
 
 log = logging.getLogger("therabridge.payers")
 
@@ -137,6 +140,13 @@ def run_acknowledge(unit: Unit, payload: dict[str, Any]) -> None:
         log.warning("payer refused an acknowledgment for connection %s", link.pk)
 
 
+#: Stored content type → decoder into the records ``posting`` posts (``kind`` as the adapter named it).
+DECODERS: dict[str, Callable[[bytes, str | None], DecodeResult]] = {
+    "x12": lambda data, kind: decode(data),
+    "json": lambda data, kind: decode_report(data, kind=kind),
+}
+
+
 def _set_status(unit: Unit, pk: int, status: str, error: str | None = None) -> None:
     unit.conn.execute(M.update().where(M.c.pk == pk).values(status=status, error=error, posted_at=unit.now))
 
@@ -146,12 +156,13 @@ def run_post(unit: Unit, payload: dict[str, Any]) -> None:
                                                M.c.tenant_id == unit.tenant_id)).first()
     if row is None or row.status != "stored":
         return
-    if row.content_type != "x12":
+    decoder = DECODERS.get(row.content_type)
+    if decoder is None:
         _quarantine(unit, row, f"content type {row.content_type} is not posted yet")
         return
     try:
-        result = decode(bytes(row.data))
-    except X12Error as err:
+        result = decoder(bytes(row.data), row.kind)
+    except (X12Error, ReportError) as err:
         _quarantine(unit, row, f"{type(err).__name__}: {err}")
         return
     status = "posted"
@@ -173,7 +184,8 @@ def _quarantine(unit: Unit, row: Any, error: str) -> None:
 def messages(store: Store, tenant: str) -> list[dict[str, Any]]:
     """The tenant's inbound messages without their bytes (for the CLI and tests)."""
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(M.c.pk, M.c.payer, M.c.name, M.c.kind, M.c.status, M.c.error, M.c.sha256)
+        rows = conn.execute(sa.select(M.c.pk, M.c.payer, M.c.name, M.c.kind, M.c.content_type, M.c.status, M.c.error,
+                                      M.c.sha256)
                             .where(M.c.tenant_id == tenant).order_by(M.c.pk)).all()
     return [dict(r._mapping) for r in rows]
 

@@ -9,7 +9,9 @@
   ``REQUEST_CHANGED``. Missing required fields → 400 with ``errors[]`` (an edit rejection).
   The 277CA and, for accepted claims, the 835 become reports.
 * ``GET /medicalnetwork/reports/v2`` lists unacknowledged reports; ``GET …/{name}/277`` and
-  ``…/{name}/835`` return the X12 text; ``POST …/{name}/acknowledge`` marks one collected.
+  ``…/{name}/835`` return the report as CHC v3 JSON (converted from the X12 by ``report_json.py``,
+  as Optum's convert endpoints do), ``GET …/{name}`` the X12 itself; ``POST …/{name}/acknowledge``
+  marks one collected.
 Auth: ``Authorization: Key <api key>`` (or ``Bearer``) with a key from ``chc_api_keys``.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 
 from payer_adapters.sandbox.engine import Benefits, money
 from payer_adapters.sandbox.model import claim_from_chc
+from payer_adapters.sandbox.report_json import convert_report
 from payer_adapters.sandbox.x12_out import InboundEnvelope, ReplyWriter, write_277ca, write_835
 from payer_adapters.x12.resources import fmt_amount
 
@@ -72,7 +75,33 @@ def benefits_json(ben: Benefits, ledger: Any) -> list[dict[str, Any]]:
 class ChcState:
     def __init__(self) -> None:
         self.idempotency: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (body hash, response)
-        self.reports: dict[str, dict[str, Any]] = {}  # name -> {"type", "text", "acknowledged"}
+        #: name -> {"type": "277"|"835", "text": X12, "json": bytes once converted (or as injected),
+        #: "acknowledged": bool}
+        self.reports: dict[str, dict[str, Any]] = {}
+
+    def add_report(self, name: str, rtype: str, *, text: str = "", body: bytes | None = None) -> None:
+        """List a report: the X12 ``text`` (its JSON is converted on first fetch), or a JSON ``body``
+        served byte for byte — how a test puts an unreadable report in front of the server."""
+        self.reports[name] = {"type": rtype, "text": text, "json": body, "acknowledged": False}
+
+    def redeliver(self, name: str) -> str:
+        """List a report again under a new name (a new transaction id, the same content): the
+        clearinghouse re-sending an ERA. Raises KeyError for an unknown report."""
+        rep = self.reports[name]
+        n = 2
+        while f"{name}.again{n}" in self.reports:
+            n += 1
+        again = f"{name}.again{n}"
+        self.add_report(again, rep["type"], text=rep["text"], body=None if rep["text"] else rep["json"])
+        return again
+
+    def report_json(self, name: str, sender_id: str) -> bytes:
+        """The JSON of a report, converted from its X12 on first fetch (not at submission, so the
+        claim endpoint stays as fast as before) and then served byte for byte."""
+        rep = self.reports[name]
+        if rep.get("json") is None:
+            rep["json"] = json.dumps(convert_report(rep["text"], transaction_id=name, sender_id=sender_id)).encode()
+        return rep["json"]
 
 
 def router(app_state: Any) -> APIRouter:
@@ -143,11 +172,11 @@ def router(app_state: Any) -> APIRouter:
                               gs_receiver=cfg.data["clearinghouse"]["id"], gs_version="005010X222A1",
                               gs_functional_id="HC", sets=[("837", "0001", "005010X222A1")])
         reply = ReplyWriter(env, now, app_state.counter)
-        st.reports[f"{correlation}-277"] = {"type": "277", "text": write_277ca(
-            reply, [result], batch_id=correlation, received=now, config=engine.data), "acknowledged": False}
+        st.add_report(f"{correlation}-277", "277", text=write_277ca(
+            reply, [result], batch_id=correlation, received=now, config=engine.data))
         if not result.rejected:
-            st.reports[f"{correlation}-835"] = {"type": "835", "text": write_835(
-                reply, [result], trace_seed=correlation[4:14], config=engine.data), "acknowledged": False}
+            st.add_report(f"{correlation}-835", "835", text=write_835(
+                reply, [result], trace_seed=correlation[4:14], config=engine.data))
         out = {"status": "SUCCESS", "controlNumber": body.get("controlNumber"),
                "tradingPartnerServiceId": body.get("tradingPartnerServiceId"),
                "claimReference": {"correlationId": correlation, "patientControlNumber": claim.pcn,
@@ -172,6 +201,15 @@ def router(app_state: Any) -> APIRouter:
             return _err(401, "401", "Unauthorized")
         rep = st.reports.get(name)
         if rep is None or rep["type"] != rtype:
+            return _err(404, "404", "report not found", "Resubmission Not Allowed")
+        return Response(st.report_json(name, cfg.data["clearinghouse"]["id"]), media_type="application/json")
+
+    @r.get("/medicalnetwork/reports/v2/{name}")
+    async def report_x12(name: str, request: Request) -> Response:
+        if not authorized(request):
+            return _err(401, "401", "Unauthorized")
+        rep = st.reports.get(name)
+        if rep is None or not rep["text"]:
             return _err(404, "404", "report not found", "Resubmission Not Allowed")
         return Response(rep["text"], media_type="application/edi-x12")
 

@@ -1,12 +1,15 @@
 """clearinghouse-json against the sandbox's CHC v3 surface (ASGITransport)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from fhir.resources.R4B.coverageeligibilityresponse import CoverageEligibilityResponse
 
 from payer_adapters.base import PayerRejection, create_adapter
+from payer_adapters.chc_reports import decode_report, report_kind
 from payer_adapters.clearinghouse_json import claim_json
-from payer_adapters.x12 import InMemoryControlNumbers, decode, validate
+from payer_adapters.x12 import InMemoryControlNumbers, validate
 
 from .conftest import claim_package, eligibility_package, find
 
@@ -66,11 +69,14 @@ async def test_reports_deliver_277ca_and_835_once_acknowledged(http):
     msgs = await a.fetch_responses()
     assert sorted(m.kind for m in msgs) == ["277CA", "277CA", "835"]
     for m in msgs:
-        assert m.content_type == "x12" and validate(m.data, use_pyx12=True) == []
-    remit = decode(next(m for m in msgs if m.kind == "835").data).remittances[0]
+        assert m.content_type == "json" and report_kind(json.loads(m.data)) == m.kind
+        # the X12 each JSON report was converted from (Optum's plain report endpoint) is valid 5010
+        raw = await http.get(f"/medicalnetwork/reports/v2/{m.name}", headers={"Authorization": "Key test_sandbox_key"})
+        assert raw.status_code == 200 and validate(raw.content, use_pyx12=True) == []
+    remit = decode_report(next(m for m in msgs if m.kind == "835").data).remittances[0]
     assert remit.claims[0].patient_control_number == pkg.patient_control_number
     rejected = [c for m in msgs if m.kind == "277CA"
-                for c in decode(m.data).claim_acknowledgments[0].claims if c.outcome == "error"]
+                for c in decode_report(m.data).claim_acknowledgments[0].claims if c.outcome == "error"]
     assert len(rejected) == 1
     for m in msgs:
         await a.acknowledge(m)
