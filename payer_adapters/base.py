@@ -110,7 +110,9 @@ class Receipt:
     ``{"controlNumber": "…"}`` for CHC. ``synchronous_response``: a FHIR dict when the payer
     answered inline (PAS ClaimResponse; for a pended answer ``outcome == "queued"``).
     ``raw_response``: the payer's JSON answer as received (CHC), for the audit trail.
-    ``replayed`` is true when the submission was found rather than sent now.
+    ``replayed`` is true when the submission was found rather than sent now. ``claim_sets`` maps
+    each claim's patient control number to the ST02 of the transaction set carrying it (a 999
+    accepts or rejects sets, and a batch file may hold several).
     """
 
     submission_id: str
@@ -122,6 +124,7 @@ class Receipt:
     synchronous_response: dict[str, Any] | None = None
     raw_response: dict[str, Any] | None = None
     replayed: bool = False
+    claim_sets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -313,15 +316,30 @@ class PayerAdapter(Protocol):
 
 
 AdapterFactory = Callable[..., PayerAdapter]
+BatchSize = Callable[[dict[str, Any]], int]
 _REGISTRY: dict[str, AdapterFactory] = {}
+_BATCH_SIZE: dict[str, BatchSize] = {}
 
 
-def register_adapter(kind: str, factory: AdapterFactory) -> None:
+def register_adapter(kind: str, factory: AdapterFactory, *, batch_size: BatchSize | None = None) -> None:
     """Make ``kind`` available to :func:`create_adapter`.
 
     ``factory(settings, *, http, control_numbers)`` returns the adapter; a later registration
-    of the same kind replaces the earlier one (tests use this for fakes)."""
+    of the same kind replaces the earlier one (tests use this for fakes). ``batch_size(settings)``
+    says how many claims one ``submit_claims`` call may carry (default one)."""
     _REGISTRY[kind] = factory
+    if batch_size is None:
+        _BATCH_SIZE.pop(kind, None)
+    else:
+        _BATCH_SIZE[kind] = batch_size
+
+
+def claim_batch_size(kind: str, settings: dict[str, Any]) -> int:
+    """Claims per ``submit_claims`` for a connection, known before any adapter is built: the
+    core fixes each batch (its members and key) before sending it."""
+    _load_builtin()
+    size = _BATCH_SIZE.get(kind)
+    return max(1, size(settings)) if size else 1
 
 
 def adapter_kinds() -> list[str]:

@@ -8,7 +8,7 @@ Exactly once: the file name is a function of the idempotency key, so after a cra
 found (in ``inbox/`` or ``processed/``) and its control numbers are read back from the file
 itself; a second ``submit_claims`` with the same key uploads nothing. A file is either absent
 or complete (atomic rename in the FileDrop). Batching: one file per call, up to ``batch_size``
-claims (the codec writes one ST per billing NPI and payer id).
+claims (the codec writes one ST per billing NPI and payer id); the core names the batch.
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ _GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", 
 
 
 def envelope_summary(data: bytes) -> dict[str, Any]:
-    """ISA13, GS01, GS06, every ST02 and every CLM01 of an X12 file (for receipts and kinds)."""
-    out: dict[str, Any] = {"ISA": None, "GS": None, "ST": [], "functional_id": None, "CLM": []}
+    """ISA13, GS01, GS06, every ST02 and every CLM01 of an X12 file, and which ST carries each
+    CLM01 (for receipts and kinds)."""
+    out: dict[str, Any] = {"ISA": None, "GS": None, "ST": [], "functional_id": None, "CLM": [], "sets": {}}
     for seg in iter_segments(data):
         tag = seg[0]
         if tag == "ISA" and len(seg) > 13:
@@ -43,6 +44,8 @@ def envelope_summary(data: bytes) -> dict[str, Any]:
             out["ST"].append(seg[2])
         elif tag == "CLM" and len(seg) > 1:
             out["CLM"].append(seg[1])
+            if out["ST"]:
+                out["sets"][seg[1]] = out["ST"][-1]
     return out
 
 
@@ -63,6 +66,12 @@ def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(key)
             out.append(r)
     return out
+
+
+def batch_size(settings: dict[str, Any]) -> int:
+    """Claims per 837P file (``batch_size`` setting; 500 by default, well inside what
+    clearinghouses accept per file)."""
+    return int(settings.get("batch_size", 500))
 
 
 def _partner(settings: dict[str, Any]) -> TradingPartner:
@@ -88,7 +97,7 @@ class X12FileAdapter:
         self.archive_folder = settings.get("archive", "archive")
         self.processed = settings.get("processed", "processed")
         self.capabilities = Capabilities(realtime_eligibility=False, batch_claims=True,
-                                         batch_size=int(settings.get("batch_size", 500)))
+                                         batch_size=batch_size(settings))
 
     # -- names --------------------------------------------------------------------------------
     def claim_file(self, key: str) -> str:
@@ -107,7 +116,7 @@ class X12FileAdapter:
         env = envelope_summary(data)
         return Receipt(submission_id=fname, idempotency_key=key, file_name=fname,
                        control_numbers={"ISA": env["ISA"], "GS": env["GS"], "ST": env["ST"]},
-                       patient_control_numbers=env["CLM"], replayed=replayed)
+                       patient_control_numbers=env["CLM"], replayed=replayed, claim_sets=env["sets"])
 
     # -- claims -------------------------------------------------------------------------------
     async def submit_claims(self, pkgs: list[ClaimPackage], *, idempotency_key: str) -> Receipt:
@@ -189,5 +198,5 @@ def sftp_factory(settings: dict[str, Any], *, http: httpx.AsyncClient,
     return X12FileAdapter("x12-sftp", SftpDrop(settings), settings, control_numbers)
 
 
-register_adapter("x12-directory", directory_factory)
-register_adapter("x12-sftp", sftp_factory)
+register_adapter("x12-directory", directory_factory, batch_size=batch_size)
+register_adapter("x12-sftp", sftp_factory, batch_size=batch_size)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -174,3 +175,13 @@ def for_insurer(conn: Connection, tenant: str, insurer: dict[str, Any] | None) -
         r = conn.execute(sa.select(C).where(C.c.tenant_id == tenant, C.c.payer_id == ident["value"])).first()
         return _row(r) if r else None
     return None
+
+
+def for_insurer_in(reader: Any, insurer: dict[str, Any] | None) -> PayerLink | None:
+    """``for_insurer`` for a store Reader, kept in its transaction's memo when it has one (a
+    batch of claims asks about the same payer for every claim)."""
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    key = ("payer-link", orjson.dumps(insurer, option=orjson.OPT_SORT_KEYS))
+    if key not in memo:
+        memo[key] = for_insurer(reader.conn, reader.tenant_id, insurer)
+    return memo[key]

@@ -33,20 +33,23 @@ class PayerConnection(SQLModel, table=True):
 
 
 class ClaimSubmission(SQLModel, table=True):
-    """One idempotency key = one submission of one claim (claims go one per job for now)."""
+    """One idempotency key = one submission of one claim; ``batch_key`` names the batch (one
+    file, or one API call) it went to the payer in, fixed before anything is sent."""
 
     __tablename__ = "claim_submission"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "submission_key", name="uq_claim_submission_key"),
         sa.Index("ix_claim_submission_claim", "tenant_id", "claim_id"),
         sa.Index("ix_claim_submission_group", "tenant_id", "group_control"),
+        sa.Index("ix_claim_submission_batch", "tenant_id", "batch_key"),
     )
     pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     tenant_id: str = Field(max_length=64)
     submission_key: str = Field(max_length=64)
     claim_id: str = Field(max_length=64)
     connection_pk: int | None = None
-    status: str = Field(max_length=16)  # queued | submitted | rejected
+    status: str = Field(max_length=16)  # queued | batched | submitted | rejected | superseded
+    batch_key: str | None = Field(default=None, max_length=64)
     file_name: str | None = Field(default=None, max_length=200)
     group_control: str | None = Field(default=None, max_length=20)  # GS06 (999 AK102)
     set_controls: str | None = Field(default=None, max_length=200)  # ST02s, comma separated

@@ -18,29 +18,49 @@ FOLLOW = ("patient", "beneficiary", "subscriber", "payor", "insurer", "provider"
           "location", "valueReference")
 
 
-
-def referenced(reader: Reader, root: dict[str, Any], depth: int = 3) -> list[dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    frontier = [root]
+def referenced_many(reader: Reader, roots: list[dict[str, Any]], depth: int = 3) -> list[list[dict[str, Any]]]:
+    """For each root, every resource it points at (``depth`` levels). All roots are walked
+    together, one ``current_many`` per level: a batch of claims shares its practice, payer and
+    practitioners, and reads them once."""
+    cache: dict[tuple[str, str], dict[str, Any] | None] = {}
+    found: list[dict[tuple[str, str], dict[str, Any]]] = [{} for _ in roots]
+    frontier: list[list[dict[str, Any]]] = [[root] for root in roots]
     for _ in range(depth):
-        nxt = []
-        for ref in {r for res in frontier for r in references_under(res, FOLLOW)}:
-            target = reference_target(ref)
-            if not target or f"{target[0]}/{target[1]}" in found:
-                continue
-            current = reader.current(*target)
-            if current and not current.deleted and current.content:
-                res = orjson.loads(current.content)
-                found[f"{target[0]}/{target[1]}"] = res
-                nxt.append(res)
-        frontier = nxt
-    return list(found.values())
+        wanted: list[list[tuple[str, str]]] = []
+        for i, resources in enumerate(frontier):
+            keys = []
+            for ref in {r for res in resources for r in references_under(res, FOLLOW)}:
+                target = reference_target(ref)
+                if target and target not in found[i]:
+                    keys.append(target)
+            wanted.append(keys)
+        missing = [k for keys in wanted for k in keys if k not in cache]
+        if missing:
+            versions = reader.current_many(missing)
+            for key in missing:
+                v = versions.get(key)
+                cache[key] = orjson.loads(v.content) if v and not v.deleted and v.content else None
+        frontier = []
+        for i, keys in enumerate(wanted):
+            nxt = []
+            for key in keys:
+                res = cache.get(key)
+                if res is not None and key not in found[i]:
+                    found[i][key] = res
+                    nxt.append(res)
+            frontier.append(nxt)
+    return [list(f.values()) for f in found]
+
+
+def claim_packages(reader: Reader, claims: list[dict[str, Any]]) -> list[ClaimPackage]:
+    return [ClaimPackage(claim=claim, resources=resources,
+                         patient_control_number=patient_control_number(claim) or claim["id"])
+            for claim, resources in zip(claims, referenced_many(reader, claims))]
 
 
 def claim_package(reader: Reader, claim: dict[str, Any]) -> ClaimPackage:
-    pcn = patient_control_number(claim) or claim["id"]
-    return ClaimPackage(claim=claim, resources=referenced(reader, claim), patient_control_number=pcn)
+    return claim_packages(reader, [claim])[0]
 
 
 def eligibility_package(reader: Reader, request: dict[str, Any]) -> EligibilityPackage:
-    return EligibilityPackage(request=request, resources=referenced(reader, request))
+    return EligibilityPackage(request=request, resources=referenced_many(reader, [request])[0])

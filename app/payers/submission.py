@@ -1,19 +1,25 @@
-"""Claim submission: ``$submit`` queues a clean claim under a fresh idempotency key; the
-``submit-claims`` job sends it exactly once (design.md §2 "Outbox"; reference §2.5 item 3).
+"""Claim submission: ``$submit`` queues a clean claim under a fresh idempotency key; batches
+of claims go to the payer exactly once (design.md §2 "Outbox"; reference §2.5 item 3).
 
-The key is minted and stored on the Claim in the same transaction as the job. The job first
-asks the payer whether that key already arrived (``find_submission``: a worker killed after
-sending must not send again), else sends under the key, then records the receipt. Transport
-failures re-raise so the outbox retries with backoff; a payer's "no" is recorded (lifecycle
-``rejected``, a ClaimResponse with the reasons, a biller Task) and not retried.
-
-One claim per job for now: the X12 adapters could batch many claims per file.
+Three steps, each durable before the next:
+1. ``queue_claim`` mints the claim's key and records a ``submit-claims`` job in the same
+   transaction as the Claim's move to ``queued``.
+2. ``form_batches`` (a batch handler: every due ``submit-claims`` job of a tenant claimed
+   together) groups the claims per payer connection, up to the adapter's batch size, names each
+   batch (its key: a new one, or the claim's own key for a batch of one) and queues one
+   ``send-claim-batch`` job per batch. Members and key are committed before anything is sent.
+3. ``run_send`` (no transaction held while talking to the payer) first asks the payer whether
+   the batch key already arrived (``find_submission``: a worker killed after sending must not
+   send again), else sends the batch under the key, then records the receipt on every Claim.
+   Transport failures re-raise so the outbox retries with backoff; a payer's "no" is recorded
+   (lifecycle ``rejected``, a ClaimResponse with the reasons, a biller Task) and not retried. A
+   batch refused as a whole is split into batches of one, so one bad claim holds up no other.
 """
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,20 +28,24 @@ import sqlalchemy as sa
 from app.claims import workflow
 from app.claims.workflow import lifecycle
 from app.fhir.errors import FhirError
-from app.fhir.store import Store, Unit, Version
-from app.jobs import J, enqueue, register_handler
+from app.fhir.store import Reader, Store, TenantStore, Unit, Version
+from app.jobs import J, enqueue, register_batch_handler, register_handler
 from app.payers import directory
-from app.payers.lifecycle import SUBMISSION_KEY, advance, rank, submission_key
+from app.payers.lifecycle import SUBMISSION_KEY, advance, patient_control_number, rank, submission_key
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
-from app.payers.packages import claim_package
+from app.payers.packages import claim_package, claim_packages
 from app.payers.posting import paid_state_from_claim_response
 from app.payers.runtime import control_numbers, run_async, runtime
-from payer_adapters.base import PayerRejection, Receipt, TransientPayerError, create_adapter
+from app.x12_control import DatabaseControlNumbers
+from payer_adapters.base import (
+    ClaimPackage, PayerRejection, Receipt, TransientPayerError, claim_batch_size, create_adapter,
+)
 
 log = logging.getLogger("therabridge.payers")
 
 KIND = "submit-claims"
+SEND = "send-claim-batch"
 INQUIRE = "inquire-claim"
 RECEIPT_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-submission"
 INQUIRE_DELAY = timedelta(seconds=5)
@@ -58,15 +68,37 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
     if link is None:
         raise FhirError(422, "business-rule", "No payer connection is registered for this claim's insurer; "
                         "add one with `therabridge payers add` or POST /admin/payers", expression=["Claim.insurer"])
+    key = _mark_queued(claim, unit.now)
+    stored = unit.update("Claim", claim_id, claim).version
+    _record_queued(unit, claim_id, key, link.pk)
+    return stored, 202
+
+
+def _mark_queued(claim: dict[str, Any], now: datetime) -> str:
+    """Mint the claim's submission key and move it to ``queued`` (the caller stores it)."""
     key = uuid.uuid4().hex
     claim["identifier"] = [i for i in claim.get("identifier") or [] if i.get("system") != SUBMISSION_KEY] + [
         {"system": SUBMISSION_KEY, "value": key}]
-    advance(claim, "queued", unit.now)
-    stored = unit.update("Claim", claim_id, claim).version
+    advance(claim, "queued", now)
+    return key
+
+
+def _record_queued(unit: Unit, claim_id: str, key: str, connection_pk: int) -> None:
     unit.conn.execute(S.insert().values(tenant_id=unit.tenant_id, submission_key=key, claim_id=claim_id,
-                                        connection_pk=link.pk, status="queued", created_at=unit.now))
+                                        connection_pk=connection_pk, status="queued", created_at=unit.now))
     enqueue(unit, KIND, {"claim": claim_id, "key": key}, dedupe_key=f"{KIND}:{key}")
-    return stored, 202
+
+
+def prepare_auto_submit(unit: Unit, claim: dict[str, Any]) -> workflow.AfterStore | None:
+    """Claim preparer (``workflow.CLAIM_PREPARERS``): a clean claim whose payer auto-submits is
+    stored already ``queued``, and its job recorded right after — one write, not two."""
+    if lifecycle(claim) != "clean" or claim.get("status") != "active":
+        return None
+    link = directory.for_insurer_in(unit, claim.get("insurer"))
+    if link is None or not link.auto_submit:
+        return None
+    key = _mark_queued(claim, unit.now)
+    return lambda stored: _record_queued(unit, stored.id, key, link.pk)
 
 
 def on_write(unit: Unit, new: Version, previous: Version | None) -> None:
@@ -83,9 +115,11 @@ def on_write(unit: Unit, new: Version, previous: Version | None) -> None:
         queue_claim(unit, new.id)
 
 
-def _record_receipt(claim: dict[str, Any], receipt: Receipt) -> None:
-    subs = [{"url": "key", "valueString": receipt.idempotency_key},
+def _record_receipt(claim: dict[str, Any], receipt: Receipt, key: str) -> None:
+    subs = [{"url": "key", "valueString": key},
             {"url": "submissionId", "valueString": receipt.submission_id}]
+    if receipt.idempotency_key != key:
+        subs.append({"url": "batch", "valueString": receipt.idempotency_key})
     if receipt.file_name:
         subs.append({"url": "fileName", "valueString": receipt.file_name})
     if receipt.control_numbers:
@@ -96,18 +130,97 @@ def _record_receipt(claim: dict[str, Any], receipt: Receipt) -> None:
         {"url": RECEIPT_URL, "extension": subs}]
 
 
-def _send(unit: Unit, link: directory.PayerLink, claim: dict[str, Any], key: str) -> Receipt:
+def form_batches(unit: Unit, payloads: list[dict[str, Any]]) -> None:
+    """Batch handler for ``submit-claims``: fix the batches (members and key) of the queued claims."""
+    keys = [p["key"] for p in payloads]
+    rows = unit.conn.execute(sa.select(S.c.submission_key, S.c.connection_pk).where(
+        S.c.tenant_id == unit.tenant_id, S.c.submission_key.in_(keys), S.c.status == "queued").order_by(S.c.pk)).all()
+    by_connection: dict[int | None, list[str]] = {}
+    for r in rows:
+        by_connection.setdefault(r.connection_pk, []).append(r.submission_key)
+    for pk, members in by_connection.items():
+        link = directory.by_pk(unit.conn, pk) if pk is not None else None
+        size = claim_batch_size(link.kind, link.settings) if link else 1
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            _queue_batch(unit, chunk, chunk[0] if len(chunk) == 1 else uuid.uuid4().hex)
+
+
+def _queue_batch(unit: Unit, keys: list[str], batch: str) -> None:
+    unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key.in_(keys))
+                      .values(status="batched", batch_key=batch))
+    enqueue(unit, SEND, {"batch": batch}, dedupe_key=f"{SEND}:{batch}")
+
+
+Member = tuple[str, dict[str, Any]]  # (the claim's submission key, the Claim)
+
+
+def _members(reader: Reader, batch: str) -> tuple[list[Member], list[str], int | None]:
+    """The batch's claims still waiting to go, the keys superseded since, and its connection."""
+    rows = reader.conn.execute(sa.select(S.c.submission_key, S.c.claim_id, S.c.connection_pk).where(
+        S.c.tenant_id == reader.tenant_id, S.c.batch_key == batch, S.c.status == "batched").order_by(S.c.pk)).all()
+    versions = reader.current_many([("Claim", r.claim_id) for r in rows])
+    members, stale = [], []
+    for r in rows:
+        v = versions.get(("Claim", r.claim_id))
+        claim = orjson.loads(v.content) if v and not v.deleted and v.content else None
+        if claim is None or submission_key(claim) != r.submission_key:
+            stale.append(r.submission_key)
+        else:
+            members.append((r.submission_key, claim))
+    return members, stale, (rows[0].connection_pk if rows else None)
+
+
+def run_send(ts: TenantStore, payload: dict[str, Any]) -> None:
+    """``send-claim-batch``: send one batch once; no transaction is open while the payer is called."""
+    batch = payload["batch"]
+    with ts.reading() as reader:
+        members, stale, connection = _members(reader, batch)
+        link = directory.by_pk(reader.conn, connection) if connection is not None else None
+        if link is None and members:
+            link = directory.for_insurer(reader.conn, ts.tenant_id, members[0][1].get("insurer"))
+        pkgs = claim_packages(reader, [claim for _, claim in members]) if link is not None else []
+    if stale:
+        with ts.unit() as unit:
+            unit.conn.execute(S.update().where(S.c.tenant_id == ts.tenant_id, S.c.submission_key.in_(stale))
+                              .values(status="superseded"))
+    if not members:
+        return
+    if link is None:
+        with ts.unit() as unit:
+            for key, claim in members:
+                _rejected(unit, claim, key, {"resourceType": "OperationOutcome", "issue": [{
+                    "severity": "error", "code": "not-found",
+                    "diagnostics": "no payer connection for the claim's insurer"}]}, source="no payer connection")
+        return
+    try:
+        receipt = _send(ts, link, pkgs, batch)
+    except TransientPayerError:
+        raise  # the outbox retries with backoff, same batch and key
+    except PayerRejection as rejection:
+        with ts.unit() as unit:
+            if len(members) > 1:
+                for key, _claim in members:  # find the culprit: each claim on its own
+                    _queue_batch(unit, [key], key)
+            else:
+                key, claim = members[0]
+                _rejected(unit, claim, key, rejection.outcome, source="payer")
+        return
+    with ts.unit() as unit:
+        _record(unit, batch, members, receipt)
+
+
+def _send(ts: TenantStore, link: directory.PayerLink, pkgs: list[ClaimPackage], batch: str) -> Receipt:
     rt = runtime()
-    pkg = claim_package(unit, claim)
-    numbers = control_numbers(unit)
+    numbers = DatabaseControlNumbers(ts.store.engine, ts.tenant_id)  # committed at once, never reused
 
     async def call() -> Receipt:
         async with rt.http_factory() as http:
             adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
                                      control_numbers=numbers)
             try:
-                found = await adapter.find_submission(key)
-                return found or await adapter.submit_claims([pkg], idempotency_key=key)
+                found = await adapter.find_submission(batch)
+                return found or await adapter.submit_claims(pkgs, idempotency_key=batch)
             finally:
                 close = getattr(adapter, "close", None)
                 if close is not None:
@@ -116,45 +229,30 @@ def _send(unit: Unit, link: directory.PayerLink, claim: dict[str, Any], key: str
     return run_async(call)
 
 
-def run_submit(unit: Unit, payload: dict[str, Any]) -> None:
-    claim_id, key = payload["claim"], payload["key"]
-    current = unit.current("Claim", claim_id)
-    if current is None or current.deleted:
-        return
-    claim = current.resource()
-    if submission_key(claim) != key or _status(unit, key) != "queued":
-        return  # superseded, or the receipt is already recorded: nothing to send
-    link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
-    if link is None:
-        _rejected(unit, claim, key, {"resourceType": "OperationOutcome", "issue": [{
-            "severity": "error", "code": "not-found", "diagnostics": "no payer connection for the claim's insurer"}]},
-            source="no payer connection")
-        return
-    try:
-        receipt = _send(unit, link, claim, key)
-    except TransientPayerError:
-        raise  # the outbox retries with backoff, same key
-    except PayerRejection as rejection:
-        _rejected(unit, claim, key, rejection.outcome, source="payer")
-        return
-    advance(claim, "submitted", unit.now)
-    _record_receipt(claim, receipt)
+def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> None:
+    """The receipt on every Claim of the batch, and the batch's submission rows ``submitted``."""
     controls = receipt.control_numbers or {}
     st = controls.get("ST")
-    unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key == key).values(
-        status="submitted", file_name=receipt.file_name, submitted_at=unit.now,
-        group_control=str(int(controls["GS"])) if str(controls.get("GS", "")).isdigit() else controls.get("GS"),
-        set_controls=",".join(st) if isinstance(st, list) else st, submission_id=receipt.submission_id[:200]))
-    if receipt.synchronous_response:
-        post_claim_response(unit, claim, receipt.synchronous_response, source=f"submit:{key}")
-    unit.update("Claim", claim_id, claim)
-
-
-def _status(unit: Unit, key: str) -> str | None:
-    """The submission's own state. Not the Claim's lifecycle: the payer's answer to a call that
-    timed out can be collected (and move the Claim on) before the retry records the receipt."""
-    return unit.conn.execute(sa.select(S.c.status).where(S.c.tenant_id == unit.tenant_id,
-                                                         S.c.submission_key == key)).scalar()
+    all_sets = ",".join(st) if isinstance(st, list) else st
+    group = str(int(controls["GS"])) if str(controls.get("GS", "")).isdigit() else controls.get("GS")
+    current = unit.current_many([("Claim", claim["id"]) for _, claim in members])
+    by_sets: dict[str | None, list[str]] = {}
+    for key, claim in members:
+        v = current.get(("Claim", claim["id"]))
+        claim = orjson.loads(v.content) if v and not v.deleted and v.content else None
+        if v is None or claim is None or submission_key(claim) != key:
+            continue
+        advance(claim, "submitted", unit.now)
+        _record_receipt(claim, receipt, key)
+        by_sets.setdefault(receipt.claim_sets.get(patient_control_number(claim) or claim["id"]) or all_sets,
+                           []).append(key)
+        if receipt.synchronous_response and len(members) == 1:
+            post_claim_response(unit, claim, receipt.synchronous_response, source=f"submit:{key}")
+        unit.update("Claim", claim["id"], claim, known=v)
+    for sets, keys in by_sets.items():
+        unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key.in_(keys)).values(
+            status="submitted", file_name=receipt.file_name, submitted_at=unit.now, group_control=group,
+            set_controls=sets, submission_id=receipt.submission_id[:200]))
 
 
 def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any], *, source: str) -> None:
@@ -237,6 +335,9 @@ def submissions_of(unit: Unit, claim_id: str) -> list[Any]:
 def install(store: Store) -> None:
     if on_write not in store.observers:
         store.observers.append(on_write)
-    register_handler(KIND, run_submit)
+    if prepare_auto_submit not in workflow.CLAIM_PREPARERS:
+        workflow.CLAIM_PREPARERS.append(prepare_auto_submit)
+    register_batch_handler(KIND, form_batches)
+    register_handler(SEND, run_send, transaction=False)
     register_handler(INQUIRE, run_inquire)
 

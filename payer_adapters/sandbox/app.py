@@ -6,6 +6,8 @@ Besides the FHIR (``fhir_api.py``) and CHC v3 (``chc_api.py``) surfaces it offer
   ``by_patient_control_number``, ``by_member``, ``tokens_issued`` (assert "exactly once");
 * ``POST /sandbox/mailbox/process`` (optional ``?now=ISO``) — answer the mailbox's inbox now;
 * ``POST /sandbox/mailbox/redeliver?name=835_<key>.x12`` — send an answer again, byte for byte;
+* ``POST /sandbox/reports/redeliver?name=<report>`` — list a CHC report again under a new name
+  (a new transaction id, the same payment);
 * ``POST /sandbox/faults`` / ``DELETE /sandbox/faults`` — fault injection (``faults.py``);
 * a background mailbox loop every ``config.poll_interval`` s when ``config.mailbox`` is set and
   ``config.poll_interval > 0``.
@@ -89,6 +91,13 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, now: Callable[[],
             return JSONResponse({"written": state.mailbox.redeliver(name)})
         except FileNotFoundError:
             return JSONResponse({"error": "no such answer"}, status_code=404)
+
+    @app.post("/sandbox/reports/redeliver")
+    async def redeliver_report(name: str) -> JSONResponse:
+        try:
+            return JSONResponse({"written": state.chc.redeliver(name)})
+        except KeyError:
+            return JSONResponse({"error": "no such report"}, status_code=404)
 
     @app.post("/sandbox/faults")
     async def set_fault(request: Request) -> JSONResponse:

@@ -4,6 +4,10 @@ Deterministic: the answer depends on the claim, the data file, ``received`` (a d
 never the wall clock) and the ledger of what this sandbox adjudicated before (deductible met,
 visits used, KX year-to-date, duplicates). Same sequence of inputs, same answers.
 
+Before any of that, ``syntax_edits`` (the 999): an element value the data file lists for a
+segment rejects the whole transaction set with IK3/IK4 at that element — a deterministic way to
+get a 999 rejection from a well-formed file.
+
 Order of the checks (first match wins per claim, then per line):
 
 claim: inactive coverage (CO-27) → timely filing (CO-29) → authorization required and no
@@ -24,6 +28,8 @@ from typing import Any
 from fhir_mappings.npi import npi_is_valid
 from payer_adapters.sandbox.config import SandboxConfig
 from payer_adapters.sandbox.model import Claim, Line
+from payer_adapters.x12.errors import DataElementError, X12Error
+from payer_adapters.x12.segments import iter_segments
 
 C2 = Decimal("0.01")
 
@@ -165,6 +171,39 @@ class Engine:
     def discipline(self, line: Line) -> tuple[list[str], str | None]:
         mods = [m for m in line.modifiers if m in self.data["discipline_modifiers"]]
         return mods, self.data["discipline_modifiers"].get(mods[0]) if len(mods) == 1 else None
+
+    # -- 999 --------------------------------------------------------------------------------
+    def syntax_edits(self, data: bytes | str) -> list[X12Error]:
+        """Implementation-level edits of ``syntax_edits`` in the data file, for the 999: each hit is
+        an element error located as a 999 reports it (ST02, position in the set, loop, element,
+        IK403 code), so the set is rejected (IK5*R) and no 277CA or 835 follows. Values that
+        trigger a rule are listed in the data, so no other claim is affected."""
+        rules = self.data.get("syntax_edits") or []
+        errors: list[X12Error] = []
+        if not rules:
+            return errors
+        transaction = control = ""
+        position = 0
+        for seg in iter_segments(data):
+            tag = seg[0]
+            if tag == "ST":
+                transaction, control, position = (seg[1] if len(seg) > 1 else ""), (seg[2] if len(seg) > 2 else ""), 1
+                continue
+            if not transaction:
+                continue
+            position += 1
+            if tag == "SE":
+                transaction = ""
+                continue
+            for rule in rules:
+                n = int(rule["element"])
+                if (rule["transaction"] == transaction and rule["segment"] == tag
+                        and (not rule.get("qualifier") or (len(seg) > 1 and seg[1] == rule["qualifier"]))
+                        and len(seg) > n and seg[n] in rule["values"]):
+                    errors.append(DataElementError(rule["text"], segment_id=tag, loop_id=rule["loop"],
+                                                   element_position=n, code=rule["ik403"], set_position=position,
+                                                   control_number=control))
+        return errors
 
     # -- 277CA ------------------------------------------------------------------------------
     def front_end_edits(self, claim: Claim) -> list[Edit]:

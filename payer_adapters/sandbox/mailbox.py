@@ -1,8 +1,8 @@
 """The sandbox's mailbox side: read ``inbox/*.x12``, answer in ``outbox/``.
 
 For ``inbox/837P_<key>.x12``: ``outbox/999_<key>.x12`` (syntax, via
-``payer_adapters.x12.validate``); when accepted, ``outbox/277CA_<key>.x12`` (front-end edits)
-and, when any claim passed them, ``outbox/835_<key>.x12`` (adjudication). For
+``payer_adapters.x12.validate``, plus the data file's ``syntax_edits``); when accepted,
+``outbox/277CA_<key>.x12`` (front-end edits) and, when any claim passed them, ``outbox/835_<key>.x12`` (adjudication). For
 ``inbox/270_<trace>.x12``: 999 and ``outbox/271_<trace>.x12``. Response order follows §5.6.
 A processed file moves to ``processed/`` (that is where ``find_submission`` finds it later);
 an unreadable one moves to ``quarantine/`` with no answer (a real mailbox would send a TA1).
@@ -81,7 +81,7 @@ class Mailbox:
         stem = path.stem.split("_", 1)[1] if "_" in path.stem else path.stem
         try:
             env = read_envelope(data)
-            errors = validate(data, use_pyx12=self.use_pyx12)
+            errors = validate(data, use_pyx12=self.use_pyx12) + self.engine.syntax_edits(data)
         except X12Error:
             env, errors = None, None
         if env is None or not env.isa_control or not env.sets:

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SSHD = "/usr/sbin/sshd"
 
@@ -32,6 +33,13 @@ class SshdServer:
     host_public_key: str  # "ssh-ed25519 AAAA…" for pinning
     client_private_key: str  # PEM/OpenSSH text for the adapter settings
     mailbox: Path
+
+    def adapter_settings(self, **extra: Any) -> dict[str, Any]:
+        """``x12-sftp`` settings that reach this server: its host key pinned, the user key as text
+        (a credential: the payer directory stores it encrypted), the mailbox as root; ``extra``
+        overrides or adds keys (tests point them at the wrong host key or port)."""
+        return {"host": "127.0.0.1", "port": self.port, "username": self.username, "host_key": self.host_public_key,
+                "private_key": self.client_private_key, "root": str(self.mailbox), **extra}
 
     def stop(self) -> None:
         if self.process.poll() is None:

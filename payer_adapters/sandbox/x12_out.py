@@ -96,7 +96,9 @@ def write_999(reply: ReplyWriter, errors: list[X12Error]) -> str:
         errs = [e for e in errors if (e.control_number or st02) == st02]
         s.seg("AK2", st01, st02, st03 or env.gs_version)
         for e in errs[:20]:
-            s.seg("IK3", e.segment_id or "ST", e.set_position or 1, e.loop_id or "", "8" if e.element_position else (e.code or "8"))
+            # IK303 is X12 element 447 (AN 1/4): an implementation loop name such as 2010BA is cut to 2010
+            s.seg("IK3", e.segment_id or "ST", e.set_position or 1, (e.loop_id or "")[:4],
+                  "8" if e.element_position else (e.code or "8"))
             if e.element_position:
                 s.seg("IK4", e.element_position, "", _ik4_code(e.code))
         if errs:

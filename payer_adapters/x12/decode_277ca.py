@@ -74,6 +74,8 @@ class Ack277:
     header: SetHeader
     source_name: str = ""  # 2100A NM1*PR/AY name
     source_id: str = ""
+    source_entity: str = ""  # 2100A NM101: AY clearinghouse, PR payer
+    reference: str = ""  # BHT03: the sender's id for this acknowledgment
     receipt_date: str | None = None
     process_date: str | None = None
     batch_statuses: list[Status] = field(default_factory=list)  # 2200B / 2200C
@@ -105,6 +107,7 @@ class Decoder277CA:
         if tag == "BHT":
             if self.loop != "HEADER":
                 raise StructureError("BHT after the first HL", segment_id="BHT", loop_id=self.loop, code="7")
+            self.ack.reference = el(seg, 3)
             return
         if tag == "HL":
             self.level = el(seg, 3)
@@ -120,7 +123,7 @@ class Decoder277CA:
         claim = self.ack.claims[-1] if self.loop in ("2000D", "2220D") else None
         if tag == "NM1":
             if self.loop == "2000A":
-                self.ack.source_name, self.ack.source_id = el(seg, 3), el(seg, 9)
+                self.ack.source_entity, self.ack.source_name, self.ack.source_id = el(seg, 1), el(seg, 3), el(seg, 9)
             elif self.loop == "2000C":
                 self._npi = el(seg, 9) if el(seg, 8) == "XX" else None
             elif claim is not None:

@@ -347,6 +347,19 @@ class Decoder835:
                 ProviderAdjustment(provider, period, reason, ref, amount(seg, i + 1)))  # type: ignore[arg-type]
 
 
+def close_remittance(rem: Remittance) -> Remittance:
+    """Totals and balance checks for a :class:`Remittance` assembled outside the segment decoder
+    (the CHC v3 JSON 835, ``payer_adapters.chc_reports``), so an imbalance is reported the same
+    way whichever form the payment arrived in. Call once, after every claim was added."""
+    rem.claim_count = len(rem.claims)
+    rem.paid_sum = sum((c.paid for c in rem.claims), _Z)
+    for c in rem.claims:
+        _balance_claim(c)
+        rem.balance_errors.extend(c.balance_errors)
+    _balance_payment(rem)
+    return rem
+
+
 def _is_num(text: str) -> bool:
     return text.replace(".", "", 1).replace("-", "", 1).isdigit()
 

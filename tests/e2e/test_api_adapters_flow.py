@@ -12,8 +12,11 @@ async def test_clearinghouse_json_auto_submit_and_reports(api, store, tenant, pa
     await load_practice(api, demo_bundle)
     connect(store, payer_settings, tenant, "payer-acme", "clearinghouse-json", {"base_url": SANDBOX},
             {"api_key": "test_sandbox_key"}, profile="commercial", auto_submit=True)
-    # generate → clean → queued by auto-submit → submitted; the collection scheduled when the
-    # payer was added then picks up the 277CA and 835 reports.
+    # generate → clean → queued by auto-submit → batched → submitted; then a collection (as the
+    # schedule started when the payer was added runs one every interval) picks up the reports.
+    await adrain(store)
+    with store.for_tenant(tenant).unit() as unit:
+        queue_collection(unit)
     await adrain(store)
     claim = await claim_for(api, "enc-brooks-1")
     assert history(claim)[:2] == ["queued", "submitted"]

@@ -7,20 +7,11 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from app.payers.models import CONNECTIONS
-from tests.auth.conftest import assertion, backend_form, make_backend
 
-from .conftest import SANDBOX, load_practice
+from .conftest import SANDBOX, admin_headers, load_practice
 
 PAS = {"base_url": f"{SANDBOX}/fhir", "auth": "client_secret", "token_url": f"{SANDBOX}/oauth/token",
        "client_id": "demo-client"}
-
-
-async def _token(api, engine, tenant, scope):
-    client = make_backend(engine, tenant, scope=scope)
-    form = backend_form(assertion(client.client_id, client.key, "ES384"), scope.split()[-1])
-    r = await api.post("/auth/token", data=form)
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def _stored_credentials(store, tenant):
@@ -33,9 +24,9 @@ async def test_admin_api_manages_payers_and_never_shows_secrets(api, store, tena
     body = {"organization": "payer-wc", "kind": "fhir-payer", "settings": PAS,
             "credentials": {"client_secret": "demo-secret"}, "profile": "workers-comp", "auto_submit": True}
     assert (await api.post("/admin/payers", json=body)).status_code == 401
-    plain = await _token(api, store.engine, tenant, "system/*.rs")
+    plain = await admin_headers(api, store.engine, tenant, "system/*.rs")
     assert (await api.post("/admin/payers", json=body, headers=plain)).status_code == 403
-    admin = await _token(api, store.engine, tenant, "system/*.rs __admin")
+    admin = await admin_headers(api, store.engine, tenant, "system/*.rs __admin")
 
     r = await api.post("/admin/payers", json=body, headers=admin)
     assert r.status_code == 201, r.text

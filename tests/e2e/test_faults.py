@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from app.jobs import register_handler
 from app.payers import submission
 
 from .conftest import adrain, claim_for, connect, jobs, lifecycle, load_practice, make_due
@@ -30,7 +29,7 @@ async def _acme(api, store, tenant, payer_settings, demo_bundle, live, **cfg):
 async def _retry_until_done(store, tenant, rounds=4):
     for _ in range(rounds):
         await adrain(store)
-        if all(j.status == "done" for j in jobs(store, tenant, "submit-claims")):
+        if all(j.status == "done" for j in jobs(store, tenant, "send-claim-batch")):
             return
         await asyncio.sleep(0.05)
         make_due(store, tenant)
@@ -40,10 +39,10 @@ async def test_payer_500_then_success(api, store, tenant, payer_settings, demo_b
     live_sandbox.fault(CHC_SUBMIT, "500", count=2)
     claim = await _acme(api, store, tenant, payer_settings, demo_bundle, live_sandbox)
     await adrain(store, base_delay=60)  # one attempt: the retry is not due yet
-    [job] = jobs(store, tenant, "submit-claims")
+    [job] = jobs(store, tenant, "send-claim-batch")
     assert job.status == "queued" and "HTTP 500" in job.last_error
     await _retry_until_done(store, tenant)
-    [job] = jobs(store, tenant, "submit-claims")
+    [job] = jobs(store, tenant, "send-claim-batch")
     assert job.status == "done" and job.attempts == 3
     assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) != "queued"
     assert live_sandbox.sent(key_of(claim)) == 1
@@ -54,12 +53,12 @@ async def test_timeout_and_dropped_answer_are_retried_once_at_the_payer(api, sto
     live_sandbox.fault(CHC_SUBMIT, "sleep", count=1, seconds=2.5)  # past the 1 s client timeout
     claim = await _acme(api, store, tenant, payer_settings, demo_bundle, live_sandbox)
     await adrain(store, base_delay=60)
-    [job] = jobs(store, tenant, "submit-claims")
+    [job] = jobs(store, tenant, "send-claim-batch")
     assert job.status == "queued" and "timed out" in job.last_error
     live_sandbox.fault(CHC_SUBMIT, "drop-after", count=1)  # payer keeps the claim, answer is cut
     await asyncio.sleep(2.0)  # let the slow first call finish at the payer
     await _retry_until_done(store, tenant, rounds=6)
-    [job] = jobs(store, tenant, "submit-claims")
+    [job] = jobs(store, tenant, "send-claim-batch")
     assert job.status == "done"
     claim = (await api.get(f"/fhir/Claim/{claim['id']}")).json()
     receipt = next(e for e in claim["extension"] if e["url"].endswith("/claim-submission"))
@@ -68,7 +67,7 @@ async def test_timeout_and_dropped_answer_are_retried_once_at_the_payer(api, sto
 
 
 async def test_worker_killed_after_sending_does_not_send_again(api, store, tenant, payer_settings, demo_bundle,
-                                                               live_sandbox, route_to_live):
+                                                               live_sandbox, route_to_live, monkeypatch):
     """x12-directory: find_submission reads the file back; fhir-payer: the ClaimResponse by key."""
     await load_practice(api, demo_bundle)
     connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(live_sandbox.mailbox)})
@@ -81,15 +80,12 @@ async def test_worker_killed_after_sending_does_not_send_again(api, store, tenan
     for cid in ids:
         assert (await api.post(f"/fhir/Claim/{cid}/$submit")).status_code == 202
 
-    def killed(unit, payload):
-        submission.run_submit(unit, payload)
-        raise RuntimeError("worker killed before commit")  # the send happened; its record is rolled back
+    def killed(unit, batch, members, receipt):
+        raise RuntimeError("worker killed before recording")  # the send happened; nothing recorded
 
-    register_handler("submit-claims", killed)
-    try:
-        await adrain(store, base_delay=60)  # one attempt each; the retry is not due yet
-    finally:
-        register_handler("submit-claims", submission.run_submit)
+    monkeypatch.setattr(submission, "_record", killed)
+    await adrain(store, base_delay=60)  # one attempt each; the retry is not due yet
+    monkeypatch.undo()
     claims = [(await api.get(f"/fhir/Claim/{cid}")).json() for cid in ids]
     assert [lifecycle(c) for c in claims] == ["queued", "queued"]  # nothing recorded
     make_due(store, tenant)

@@ -32,7 +32,7 @@ async def test_same_835_twice_is_posted_once(api, store, tenant, payer_settings,
     await adrain(store)
     first = messages(store, tenant)
     eobs = (await api.get("/fhir/ExplanationOfBenefit")).json()["total"]
-    assert eobs == 2  # both Alvarez claims went out in their own files
+    assert eobs == 2  # both Alvarez claims, which went out together in one file
     [remit] = [m for m in first if m["kind"] == "835" and m["name"].endswith(".x12")][:1]
 
     # Byte for byte again: stored once (SHA-256), acknowledged, nothing posted.
@@ -48,7 +48,7 @@ async def test_same_835_twice_is_posted_once(api, store, tenant, payer_settings,
     assert [m["status"] for m in after if m["name"].endswith("835_reenveloped.x12")] == ["duplicate"]
     assert not (mailbox / "outbox" / again).exists()  # acknowledged even though already stored
     assert (await api.get("/fhir/ExplanationOfBenefit")).json()["total"] == eobs
-    assert (await api.get("/fhir/PaymentReconciliation")).json()["total"] == 2
+    assert (await api.get("/fhir/PaymentReconciliation")).json()["total"] == 1  # one file, one 835
 
 
 async def test_corrupt_file_is_quarantined_and_the_rest_posted(api, store, tenant, payer_settings, demo_bundle,

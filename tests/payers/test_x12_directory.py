@@ -117,3 +117,22 @@ async def test_syntax_error_gets_a_999_reject_and_nothing_else(adapter, mailbox)
     ack = decode((mailbox.root / "outbox" / "999_broken.x12").read_bytes()).acknowledgments[0]
     assert ack.group_status == "R" and ack.sets[0].status == "R"
     assert mailbox.engine.ledger.summary()["claim_count"] == 0
+
+
+async def test_data_file_syntax_edit_rejects_the_set_in_the_999(adapter, mailbox):
+    """``syntax_edits`` in sandbox.json: a listed subscriber id makes a well-formed 837P's set fail
+    the 999 at 2010BA NM109 (IK403 7), deterministically; other member ids are untouched."""
+    await adapter.submit_claims([claim_package("enc-alvarez-1", member="MCR999REJECT")], idempotency_key="refused")
+    await adapter.submit_claims([claim_package("enc-alvarez-1")], idempotency_key="fine")
+    assert validate((mailbox.root / "inbox" / "837P_refused.x12").read_bytes()) == []  # nothing wrong with the file
+    written = mailbox.process(NOW)
+    assert written == ["999_fine.x12", "277CA_fine.x12", "835_fine.x12", "999_refused.x12"]
+    data = (mailbox.root / "outbox" / "999_refused.x12").read_bytes()
+    assert validate(data, use_pyx12=True) == []
+    ack = decode(data).acknowledgments[0]
+    assert ack.group_status == "R" and ack.counts == (1, 1, 0)
+    [s] = ack.sets
+    [note] = s.segments
+    assert (s.status, note.segment_id, note.loop_id, note.code) == ("R", "NM1", "2010", "8")  # IK303 is 4 long at most
+    assert [(e.position, e.code) for e in note.elements] == [(9, "7")]
+    assert mailbox.engine.ledger.summary()["by_member"] == {"1EG4TE5MK73": 1}
