@@ -103,3 +103,17 @@ def demo_bundle() -> Iterator[dict]:
     import orjson
 
     yield orjson.loads(Path(__file__).resolve().parents[1].joinpath("app/demo_data/practice.json").read_bytes())
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Debian's OpenSSH ``sshd`` on loopback serving a fresh SFTP mailbox (one server per test
+    module, so each module sees only its own files); skips where openssh-server is missing."""
+    from payer_adapters.sandbox.sshd import SSHD, start_sshd
+
+    if not os.path.exists(SSHD):
+        pytest.skip("OpenSSH server (/usr/sbin/sshd) is not installed")
+    base = tmp_path_factory.mktemp("sftp")
+    server = start_sshd(base / "state", base / "mailbox")
+    yield server
+    server.stop()

@@ -18,7 +18,7 @@ from app.payers import directory, runtime as payer_runtime
 from app.payers.admin_routes import router as admin_payers_router
 from app.payers.routes import router as payers_router
 from app.settings import Settings
-from payer_adapters.sandbox import create_sandbox_app, load_config
+from payer_adapters.sandbox import Engine, Mailbox, create_sandbox_app, load_config
 from tests.conftest import PUBLIC_URL, tenant_from_header
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -42,12 +42,18 @@ def server(payer_settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def tenant(server: FastAPI) -> str:  # noqa: F811 - e2e tenants live in the e2e app's store
+def tenant(server: FastAPI) -> Iterator[str]:  # noqa: F811 - e2e tenants live in the e2e app's store
+    """A fresh tenant. Its unfinished jobs are dropped afterwards: the e2e store lives for the
+    session, and a collection left scheduled would otherwise run in a later test, against that
+    test's sandbox, and take its reports."""
     import uuid
 
+    store = server.state.services.store
     tid = "e2e-" + uuid.uuid4().hex[:12]
-    server.state.services.store.ensure_tenant(tid)
-    return tid
+    store.ensure_tenant(tid)
+    yield tid
+    with store.engine.begin() as conn:
+        conn.execute(J.delete().where(J.c.tenant_id == tid, J.c.status.in_(("queued", "running"))))
 
 
 @pytest.fixture
@@ -135,6 +141,18 @@ def connect(store: Any, settings: Settings, tenant: str, organization: str, kind
     return directory.add(store, settings, tenant, organization, kind, cfg, credentials, **kw)
 
 
+async def admin_headers(api: httpx.AsyncClient, engine: Any, tenant: str,
+                        scope: str = "system/*.rs __admin") -> dict[str, str]:
+    """A real Backend Services token for the tenant (``/admin`` checks tokens itself)."""
+    from tests.auth.conftest import assertion, backend_form, make_backend
+
+    client = make_backend(engine, tenant, scope=scope)
+    form = backend_form(assertion(client.client_id, client.key, "ES384"), scope.split()[-1])
+    r = await api.post("/auth/token", data=form)
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
 Ledger = Callable[[], dict[str, Any]]
 
 
@@ -207,3 +225,20 @@ def route_to_live(payer_settings: Settings) -> Iterator[None]:
     payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(timeout=10.0))
     yield
     payer_runtime._runtime = previous
+
+
+async def payer_answers_and_collect(store: Any, tenant: str, root: Path) -> tuple[Mailbox, list[str],
+                                                                                list[dict[str, Any]]]:
+    """The payer answers the 837P in its mailbox (999, 277CA, 835, checked), then one collection
+    stores and posts them: (the payer's mailbox, the answer files written, the inbound messages)."""
+    from app.payers.inbound import messages, queue_collection
+
+    payer = Mailbox(root, Engine(load_config()), use_pyx12=False)
+    written = payer.process(NOW)
+    assert [w.split("_")[0] for w in written] == ["999", "277CA", "835"]
+    with store.for_tenant(tenant).unit() as unit:
+        assert queue_collection(unit) == 1
+    await adrain(store)
+    inbound = messages(store, tenant)
+    assert sorted(m["kind"] for m in inbound) == ["277CA", "835", "999"]
+    return payer, written, inbound

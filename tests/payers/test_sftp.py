@@ -15,20 +15,13 @@ from .conftest import NOW, claim_package, eligibility_package
 if not os.path.exists("/usr/sbin/sshd"):
     pytest.skip("OpenSSH server (/usr/sbin/sshd) is not installed", allow_module_level=True)
 
-from payer_adapters.sandbox.sshd import free_port, start_sshd  # noqa: E402
+from payer_adapters.sandbox.sshd import free_port  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    base = tmp_path_factory.mktemp("sftp")
-    server = start_sshd(base / "state", base / "mailbox")
-    yield server
-    server.stop()
+# ``sshd``: the shared fixture in tests/conftest.py (a real sshd per module).
 
 
 def settings(server, **extra):
-    return {"host": "127.0.0.1", "port": server.port, "username": server.username, "host_key": server.host_public_key,
-            "private_key": server.client_private_key, "root": str(server.mailbox), **extra}
+    return server.adapter_settings(**extra)
 
 
 async def test_claims_and_eligibility_over_sftp(sshd):
