@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.core && $(BIN)/python -m bench.auth && $(BIN)/python -m bench.claims && $(BIN)/python -m bench.x12 && $(BIN)/python -m bench.e2e
 
 clean:
 	rm -rf $(VENV) var/*.db

@@ -1,112 +1,324 @@
-"""Claims through the payer side per second: ``$submit`` → ``submit-claims`` jobs → 837P files in an
-X12 mailbox → the sandbox answers (999, 277CA, 835) → ``collect-responses`` → posting (EOBs,
-PaymentReconciliation, lifecycle). One process, one worker, x12-directory, one claim per file.
+"""From finished Encounters to claims at the sandbox payer (``python -m bench.e2e``; not a test).
 
-    python -m bench.e2e [--claims 200] [--database-url postgresql+psycopg://postgres@127.0.0.1/benchdb]
+Real processes on loopback: ``--workers`` × ``therabridge worker`` against one database, and this
+process as the EHR. Visits (an Encounter with two timed Procedures, one transaction each, as a
+FHIR transaction Bundle is stored) are for patients on Medicare, whose connection is
+``x12-directory`` with auto-submit. Once its Encounter is ``finished`` a visit goes:
+``generate-claim`` job → mapped, scrubbed, stored clean and queued → batched per payer → 837P
+file in the sandbox's mailbox.
 
-Without ``--database-url`` a fresh SQLite file in a temporary folder is used. Prints JSON:
-seconds and claims/s per phase (submit, payer, collect+post).
+Three runs:
+- *burst*: ``--burst`` finished visits already waiting, then the workers start; claims/s.
+- *paced, scheduled arrivals*: ``--rate`` visits per second for ``--seconds`` finish: stored
+  beforehand, each one's ``generate-claim`` job becomes due on schedule (the pipeline alone).
+- *paced, live EHR writes*: the visits are recorded ``in-progress`` beforehand and this process
+  updates ``--rate`` Encounters per second to ``finished`` (the EHR's writes share the cores).
+Both paced runs report the claims/s that reached the payer and the p50/p99 time from a visit's
+finish to its claim's recorded submission (the file is uploaded by then).
+
+Checks what the payer got: every claim exactly once (CLM01 counted across the 837P files).
+
+    python -m bench.e2e [--workers 2] [--rate 200] [--seconds 20] [--burst 3000]
+                        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/therabridge_e2e]
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-from app.bootstrap import build_store, load_demo
-from app.claims.gather import find_resources
+from app.bootstrap import DEMO_BUNDLE, build_store, load_demo
 from app.db import make_engine
-from app.jobs import Worker
+from app.fhir.store import Store
+from app.jobs import J
 from app.migrations import upgrade
 from app.payers import directory
-from app.payers.inbound import messages, queue_collection
-from app.payers.submission import queue_claim
+from app.payers.models import SUBMISSIONS as S
 from app.settings import Settings
-from payer_adapters.sandbox import Engine, Mailbox, load_config
+from payer_adapters.x12_files import envelope_summary
 
-PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
-
-
-def drain(worker: Worker) -> int:
-    total = 0
-    while (n := worker.run_once()):
-        total += n
-    return total
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = "postgresql+psycopg://postgres@127.0.0.1:5432/therabridge_e2e"
+TENANT = "bench"
+WORKER_BATCH = 50  # jobs a worker claims per round (``therabridge worker --batch``)
+TEMPLATES = ("pat-alvarez", "cov-alvarez", "cond-alvarez", "poc-alvarez")
 
 
-def run(claims: int, database_url: str | None) -> dict[str, object]:
-    tmp = Path(tempfile.mkdtemp(prefix="therabridge-bench-e2e-"))
-    url = database_url or f"sqlite:///{tmp / 'bench.db'}"
-    settings = Settings(database_url=url, var_dir=str(tmp), key_encryption_key=Fernet.generate_key().decode())
+def _reset(url: str) -> None:
+    if url.startswith("postgresql"):
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _demo() -> dict[str, dict[str, Any]]:
+    return {e["resource"]["id"]: e["resource"] for e in orjson.loads(DEMO_BUNDLE.read_bytes())["entry"]}
+
+
+def _renamed(resource: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    raw = orjson.dumps(resource)
+    for old, new in names.items():
+        raw = raw.replace(old.encode(), new.encode())
+    return orjson.loads(raw)
+
+
+def setup(url: str, var: Path, patients: int) -> tuple[Settings, Store, Path]:
+    _reset(url)
+    settings = Settings(database_url=url, var_dir=str(var), key_encryption_key=Fernet.generate_key().decode(),
+                        embedded_worker=False)
     engine = make_engine(url)
     upgrade(engine)
     store = build_store(settings, engine)
-    tenant = "bench-" + datetime.now(timezone.utc).strftime("%H%M%S%f")
-    store.ensure_tenant(tenant)
-    load_demo(store, tenant)
-    worker = Worker(store, batch=50)
-    drain(worker)  # generate the demo claims
-    mailbox = tmp / "mailbox"
-    directory.add(store, settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)})
-    with store.for_tenant(tenant).unit() as unit:
-        template = next(c for c in find_resources(unit, "Claim", [("lifecycle", "clean")])
-                        if c["insurer"]["reference"] == "Organization/payer-medicare")
-        ids = []
-        for n in range(claims):
-            claim = copy.deepcopy(template)
-            pcn = f"B{n:06d}"
-            claim["identifier"] = [{"system": PCN, "value": pcn}]
-            for i, item in enumerate(claim["item"], start=1):
-                for ext in item.get("extension", []):
-                    ext["valueString"] = f"{pcn}-{i}"
-            claim.pop("meta", None)
-            ids.append(unit.create(claim, rid=f"bench-{n}").version.id)
-    started = time.perf_counter()
-    with store.for_tenant(tenant).unit() as unit:
-        for cid in ids:
-            queue_claim(unit, cid)
-    drain(worker)
-    submitted = time.perf_counter()
-    written = Mailbox(mailbox, Engine(load_config()), use_pyx12=False).process(datetime.now(timezone.utc))
-    answered = time.perf_counter()
-    with store.for_tenant(tenant).unit() as unit:
-        queue_collection(unit)
-    drain(worker)
-    posted = time.perf_counter()
-    inbound = messages(store, tenant)
-    with store.for_tenant(tenant).unit() as unit:
-        states: dict[str, int] = {}
-        for cid in ids:
-            code = next((e.get("valueCode") for e in orjson.loads(unit.current("Claim", cid).content).get("extension", [])
-                         if e["url"].endswith("/claim-lifecycle")), None)
-            states[str(code)] = states.get(str(code), 0) + 1
-    engine.dispose()
+    store.ensure_tenant(TENANT)
+    load_demo(store, TENANT)
+    with store.engine.begin() as conn:  # the demo's own visits are not part of the measurement
+        conn.exec_driver_sql("DELETE FROM job")
+    mailbox = var / "mailbox"
+    directory.add(store, settings, TENANT, "payer-medicare", "x12-directory", {"root": str(mailbox)},
+                  profile="medicare", auto_submit=True)
+    demo = _demo()
+    ts = store.for_tenant(TENANT)
+    with ts.unit() as unit:
+        for p in range(patients):
+            names = {"pat-alvarez": f"pat-{p}", "cov-alvarez": f"cov-{p}", "cond-alvarez": f"cond-{p}",
+                     "poc-alvarez": f"poc-{p}", "1EG4TE5MK73": f"1EG4TE5MK{p % 100:02d}"}
+            for rid in TEMPLATES:
+                r = _renamed(demo[rid], names)
+                unit.update(r["resourceType"], r["id"], r)
+    store.analyze()
+    return settings, store, mailbox
+
+
+def _visit(n: int, patients: int) -> list[dict[str, Any]]:
+    demo = getattr(_visit, "demo", None) or _demo()
+    _visit.demo = demo  # type: ignore[attr-defined]
+    p = n % patients
+    names = {"pat-alvarez": f"pat-{p}", "cond-alvarez": f"cond-{p}", "enc-alvarez-1": f"enc-{n}"}
+    return [_renamed(demo[rid], names) for rid in ("enc-alvarez-1", "enc-alvarez-1-p1", "enc-alvarez-1-p2")]
+
+
+def write_visit(store: Store, n: int, patients: int, *, status: str = "finished") -> None:
+    """One visit (Encounter + two Procedures) in one transaction, as a FHIR transaction Bundle."""
+    with store.for_tenant(TENANT).unit() as unit:
+        for resource in _visit(n, patients):
+            if resource["resourceType"] == "Encounter":
+                resource["status"] = status
+            unit.update(resource["resourceType"], resource["id"], resource)
+
+
+def finish_visit(store: Store, n: int, patients: int) -> float:
+    """The EHR closes the visit: its Encounter becomes ``finished``. Returns the commit time."""
+    encounter = _visit(n, patients)[0]
+    with store.for_tenant(TENANT).unit() as unit:
+        unit.update("Encounter", encounter["id"], encounter)
+    return time.time()
+
+
+def start_workers(n: int, settings: Settings, var: Path) -> list[subprocess.Popen]:
+    env = {**os.environ, "THERABRIDGE_DATABASE_URL": settings.database_url, "THERABRIDGE_VAR_DIR": str(var),
+           "THERABRIDGE_KEY_ENCRYPTION_KEY": settings.key_encryption_key or "", "THERABRIDGE_LOG_LEVEL": "warning"}
+    return [subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--poll-seconds", "0.05",
+                              "--batch", str(WORKER_BATCH)], env=env,
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot (Linux /proc/stat)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
+
+
+def utilisation(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 2) if total else None
+
+
+def stop(workers: list[subprocess.Popen]) -> None:
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.wait(timeout=30)
+
+
+def submitted(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(S).where(
+            S.c.tenant_id == TENANT, S.c.status == "submitted")).scalar_one()
+
+
+def wait_for(store: Store, n: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if submitted(store) >= n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def submission_times(store: Store) -> dict[str, float]:
+    """Encounter id → when its claim's submission was recorded (epoch seconds)."""
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT sr.target_id, s.submitted_at FROM claim_submission s "
+            "JOIN resource r ON r.tenant_id = s.tenant_id AND r.type = 'Claim' AND r.id = s.claim_id "
+            "JOIN search_reference sr ON sr.res_pk = r.pk AND sr.param = 'encounter' "
+            "WHERE s.tenant_id = %s AND s.status = 'submitted'" if store.postgres else
+            "SELECT sr.target_id, s.submitted_at FROM claim_submission s "
+            "JOIN resource r ON r.tenant_id = s.tenant_id AND r.type = 'Claim' AND r.id = s.claim_id "
+            "JOIN search_reference sr ON sr.res_pk = r.pk AND sr.param = 'encounter' "
+            "WHERE s.tenant_id = ? AND s.status = 'submitted'", (TENANT,)).all()
+    out = {}
+    for enc, at in rows:
+        at = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+        out[enc] = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
+    return out
+
+
+def at_payer(mailbox: Path) -> tuple[int, int, int]:
+    """(837P files, claims in them, distinct claims) across the mailbox's inbox and processed."""
+    files, clms = 0, []
+    for folder in ("inbox", "processed"):
+        for f in (mailbox / folder).glob("837P_*.x12") if (mailbox / folder).exists() else []:
+            files += 1
+            clms += envelope_summary(f.read_bytes())["CLM"]
+    return files, len(clms), len(set(clms))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def paced(url: str, workers: int, rate: float, seconds: float, patients: int, *, live: bool) -> dict[str, Any]:
+    """Visits finish at ``rate`` per second. ``live``: this process updates each Encounter to
+    ``finished`` on schedule (the EHR's writes share the 2 cores with the pipeline). Otherwise the
+    visits are stored finished beforehand and each one's ``generate-claim`` job becomes due on
+    schedule: the pipeline alone, an arrival being the moment its job becomes due."""
+    var = Path(tempfile.mkdtemp(prefix="therabridge-e2e-"))
+    settings, store, mailbox = setup(url, var, patients)
+    total = int(rate * seconds)
+    for n in range(total):
+        write_visit(store, n, patients, status="in-progress" if live else "finished")
+    store.analyze()
+    finished: dict[str, float] = {}
+    if not live:
+        start = time.time() + 3.0
+        finished = {f"enc-{n}": start + n / rate for n in range(total)}
+        with store.engine.begin() as conn:
+            rows = conn.execute(sa.select(J.c.pk, J.c.payload).where(J.c.kind == "generate-claim")).all()
+            conn.execute(J.update().where(J.c.pk == sa.bindparam("k")).values(run_after=sa.bindparam("due")), [
+                {"k": r.pk, "due": datetime.fromtimestamp(finished[orjson.loads(r.payload)["encounter"]], timezone.utc)}
+                for r in rows])
+    procs = start_workers(workers, settings, var)
+    if live:
+        time.sleep(2.0)  # workers up and polling
+        start = time.time()
+    busy = machine_busy()
+    for n in range(total) if live else ():
+        delay = start + n / rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        finished[f"enc-{n}"] = finish_visit(store, n, patients)
+    arrivals_end = time.time() if live else start + total / rate
+    complete = wait_for(store, total, timeout=max(0.0, arrivals_end - time.time()) + 120)
+    used = utilisation(busy, machine_busy())
+    worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+    stop(procs)
+    sent = submission_times(store)
+    latency = [sent[e] - t for e, t in finished.items() if e in sent]
+    last = max(sent.values()) if sent else arrivals_end
+    files, claims, distinct = at_payer(mailbox)
+    store.engine.dispose()
     return {
-        "database": url.split(":")[0], "claims": claims, "answer_files": len(written),
-        "submit_seconds": round(submitted - started, 3),
-        "submit_claims_per_second": round(claims / (submitted - started), 1),
-        "payer_seconds": round(answered - submitted, 3),
-        "collect_and_post_seconds": round(posted - answered, 3),
-        "collect_and_post_files_per_second": round(len(inbound) / (posted - answered), 1),
-        "end_to_end_claims_per_second": round(claims / (posted - started), 1),
-        "inbound": {s: sum(1 for m in inbound if m["status"] == s) for s in {m["status"] for m in inbound}},
-        "lifecycle": states,
+        "mode": "paced, live EHR writes" if live else "paced, scheduled arrivals", "workers": workers,
+        "offered_per_second": rate, "visits": total,
+        "arrivals_achieved_per_second": round(total / (arrivals_end - start), 1),
+        "all_submitted": complete, "submitted": len(sent),
+        "claims_per_second_end_to_end": round(len(sent) / (last - start), 1),
+        "finished_to_submitted_p50_s": round(statistics.median(latency), 3) if latency else None,
+        "finished_to_submitted_p99_s": round(pct(latency, 0.99), 3) if latency else None,
+        "finished_to_submitted_max_s": round(max(latency), 3) if latency else None,
+        "worker_cpu_ms_per_claim": round(1000 * worker_cpu / total, 2), "machine_cpu_busy": used,
+        "payer_files": files, "payer_claims": claims, "payer_distinct_claims": distinct,
     }
+
+
+def burst(url: str, workers: int, visits: int, patients: int) -> dict[str, Any]:
+    var = Path(tempfile.mkdtemp(prefix="therabridge-e2e-"))
+    settings, store, mailbox = setup(url, var, patients)
+    for n in range(visits):
+        write_visit(store, n, patients)
+    store.analyze()
+    start, busy = time.time(), machine_busy()
+    procs = start_workers(workers, settings, var)
+    complete = wait_for(store, visits, timeout=600)
+    elapsed = time.time() - start
+    used = utilisation(busy, machine_busy())
+    worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+    stop(procs)
+    files, claims, distinct = at_payer(mailbox)
+    store.engine.dispose()
+    return {"mode": "burst", "workers": workers, "visits": visits, "all_submitted": complete,
+            "seconds_including_worker_start": round(elapsed, 2),
+            "claims_per_second_end_to_end": round(visits / elapsed, 1),
+            "worker_cpu_ms_per_claim": round(1000 * worker_cpu / visits, 2), "machine_cpu_busy": used,
+            "payer_files": files, "payer_claims": claims, "payer_distinct_claims": distinct}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--claims", type=int, default=200)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--database-url", default=PG_BENCH)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--burst", type=int, default=3000)
+    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--worker-batch", type=int, default=WORKER_BATCH)
     args = parser.parse_args()
-    print(json.dumps(run(args.claims, args.database_url), indent=2))
+    globals()["WORKER_BATCH"] = args.worker_batch
+    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    results = {"machine": machine, "runs": []}
+    if args.burst:
+        results["runs"].append(burst(args.database_url, args.workers, args.burst, args.patients))
+        print(json.dumps(results["runs"][-1]), flush=True)
+    if args.rate and args.seconds:
+        for live in (False, True):
+            results["runs"].append(paced(args.database_url, args.workers, args.rate, args.seconds, args.patients,
+                                         live=live))
+            print(json.dumps(results["runs"][-1]), flush=True)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "e2e.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
