@@ -63,6 +63,17 @@ class Job(SQLModel, table=True):
 
 
 J = Job.__table__
+
+
+class Deferred(Exception):
+    """Raised by a handler for "not now, and not a failure": the job waits until ``until`` and
+    the attempt is not counted (a payer whose circuit is open must not dead-letter its jobs)."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
 Handler = Callable[[Unit, dict[str, Any]], None]
 OwnHandler = Callable[[TenantStore, dict[str, Any]], None]
 BatchHandler = Callable[[Unit, list[dict[str, Any]]], None]
@@ -170,8 +181,17 @@ class Worker:
             with ts.unit() as unit:
                 handler(unit, job.payload)
                 self._finish(unit.conn, job, "done", None)
+        except Deferred as deferred:
+            self._defer(job, deferred)
         except Exception as exc:  # recorded on the job; never lost
             self._log_failure(job, exc)
+
+    def _defer(self, job: Claimed, deferred: Deferred) -> None:
+        spread = timedelta(seconds=random.uniform(0, 1.0))  # deferred jobs do not return in lockstep
+        with write_connection(self.store.engine) as conn, conn.begin():
+            conn.execute(J.update().where(J.c.pk == job.pk).values(
+                status="queued", attempts=J.c.attempts - 1, last_error=deferred.reason[:2000], locked_by=None,
+                locked_until=None, run_after=deferred.until + spread, updated_at=self.store.clock()))
 
     def _run_batch(self, handler: BatchHandler, jobs: list[Claimed]) -> None:
         try:

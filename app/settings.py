@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     eligibility_timeout: float = Field(default=8.0, gt=0)
     # Seconds between scheduled collections of payer answers (999, 277CA, 835, 271).
     collect_interval: int = Field(default=60, ge=1)
+    # Consecutive transport failures (timeouts, 5xx, resets) that open a payer's circuit, and the
+    # first pause in seconds before one probe call; each failed probe doubles it, up to the max.
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_cooldown: float = Field(default=30.0, gt=0)
+    circuit_cooldown_max: float = Field(default=900.0, gt=0)
 
     @property
     def fhir_base(self) -> str:

@@ -67,11 +67,10 @@ def add(
 @payers.command("list")
 def list_(tenant: Optional[str] = typer.Option(None, "--tenant")) -> None:
     """Show the payer connections (credentials are never shown)."""
-    from app.payers import directory
+    from app.payers import calls
 
     store = _store()
-    typer.echo(json.dumps([{"tenant": p.tenant_id, **p.public()}
-                           for p in directory.list_connections(store.engine, tenant)], indent=2))
+    typer.echo(json.dumps(calls.listing(store.engine, tenant, store.clock()), indent=2))
 
 
 @payers.command("rotate-credentials")

@@ -2,6 +2,7 @@
 checked by the same dependency as the rest of ``/admin``). Credentials go in, never out."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.admin_routes import _require_admin
 from app.auth.oauth_routes import engine_of, settings_of
 from app.fhir.errors import FhirError
-from app.payers import directory
+from app.payers import calls, directory
 from app.payers.secrets import CredentialKeyError
 
 router = APIRouter(prefix="/admin/payers", tags=["admin"])
@@ -45,8 +46,9 @@ async def _run(request: Request, fn: Any, status: int = 200) -> JSONResponse:
 
 @router.get("")
 async def list_payers(request: Request) -> JSONResponse:
+    engine = engine_of(request)
     return await _run(request, lambda tenant: {"payers": [
-        p.public() for p in directory.list_connections(engine_of(request), tenant)]})
+        {k: v for k, v in p.items() if k != "tenant"} for p in calls.listing(engine, tenant, datetime.now(timezone.utc))]})
 
 
 @router.post("")

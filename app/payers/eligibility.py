@@ -14,9 +14,9 @@ from app.payers import directory
 from app.payers.outcomes import put, stable_id
 from app.payers.packages import eligibility_package
 from app.payers.posting import TRACE_SYSTEM
-from app.payers.runtime import control_numbers, default_http, run_async, runtime
-from app.x12_control import DatabaseControlNumbers
-from payer_adapters.base import EligibilityPackage, EligibilityResult, PayerRejection, TransientPayerError, create_adapter
+from app.payers.calls import call_payer, call_payer_async
+from app.payers.runtime import default_http, runtime
+from payer_adapters.base import EligibilityPackage, EligibilityResult, PayerRejection, create_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
 
 KIND = "check-eligibility"
@@ -73,11 +73,9 @@ def queue(unit: Unit, request_id: str) -> None:
 
 
 async def check_now(ts: TenantStore, prepared: Prepared) -> EligibilityResult:
-    rt = runtime()
-    async with rt.http_factory() as http:
-        adapter = create_adapter(prepared.link.kind, prepared.link.adapter_settings(rt.settings), http=http,
-                                 control_numbers=DatabaseControlNumbers(ts.store.engine, ts.tenant_id))
-        return await adapter.check_eligibility(prepared.package, timeout=rt.settings.eligibility_timeout)
+    timeout = runtime().settings.eligibility_timeout
+    return await call_payer_async(ts, prepared.link, "eligibility",
+                                  lambda adapter: adapter.check_eligibility(prepared.package, timeout=timeout))
 
 
 def realtime(link: directory.PayerLink) -> bool:
@@ -88,38 +86,33 @@ def realtime(link: directory.PayerLink) -> bool:
     return adapter.capabilities.realtime_eligibility
 
 
-def run_check(unit: Unit, payload: dict[str, Any]) -> None:
-    current = unit.current("CoverageEligibilityRequest", payload["request"])
-    if current is None or current.deleted:
-        return
-    request = current.resource()
-    link = directory.for_insurer(unit.conn, unit.tenant_id, request.get("insurer"))
-    if link is None:
-        return
-    rt = runtime()
-    pkg = eligibility_package(unit, request)
-
-    async def call() -> EligibilityResult:
-        async with rt.http_factory() as http:
-            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
-                                     control_numbers=control_numbers(unit))
-            return await adapter.check_eligibility(pkg, timeout=max(rt.settings.eligibility_timeout, 30.0))
-
+def run_check(ts: TenantStore, payload: dict[str, Any]) -> None:
+    """A queued eligibility check: ask the payer with no transaction held, then store the answer."""
+    with ts.reading() as reader:
+        current = reader.current("CoverageEligibilityRequest", payload["request"])
+        if current is None or current.deleted:
+            return
+        request = current.resource()
+        link = directory.for_insurer(reader.conn, ts.tenant_id, request.get("insurer"))
+        if link is None:
+            return
+        pkg = eligibility_package(reader, request)
+    timeout = max(runtime().settings.eligibility_timeout, 30.0)
     try:
-        result = run_async(call)
-    except TransientPayerError:
-        raise
+        result = call_payer(ts, link, "eligibility", lambda adapter: adapter.check_eligibility(pkg, timeout=timeout))
     except PayerRejection as rejection:
-        store_response(unit, request, {"resourceType": "CoverageEligibilityResponse", "status": "active",
-                                       "purpose": request.get("purpose") or ["benefits"],
-                                       "created": unit.now.isoformat(), "outcome": "error",
-                                       "disposition": "; ".join(i.get("diagnostics", "") for i in
-                                                                rejection.outcome.get("issue", []))[:1000] or "rejected",
-                                       "error": [{"code": {"text": "payer rejected the request"}}]})
+        with ts.unit() as unit:
+            store_response(unit, request, {
+                "resourceType": "CoverageEligibilityResponse", "status": "active",
+                "purpose": request.get("purpose") or ["benefits"], "created": unit.now.isoformat(),
+                "outcome": "error", "error": [{"code": {"text": "payer rejected the request"}}],
+                "disposition": "; ".join(i.get("diagnostics", "") for i in
+                                         rejection.outcome.get("issue", []))[:1000] or "rejected"})
         return
     if result.response is not None:
-        store_response(unit, request, result.response)
+        with ts.unit() as unit:
+            store_response(unit, request, result.response)
 
 
 def install(store: Store) -> None:
-    register_handler(KIND, run_check)
+    register_handler(KIND, run_check, transaction=False)

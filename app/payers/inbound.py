@@ -25,13 +25,14 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from app.fhir.dates import UTC
-from app.fhir.store import Store, Unit
+from app.fhir.store import Store, TenantStore, Unit
 from app.jobs import J, enqueue, register_handler
 from app.payers import directory, posting
 from app.payers.models import INBOUND as M
 from app.payers.outcomes import biller_task
-from app.payers.runtime import control_numbers, run_async, runtime
-from payer_adapters.base import InboundMessage, PayerRejection, create_adapter
+from app.payers.calls import call_payer
+from app.payers.runtime import runtime
+from payer_adapters.base import InboundMessage, PayerRejection
 from payer_adapters.chc_reports import ReportError, decode_report
 from payer_adapters.x12 import DecodeResult, X12Error, decode
 
@@ -85,57 +86,45 @@ def run_schedule(unit: Unit, payload: dict[str, Any]) -> None:
                           .values(run_after=due))
 
 
-def run_collect(unit: Unit, payload: dict[str, Any]) -> None:
-    link = directory.by_pk(unit.conn, int(payload["connection"]))
-    if link is None or link.tenant_id != unit.tenant_id:
+def run_collect(ts: TenantStore, payload: dict[str, Any]) -> None:
+    """Fetch the connection's answers (no transaction held), then store them raw in one."""
+    with ts.reading() as reader:
+        link = directory.by_pk(reader.conn, int(payload["connection"]))
+    if link is None or link.tenant_id != ts.tenant_id:
         return
-    rt = runtime()
-
-    async def call() -> list[InboundMessage]:
-        async with rt.http_factory() as http:
-            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
-                                     control_numbers=control_numbers(unit))
-            try:
-                return await adapter.fetch_responses()
-            finally:
-                close = getattr(adapter, "close", None)
-                if close is not None:
-                    await close()
-
     try:
-        messages = run_async(call)
+        messages = call_payer(ts, link, "reports", lambda adapter: adapter.fetch_responses())
     except PayerRejection:
         log.warning("payer refused the collection for connection %s", link.pk)
         return
     messages.sort(key=lambda m: (ORDER.get(m.kind or "", 3), m.name))
-    for msg in messages:
-        digest = hashlib.sha256(msg.data).hexdigest()
-        pk = _insert_ignore(unit, M, dict(
-            tenant_id=unit.tenant_id, connection_pk=link.pk, payer=link.organization_id, name=msg.name[:300],
-            kind=msg.kind, content_type=msg.content_type, sha256=digest, data=msg.data,
-            received_at=msg.received_at, status="stored"), ["tenant_id", "sha256"])
-        if pk is not None:
-            enqueue(unit, POST, {"message": pk}, dedupe_key=f"{POST}:{pk}")
-        enqueue(unit, ACK, {"connection": link.pk, "name": msg.name, "content_type": msg.content_type,
-                            "kind": msg.kind}, dedupe_key=f"{ACK}:{link.pk}:{digest}:{msg.name[:80]}")
+    with ts.unit() as unit:
+        for msg in messages:
+            _store(unit, link, msg)
 
 
-def run_acknowledge(unit: Unit, payload: dict[str, Any]) -> None:
-    link = directory.by_pk(unit.conn, int(payload["connection"]))
-    if link is None:
+def _store(unit: Unit, link: directory.PayerLink, msg: InboundMessage) -> None:
+    """Keep one answer as received, queue its posting, and its acknowledgment at the payer."""
+    digest = hashlib.sha256(msg.data).hexdigest()
+    pk = _insert_ignore(unit, M, dict(
+        tenant_id=unit.tenant_id, connection_pk=link.pk, payer=link.organization_id, name=msg.name[:300],
+        kind=msg.kind, content_type=msg.content_type, sha256=digest, data=msg.data,
+        received_at=msg.received_at, status="stored"), ["tenant_id", "sha256"])
+    if pk is not None:
+        enqueue(unit, POST, {"message": pk}, dedupe_key=f"{POST}:{pk}")
+    enqueue(unit, ACK, {"connection": link.pk, "name": msg.name, "content_type": msg.content_type,
+                        "kind": msg.kind}, dedupe_key=f"{ACK}:{link.pk}:{digest}:{msg.name[:80]}")
+
+
+def run_acknowledge(ts: TenantStore, payload: dict[str, Any]) -> None:
+    with ts.reading() as reader:
+        link = directory.by_pk(reader.conn, int(payload["connection"]))
+    if link is None or link.tenant_id != ts.tenant_id:
         return
-    rt = runtime()
     msg = InboundMessage(name=payload["name"], data=b"", content_type=payload["content_type"],
-                         received_at=unit.now, kind=payload.get("kind"))
-
-    async def call() -> None:
-        async with rt.http_factory() as http:
-            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
-                                     control_numbers=control_numbers(unit))
-            await adapter.acknowledge(msg)
-
+                         received_at=ts.store.clock(), kind=payload.get("kind"))
     try:
-        run_async(call)
+        call_payer(ts, link, "reports", lambda adapter: adapter.acknowledge(msg))
     except PayerRejection:
         log.warning("payer refused an acknowledgment for connection %s", link.pk)
 
@@ -191,8 +180,8 @@ def messages(store: Store, tenant: str) -> list[dict[str, Any]]:
 
 
 def install(store: Store) -> None:
-    register_handler(COLLECT, run_collect)
-    register_handler(ACK, run_acknowledge)
+    register_handler(COLLECT, run_collect, transaction=False)
+    register_handler(ACK, run_acknowledge, transaction=False)
     register_handler(POST, run_post)
     register_handler(SCHEDULE, run_schedule)
 

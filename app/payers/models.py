@@ -1,4 +1,5 @@
-"""Tables of the payer side: connections (the payer directory), submissions and inbound answers.
+"""Tables of the payer side: connections (the payer directory), submissions, inbound answers and
+each connection's circuit breaker.
 
 ``payer_connection.credentials`` holds Fernet ciphertext only (``secrets.py``); the plain
 settings are what an operator may see. ``inbound_message`` keeps every payer answer as
@@ -79,6 +80,22 @@ class InboundMessageRow(SQLModel, table=True):
     posted_at: datetime | None = None
 
 
+class PayerCircuit(SQLModel, table=True):
+    """The circuit breaker of one operation (``claims``, ``status``, ``eligibility``,
+    ``reports``) on one payer connection, shared by every worker: consecutive transport
+    failures, and while open, until when nobody makes that call."""
+
+    __tablename__ = "payer_circuit"
+    connection_pk: int = Field(sa_column=sa.Column(BigId, primary_key=True, autoincrement=False))
+    operation: str = Field(primary_key=True, max_length=16)
+    tenant_id: str = Field(max_length=64)
+    failures: int = 0
+    opened_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+    updated_at: datetime
+
+
 CONNECTIONS = PayerConnection.__table__
 SUBMISSIONS = ClaimSubmission.__table__
 INBOUND = InboundMessageRow.__table__
+CIRCUITS = PayerCircuit.__table__

@@ -15,6 +15,7 @@ from app.fhir.http import fhir_response
 from app.fhir.operations import register_operation
 from app.fhir.routes import require, store_for
 from app.payers import eligibility, submission
+from app.payers.calls import CircuitOpen
 from payer_adapters.base import PayerRejection, TransientPayerError
 
 router = APIRouter(prefix="/fhir", tags=["Payers"])
@@ -67,8 +68,8 @@ async def _eligibility(request: Request, request_id: str | None) -> Response:
     if await run_in_threadpool(eligibility.realtime, prepared.link):
         try:
             result = await eligibility.check_now(ts, prepared)
-        except TransientPayerError:
-            result = None  # slow or unavailable: the outbox keeps asking
+        except (TransientPayerError, CircuitOpen):
+            result = None  # slow or unavailable (or known to be down): the outbox keeps asking
         except PayerRejection as rejection:
             raise FhirError(422, "business-rule", "The payer rejected the eligibility request",
                             issues=rejection.outcome.get("issue") or None) from None

@@ -1,11 +1,5 @@
-"""Process-wide wiring of the payer side: settings, the HTTP client factory, running an async
-adapter call from a synchronous job handler, and X12 control numbers inside a job.
-
-Job handlers run inside the worker's write transaction. On SQLite that transaction holds the
-process's write lock, so a control-number bump in its own transaction (``DatabaseControlNumbers``)
-would wait on ourselves; there the bump joins the job's transaction instead (SQLite serializes
-writers anyway). PostgreSQL uses ``DatabaseControlNumbers``: committed at once, never reused.
-"""
+"""Process-wide wiring of the payer side: settings, the HTTP client factory, and running an
+async adapter call from a synchronous job handler (calls themselves go through ``calls``)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,10 +12,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 import httpx
 import sqlalchemy as sa
 
-from app.fhir.store import Store, Unit
+from app.fhir.store import Store
 from app.settings import Settings
-from app.x12_control import DatabaseControlNumbers, T as CONTROL
-from payer_adapters.x12.control import LIMITS, Kind
 
 R = TypeVar("R")
 
@@ -80,31 +72,6 @@ def run_async(fn: Callable[[], Awaitable[R]]) -> R:
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-class UnitControlNumbers:
-    """``ControlNumbers`` on the job's own connection (SQLite; see the module docstring)."""
-
-    def __init__(self, unit: Unit) -> None:
-        self.unit = unit
-
-    def next(self, partner: str, kind: Kind) -> int:
-        key = (CONTROL.c.tenant_id == self.unit.tenant_id) & (CONTROL.c.partner == partner) & (CONTROL.c.kind == kind)
-        bump = CONTROL.update().where(key).values(last_value=CONTROL.c.last_value + 1).returning(CONTROL.c.last_value)
-        value = self.unit.conn.execute(bump).scalar()
-        if value is None:
-            self.unit.conn.execute(sa.dialects.sqlite.insert(CONTROL).values(
-                tenant_id=self.unit.tenant_id, partner=partner, kind=kind, last_value=0).on_conflict_do_nothing())
-            value = self.unit.conn.execute(bump).scalar_one()
-        if value > LIMITS[kind]:
-            raise OverflowError(f"{kind} control numbers exhausted for trading partner {partner}")
-        return int(value)
-
-
-def control_numbers(unit: Unit) -> Any:
-    if unit.postgres:
-        return DatabaseControlNumbers(unit.ts.store.engine, unit.tenant_id)
-    return UnitControlNumbers(unit)
 
 
 def _refuse_without_key(store: Store, settings: Settings) -> None:

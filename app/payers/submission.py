@@ -36,10 +36,9 @@ from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
 from app.payers.packages import claim_package, claim_packages
 from app.payers.posting import paid_state_from_claim_response
-from app.payers.runtime import control_numbers, run_async, runtime
-from app.x12_control import DatabaseControlNumbers
+from app.payers.calls import call_payer
 from payer_adapters.base import (
-    ClaimPackage, PayerRejection, Receipt, TransientPayerError, claim_batch_size, create_adapter,
+    ClaimPackage, PayerAdapter, PayerRejection, Receipt, TransientPayerError, claim_batch_size,
 )
 
 log = logging.getLogger("therabridge.payers")
@@ -211,22 +210,11 @@ def run_send(ts: TenantStore, payload: dict[str, Any]) -> None:
 
 
 def _send(ts: TenantStore, link: directory.PayerLink, pkgs: list[ClaimPackage], batch: str) -> Receipt:
-    rt = runtime()
-    numbers = DatabaseControlNumbers(ts.store.engine, ts.tenant_id)  # committed at once, never reused
+    async def send(adapter: PayerAdapter) -> Receipt:
+        found = await adapter.find_submission(batch)
+        return found or await adapter.submit_claims(pkgs, idempotency_key=batch)
 
-    async def call() -> Receipt:
-        async with rt.http_factory() as http:
-            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
-                                     control_numbers=numbers)
-            try:
-                found = await adapter.find_submission(batch)
-                return found or await adapter.submit_claims(pkgs, idempotency_key=batch)
-            finally:
-                close = getattr(adapter, "close", None)
-                if close is not None:
-                    await close()
-
-    return run_async(call)
+    return call_payer(ts, link, "claims", send)
 
 
 def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> None:
@@ -284,38 +272,36 @@ def _queue_inquiry(unit: Unit, claim_id: str, attempt: int) -> None:
                           .values(run_after=unit.now + delay))
 
 
-def run_inquire(unit: Unit, payload: dict[str, Any]) -> None:
+def run_inquire(ts: TenantStore, payload: dict[str, Any]) -> None:
     """Ask the payer about a pended claim; pended again → ask later (a new job, growing delay)."""
     claim_id, attempt = payload["claim"], int(payload.get("attempt", 1))
-    current = unit.current("Claim", claim_id)
-    if current is None or current.deleted:
-        return
-    claim = current.resource()
-    if rank(lifecycle(claim)) > rank("accepted"):
-        return
-    link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
-    if link is None:
-        return
-    rt = runtime()
-    pkg = claim_package(unit, claim)
-
-    async def call() -> dict[str, Any] | None:
-        async with rt.http_factory() as http:
-            adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
-                                     control_numbers=control_numbers(unit))
-            return await adapter.inquire({"claim": claim, "resources": pkg.resources})
-
+    with ts.reading() as reader:
+        current = reader.current("Claim", claim_id)
+        if current is None or current.deleted:
+            return
+        claim = current.resource()
+        if rank(lifecycle(claim)) > rank("accepted"):
+            return
+        link = directory.for_insurer(reader.conn, ts.tenant_id, claim.get("insurer"))
+        if link is None:
+            return
+        pkg = claim_package(reader, claim)
     try:
-        response = run_async(call)
+        response = call_payer(ts, link, "status", lambda adapter: adapter.inquire({"claim": claim, "resources": pkg.resources}))
     except PayerRejection:
         log.warning("claim inquiry refused by the payer (attempt %s)", attempt)
         response = None
-    if response is None or response.get("outcome") == "queued":
-        if attempt < 12:
-            _queue_inquiry(unit, claim_id, attempt + 1)
-        return
-    post_claim_response(unit, claim, response, source=f"inquire:{attempt}")
-    unit.update("Claim", claim_id, claim)
+    with ts.unit() as unit:
+        if response is None or response.get("outcome") == "queued":
+            if attempt < 12:
+                _queue_inquiry(unit, claim_id, attempt + 1)
+            return
+        fresh = unit.read("Claim", claim_id)  # the claim as it is now, not as it was before the call
+        claim = fresh.resource()
+        if rank(lifecycle(claim)) > rank("accepted"):
+            return
+        post_claim_response(unit, claim, response, source=f"inquire:{attempt}")
+        unit.update("Claim", claim_id, claim, known=fresh)
 
 
 def _rejected(unit: Unit, claim: dict[str, Any], key: str, outcome: dict[str, Any], *, source: str) -> None:
@@ -339,5 +325,5 @@ def install(store: Store) -> None:
         workflow.CLAIM_PREPARERS.append(prepare_auto_submit)
     register_batch_handler(KIND, form_batches)
     register_handler(SEND, run_send, transaction=False)
-    register_handler(INQUIRE, run_inquire)
+    register_handler(INQUIRE, run_inquire, transaction=False)
 
