@@ -13,7 +13,6 @@ import base64
 import logging
 import queue
 import threading
-import uuid
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.auth.models import T
 from app.db import write_connection
+from app.ids import unique_hex
 from app.fhir.dates import UTC, instant
 from app.security import AccessContext
 
@@ -56,7 +56,7 @@ def interaction_row(ctx: AccessContext | None, tenant_id: str | None, subtype: s
         agents.append({"type": {"text": "anonymous"}, "who": {"display": "unauthenticated caller"},
                        "requestor": True, **({"network": network} if network else {})})
     doc: dict[str, Any] = {
-        "resourceType": "AuditEvent", "id": uuid.uuid4().hex,
+        "resourceType": "AuditEvent", "id": unique_hex(),
         "type": EVENT_TYPE,
         "subtype": [{"system": SUBTYPE_SYSTEM, "code": subtype}],
         "action": ACTION.get(subtype, "E"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -22,6 +21,7 @@ from app.db import make_engine
 from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.http import fhir_response
 from app.fhir.registry import registry
+from app.ids import unique_hex
 from app.security import AccessContext
 from app.services import Authenticator, Services
 from app.settings import Settings, get_settings
@@ -55,7 +55,7 @@ class EdgeMiddleware:
                 request_id = value[:64]
                 break
         if request_id is None:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = unique_hex().encode()
         started = time.perf_counter()
         status_holder = [0]
 
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
         if worker:
             worker.stop()
         services.audit.close()
+        await store.rows.aclose()
 
     app = FastAPI(title="TheraBridge", version=__version__, lifespan=lifespan,
                   description="FHIR R4 integration server for therapy billing.")

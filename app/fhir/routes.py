@@ -107,14 +107,21 @@ async def operation_definition(op_id: str) -> Response:
     raise FhirError(404, "not-found", f"OperationDefinition/{op_id} is not known")
 
 
-@router.get("/{rtype:rtype}/{rid:rid}", summary="Read")
-async def read(rtype: str, rid: str, request: Request) -> Response:
+# The path's convertors already check both segments; declared to FastAPI they would be
+# validated again by a model on every read, so they are only described for the OpenAPI document.
+_READ_PATH = {"parameters": [{"in": "path", "name": name, "required": True,
+                              "schema": {"title": name.capitalize(), "type": "string"}} for name in ("rtype", "rid")]}
+
+
+@router.get("/{rtype:rtype}/{rid:rid}", summary="Read", openapi_extra=_READ_PATH)
+async def read(request: Request) -> Response:
     # The hottest route: services and the access context are fetched directly, not via Depends.
+    rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     svc: Services = request.app.state.services
     ctx = await svc.authenticate(request)
     check_accept(request)
     require(ctx, "r", known_type(svc, rtype))
-    v = store_for(svc, ctx).read(rtype, rid)
+    v = await store_for(svc, ctx).aread(rtype, rid)
     audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
     return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
 
