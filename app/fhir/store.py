@@ -202,6 +202,8 @@ class RowReader:
             self.sql = ("SELECT version_id, last_updated, deleted, content::text FROM resource "
                         "WHERE tenant_id = %s AND type = %s AND id = %s")
             self.async_reads: AsyncReads | None = AsyncReads(engine.url)
+            self.async_sql = ("SELECT version_id, last_updated, deleted, content::text FROM resource "
+                              "WHERE tenant_id = $1 AND type = $2 AND id = $3")  # asyncpg's placeholders
         else:
             self.engine = engine
             self.async_reads = None
@@ -223,7 +225,7 @@ class RowReader:
         """``get`` that, on PostgreSQL, leaves the event loop free during the round trip."""
         if self.async_reads is None:
             return self.get(tenant_id, rtype, rid)
-        return self._row(await self.async_reads.fetchone(self.sql, (tenant_id, rtype, rid)))
+        return self._row(await self.async_reads.fetchone(self.async_sql, (tenant_id, rtype, rid)))
 
     async def aclose(self) -> None:
         if self.async_reads is not None:
