@@ -14,13 +14,15 @@ import logging
 import queue
 import threading
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 from sqlalchemy.engine import Connection, Engine
 
 from app.auth.models import T
 from app.db import write_connection
+from app.fhir.access import compartment_patient
+from app.fhir.registry import Registry
 from app.ids import unique_hex
 from app.fhir.dates import UTC, instant
 from app.security import AccessContext
@@ -37,17 +39,21 @@ ACTION = {"create": "C", "read": "R", "vread": "R", "update": "U", "patch": "U",
           "search-type": "E", "search-system": "E", "history-instance": "R", "history-type": "R",
           "history-system": "R", "transaction": "E", "batch": "E", "operation": "E"}
 OUTCOME_OK, OUTCOME_MINOR, OUTCOME_SERIOUS = "0", "4", "8"
+SERVICE_SYSTEM = "urn:therabridge:service"
 
 
 def interaction_row(ctx: AccessContext | None, tenant_id: str | None, subtype: str, *, outcome: str,
                     entity: str | None = None, query: str | None = None, patient: str | None = None,
                     source: str | None = None, detail: str | None = None,
-                    now: datetime | None = None) -> dict[str, Any]:
-    """One audit row (document + search columns) for a FHIR interaction."""
+                    now: datetime | None = None, actor: str | None = None) -> dict[str, Any]:
+    """One audit row (document + search columns) for a FHIR interaction. ``actor`` names the
+    server's own component (a background job, the command line) when no client asked."""
     when = now or datetime.now(UTC)
     source = source or (ctx.source_address if ctx else None)
     agents: list[dict[str, Any]] = []
     network = {"address": source, "type": "2"} if source else None
+    if actor:
+        agents.append(_agent("service", SERVICE_SYSTEM, actor, True, None))
     if ctx and ctx.client_id:
         agents.append(_agent("client", "urn:therabridge:client", ctx.client_id, ctx.user is None, network))
     if ctx and ctx.user:
@@ -79,7 +85,7 @@ def interaction_row(ctx: AccessContext | None, tenant_id: str | None, subtype: s
         doc["entity"] = entities
     return {"tenant_id": tenant_id, "recorded": when, "content": orjson.dumps(doc).decode(),
             "action": doc["action"], "outcome": outcome, "entity": entity, "patient": patient,
-            "agent": (ctx.user or ctx.client_id) if ctx else None}
+            "agent": actor or ((ctx.user or ctx.client_id) if ctx else None)}
 
 
 def _agent(kind: str, system: str, value: str, requestor: bool, network: dict | None) -> dict[str, Any]:
@@ -102,9 +108,7 @@ class AuditLog:
 
     def write(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
         """Insert rows in the caller's transaction (writes are audited with the change)."""
-        rows = list(rows)
-        if rows:
-            conn.execute(AUDIT.insert(), rows)
+        write_rows(conn, rows)
 
     def enqueue(self, row: dict[str, Any]) -> None:
         """Audit a read or a failure without waiting for the database."""
@@ -182,3 +186,25 @@ class AuditLog:
             return
         with write_connection(self.engine) as conn, conn.begin():
             conn.execute(AUDIT.insert(), rows)
+
+
+def system_audit(tenant_id: str, actor: str, registry: Registry,
+                 base: str) -> Callable[[Connection, list[tuple[str, Any]]], None]:
+    """The audit hook for writes no client asked for (background jobs, the command line, the
+    demo loader): every claim, response and task the server writes on its own is recorded,
+    in the writing transaction, with the component that wrote it as the agent."""
+    def write(conn: Connection, written: list[tuple[str, Any]]) -> None:
+        now = datetime.now(UTC)
+        rows = [interaction_row(None, tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
+                                patient=compartment_patient(v.resource(), registry, base) if v.content else None,
+                                now=now, actor=actor)
+                for action, v in written]
+        write_rows(conn, rows)
+
+    return write
+
+
+def write_rows(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    rows = list(rows)
+    if rows:
+        conn.execute(AUDIT.insert(), rows)

@@ -168,7 +168,7 @@ class Worker:
 
     def _run(self, job: Claimed) -> None:
         try:
-            ts = self.store.for_tenant(job.tenant_id)
+            ts = self.store.for_tenant(job.tenant_id, actor=f"worker/{job.kind}")
             own = OWN_TRANSACTION.get(job.kind)
             if own is not None:
                 own(ts, job.payload)
@@ -195,7 +195,7 @@ class Worker:
 
     def _run_batch(self, handler: BatchHandler, jobs: list[Claimed]) -> None:
         try:
-            with self.store.for_tenant(jobs[0].tenant_id).unit() as unit:
+            with self.store.for_tenant(jobs[0].tenant_id, actor=f"worker/{jobs[0].kind}").unit() as unit:
                 handler(unit, [job.payload for job in jobs])
                 unit.conn.execute(J.update().where(J.c.pk.in_([job.pk for job in jobs])).values(
                     status="done", last_error=None, locked_by=None, locked_until=None, updated_at=unit.now))
@@ -218,7 +218,7 @@ class Worker:
             status=status, last_error=error, locked_by=None, locked_until=None, updated_at=now))
 
     def _failed(self, job: Claimed, summary: str, detail: str) -> None:
-        ts = self.store.for_tenant(job.tenant_id)
+        ts = self.store.for_tenant(job.tenant_id, actor="worker")
         with ts.unit() as unit:
             if job.attempts >= self.max_attempts:
                 self._finish(unit.conn, job, "dead", summary)

@@ -143,10 +143,15 @@ class Store:
         self.observers: list[Callable[["Unit", Version, Version | None], None]] = []
 
     def for_tenant(self, tenant_id: str, access: AccessOf = _everything,
-                   audit: Callable[[Connection, list[tuple[str, "Version"]]], None] | None = None) -> "TenantStore":
+                   audit: Callable[[Connection, list[tuple[str, "Version"]]], None] | None = None,
+                   *, actor: str = "therabridge") -> "TenantStore":
         """The tenant's view; ``access`` adds compartment and scope filters to every statement and
-        ``audit`` records each write in the transaction that makes it."""
-        return TenantStore(self, tenant_id, access, audit)
+        ``audit`` records each write in the transaction that makes it. Without ``audit`` (writes
+        no client asked for) the writes are audited with ``actor``, the component, as agent."""
+        from app.audit import system_audit  # the audit trail builds on the store's models
+
+        return TenantStore(self, tenant_id, access,
+                           audit or system_audit(tenant_id, actor, self.registry, self.base_url))
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
         with write_connection(self.engine) as conn, conn.begin():

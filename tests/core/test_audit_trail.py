@@ -60,3 +60,22 @@ async def test_audit_trail_is_read_only_and_needs_an_audit_scope(app, api, tenan
     assert (await api.get(f"/fhir/AuditEvent/{event['id']}", headers=AUDITOR)).json()["id"] == event["id"]
     other = {**AUDITOR, "x-test-tenant": tenant + "-elsewhere"}
     assert (await api.get(f"/fhir/AuditEvent/{event['id']}", headers=other)).status_code == 404
+
+
+async def test_writes_of_background_jobs_are_audited_with_the_job_as_agent(app, api, demo_bundle):
+    from app.jobs import Worker
+
+    ehr = {**EHR, "Prefer": "return=minimal"}
+    assert (await api.post("/fhir", json=demo_bundle, headers=ehr)).status_code == 200
+    while Worker(app.state.services.store).run_once():
+        pass
+    [claim] = (await api.get("/fhir/Claim?encounter=Encounter/enc-alvarez-1", headers=EHR)).json()["entry"]
+    written = [e for e in await events(app, api, action="C")
+               if {"reference": f"Claim/{claim['resource']['id']}"} in [ent.get("what") for ent in e["entity"]]]
+    assert len(written) == 1
+    AuditEvent.model_validate(written[0])
+    [agent] = written[0]["agent"]
+    assert agent["type"]["text"] == "service"
+    assert agent["who"]["identifier"] == {"system": "urn:therabridge:service", "value": "worker/generate-claim"}
+    patient = claim["resource"]["patient"]["reference"]
+    assert {"reference": patient} in [ent.get("what") for ent in written[0]["entity"]]
