@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from datetime import datetime
-from typing import Iterator
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -219,6 +219,13 @@ def write_connection(engine: Engine) -> Connection:
 
 def is_postgres(conn_or_engine: Connection | Engine) -> bool:
     return conn_or_engine.dialect.name == "postgresql"
+
+
+def dialect_insert(conn_or_engine: Connection | Engine, table: sa.Table) -> Any:
+    """An INSERT with the dialect's ``ON CONFLICT`` clauses (both PostgreSQL and SQLite have
+    them): concurrent writers settle races in the database, not by check-then-insert."""
+    dialect = sa.dialects.postgresql if is_postgres(conn_or_engine) else sa.dialects.sqlite
+    return dialect.insert(table)
 
 
 def iter_tables() -> Iterator[sa.Table]:

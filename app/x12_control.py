@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from app.db import is_postgres, write_connection
+from app.db import dialect_insert, write_connection
 from payer_adapters.x12.control import LIMITS, Kind
 
 
@@ -37,8 +37,7 @@ class DatabaseControlNumbers:
         with write_connection(self.engine) as conn, conn.begin():
             value = conn.execute(bump).scalar()
             if value is None:
-                dialect = sa.dialects.postgresql if is_postgres(self.engine) else sa.dialects.sqlite
-                conn.execute(dialect.insert(T).values(tenant_id=self.tenant_id, partner=partner, kind=kind,
+                conn.execute(dialect_insert(conn, T).values(tenant_id=self.tenant_id, partner=partner, kind=kind,
                                                       last_value=0).on_conflict_do_nothing())
                 value = conn.execute(bump).scalar_one()
         if value > LIMITS[kind]:

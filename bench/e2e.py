@@ -134,9 +134,10 @@ def finish_visit(store: Store, n: int, patients: int) -> float:
 def start_workers(n: int, settings: Settings, var: Path) -> list[subprocess.Popen]:
     env = {**os.environ, "THERABRIDGE_DATABASE_URL": settings.database_url, "THERABRIDGE_VAR_DIR": str(var),
            "THERABRIDGE_KEY_ENCRYPTION_KEY": settings.key_encryption_key or "", "THERABRIDGE_LOG_LEVEL": "warning"}
+    var.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--poll-seconds", "0.05",
-                              "--batch", str(WORKER_BATCH)], env=env,
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
+                              "--batch", str(WORKER_BATCH)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=(var / f"worker-{i}.log").open("ab")) for i in range(n)]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -164,7 +165,9 @@ def utilisation(before: tuple[float, float], after: tuple[float, float]) -> floa
 
 
 def stop(workers: list[subprocess.Popen]) -> None:
-    for w in workers:
+    for i, w in enumerate(workers):
+        if w.poll() is not None:  # a run with a dead worker measures something else: say so
+            print(f"worker {i} had exited with code {w.returncode}; see worker-{i}.log", file=sys.stderr)
         w.terminate()
     for w in workers:
         w.wait(timeout=30)

@@ -26,7 +26,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from app.db import ResourceHistoryRow, Tenant, is_postgres, write_connection
+from app.db import ResourceHistoryRow, Tenant, dialect_insert, is_postgres, write_connection
 from app.fhir.access import EVERYTHING, Access, check_write, conditions
 from app.fhir.dates import UTC, instant
 from app.fhir.errors import FhirError, Gone, NotFound, PreconditionFailed
@@ -154,10 +154,10 @@ class Store:
                            audit or system_audit(tenant_id, actor, self.registry, self.base_url))
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
+        # Workers and servers starting together all ensure the default tenant: one inserts it.
         with write_connection(self.engine) as conn, conn.begin():
-            exists = conn.execute(sa.select(TENANT.c.id).where(TENANT.c.id == tenant_id)).first()
-            if not exists:
-                conn.execute(TENANT.insert().values(id=tenant_id, name=name or tenant_id, created_at=self.clock()))
+            conn.execute(dialect_insert(conn, TENANT).values(id=tenant_id, name=name or tenant_id,
+                                                             created_at=self.clock()).on_conflict_do_nothing())
 
     def analyze(self, *, never_analyzed_only: bool = False) -> list[str]:
         """Refresh PostgreSQL's planner statistics (after a bulk load; at start for tables that
@@ -677,8 +677,7 @@ class Unit(Reader):
         values = dict(tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id,
                       last_updated=self.now, deleted=False, content=content)
         if on_conflict_skip:
-            insert = (sa.dialects.postgresql.insert(R) if self.postgres else sa.dialects.sqlite.insert(R))
-            stmt = insert.values(**values).on_conflict_do_nothing(
+            stmt = dialect_insert(self.conn, R).values(**values).on_conflict_do_nothing(
                 index_elements=["tenant_id", "type", "id"]).returning(R.c.pk)
             row = self.conn.execute(stmt).first()
         else:

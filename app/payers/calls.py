@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from app.db import write_connection
+from app.db import dialect_insert, write_connection
 from app.fhir.store import TenantStore
 from app.jobs import Deferred
 from app.payers import directory
@@ -81,8 +81,7 @@ def _failed(ts: TenantStore, link: PayerLink, operation: Operation, error: Trans
     now = ts.store.clock()
     text = f"{type(error).__name__}: {error}"[:300]
     with write_connection(ts.store.engine) as conn, conn.begin():
-        dialect = sa.dialects.postgresql if conn.dialect.name == "postgresql" else sa.dialects.sqlite
-        upsert = dialect.insert(C).values(connection_pk=link.pk, operation=operation, tenant_id=link.tenant_id, failures=1,
+        upsert = dialect_insert(conn, C).values(connection_pk=link.pk, operation=operation, tenant_id=link.tenant_id, failures=1,
                                           last_error=text, updated_at=now)
         failures = conn.execute(upsert.on_conflict_do_update(
             index_elements=[C.c.connection_pk, C.c.operation],

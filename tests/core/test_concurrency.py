@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import threading
+import uuid
+
+import sqlalchemy as sa
 
 from app.fhir.errors import PreconditionFailed
 from tests.core.helpers import patient
@@ -49,3 +52,27 @@ def test_concurrent_conditional_creates_make_one_resource(store):
     assert all(not isinstance(r, Exception) for r in results), results
     assert sorted(r.status for r in results) == [200, 200, 200, 200, 200, 201]
     assert len({r.version.id for r in results}) == 1
+
+
+def test_processes_starting_together_ensure_the_same_tenant_once(app):
+    """Workers and servers starting at once each ensure the default tenant; none may fail."""
+    store = app.state.services.store
+    tenant = "t-start-" + uuid.uuid4().hex[:8]
+    errors: list[BaseException] = []
+    gate = threading.Barrier(8)
+
+    def start() -> None:
+        gate.wait()
+        try:
+            store.ensure_tenant(tenant)
+        except BaseException as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tenant WHERE id = :t"), {"t": tenant}).scalar() == 1
