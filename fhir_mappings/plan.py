@@ -24,7 +24,7 @@ from fhir_mappings.resolve import (
     procedure_times,
 )
 from fhir_mappings.tables import (
-    CptCode, Discipline, certifier_taxonomy, cpt_codes, disciplines, functional_reporting, kx_review_threshold,
+    CptCode, certifier_taxonomy, cpt_codes, disciplines, functional_reporting, kx_review_threshold,
     kx_thresholds, ncci_pairs, place_of_service,
 )
 

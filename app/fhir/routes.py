@@ -6,7 +6,7 @@ single indexed lookup and runs inline.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request

@@ -150,7 +150,7 @@ class Decoder277CA:
                 elif q == "FJ" and self.loop == "2220D":
                     claim.lines[-1].line_control_number = v
         elif tag == "DTP":
-            q, fmt, v = el(seg, 1), el(seg, 2), el(seg, 3)
+            q, v = el(seg, 1), el(seg, 3)
             value = d8(v.split("-")[0], "DTP", 3) if v else None
             if self.loop == "2000A":
                 if q == "050":

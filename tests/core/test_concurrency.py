@@ -1,37 +1,17 @@
 """Write races are settled by the database: one winner, versions never repeat, no duplicates."""
 from __future__ import annotations
 
-import threading
 import uuid
 
 import sqlalchemy as sa
 
 from app.fhir.errors import PreconditionFailed
-from tests.core.helpers import patient
-
-
-def _race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fn(i)
-        except Exception as exc:  # collected and asserted on below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
+from tests.core.helpers import patient, race
 
 
 def test_same_if_match_exactly_one_wins(store):
     pid = store.create(patient()).version.id
-    results = _race(6, lambda i: store.update("Patient", pid, {**patient(given=f"G{i}"), "id": pid}, if_match=1))
+    results = race(6, lambda i: store.update("Patient", pid, {**patient(given=f"G{i}"), "id": pid}, if_match=1))
     wins = [r for r in results if not isinstance(r, Exception)]
     losses = [r for r in results if isinstance(r, PreconditionFailed)]
     assert len(wins) == 1 and len(losses) == 5
@@ -41,14 +21,14 @@ def test_same_if_match_exactly_one_wins(store):
 
 def test_unconditional_updates_never_repeat_versions(store):
     pid = store.create(patient()).version.id
-    results = _race(5, lambda i: store.update("Patient", pid, {**patient(given=f"G{i}"), "id": pid}))
+    results = race(5, lambda i: store.update("Patient", pid, {**patient(given=f"G{i}"), "id": pid}))
     assert all(not isinstance(r, Exception) for r in results), results
     assert sorted(r.version.version_id for r in results) == [2, 3, 4, 5, 6]
 
 
 def test_concurrent_conditional_creates_make_one_resource(store):
     criteria = [("identifier", "urn:mrn|RACE")]
-    results = _race(6, lambda i: store.create(patient(mrn="RACE"), if_none_exist=criteria))
+    results = race(6, lambda i: store.create(patient(mrn="RACE"), if_none_exist=criteria))
     assert all(not isinstance(r, Exception) for r in results), results
     assert sorted(r.status for r in results) == [200, 200, 200, 200, 200, 201]
     assert len({r.version.id for r in results}) == 1
@@ -58,21 +38,7 @@ def test_processes_starting_together_ensure_the_same_tenant_once(app):
     """Workers and servers starting at once each ensure the default tenant; none may fail."""
     store = app.state.services.store
     tenant = "t-start-" + uuid.uuid4().hex[:8]
-    errors: list[BaseException] = []
-    gate = threading.Barrier(8)
-
-    def start() -> None:
-        gate.wait()
-        try:
-            store.ensure_tenant(tenant)
-        except BaseException as exc:  # noqa: BLE001 - the test reports any failure
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = race(8, lambda _i: store.ensure_tenant(tenant))
+    assert [r for r in results if isinstance(r, Exception)] == []
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM tenant WHERE id = :t"), {"t": tenant}).scalar() == 1

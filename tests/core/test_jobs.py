@@ -12,6 +12,7 @@ from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.jobs import J, Worker, enqueue, register_handler
 from tests.conftest import BASE
+from tests.core.helpers import race
 
 
 def jobs_of(store, tenant):
@@ -114,15 +115,11 @@ def test_two_workers_run_each_job_exactly_once(app, database_url, tenant):
         for n in range(60):
             enqueue(unit, "test-race", {"n": n}, dedupe_key=f"race-{n}")
 
-    def drain() -> None:
+    def drain(_i: int) -> None:
         other = Store(make_engine(database_url), registry(), base_url=BASE)
         w = Worker(other, batch=5)
         while w.run_once():
             pass
 
-    threads = [threading.Thread(target=drain) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert race(2, drain) == [None, None]
     assert sorted(seen) == list(range(60))

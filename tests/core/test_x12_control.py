@@ -1,29 +1,19 @@
 """The durable control-number sequence: unique and increasing across threads and restarts."""
 from __future__ import annotations
 
-import threading
-
 from app.db import make_engine
 from app.x12_control import DatabaseControlNumbers
+from tests.core.helpers import race
 
 
 def test_numbers_are_unique_and_increasing_across_threads_and_engines(database_url, tenant):
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
+    def worker(_i: int) -> list[int]:
         seq = DatabaseControlNumbers(make_engine(database_url), tenant)  # like separate processes
-        mine = [seq.next("clearinghouse", "ISA") for _ in range(15)]
-        assert mine == sorted(mine)
-        with lock:
-            seen.extend(mine)
+        return [seq.next("clearinghouse", "ISA") for _ in range(15)]
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(seen) == list(range(1, 61))
+    results = race(4, worker)
+    assert all(mine == sorted(mine) for mine in results)
+    assert sorted(n for mine in results for n in mine) == list(range(1, 61))
     restarted = DatabaseControlNumbers(make_engine(database_url), tenant)
     assert restarted.next("clearinghouse", "ISA") == 61
     assert restarted.next("clearinghouse", "ST") == 1  # each kind and partner has its own sequence
