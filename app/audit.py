@@ -155,16 +155,24 @@ class AuditLog:
                     rows.append(self.queue.get(timeout=self.interval))
             except queue.Empty:
                 pass
-            # Keep the batch until the database takes it; the bounded queue applies backpressure.
-            while not self._closed.is_set():
-                try:
-                    self._insert(rows)
-                    for _ in rows:
-                        self.queue.task_done()
+            self._write_held(rows)
+
+    def _write_held(self, rows: list[dict[str, Any]]) -> None:
+        """Keep the batch until the database takes it (the bounded queue applies backpressure).
+        A batch taken just before shutdown still gets its attempt: ``close`` waits for it."""
+        while True:
+            try:
+                self._insert(rows)
+                break
+            except Exception as exc:
+                if self._closed.is_set():
+                    log.error("audit writer stopped: %d audit events could not be written (%s)",
+                              len(rows), type(exc).__name__)
                     break
-                except Exception as exc:
-                    log.warning("could not write %d audit events (%s); retrying", len(rows), type(exc).__name__)
-                    self._closed.wait(1.0)
+                log.warning("could not write %d audit events (%s); retrying", len(rows), type(exc).__name__)
+                self._closed.wait(1.0)
+        for _ in rows:
+            self.queue.task_done()
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

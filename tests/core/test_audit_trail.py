@@ -79,3 +79,25 @@ async def test_writes_of_background_jobs_are_audited_with_the_job_as_agent(app, 
     assert agent["who"]["identifier"] == {"system": "urn:therabridge:service", "value": "worker/generate-claim"}
     patient = claim["resource"]["patient"]["reference"]
     assert {"reference": patient} in [ent.get("what") for ent in written[0]["entity"]]
+
+
+def test_a_batch_the_writer_holds_at_shutdown_is_still_written(app, tenant):
+    """The writer waits ``interval`` for a batch to fill; closing meanwhile must not drop it."""
+    import time
+
+    import sqlalchemy as sa
+
+    from app.audit import AUDIT, OUTCOME_OK, AuditLog, interaction_row
+
+    log = AuditLog(app.state.services.store.engine, interval=1.5)
+    log.enqueue(interaction_row(None, tenant, "read", outcome=OUTCOME_OK, entity="Patient/held", actor="test"))
+    deadline = time.monotonic() + 5
+    while log.queue.qsize() and time.monotonic() < deadline:  # until the writer has taken the row
+        time.sleep(0.01)
+    started = time.monotonic()
+    log.close(timeout=10)  # while the writer still waits for more rows
+    assert time.monotonic() - started < 5  # close waited for the held batch, not for its timeout
+    with log.engine.connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(AUDIT).where(
+            AUDIT.c.tenant_id == tenant, AUDIT.c.entity == "Patient/held")).scalar()
+    assert n == 1
