@@ -106,10 +106,6 @@ class AuditLog:
         self._lock = threading.Lock()
         self._closed = threading.Event()
 
-    def write(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-        """Insert rows in the caller's transaction (writes are audited with the change)."""
-        write_rows(conn, rows)
-
     def enqueue(self, row: dict[str, Any]) -> None:
         """Audit a read or a failure without waiting for the database."""
         if self._thread is None:
@@ -197,19 +193,18 @@ class AuditLog:
 
 
 def system_audit(tenant_id: str, actor: str, registry: Registry,
-                 base: str) -> Callable[[Connection, list[tuple[str, Any]]], None]:
+                 base: str) -> Callable[[list[tuple[str, Any]]], list[dict[str, Any]]]:
     """The audit hook for writes no client asked for (background jobs, the command line, the
     demo loader): every claim, response and task the server writes on its own is recorded,
     in the writing transaction, with the component that wrote it as the agent."""
-    def write(conn: Connection, written: list[tuple[str, Any]]) -> None:
+    def rows(written: list[tuple[str, Any]]) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        rows = [interaction_row(None, tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
+        return [interaction_row(None, tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
                                 patient=compartment_patient(v.resource(), registry, base) if v.content else None,
                                 now=now, actor=actor)
                 for action, v in written]
-        write_rows(conn, rows)
 
-    return write
+    return rows
 
 
 def write_rows(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:

@@ -6,7 +6,7 @@ single indexed lookup and runs inline.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -81,11 +81,10 @@ def known_type(svc: Services, rtype: str) -> str:
 
 
 def store_for(svc: Services, ctx: AccessContext) -> TenantStore:
-    def audit_writes(conn, written) -> None:  # type: ignore[no-untyped-def]
-        svc.audit.write(conn, [
-            interaction_row(ctx, ctx.tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
-                            patient=compartment_patient(v.resource(), svc.registry, svc.base) if v.content else None)
-            for action, v in written])
+    def audit_writes(written: list[tuple[str, Version]]) -> list[dict[str, Any]]:
+        return [interaction_row(ctx, ctx.tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
+                                patient=compartment_patient(v.resource(), svc.registry, svc.base) if v.content else None)
+                for action, v in written]
 
     return svc.store.for_tenant(ctx.tenant_id, lambda interaction, rtype: access_for(ctx, interaction, rtype),
                                 audit_writes)

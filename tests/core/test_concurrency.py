@@ -5,6 +5,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from app.audit import AUDIT
 from app.fhir.errors import PreconditionFailed
 from tests.core.helpers import patient, race
 
@@ -17,6 +18,10 @@ def test_same_if_match_exactly_one_wins(store):
     assert len(wins) == 1 and len(losses) == 5
     versions, _ = store.history("Patient", pid)
     assert [v.version_id for v in versions] == [2, 1]
+    with store.store.engine.connect() as conn:  # the losers' writes left no audit row either
+        actions = conn.execute(sa.select(AUDIT.c.action).where(
+            AUDIT.c.tenant_id == store.tenant_id, AUDIT.c.entity == f"Patient/{pid}")).scalars().all()
+    assert sorted(actions) == ["C", "U"]
 
 
 def test_unconditional_updates_never_repeat_versions(store):
