@@ -74,6 +74,7 @@ class Deferred(Exception):
         self.until = until
         self.reason = reason
 
+
 Handler = Callable[[Unit, dict[str, Any]], None]
 OwnHandler = Callable[[TenantStore, dict[str, Any]], None]
 BatchHandler = Callable[[Unit, list[dict[str, Any]]], None]

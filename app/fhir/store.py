@@ -26,6 +26,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from app.audit import system_audit, write_rows
 from app.db import ResourceHistoryRow, Tenant, dialect_insert, is_postgres, write_connection
 from app.fhir.access import EVERYTHING, Access, check_write, conditions
 from app.fhir.dates import UTC, instant
@@ -149,8 +150,6 @@ class Store:
         """The tenant's view; ``access`` adds compartment and scope filters to every statement and
         ``audit`` records each write in the transaction that makes it. Without ``audit`` (writes
         no client asked for) the writes are audited with ``actor``, the component, as agent."""
-        from app.audit import system_audit  # the audit trail builds on the store's models
-
         return TenantStore(self, tenant_id, access,
                            audit or system_audit(tenant_id, actor, self.registry, self.base_url))
 
@@ -334,8 +333,6 @@ class TenantStore:
             unit = Unit(self, conn)
             yield unit
             if self.audit and unit.written:
-                from app.audit import write_rows
-
                 write_rows(conn, self.audit(unit.written))
 
     def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None) -> WriteResult:
