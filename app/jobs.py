@@ -30,39 +30,16 @@ from typing import Any, Callable
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlmodel import Field, SQLModel
 
-from app.db import BigId, is_postgres, write_connection
+from app.db import is_postgres, write_connection
 from app.fhir.dates import UTC
 from app.fhir.store import Store, TenantStore, Unit
+from app.outbox import J, QueuedJob, insert_jobs
 
 log = logging.getLogger("therabridge.jobs")
 
 
-class Job(SQLModel, table=True):
-    __tablename__ = "job"
-    __table_args__ = (
-        sa.UniqueConstraint("tenant_id", "dedupe_key", name="uq_job_dedupe"),
-        sa.Index("ix_job_due", "status", "run_after"),
-    )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    kind: str = Field(max_length=64)
-    dedupe_key: str = Field(max_length=255)
-    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    status: str = Field(max_length=16)  # queued | running | done | dead
-    attempts: int = 0
-    run_after: datetime
-    locked_by: str | None = Field(default=None, max_length=128)
-    locked_until: datetime | None = None
-    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
-    created_at: datetime
-    updated_at: datetime
-
-
-J = Job.__table__
 
 
 class Deferred(Exception):
@@ -95,20 +72,9 @@ def register_batch_handler(kind: str, handler: BatchHandler) -> None:
     BATCH_HANDLERS[kind] = handler
 
 
-# Built once: enqueue runs inside hot write paths (every finished Encounter).
-_ENQUEUE = {
-    name: dialect.insert(J).on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"]).returning(J.c.pk)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
-
-
 def enqueue(unit: Unit, kind: str, payload: dict[str, Any], *, dedupe_key: str) -> bool:
     """Record a job inside ``unit``'s transaction; False when one with the same key exists."""
-    row = unit.conn.execute(_ENQUEUE["postgresql" if unit.postgres else "sqlite"], {
-        "tenant_id": unit.tenant_id, "kind": kind, "dedupe_key": dedupe_key, "payload": orjson.dumps(payload).decode(),
-        "status": "queued", "attempts": 0, "run_after": unit.now, "created_at": unit.now, "updated_at": unit.now,
-    }).first()
-    return row is not None
+    return insert_jobs(unit.conn, unit.tenant_id, unit.now, [QueuedJob(kind, payload, dedupe_key)]) == 1
 
 
 @dataclass

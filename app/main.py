@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
         if worker:
             worker.stop()
         services.audit.close()
-        await store.rows.aclose()
+        await store.aclose()
 
     app = FastAPI(title="TheraBridge", version=__version__, lifespan=lifespan,
                   description="FHIR R4 integration server for therapy billing.")

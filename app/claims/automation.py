@@ -1,5 +1,5 @@
 """Generate claims without a call: when an Encounter becomes ``finished`` (or a Procedure of a
-finished Encounter changes), a ``generate-claim`` job is queued in the same transaction.
+finished Encounter changes), a ``generate-claim`` job is queued with the write (a store observer).
 
 An encounter that cannot be billed as recorded is a business answer, not a transport failure:
 the job completes and a biller Task explains why, instead of retrying blindly.
@@ -14,8 +14,9 @@ from app.claims import workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
-from app.fhir.store import Store, Unit, Version
-from app.jobs import enqueue, register_batch_handler, register_handler
+from app.fhir.store import NeedsTransaction, Store, Unit, Version
+from app.jobs import register_batch_handler, register_handler
+from app.outbox import QueuedJob
 
 KIND = "generate-claim"
 
@@ -24,22 +25,27 @@ def _status(v: Version | None) -> str | None:
     return orjson.loads(v.content).get("status") if v and v.content else None
 
 
-def _queue(unit: Unit, encounter_id: str) -> None:
+def _generate(new: Version, encounter_id: str) -> list[QueuedJob]:
     # One job per encounter per transaction: a Bundle with the Encounter and its Procedures
-    # queues a single regeneration (the unit's timestamp is the same for all its writes).
-    enqueue(unit, KIND, {"encounter": encounter_id}, dedupe_key=f"{KIND}:Encounter/{encounter_id}@{instant(unit.now)}")
+    # queues a single regeneration (every write of a transaction has the same timestamp).
+    return [QueuedJob(KIND, {"encounter": encounter_id},
+                      dedupe_key=f"{KIND}:Encounter/{encounter_id}@{instant(new.last_updated)}")]
 
 
-def on_write(unit: Unit, new: Version, previous: Version | None) -> None:
+def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:
+    """Store observer: the claim generation a write of an Encounter or Procedure calls for."""
     if new.type == "Encounter":
         if _status(new) == "finished" and _status(previous) != "finished":
-            _queue(unit, new.id)
+            return _generate(new, new.id)
     elif new.type == "Procedure":
         target = reference_target((orjson.loads(new.content or "{}").get("encounter") or {}).get("reference", ""))
         if target and target[0] == "Encounter":
+            if unit is None:
+                raise NeedsTransaction  # whether the Encounter is finished is in the database
             enc = unit.current("Encounter", target[1])
             if enc and not enc.deleted and _status(enc) == "finished":
-                _queue(unit, target[1])
+                return _generate(new, target[1])
+    return []
 
 
 def run_generate(unit: Unit, payload: dict[str, Any]) -> None:

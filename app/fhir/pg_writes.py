@@ -1,28 +1,38 @@
 """One round trip per resource write on PostgreSQL.
 
-A write touches seven tables (current row, history row, four search-index tables, and the
-write's AuditEvent row when the caller audits). Sent one by one that is seven to eleven round
-trips, and on PostgreSQL each costs more than the work it carries (the audit row alone, sent on
-its own, cost a fifth of the create throughput).
+A write touches up to eight tables (current row, history row, four search-index tables, the
+write's AuditEvent row when the caller audits, and the jobs the write queues). Sent one by one
+that is seven to twelve round trips, and on PostgreSQL each costs more than the work it carries
+(the audit row alone, sent on its own, cost a fifth of the create throughput).
 Data-modifying CTEs let one statement do all of it: every part sees the same snapshot, so
 the DELETEs of a replaced version's index rows cannot touch the rows the same statement
 inserts, and when the compare-and-set UPDATE matches nothing (a concurrent writer won) none of
 the dependent parts writes anything either. Index values travel as parallel arrays.
 
+A single statement is also a whole transaction when run outside one, which is what lets the
+API's creates run it on asyncpg in autocommit mode (``arun``) without BEGIN and COMMIT round
+trips. asyncpg infers each parameter's type from where it first appears, so the statements
+cast every parameter whose column type is not text.
+
 SQLite keeps the statement-per-table path in ``store.py``: its round trips are function calls.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
+from app.fhir.async_pg import AsyncPostgres
 from app.fhir.extract import IndexValues
+from app.outbox import QueuedJob
 
 _HISTORY = """
 h AS (INSERT INTO resource_history (tenant_id, type, id, version_id, last_updated, method, deleted, content)
-      SELECT %(t)s, %(ty)s, %(id)s, %(v)s, %(now)s, %(m)s, false, r.content FROM r)"""
+      SELECT %(t)s, %(ty)s, %(id)s, %(v)s::int, %(now)s::timestamptz, %(m)s, false, r.content FROM r)"""
 
 _INDEX = """,
 it AS (INSERT INTO search_token (tenant_id, type, res_pk, param, system, code)
@@ -33,7 +43,7 @@ ist AS (INSERT INTO search_string (tenant_id, type, res_pk, param, value, exact)
         FROM r, unnest(%(sp)s::text[], %(sv)s::text[], %(se)s::text[]) AS x(p, v, e)),
 idt AS (INSERT INTO search_date (tenant_id, type, res_pk, param, start, "end")
         SELECT %(t)s, %(ty)s, r.pk, x.p, x.s, x.e
-        FROM r, unnest(%(dp)s::text[], %(ds)s::timestamptz[], %(de)s::timestamptz[]) AS x(p, s, e)),
+        FROM r, unnest(%(dp)s::text[], %(ds)s::text[]::timestamptz[], %(de)s::text[]::timestamptz[]) AS x(p, s, e)),
 irf AS (INSERT INTO search_reference (tenant_id, type, res_pk, param, target_type, target_id)
         SELECT %(t)s, %(ty)s, r.pk, x.p, x.tt, x.ti
         FROM r, unnest(%(rp)s::text[], %(rt)s::text[], %(ri)s::text[]) AS x(p, tt, ti))"""
@@ -41,7 +51,15 @@ irf AS (INSERT INTO search_reference (tenant_id, type, res_pk, param, target_typ
 # The write's AuditEvent row, in the same statement: inserted only when the write happened.
 _AUDIT = """,
 au AS (INSERT INTO audit_event (tenant_id, recorded, content, action, outcome, entity, patient, agent)
-       SELECT %(a_t)s, %(a_rec)s, %(a_c)s::jsonb, %(a_act)s, %(a_out)s, %(a_ent)s, %(a_pat)s, %(a_ag)s FROM r)"""
+       SELECT %(a_t)s, %(a_rec)s::timestamptz, %(a_c)s::jsonb, %(a_act)s, %(a_out)s, %(a_ent)s, %(a_pat)s,
+              %(a_ag)s FROM r)"""
+
+# The jobs the write queues (app.outbox), likewise only when the write happened.
+_JOBS = """,
+jb AS (INSERT INTO job (tenant_id, kind, dedupe_key, payload, status, attempts, run_after, created_at, updated_at)
+       SELECT %(t)s, x.k, x.d, x.p, 'queued', 0, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz
+       FROM r, unnest(%(jk)s::text[], %(jd)s::text[], %(jp)s::text[]) AS x(k, d, p)
+       ON CONFLICT (tenant_id, dedupe_key) DO NOTHING)"""
 
 _END = """
 SELECT pk FROM r"""
@@ -54,45 +72,91 @@ drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r))"""
 
 _NEW_ROW = """WITH r AS (
   INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content)
-  VALUES (%(t)s, %(ty)s, %(id)s, %(v)s, %(now)s, false, %(c)s::jsonb)
+  VALUES (%(t)s, %(ty)s, %(id)s, %(v)s::int, %(now)s::timestamptz, false, %(c)s::jsonb)
   {conflict} RETURNING pk, content),"""
 
 _REPLACE_ROW = """WITH r AS (
-  UPDATE resource SET version_id = %(v)s, last_updated = %(now)s, deleted = false, content = %(c)s::jsonb
-  WHERE tenant_id = %(t)s AND type = %(ty)s AND id = %(id)s AND version_id = %(prev)s
+  UPDATE resource SET version_id = %(v)s::int, last_updated = %(now)s::timestamptz, deleted = false,
+                      content = %(c)s::jsonb
+  WHERE tenant_id = %(t)s AND type = %(ty)s AND id = %(id)s AND version_id = %(prev)s::int
   RETURNING pk, content),"""
 _WRITES = {
     "insert": _NEW_ROW.format(conflict="") + _HISTORY + _INDEX,
     "insert_if_absent": _NEW_ROW.format(conflict="ON CONFLICT (tenant_id, type, id) DO NOTHING") + _HISTORY + _INDEX,
     "replace": _REPLACE_ROW + _HISTORY + _CLEAR + _INDEX,
 }
-#: (kind, with the audit row) -> the statement
-STATEMENTS = {(kind, audited): sql + (_AUDIT if audited else "") + _END
-              for kind, sql in _WRITES.items() for audited in (False, True)}
+
+
+@lru_cache(maxsize=None)
+def statement(kind: str, audited: bool, queues: bool) -> str:
+    """The ``kind`` statement, with the audit row and with the jobs part when asked (psycopg's
+    ``%(name)s`` placeholders)."""
+    return _WRITES[kind] + (_AUDIT if audited else "") + (_JOBS if queues else "") + _END
+
+
+@lru_cache(maxsize=None)
+def numbered(kind: str, audited: bool, queues: bool) -> tuple[str, tuple[str, ...]]:
+    """``statement`` with asyncpg's ``$n`` placeholders, and the parameter name of each ``n``."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, statement(kind, audited, queues)), tuple(names)
 
 
 _AUDIT_COLUMNS = {"t": "tenant_id", "rec": "recorded", "c": "content", "act": "action", "out": "outcome",
                   "ent": "entity", "pat": "patient", "ag": "agent"}
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-def write(conn: Connection, kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int, now: datetime,
-          method: str, content: str, index: IndexValues, previous_version: int | None = None,
-          audit: dict[str, Any] | None = None) -> int | None:
-    """Run the ``kind`` statement (``insert``, ``insert_if_absent``, ``replace``), with ``audit``
-    (an audit_event row) when given; the resource row's pk, or None when nothing was written (the
-    row already existed for ``insert_if_absent``, or the version moved on for ``replace``)."""
+@dataclass(frozen=True)
+class Write:
+    """One resource write, ready to run on either driver."""
+
+    kind: str  # insert | insert_if_absent | replace
+    audited: bool
+    queues: bool
+    params: dict[str, Any]
+
+
+def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int, now: datetime, method: str,
+            content: str, index: IndexValues, previous_version: int | None = None,
+            audit: dict[str, Any] | None = None, jobs: Sequence[QueuedJob] = ()) -> Write:
+    """The ``kind`` write (``insert``, ``insert_if_absent``, ``replace``), with ``audit`` (an
+    audit_event row) and ``jobs`` written only if the resource row is."""
     tp, ts, tc = _columns(index.tokens, 3)
     sp, sv, se = _columns(index.strings, 3)
-    dp, ds, de = _columns(index.dates, 3)
+    # Dates travel as text: asyncpg would send datetime.max (an open period's end) as 'infinity'
+    # where psycopg sends 9999-12-31, and the two drivers must store the same rows.
+    dp, ds, de = _columns([(p, start.isoformat(), end.isoformat()) for p, start, end in index.dates], 3)
     rp, rt, ri = _columns(index.references, 3)
     params = {"t": tenant_id, "ty": rtype, "id": rid, "v": version_id, "now": now, "m": method, "c": content,
               "prev": previous_version, "tp": tp, "ts": ts, "tc": tc, "sp": sp, "sv": sv, "se": se,
               "dp": dp, "ds": ds, "de": de, "rp": rp, "rt": rt, "ri": ri}
     if audit is not None:
         params.update({f"a_{short}": audit[column] for short, column in _AUDIT_COLUMNS.items()})
-    row = conn.exec_driver_sql(STATEMENTS[(kind, audit is not None)], params).first()
+    if jobs:
+        params.update({"jk": [j.kind for j in jobs], "jd": [j.dedupe_key for j in jobs],
+                       "jp": [j.payload_text() for j in jobs]})
+    return Write(kind, audit is not None, bool(jobs), params)
+
+
+def run(conn: Connection, write: Write) -> int | None:
+    """Run ``write`` in ``conn``'s transaction: the resource row's pk, or None when nothing was
+    written (the row already existed for ``insert_if_absent``, or the version moved on for
+    ``replace``)."""
+    row = conn.exec_driver_sql(statement(write.kind, write.audited, write.queues), write.params).first()
+    return None if row is None else int(row[0])
+
+
+async def arun(db: AsyncPostgres, write: Write) -> int | None:
+    """``run`` as a transaction of its own, awaited on asyncpg."""
+    sql, names = numbered(write.kind, write.audited, write.queues)
+    row = await db.fetchone(sql, [write.params[name] for name in names])
     return None if row is None else int(row[0])

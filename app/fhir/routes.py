@@ -1,8 +1,8 @@
 """FHIR R4 REST interactions under ``/fhir`` (R4 http.html).
 
 Handlers are thin: check scopes, parse, call the tenant's store, shape the response. Store
-calls that may wait on locks or run longer queries go to the thread pool; a read by id is a
-single indexed lookup and runs inline.
+calls that may wait on locks or run longer queries go to the thread pool; a read by id and a
+plain create are one statement each and are awaited in the event loop (``async_pg``).
 """
 from __future__ import annotations
 
@@ -182,10 +182,11 @@ async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     body = await read_json(request, svc.settings.max_body_bytes)
     check_resource(body, expected_type=rtype)
     body.pop("id", None)  # server-assigned (R4 http.html §3.1.0.8)
-    criteria = None
     if request.headers.get("if-none-exist"):
         criteria = parse_qsl(request.headers["if-none-exist"].lstrip("?").split("?")[-1], keep_blank_values=True)
-    result = await run_in_threadpool(store_for(svc, ctx).create, body, if_none_exist=criteria)
+        result = await run_in_threadpool(store_for(svc, ctx).create, body, if_none_exist=criteria)
+    else:
+        result = await store_for(svc, ctx).acreate(body)
     return _write_response(request, svc, result.version, result.status)
 
 

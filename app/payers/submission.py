@@ -28,8 +28,9 @@ import sqlalchemy as sa
 from app.claims import workflow
 from app.claims.workflow import lifecycle
 from app.fhir.errors import FhirError
-from app.fhir.store import Reader, Store, TenantStore, Unit, Version
+from app.fhir.store import NeedsTransaction, Reader, Store, TenantStore, Unit, Version
 from app.jobs import J, enqueue, register_batch_handler, register_handler
+from app.outbox import QueuedJob
 from app.payers import directory
 from app.payers.lifecycle import SUBMISSION_KEY, advance, patient_control_number, rank, submission_key
 from app.payers.models import SUBMISSIONS as S
@@ -44,6 +45,7 @@ from payer_adapters.base import (
 log = logging.getLogger("therabridge.payers")
 
 KIND = "submit-claims"
+AUTO_SUBMIT = "auto-submit-claim"
 SEND = "send-claim-batch"
 INQUIRE = "inquire-claim"
 RECEIPT_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-submission"
@@ -100,18 +102,33 @@ def prepare_auto_submit(unit: Unit, claim: dict[str, Any]) -> workflow.AfterStor
     return lambda stored: _record_queued(unit, stored.id, key, link.pk)
 
 
-def on_write(unit: Unit, new: Version, previous: Version | None) -> None:
-    """Auto-submit: a Claim that becomes clean is queued when its payer says so."""
+def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:
+    """Store observer for auto-submit: a Claim that becomes clean (a biller's correction, say)
+    is queued for submission when its payer says so. Claims the server generates clean are
+    stored queued already (``prepare_auto_submit``)."""
     if new.type != "Claim" or not new.content:
-        return
+        return []
     claim = orjson.loads(new.content)
     if lifecycle(claim) != "clean" or claim.get("status") != "active":
-        return
+        return []
     if previous is not None and previous.content and lifecycle(orjson.loads(previous.content)) == "clean":
-        return
+        return []
+    if unit is None:
+        raise NeedsTransaction  # whether the payer auto-submits is in the payer directory
     link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
-    if link is not None and link.auto_submit:
-        queue_claim(unit, new.id)
+    if link is None or not link.auto_submit:
+        return []
+    return [QueuedJob(AUTO_SUBMIT, {"claim": new.id}, dedupe_key=f"{AUTO_SUBMIT}:{new.id}@{new.version_id}")]
+
+
+def run_auto_submit(unit: Unit, payload: dict[str, Any]) -> None:
+    """Queue the claim as ``queue_claim`` would for a caller. A claim that changed in between
+    (no longer clean, deleted, its payer connection removed) has nothing to submit."""
+    try:
+        queue_claim(unit, payload["claim"])
+    except FhirError as err:
+        if err.status not in (404, 410, 422):
+            raise
 
 
 def _record_receipt(claim: dict[str, Any], receipt: Receipt, key: str) -> None:
@@ -324,6 +341,7 @@ def install(store: Store) -> None:
     if prepare_auto_submit not in workflow.CLAIM_PREPARERS:
         workflow.CLAIM_PREPARERS.append(prepare_auto_submit)
     register_batch_handler(KIND, form_batches)
+    register_handler(AUTO_SUBMIT, run_auto_submit)
     register_handler(SEND, run_send, transaction=False)
     register_handler(INQUIRE, run_inquire, transaction=False)
 

@@ -52,3 +52,26 @@ async def test_fhir_payer_synchronous_claim_response(api, store, tenant, payer_s
         assert responses["total"] == 1 and responses["entry"][0]["resource"]["outcome"] == "complete"
     assert ledger()["claim_count"] == 2
     assert all(j.status == "done" for j in jobs(store, tenant, "submit-claims"))
+
+
+async def test_a_claim_written_clean_is_auto_submitted(api, store, tenant, payer_settings, demo_bundle,
+                                                       route_to_sandbox, ledger):
+    """A claim a client writes clean (a biller's corrected claim) is queued for submission by the
+    store's auto-submit observer when its payer auto-submits, and then sent like any other."""
+    await load_practice(api, demo_bundle)
+    await adrain(store)  # claims generated; Acme has no connection yet, so its claims stay clean
+    generated = await claim_for(api, "enc-brooks-1")
+    assert lifecycle(generated) == "clean"
+    connect(store, payer_settings, tenant, "payer-acme", "clearinghouse-json", {"base_url": SANDBOX},
+            {"api_key": "test_sandbox_key"}, profile="commercial", auto_submit=True)
+
+    corrected = {k: v for k, v in generated.items() if k not in ("id", "meta")}
+    r = await api.post("/fhir/Claim", json=corrected)
+    assert r.status_code == 201, r.text
+    assert [j.status for j in jobs(store, tenant, "auto-submit-claim")] == ["queued"]
+    await adrain(store)
+
+    posted = (await api.get(f"/fhir/Claim/{r.json()['id']}")).json()
+    assert history(posted)[-2:] == ["queued", "submitted"]
+    assert lifecycle((await api.get(f"/fhir/Claim/{generated['id']}")).json()) == "clean"  # not rewritten
+    assert ledger()["claim_count"] == 1

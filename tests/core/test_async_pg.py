@@ -1,0 +1,122 @@
+"""The API's statements awaited on PostgreSQL: reads by id and one-statement creates give the
+same answers and rows as the transactional path, from any event loop (each keeps its own
+connections), a broken connection is never handed out again, and a create that fails writes
+nothing."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from app.audit import AUDIT
+from app.fhir.search_sql import DATE, REF, STRING, TOKEN, R
+from app.outbox import J, QueuedJob
+from tests.core.helpers import encounter, patient
+
+
+def _async_pg(app):  # type: ignore[no-untyped-def]
+    db = app.state.services.store.async_pg
+    if db is None:
+        pytest.skip("SQLite statements are in-process: nothing to await")
+    return db
+
+
+def test_reads_by_id_match_the_synchronous_path_from_each_event_loop(app, store):
+    db = _async_pg(app)
+    created = store.create(patient(family="Loop")).version
+
+    loops = []
+
+    async def read_twice():
+        loops.append(asyncio.get_running_loop())
+        return [await store.aread("Patient", created.id) for _ in range(2)]
+
+    first, second = asyncio.run(read_twice()), asyncio.run(read_twice())
+    for v in first + second:
+        assert (v.id, v.version_id, v.content) == (created.id, 1, store.read("Patient", created.id).content)
+    kept = [loop for loop, _pool in db.pools.values()]
+    assert loops[1] in kept and loops[0] not in kept  # the first loop's pool went with its loop
+    rows = app.state.services.store.rows
+    assert asyncio.run(rows.aget(store.tenant_id, "Patient", "no-such-id")) is None
+
+
+def test_a_failed_statement_closes_its_connection(app):
+    db = _async_pg(app)
+
+    async def scenario():
+        with pytest.raises(Exception, match="no_such_column"):
+            await db.fetchone("SELECT no_such_column FROM resource", ())
+        pool = db._pool()
+        assert pool.idle == []  # the failed connection was closed, not returned
+        assert tuple(await db.fetchone("SELECT $1::int", (1,))) == (1,)
+        assert len(pool.idle) == 1 and not pool.idle[0].is_closed()
+        await db.close()
+
+    asyncio.run(scenario())
+
+
+def _rows_of(engine, tenant: str, rid: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Everything stored for one resource, without the keys that differ between two copies."""
+    with engine.connect() as conn:
+        pk = conn.execute(sa.select(R.c.pk).where(R.c.tenant_id == tenant, R.c.id == rid)).scalar_one()
+        index = {t.name: sorted(tuple(r) for r in conn.execute(  # as text: open periods end at 'infinity'
+                     sa.select(*(sa.cast(c, sa.Text) for c in t.c if c.name not in ("pk", "res_pk")))
+                     .where(t.c.res_pk == pk)).all())
+                 for t in (TOKEN, STRING, DATE, REF)}
+        jobs = conn.execute(sa.select(J.c.kind, J.c.payload, J.c.status).where(
+            J.c.tenant_id == tenant, J.c.payload.contains(rid))).all()
+        audit = conn.execute(sa.select(AUDIT.c.action, AUDIT.c.patient, AUDIT.c.agent).where(
+            AUDIT.c.tenant_id == tenant, AUDIT.c.entity == f"Encounter/{rid}")).all()
+    return {"index": index, "jobs": [(k, p.replace(rid, "<id>"), s) for k, p, s in jobs], "audit": audit}
+
+
+def test_a_one_statement_create_writes_what_the_transactional_create_writes(app, store):
+    _async_pg(app)
+    engine = app.state.services.store.engine
+    pid = store.create(patient(family="Same")).version.id
+    visit = encounter(f"Patient/{pid}", identifier=[{"system": "urn:ehr", "value": "V1"}])
+
+    result = asyncio.run(store.acreate(dict(visit)))
+    fast, slow = result.version, store.create(dict(visit)).version
+
+    assert (result.status, result.created, fast.version_id) == (201, True, 1) and fast.id != slow.id
+    read = store.read("Encounter", fast.id)
+    assert read.resource() == fast.resource() and read.etag == 'W/"1"'
+    assert [v.version_id for v in store.history("Encounter", fast.id)[0]] == [1]
+    fast_rows, slow_rows = _rows_of(engine, store.tenant_id, fast.id), _rows_of(engine, store.tenant_id, slow.id)
+    assert fast_rows["index"]["search_reference"] and fast_rows["index"] == slow_rows["index"]
+    assert fast_rows["jobs"] == slow_rows["jobs"] == [("generate-claim", '{"encounter":"<id>"}', "queued")]
+    assert len(fast_rows["audit"]) == 1 and fast_rows["audit"] == slow_rows["audit"]
+
+
+def test_a_create_whose_observer_must_read_takes_the_transaction(app, store):
+    """A Procedure queues claim generation only if its Encounter is finished: that needs a read
+    inside the writing transaction, which the one-statement path cannot do."""
+    pid = store.create(patient(family="Proc")).version.id
+    eid = store.create(encounter(f"Patient/{pid}")).version.id
+    procedure = {"resourceType": "Procedure", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
+                 "encounter": {"reference": f"Encounter/{eid}"},
+                 "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]}}
+    later = asyncio.run(store.acreate(procedure)).version
+    with app.state.services.store.engine.connect() as conn:
+        keys = conn.execute(sa.select(J.c.dedupe_key).where(J.c.tenant_id == store.tenant_id)).scalars().all()
+    assert f"generate-claim:Encounter/{eid}@{later.resource()['meta']['lastUpdated']}" in keys
+
+
+def test_a_one_statement_create_that_fails_writes_nothing(app, store, monkeypatch):
+    _async_pg(app)
+    st = app.state.services.store
+    too_long = QueuedJob("k" * 200, {}, "too-long")  # job.kind holds 64 characters: the statement fails
+    monkeypatch.setattr(st, "observers", [*st.observers, lambda unit, new, previous: [too_long]])
+    visit = encounter("Patient/p-none", identifier=[{"system": "urn:ehr", "value": "FAILS"}])
+
+    with pytest.raises(Exception, match="too long"):
+        asyncio.run(store.acreate(visit))
+
+    with st.engine.connect() as conn:
+        for table in (R, TOKEN, J):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table).where(
+                table.c.tenant_id == store.tenant_id)).scalar_one() == 0, table.name
+        assert conn.execute(sa.select(sa.func.count()).select_from(AUDIT).where(
+            AUDIT.c.tenant_id == store.tenant_id)).scalar_one() == 0
