@@ -23,6 +23,8 @@ from sqlalchemy.engine import URL
 # Few connections serve best. With 32 clients on 2 cores: 2 gave 2,600 reads/s (p99 20 ms),
 # 4 gave 2,750-3,050/s (p99 18-25 ms), 8 gave 2,700/s at a p99 of 89 ms: more sessions only
 # queue in PostgreSQL, and the requests holding them wait behind the rest for the loop.
+# Creates likewise: 2 gave 1,900/s (p99 21 ms), 4 gave 1,880/s (p99 25 ms), 8 gave 1,700/s
+# (p99 112 ms); PostgreSQL's group commit shares a WAL flush among the few anyway.
 POOL_SIZE = 4
 
 
