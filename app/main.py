@@ -22,6 +22,7 @@ from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.http import fhir_response
 from app.fhir.registry import registry
 from app.ids import unique_hex
+from app.rate_limit import RateLimiter
 from app.security import AccessContext
 from app.services import Authenticator, Services
 from app.settings import Settings, get_settings
@@ -84,9 +85,17 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
 
     check_token = authenticate or authenticator(engine, settings)
 
+    limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst) if settings.rate_limit > 0 else None
+
     async def authenticate_and_remember(request: Request) -> AccessContext:
         ctx = await check_token(request)
         request.state.ctx = ctx  # the error handler audits failures with it
+        if limiter is not None:
+            wait = limiter.retry_after((ctx.tenant_id, ctx.client_id or ctx.user or "anonymous"))
+            if wait is not None:
+                raise FhirError(429, "throttled", f"Too many requests from this client: at most "
+                                f"{settings.rate_limit:g} per second; retry after {wait} s",
+                                headers={"Retry-After": str(wait)})
         return ctx
 
     services = Services(settings=settings, engine=engine, registry=registry(), store=store,
@@ -169,7 +178,8 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
         return fhir_response(outcome([issue("exception", "Internal server error; the error was logged")]), 500)
 
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
-                       expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "X-Request-Id"])
+                       expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "X-Request-Id",
+                                       "Retry-After"])
     app.add_middleware(EdgeMiddleware)
     return app
 

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     key_encryption_key: str | None = None
     # Where the demo writes its credentials (backend client key, demo user password).
     var_dir: str = "./var"
+    # Requests per second each API client may make (per server process), and how many it may
+    # make at once above that; 0 turns the limit off. Over it: 429 with Retry-After.
+    rate_limit: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
     # payers
     # Seconds a real-time eligibility call may take before the request is queued instead.
     eligibility_timeout: float = Field(default=8.0, gt=0)
