@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from app.db import BigId
 
+
 class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
