@@ -1,8 +1,9 @@
 """FHIR R4 REST interactions under ``/fhir`` (R4 http.html).
 
 Handlers are thin: check scopes, parse, call the tenant's store, shape the response. Store
-calls that may wait on locks or run longer queries go to the thread pool; a read by id and a
-plain create are one statement each and are awaited in the event loop (``async_pg``).
+calls that may wait on locks or run longer queries go to the thread pool; a read by id, a
+plain create and an update are one or two statements and are awaited in the event loop on
+PostgreSQL (``async_pg``).
 """
 from __future__ import annotations
 
@@ -238,7 +239,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
     if body["id"] != rid:
         raise FhirError(400, "invalid", f"The body id {body['id']!r} does not match the URL id {rid!r}",
                         expression=[f"{rtype}.id"])
-    result = await svc.store.run_write(store_for(svc, ctx).update, rtype, rid, body, if_match=if_match)
+    result = await store_for(svc, ctx).aupdate(rtype, rid, body, if_match=if_match)
     return _write_response(request, svc, result.version, result.status)
 
 

@@ -120,3 +120,49 @@ def test_a_one_statement_create_that_fails_writes_nothing(app, store, monkeypatc
                 table.c.tenant_id == store.tenant_id)).scalar_one() == 0, table.name
         assert conn.execute(sa.select(sa.func.count()).select_from(AUDIT).where(
             AUDIT.c.tenant_id == store.tenant_id)).scalar_one() == 0
+
+
+def test_a_one_statement_update_writes_what_the_transactional_update_writes(app, store):
+    _async_pg(app)
+    engine = app.state.services.store.engine
+    pid = store.create(patient(family="Upd")).version.id
+    fast_id, slow_id = (store.create(encounter(f"Patient/{pid}", status="in-progress")).version.id for _ in range(2))
+
+    def finished(rid: str) -> dict:
+        return {**encounter(f"Patient/{pid}", start="2024-03-02T09:00:00Z"), "id": rid}
+
+    result = asyncio.run(store.aupdate("Encounter", fast_id, finished(fast_id), if_match=1))
+    slow = store.update("Encounter", slow_id, finished(slow_id)).version
+
+    assert (result.status, result.created, result.version.version_id, slow.version_id) == (200, False, 2, 2)
+    assert [v.version_id for v in store.history("Encounter", fast_id)[0]] == [2, 1]
+    assert store.read("Encounter", fast_id).resource() == result.version.resource()
+    fast_rows, slow_rows = _rows_of(engine, store.tenant_id, fast_id), _rows_of(engine, store.tenant_id, slow_id)
+    assert ("search_date" in fast_rows["index"]) and fast_rows["index"] == slow_rows["index"]
+    assert ("Encounter", "date", "2024-03-02 09:00:00+00") == fast_rows["index"]["search_date"][0][1:4]
+    assert fast_rows["jobs"] == slow_rows["jobs"] == [("generate-claim", '{"encounter":"<id>"}', "queued")]
+    assert sorted(a for a, _p, _g in fast_rows["audit"]) == sorted(a for a, _p, _g in slow_rows["audit"]) == ["C", "U"]
+
+
+def test_an_update_that_loses_its_race_writes_nothing_and_takes_the_transaction(app, store, monkeypatch):
+    """The compare-and-set write finds the version moved on (here: a stale read, as when another
+    writer commits in between); it writes nothing, not even its audit row, and the Unit path
+    updates the version that is current."""
+    _async_pg(app)
+    rows = app.state.services.store.rows
+    rid = store.create(patient(family="Race")).version.id
+    stale = asyncio.run(rows.aget(store.tenant_id, "Patient", rid))
+    store.update("Patient", rid, patient(family="Other", id=rid))  # version 2, behind the read's back
+
+    async def stale_read(tenant_id, rtype, wanted):  # type: ignore[no-untyped-def]
+        return stale
+
+    monkeypatch.setattr(rows, "aget", stale_read)
+    result = asyncio.run(store.aupdate("Patient", rid, patient(family="Last", id=rid)))
+
+    assert result.version.version_id == 3 and store.read("Patient", rid).resource()["name"][0]["family"] == "Last"
+    assert [v.version_id for v in store.history("Patient", rid)[0]] == [3, 2, 1]
+    with app.state.services.store.engine.connect() as conn:
+        actions = conn.execute(sa.select(AUDIT.c.action).where(
+            AUDIT.c.tenant_id == store.tenant_id, AUDIT.c.entity == f"Patient/{rid}")).scalars().all()
+    assert sorted(actions) == ["C", "U", "U"]  # the lost write left no audit row

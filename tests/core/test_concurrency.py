@@ -47,3 +47,19 @@ def test_processes_starting_together_ensure_the_same_tenant_once(app):
     assert [r for r in results if isinstance(r, Exception)] == []
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM tenant WHERE id = :t"), {"t": tenant}).scalar() == 1
+
+
+async def test_same_if_match_over_the_api_exactly_one_wins(api):
+    """The API's update path (one awaited compare-and-set statement on PostgreSQL, the writer
+    thread on SQLite) settles the same race the same way."""
+    import asyncio
+
+    pid = (await api.post("/fhir/Patient", json=patient())).json()["id"]
+    answers = await asyncio.gather(*(api.put(f"/fhir/Patient/{pid}", json={**patient(given=f"G{i}"), "id": pid},
+                                             headers={"If-Match": 'W/"1"'}) for i in range(6)))
+    assert sorted(r.status_code for r in answers) == [200] + [412] * 5
+    history = (await api.get(f"/fhir/Patient/{pid}/_history")).json()
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+    unconditional = await asyncio.gather(*(api.put(f"/fhir/Patient/{pid}", json={**patient(given=f"U{i}"), "id": pid})
+                                           for i in range(4)))
+    assert sorted(r.headers["etag"] for r in unconditional) == ['W/"3"', 'W/"4"', 'W/"5"', 'W/"6"']
