@@ -2,8 +2,9 @@
 
 Starts ``therabridge serve`` (1 worker) on SQLite and on PostgreSQL and measures, with bounded
 wrk runs (32 connections, 20 s) on loopback: Encounter reads/s and creates/s with p50/p99, the
-framework ceiling (``/healthz`` in the same app and server), a 100-entry transaction Bundle and
-a paged search; then the peer fhirstarter serving the same Encounter read/create.
+framework ceiling (``/healthz`` in the same app and server), Encounter updates (PUT, a new
+version of a random one of 1,000), a 100-entry transaction Bundle and a paged search; then the
+peer fhirstarter serving the same Encounter read/create.
 Every API request carries a SMART Backend Services bearer token and is audited, as in production.
 """
 from __future__ import annotations
@@ -135,6 +136,9 @@ def measure_backend(name: str, db_url: str, seconds: int) -> dict:
                               seconds=seconds).__dict__
         out["create"] = wrk.run(base, lua=wrk.post_script("/fhir/Encounter", json.dumps(encounter(pid)), auth()),
                                 seconds=seconds).__dict__
+        changed = {**encounter(pid, 7), "id": "__ID__"}  # each PUT makes a new version of a random Encounter
+        out["update"] = wrk.run(base, lua=wrk.put_script("/fhir/Encounter/", ids, json.dumps(changed), auth()),
+                                seconds=seconds).__dict__
     return out
 
 
@@ -186,7 +190,7 @@ def main() -> None:
         results.append(measure_peer(args.seconds))
     for r in results:
         print(f"\n== {r['backend']}")
-        for key in ("ceiling", "read", "create"):
+        for key in ("ceiling", "read", "create", "update"):
             if key in r:
                 print(f"  {key:8s} {wrk.WrkResult(**r[key]).row()}")
         if "transaction_100_ms_median" in r:

@@ -58,16 +58,30 @@ def run(url: str, *, lua: str | None = None, seconds: int = 20, connections: int
                      sum(int(x) for x in sock.groups()) if sock else 0)
 
 
+def _headers(headers: dict[str, str] | None) -> str:
+    return "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def read_script(paths: list[str], headers: dict[str, str] | None = None) -> str:
     """GET a random path from the list on each request."""
     lines = ",\n".join(f'"{p}"' for p in paths)
-    hdr = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
-    return (f"{hdr}local paths = {{\n{lines}\n}}\nmath.randomseed(os.time())\n"
+    return (f"{_headers(headers)}local paths = {{\n{lines}\n}}\nmath.randomseed(os.time())\n"
             "request = function()\n  return wrk.format('GET', paths[math.random(#paths)])\nend\n")
 
 
 def post_script(path: str, body: str, headers: dict[str, str] | None = None) -> str:
-    hdr = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
-    escaped = body.replace("\\", "\\\\").replace('"', '\\"')
-    return (f'wrk.method = "POST"\nwrk.path = "{path}"\nwrk.body = "{escaped}"\n'
-            f'wrk.headers["Content-Type"] = "application/fhir+json"\n{hdr}')
+    return (f'wrk.method = "POST"\nwrk.path = "{path}"\nwrk.body = {_lua_string(body)}\n'
+            f'wrk.headers["Content-Type"] = "application/fhir+json"\n{_headers(headers)}')
+
+
+def put_script(prefix: str, ids: list[str], body: str, headers: dict[str, str] | None = None) -> str:
+    """PUT to ``prefix + id`` for a random id of the list; ``body`` has ``__ID__`` where the id goes."""
+    listed = ",".join(f'"{i}"' for i in ids)
+    return (f'wrk.headers["Content-Type"] = "application/fhir+json"\n{_headers(headers)}local ids = {{{listed}}}\n'
+            f"local body = {_lua_string(body)}\nmath.randomseed(os.time())\n"
+            "request = function()\n  local id = ids[math.random(#ids)]\n"
+            f"  return wrk.format('PUT', '{prefix}' .. id, nil, (body:gsub('__ID__', id)))\nend\n")
