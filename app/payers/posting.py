@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from app.claims.gather import find_resources
 from app.fhir.store import Unit
-from app.payers.lifecycle import PCN_SYSTEM, advance, lifecycle_rank_of
+from app.claims.lifecycle import advance, lifecycle_rank_of
+from app.payers.lifecycle import PCN_SYSTEM
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from payer_adapters.x12.decode import DecodeResult

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from app.claims.workflow import lifecycle
-from app.payers.lifecycle import HISTORY_URL, advance
+from app.claims.lifecycle import HISTORY_URL, advance, lifecycle
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

@@ -1,0 +1,107 @@
+"""The Claim lifecycle: a code on the Claim plus the instant each state was reached.
+
+Codes and their order live in ``data/lifecycle.json``. Answers arrive in any order (a mailbox
+lists files alphabetically, so an 835 can be read before its 999), so a state never moves a
+claim back to a lower rank; the history still records when each answer came.
+
+The lifecycle, its history, the submission key and the submission receipt are the server's
+facts about a claim (``SERVER_OWNED_*``): clients read them but never write them.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from app.fhir.dates import instant
+
+LIFECYCLE_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
+HISTORY_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle-history"
+RECEIPT_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-submission"
+SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
+#: States in which nothing has left for the payer: the claim may be rebuilt in place.
+UNSUBMITTED = frozenset({None, "draft", "clean"})
+SERVER_OWNED_EXTENSIONS = frozenset({LIFECYCLE_URL, HISTORY_URL, RECEIPT_URL})
+SERVER_OWNED_IDENTIFIERS = frozenset({SUBMISSION_KEY})
+
+
+@lru_cache(maxsize=1)
+def codes() -> dict[str, dict[str, Any]]:
+    return json.loads((Path(__file__).parent / "data" / "lifecycle.json").read_text())["codes"]
+
+
+def lifecycle(claim: dict[str, Any]) -> str | None:
+    for ext in claim.get("extension") or []:
+        if ext.get("url") == LIFECYCLE_URL:
+            return ext.get("valueCode")
+    return None
+
+
+def rank(code: str | None) -> int:
+    return codes()[code]["rank"] if code in codes() else -1
+
+
+def lifecycle_rank_of(claim: dict[str, Any]) -> int:
+    return rank(lifecycle(claim))
+
+
+def set_lifecycle(claim: dict[str, Any], code: str) -> None:
+    """Make ``code`` the claim's current state, whatever it was (the scrubber's verdict on a
+    claim that has not left yet); answers from payers go through ``advance``."""
+    claim["extension"] = [e for e in claim.get("extension") or [] if e.get("url") != LIFECYCLE_URL] + [
+        {"url": LIFECYCLE_URL, "valueCode": code}]
+
+
+def advance(claim: dict[str, Any], code: str, when: datetime, *, force: bool = False) -> bool:
+    """Record ``code`` reached at ``when``; the current code changes only when it ranks higher
+    (or ``force``). Returns whether the current code changed."""
+    if code not in codes():
+        raise ValueError(f"unknown lifecycle code {code!r}")
+    exts = claim.setdefault("extension", [])
+    history = next((e for e in exts if e.get("url") == HISTORY_URL), None)
+    if history is None:
+        history = {"url": HISTORY_URL, "extension": []}
+        exts.append(history)
+    if not any(e.get("url") == code for e in history["extension"]):
+        history["extension"].append({"url": code, "valueInstant": instant(when)})
+    if not force and rank(code) <= rank(lifecycle(claim)):
+        return False
+    set_lifecycle(claim, code)
+    return True
+
+
+def submission_key(claim: dict[str, Any]) -> str | None:
+    return next((i.get("value") for i in claim.get("identifier") or [] if i.get("system") == SUBMISSION_KEY), None)
+
+
+def server_owned(claim: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the claim's server-owned extensions, its server-owned identifiers)."""
+    return ([e for e in claim.get("extension") or [] if e.get("url") in SERVER_OWNED_EXTENSIONS],
+            [i for i in claim.get("identifier") or [] if i.get("system") in SERVER_OWNED_IDENTIFIERS])
+
+
+def without_server_owned(claim: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``claim`` with no server-owned element (and no ``meta``: the store stamps it)."""
+    out = {k: v for k, v in claim.items() if k != "meta"}
+    exts = [e for e in claim.get("extension") or [] if e.get("url") not in SERVER_OWNED_EXTENSIONS]
+    ids = [i for i in claim.get("identifier") or [] if i.get("system") not in SERVER_OWNED_IDENTIFIERS]
+    for key, kept in (("extension", exts), ("identifier", ids)):
+        if kept:
+            out[key] = kept
+        else:
+            out.pop(key, None)
+    return out
+
+
+def with_server_owned(claim: dict[str, Any], source: dict[str, Any] | None) -> dict[str, Any]:
+    """``claim`` carrying exactly the server-owned elements of ``source`` (none when None)."""
+    out = without_server_owned(claim)
+    if source is not None:
+        exts, ids = server_owned(source)
+        if exts:
+            out["extension"] = [*(out.get("extension") or []), *exts]
+        if ids:
+            out["identifier"] = [*(out.get("identifier") or []), *ids]
+    return out
