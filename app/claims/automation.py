@@ -59,8 +59,10 @@ def run_generate(unit: Unit, payload: dict[str, Any]) -> None:
 
 
 def run_generate_many(unit: Unit, payloads: list[dict[str, Any]]) -> None:
-    """The visits finished since the last round, one transaction (and one commit) for all."""
-    for payload in payloads:
+    """The visits finished since the last round, one transaction (and one commit) for all.
+    Visits are taken in one order (each generation locks its visit until commit), so two
+    workers' batches never wait on each other in a circle."""
+    for payload in sorted(payloads, key=lambda p: p["encounter"]):
         run_generate(unit, payload)
 
 

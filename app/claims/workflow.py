@@ -1,9 +1,14 @@
 """``$generate-claim``, ``$scrub`` and ``$eligibility-request`` against one tenant's store.
 
-A claim is regenerated in place until it is submitted; a submitted claim is never overwritten:
-the correction is a new Claim whose ``related`` names the old one (relationship ``prior``). A
-held claim (any error) is stored as ``draft`` and gets an open biller ``Task`` listing the
-issues; a clean one is ``active`` and its review Task, if any, is completed.
+A claim is regenerated in place until it has left for the payer (a queued claim not yet in a
+batch being sent is rebuilt in place too, and keeps its place in the queue); a claim that has
+left is never overwritten: the correction is a new Claim whose ``related`` names the old one
+(relationship ``prior``). A held claim (any error) is stored as ``draft`` and gets an open biller
+``Task`` listing the issues; a clean one is ``active`` and its review Task, if any, is completed.
+
+One visit never has two claims being built at once: generation takes a lock on the visit for
+the rest of its transaction, so two workers regenerating the same visit find each other's claim
+instead of minting two originals.
 """
 from __future__ import annotations
 
@@ -16,12 +21,11 @@ import orjson
 
 import fhir_mappings
 from app.claims.gather import find_resources, gather_encounter, gather_visit
-from app.fhir.errors import FhirError
+from app.claims.lifecycle import SUBMISSION_KEY, UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
+from app.fhir.errors import FhirError, PreconditionFailed
 from app.fhir.extract import reference_target
 from app.fhir.store import Reader, Unit, Version
 
-LIFECYCLE_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
-UNSUBMITTED = {None, "draft", "clean"}
 TASK_CODE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/task-code"
 RELATED = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
 
@@ -30,13 +34,31 @@ AfterStore = Callable[[Version], None]
 #: returns what to run once it is stored. The payer side uses it to queue an auto-submitted
 #: claim in the same write instead of storing it twice.
 CLAIM_PREPARERS: list[Callable[[Unit, dict[str, Any]], AfterStore | None]] = []
+#: Whether a ``queued`` claim is still waiting in the queue, in no batch being sent (installed
+#: by the payer side, which owns the queue; the check holds the queue entry until commit, so
+#: the claim cannot join a batch while it is being rebuilt).
+UNSENT_CHECKS: list[Callable[[Unit, dict[str, Any]], bool]] = []
 
 
-def lifecycle(claim: dict[str, Any]) -> str | None:
-    for ext in claim.get("extension") or []:
-        if ext.get("url") == LIFECYCLE_URL:
-            return ext.get("valueCode")
-    return None
+def editable(unit: Unit, claim: dict[str, Any]) -> bool:
+    """Whether ``claim`` may still be rebuilt in place: nothing of it has left for the payer."""
+    if claim.get("status") == "cancelled":
+        return False
+    code = lifecycle(claim)
+    if code in UNSUBMITTED:
+        return True
+    return code == "queued" and any(check(unit, claim) for check in UNSENT_CHECKS)
+
+
+def settle_lifecycle(claim: dict[str, Any], previous: dict[str, Any] | None, held: bool) -> None:
+    """The lifecycle of a claim rebuilt over ``previous``: a queued claim stays queued while it
+    is clean; one that became held leaves the queue (its submission key goes, so the queue's
+    entry is dropped when its turn comes) and is ``draft``; others are ``draft`` or ``clean``."""
+    if previous is not None and lifecycle(previous) == "queued":
+        if not held:
+            return
+        claim["identifier"] = [i for i in claim.get("identifier") or [] if i.get("system") != SUBMISSION_KEY]
+    set_lifecycle(claim, "draft" if held else "clean")
 
 
 def _unusable(err: fhir_mappings.InputError) -> FhirError:
@@ -74,14 +96,25 @@ def _payer_profile(reader: Reader, inputs: fhir_mappings.ClaimInputs, name: str 
 
 def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     """Build, scrub and store the claim for an Encounter: (stored Claim, OperationOutcome, held)."""
+    unit.lock("claim-generation", encounter_id)
+    for _ in range(5):
+        try:
+            return _generate(unit, encounter_id, profile=profile, now=now)
+        except PreconditionFailed:
+            continue  # the open claim changed while it was rebuilt (queued, say): rebuild over the newer one
+    raise FhirError(409, "conflict", f"The claim of Encounter/{encounter_id} is being changed by others; retry")
+
+
+def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     resources, claims_so_far = gather_visit(unit, encounter_id)
     try:
         inputs = fhir_mappings.ClaimInputs.from_resources(resources, encounter_id=encounter_id, validate=False)
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
     existing = sorted(claims_so_far, key=lambda c: c["meta"]["lastUpdated"])
-    open_claims = [c for c in existing if lifecycle(c) in UNSUBMITTED and c.get("status") != "cancelled"]
-    claim_id = open_claims[-1]["id"] if open_claims else str(uuid.uuid4())
+    open_claims = [c for c in existing if editable(unit, c)]
+    target = open_claims[-1] if open_claims else None
+    claim_id = target["id"] if target else str(uuid.uuid4())
     try:
         claim, outcome = fhir_mappings.generate(inputs, profile=_payer_profile(unit, inputs, profile),
                                                 claim_id=claim_id, created=now)
@@ -89,17 +122,20 @@ def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: d
         raise _unusable(err) from None
     held = fhir_mappings.outcome_has_errors(outcome)
     claim["status"] = "draft" if held else "active"
-    submitted = [c for c in existing if lifecycle(c) not in UNSUBMITTED]
-    if not open_claims and submitted:
+    submitted = [c for c in existing if lifecycle(c) not in UNSUBMITTED and c not in open_claims]
+    if target is None and submitted:
         claim["related"] = [{"claim": {"reference": f"Claim/{submitted[-1]['id']}"},
                              "relationship": {"coding": [{"system": RELATED, "code": "prior"}]}}]
-    claim["extension"] = [e for e in claim.get("extension", []) if e.get("url") != LIFECYCLE_URL] + [
-        {"url": LIFECYCLE_URL, "valueCode": "draft" if held else "clean"}]
+    claim = with_server_owned(claim, target)
+    settle_lifecycle(claim, target, held)
     after = [f for prepare in CLAIM_PREPARERS if (f := prepare(unit, claim)) is not None]
-    stored = unit.update("Claim", claim_id, claim, fresh_id=not open_claims).version
+    if target is None:
+        stored = unit.update("Claim", claim_id, claim, fresh_id=True).version
+    else:  # over the version read, never over a change made since (PreconditionFailed: rebuild)
+        stored = unit.update("Claim", claim_id, claim, if_match=int(target["meta"]["versionId"])).version
     for f in after:
         f(stored)
-    _follow_up_task(unit, stored, claim, outcome, held, now, new_claim=not open_claims)
+    _follow_up_task(unit, stored, claim, outcome, held, now, new_claim=target is None)
     return stored, outcome, held
 
 
@@ -111,7 +147,7 @@ def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, hel
                                        if t.get("status") not in ("completed", "cancelled")]
     if not held:
         for task in open_tasks:
-            unit.update("Task", task["id"], {**task, "status": "completed", "lastModified": now.isoformat()})
+            unit.modify("Task", task["id"], lambda t: _close(t, now))
         return
     problems = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
     task = {
@@ -129,10 +165,28 @@ def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, hel
         "input": [{"type": {"text": (i.get("details", {}).get("coding") or [{}])[0].get("code", "issue")},
                    "valueString": i.get("diagnostics", "")} for i in problems],
     }
-    if open_tasks:
-        unit.update("Task", open_tasks[0]["id"], {**task, "id": open_tasks[0]["id"]})
-    else:
-        unit.create(task)
+    _open_or_refresh(unit, open_tasks, task)
+
+
+def _close(task: dict[str, Any], now: datetime) -> bool:
+    if task.get("status") in ("completed", "cancelled"):
+        return False
+    task.update(status="completed", lastModified=now.isoformat())
+    return True
+
+
+def _open_or_refresh(unit: Unit, open_tasks: list[dict[str, Any]], task: dict[str, Any]) -> None:
+    """Refresh the open Task (unless a person closed it meanwhile) or open a new one."""
+    def refresh(current: dict[str, Any]) -> bool:
+        if current.get("status") in ("completed", "cancelled"):
+            return False
+        current.clear()
+        current.update(task, id=open_tasks[0]["id"])
+        return True
+
+    if open_tasks and unit.modify("Task", open_tasks[0]["id"], refresh) is not None:
+        return
+    unit.create(task)
 
 
 def unbillable_task(unit: Unit, encounter_id: str, err: FhirError, now: datetime) -> None:
@@ -149,10 +203,7 @@ def unbillable_task(unit: Unit, encounter_id: str, err: FhirError, now: datetime
         "authoredOn": now.isoformat(), "lastModified": now.isoformat(),
         "input": [{"type": {"text": "reason"}, "valueString": r} for r in reasons],
     }
-    if open_tasks:
-        unit.update("Task", open_tasks[0]["id"], {**task, "id": open_tasks[0]["id"]})
-    else:
-        unit.create(task)
+    _open_or_refresh(unit, open_tasks, task)
 
 
 def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -> dict[str, Any]:

@@ -26,13 +26,13 @@ import orjson
 import sqlalchemy as sa
 
 from app.claims import workflow
-from app.claims.workflow import lifecycle
+from app.claims.lifecycle import RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, rank, submission_key
 from app.fhir.errors import FhirError
 from app.fhir.store import NeedsTransaction, Reader, Store, TenantStore, Unit, Version
 from app.jobs import J, enqueue, register_batch_handler, register_handler
 from app.outbox import QueuedJob
 from app.payers import directory
-from app.payers.lifecycle import SUBMISSION_KEY, advance, patient_control_number, rank, submission_key
+from app.payers.lifecycle import patient_control_number
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
 from app.payers.packages import claim_package, claim_packages
@@ -48,7 +48,6 @@ KIND = "submit-claims"
 AUTO_SUBMIT = "auto-submit-claim"
 SEND = "send-claim-batch"
 INQUIRE = "inquire-claim"
-RECEIPT_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-submission"
 INQUIRE_DELAY = timedelta(seconds=5)
 
 
@@ -88,6 +87,19 @@ def _record_queued(unit: Unit, claim_id: str, key: str, connection_pk: int) -> N
     unit.conn.execute(S.insert().values(tenant_id=unit.tenant_id, submission_key=key, claim_id=claim_id,
                                         connection_pk=connection_pk, status="queued", created_at=unit.now))
     enqueue(unit, KIND, {"claim": claim_id, "key": key}, dedupe_key=f"{KIND}:{key}")
+
+
+def unsent(unit: Unit, claim: dict[str, Any]) -> bool:
+    """``workflow.UNSENT_CHECKS``: whether the queued ``claim`` still waits in the queue, in no
+    batch. Its queue entry stays locked until the caller commits (PostgreSQL), so batching waits
+    for the claim being rebuilt instead of sending the version before it."""
+    key = submission_key(claim)
+    if key is None:
+        return False
+    row = unit.conn.execute(sa.select(S.c.status).where(
+        S.c.tenant_id == unit.tenant_id, S.c.claim_id == claim["id"], S.c.submission_key == key)
+        .with_for_update()).first()
+    return row is not None and row.status == "queued"
 
 
 def prepare_auto_submit(unit: Unit, claim: dict[str, Any]) -> workflow.AfterStore | None:
@@ -340,6 +352,8 @@ def install(store: Store) -> None:
         store.observers.append(on_write)
     if prepare_auto_submit not in workflow.CLAIM_PREPARERS:
         workflow.CLAIM_PREPARERS.append(prepare_auto_submit)
+    if unsent not in workflow.UNSENT_CHECKS:
+        workflow.UNSENT_CHECKS.append(unsent)
     register_batch_handler(KIND, form_batches)
     register_handler(AUTO_SUBMIT, run_auto_submit)
     register_handler(SEND, run_send, transaction=False)

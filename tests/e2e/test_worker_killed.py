@@ -7,16 +7,13 @@ this test takes a lock on the Claim's row (PostgreSQL) or on the whole database 
 transaction that would record the receipt waits on it."""
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -30,33 +27,10 @@ from app.payers import directory
 from app.payers.submission import queue_claim
 from app.settings import Settings
 
-from .conftest import lifecycle
+from .conftest import lifecycle, worker_env
 
 TENANT = "killed"
 CHC_SUBMIT = "/medicalnetwork/professionalclaims/v3/submission"
-
-
-@pytest.fixture
-def own_database(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A database of the session's kind for this test alone: the worker processes it starts run
-    every due job they find, and must not find other tests' jobs."""
-    if not database_url.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path / 'killed.db'}"
-        return
-    import psycopg
-
-    name = "tb_killed_" + uuid.uuid4().hex[:8]
-    admin = database_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield database_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _worker_env(url: str, var: Path) -> dict[str, str]:
-    return {**os.environ, "THERABRIDGE_DATABASE_URL": url, "THERABRIDGE_VAR_DIR": str(var),
-            "THERABRIDGE_LOG_LEVEL": "warning"}
 
 
 WORKER = [sys.executable, "-m", "app.cli", "worker", "--poll-seconds", "0.1"]
@@ -96,7 +70,7 @@ def test_worker_killed_between_sending_and_recording(own_database: str, tmp_path
                                                             J.c.kind == "send-claim-batch")).scalar()
 
     live_sandbox.fault(CHC_SUBMIT, "sleep", count=1, seconds=2.0)  # the payer takes its time answering
-    proc = subprocess.Popen(WORKER, env=_worker_env(own_database, tmp_path), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(WORKER, env=worker_env(own_database, tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     holder = None
     try:
@@ -129,7 +103,7 @@ def test_worker_killed_between_sending_and_recording(own_database: str, tmp_path
         conn.execute(J.update().where(J.c.pk == job.pk).values(
             locked_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
 
-    restarted = subprocess.run([*WORKER, "--once"], env=_worker_env(own_database, tmp_path), capture_output=True,
+    restarted = subprocess.run([*WORKER, "--once"], env=worker_env(own_database, tmp_path), capture_output=True,
                                timeout=120)
     assert restarted.returncode == 0, restarted.stderr[-2000:]
     with store.for_tenant(TENANT).unit() as unit:
