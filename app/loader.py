@@ -43,9 +43,9 @@ class Loader:
         def write(resource: dict[str, Any]) -> None:
             rtype = check_resource(resource)
             if resource.get("id"):
-                ts.update(rtype, resource["id"], resource)
+                ts.update(rtype, resource["id"], resource, client=True)
             else:
-                ts.create(resource)
+                ts.create(resource, client=True)
 
         def bundle(body: dict[str, Any]) -> list[str | None]:
             check_bundle(body)

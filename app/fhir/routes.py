@@ -185,9 +185,9 @@ async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     body.pop("id", None)  # server-assigned (R4 http.html §3.1.0.8)
     if request.headers.get("if-none-exist"):
         criteria = parse_qsl(request.headers["if-none-exist"].lstrip("?").split("?")[-1], keep_blank_values=True)
-        result = await svc.store.run_write(store_for(svc, ctx).create, body, if_none_exist=criteria)
+        result = await svc.store.run_write(store_for(svc, ctx).create, body, if_none_exist=criteria, client=True)
     else:
-        result = await store_for(svc, ctx).acreate(body)
+        result = await store_for(svc, ctx).acreate(body, client=True)
     return _write_response(request, svc, result.version, result.status)
 
 
@@ -201,7 +201,8 @@ async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
         raise FhirError(400, "invalid", "A conditional update needs search criteria in the URL")
     body = await read_json(request, svc.settings.max_body_bytes)
     check_resource(body, expected_type=rtype)
-    result = await svc.store.run_write(store_for(svc, ctx).conditional_update, rtype, criteria, body)
+    result = await svc.store.run_write(store_for(svc, ctx).conditional_update, rtype, criteria, body,
+                                      client=True)
     return _write_response(request, svc, result.version, result.status)
 
 
@@ -212,7 +213,7 @@ async def conditional_delete(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
     criteria = list(request.query_params.multi_items())
     if not criteria:
         raise FhirError(405, "not-supported", "DELETE on a resource type needs search criteria (conditional delete)")
-    v = await svc.store.run_write(store_for(svc, ctx).conditional_delete, rtype, criteria)
+    v = await svc.store.run_write(store_for(svc, ctx).conditional_delete, rtype, criteria, client=True)
     message = f"Deleted {rtype}/{v.id}" if v else f"No {rtype} matched; nothing was deleted"
     return fhir_response(outcome([issue("informational", message, severity="information")]), 200,
                          {"ETag": v.etag} if v else {})
@@ -239,7 +240,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
     if body["id"] != rid:
         raise FhirError(400, "invalid", f"The body id {body['id']!r} does not match the URL id {rid!r}",
                         expression=[f"{rtype}.id"])
-    result = await store_for(svc, ctx).aupdate(rtype, rid, body, if_match=if_match)
+    result = await store_for(svc, ctx).aupdate(rtype, rid, body, if_match=if_match, client=True)
     return _write_response(request, svc, result.version, result.status)
 
 
@@ -247,7 +248,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
 async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     known_type(svc, rtype)
     require(ctx, "d", rtype)
-    v = await svc.store.run_write(store_for(svc, ctx).delete, rtype, rid)
+    v = await svc.store.run_write(store_for(svc, ctx).delete, rtype, rid, client=True)
     headers = {"ETag": v.etag} if v else {}
     message = f"Deleted {rtype}/{rid}" if v else f"{rtype}/{rid} was already absent"
     return fhir_response(outcome([issue("informational", message, severity="information")]), 200, headers)

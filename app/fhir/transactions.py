@@ -148,6 +148,8 @@ def parse_entries(bundle: dict[str, Any], base: str, registry: Registry) -> list
 
 
 class BundleProcessor:
+    """Runs batch and transaction Bundles; every write in them is a client's write (guards apply)."""
+
     def __init__(self, ts: TenantStore, registry: Registry, base: str, authorize: Authorize,
                  get_handler: Callable[[Unit, EntryRequest], tuple[int, str | None]],
                  return_pref: str | None = None) -> None:
@@ -232,7 +234,7 @@ class BundleProcessor:
 
     def _run(self, unit: Unit, e: EntryRequest, matched: dict[int, Version]) -> dict[str, Any]:
         if e.method == "DELETE":
-            v = unit.delete(e.rtype, e.rid) if e.rid else None
+            v = unit.delete(e.rtype, e.rid, client=True) if e.rid else None
             resp: dict[str, Any] = {"status": "204 No Content"}
             if v is not None:
                 resp["etag"] = v.etag
@@ -242,12 +244,12 @@ class BundleProcessor:
                 return self._write_entry(matched[e.index], 200)
             assert e.resource is not None and e.rid is not None
             e.resource.pop("id", None)
-            result = unit.create(e.resource, rid=e.rid)
+            result = unit.create(e.resource, rid=e.rid, client=True)
             return self._write_entry(result.version, result.status)
         if e.method == "PUT":
             assert e.resource is not None and e.rid is not None
             e.resource["id"] = e.rid
-            result = unit.update(e.rtype, e.rid, e.resource, if_match=e.if_match)
+            result = unit.update(e.rtype, e.rid, e.resource, if_match=e.if_match, client=True)
             return self._write_entry(result.version, result.status)
         status, body = self.get_handler(unit, e)
         entry: dict[str, Any] = {"response": {"status": STATUS_TEXT.get(status, str(status))}}
