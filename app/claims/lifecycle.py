@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.fhir.dates import instant
+from app.fhir.store import Unit
 
 LIFECYCLE_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
 HISTORY_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle-history"
@@ -70,6 +71,16 @@ def advance(claim: dict[str, Any], code: str, when: datetime, *, force: bool = F
         return False
     set_lifecycle(claim, code)
     return True
+
+
+def move(unit: Unit, claim_id: str, *codes: str) -> None:
+    """Record states reached now on ``Claim/claim_id`` as it is stored (each only forward),
+    never over a state another answer recorded meanwhile."""
+    def change(claim: dict[str, Any]) -> None:
+        for code in codes:
+            advance(claim, code, unit.now)
+
+    unit.modify("Claim", claim_id, change)
 
 
 def submission_key(claim: dict[str, Any]) -> str | None:

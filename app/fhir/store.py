@@ -757,14 +757,15 @@ class Unit(Reader):
                attempts: int = 8) -> WriteResult | None:
         """Read-modify-write, for every change the server derives from what is stored (posting
         an answer, queueing a claim, closing a Task). ``change`` edits a fresh copy of the
-        current version and returns False when there is nothing to write. The write is
+        current version (returning False, or leaving it as it was, writes nothing). The write is
         compare-and-set on the version read; when another writer got there first, the change is
         applied again to the newer version, so no concurrent state is ever written over.
-        Returns None when ``change`` wrote nothing; NotFound/Gone when there is nothing to change."""
+        Returns None when nothing was written; NotFound/Gone when there is nothing to change.
+        ``change`` may run more than once: it edits the resource and has no other effects."""
         for _ in range(attempts):
             current = self.read(rtype, rid)
             resource = current.resource()
-            if change(resource) is False:
+            if change(resource) is False or resource == current.resource():
                 return None
             try:
                 return self.update(rtype, rid, resource, if_match=current.version_id, known=current)

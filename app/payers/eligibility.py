@@ -37,7 +37,7 @@ def prepare(unit: Unit, *, body: dict[str, Any] | None = None, request_id: str |
         resource = {k: v for k, v in body.items() if k not in ("id", "meta")}
         current = None
     else:
-        current = unit.read("CoverageEligibilityRequest", request_id or "")
+        current = read = unit.read("CoverageEligibilityRequest", request_id or "")
         resource = current.resource()
     if not any(i.get("system") == TRACE_SYSTEM for i in resource.get("identifier") or []):
         resource["identifier"] = [*(resource.get("identifier") or []),
@@ -50,8 +50,9 @@ def prepare(unit: Unit, *, body: dict[str, Any] | None = None, request_id: str |
     if current is None:
         if body is not None:
             stored = unit.create(resource).version
-        else:
-            stored = unit.update("CoverageEligibilityRequest", request_id or "", resource).version
+        else:  # the trace number added to the version read, never over a change made since
+            stored = unit.update("CoverageEligibilityRequest", request_id or "", resource,
+                                 if_match=read.version_id).version
     else:
         stored = current
     return Prepared(stored, link, eligibility_package(unit, stored.resource()))

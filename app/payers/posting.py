@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from app.claims.gather import find_resources
 from app.fhir.store import Unit
-from app.claims.lifecycle import advance, lifecycle_rank_of
+from app.claims.lifecycle import lifecycle_rank_of, move
 from app.payers.lifecycle import PCN_SYSTEM
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
@@ -32,10 +32,6 @@ def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
     if not found:
         return None
     return max(found, key=lambda c: (lifecycle_rank_of(c) >= 3, c["meta"]["lastUpdated"]))
-
-
-def _save(unit: Unit, claim: dict[str, Any]) -> None:
-    unit.update("Claim", claim["id"], claim)
 
 
 def paid_state(paid: Decimal, lines: list[tuple[Decimal, Decimal]]) -> str:
@@ -74,15 +70,14 @@ def post_999(unit: Unit, result: DecodeResult, connection_pk: int | None) -> int
                     continue
                 claim = current.resource()
                 if s.accepted:
-                    advance(claim, "acknowledged", unit.now)
+                    move(unit, claim_id, "acknowledged")
                 else:
                     outcome = set_to_outcome(ack, s)
                     put(unit, rejection_response(claim, outcome, unit.now, source=f"999 {group}/{s.control_number}"))
-                    advance(claim, "rejected", unit.now)
+                    move(unit, claim_id, "rejected")
                     biller_task(unit, claim, "claim-rejected", "Claim rejected by the 999",
                                 "The payer's 999 rejected the file carrying this claim: fix and resubmit.",
                                 issues_text(outcome), unit.now, key=f"{claim_id}:999:{group}")
-                _save(unit, claim)
                 n += 1
     return n
 
@@ -100,14 +95,13 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
             if claim is None:
                 continue
             if c.outcome == "error":
-                advance(claim, "rejected", unit.now)
+                move(unit, claim["id"], "rejected")
                 biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer (277CA)",
                             "The payer rejected this claim before adjudication: correct it and generate a new claim.",
                             [str(response.get("disposition") or "rejected")], unit.now,
                             key=f"{claim['id']}:277CA")
             else:
-                advance(claim, "accepted", unit.now)
-            _save(unit, claim)
+                move(unit, claim["id"], "accepted")
             n += 1
     return n
 
@@ -135,9 +129,7 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             claim = known.get(cp.patient_control_number)
             if claim is None:
                 continue
-            advance(claim, "accepted", unit.now)
-            advance(claim, paid_state(cp.paid, _claim_lines(cp)), unit.now)
-            _save(unit, claim)
+            move(unit, claim["id"], "accepted", paid_state(cp.paid, _claim_lines(cp)))
         posted_any = True
     return posted_any
 

@@ -26,8 +26,8 @@ import orjson
 import sqlalchemy as sa
 
 from app.claims import workflow
-from app.claims.lifecycle import RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, rank, submission_key
-from app.fhir.errors import FhirError
+from app.claims.lifecycle import RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, move, rank, submission_key
+from app.fhir.errors import FhirError, Gone, NotFound
 from app.fhir.store import NeedsTransaction, Reader, Store, TenantStore, Unit, Version
 from app.jobs import J, enqueue, register_batch_handler, register_handler
 from app.outbox import QueuedJob
@@ -53,25 +53,32 @@ INQUIRE_DELAY = timedelta(seconds=5)
 
 def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
     """Queue ``Claim/claim_id`` for submission: (stored Claim, 202 queued now | 200 already)."""
-    current = unit.read("Claim", claim_id)
-    claim = current.resource()
-    code = lifecycle(claim)
-    if rank(code) >= rank("queued"):
-        return current, 200
-    if code == "draft" or claim.get("status") in ("draft", "cancelled", "entered-in-error"):
-        outcome = workflow.scrub_claim(unit, claim, profile=None)
-        issues = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")] or [
-            {"severity": "error", "code": "business-rule",
-             "diagnostics": f"Claim/{claim_id} is {claim.get('status')}: only a clean, active claim is submitted"}]
-        raise FhirError(422, "business-rule", "The claim is held and cannot be submitted", issues=issues)
-    link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
-    if link is None:
-        raise FhirError(422, "business-rule", "No payer connection is registered for this claim's insurer; "
-                        "add one with `therabridge payers add` or POST /admin/payers", expression=["Claim.insurer"])
-    key = _mark_queued(claim, unit.now)
-    stored = unit.update("Claim", claim_id, claim).version
-    _record_queued(unit, claim_id, key, link.pk)
-    return stored, 202
+    queued: dict[str, Any] = {}
+
+    def mark(claim: dict[str, Any]) -> bool:
+        queued.clear()
+        code = lifecycle(claim)
+        if rank(code) >= rank("queued"):
+            return False
+        if code == "draft" or claim.get("status") in ("draft", "cancelled", "entered-in-error"):
+            outcome = workflow.scrub_claim(unit, claim, profile=None)
+            issues = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")] or [
+                {"severity": "error", "code": "business-rule",
+                 "diagnostics": f"Claim/{claim_id} is {claim.get('status')}: only a clean, active claim is submitted"}]
+            raise FhirError(422, "business-rule", "The claim is held and cannot be submitted", issues=issues)
+        link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
+        if link is None:
+            raise FhirError(422, "business-rule", "No payer connection is registered for this claim's insurer; "
+                            "add one with `therabridge payers add` or POST /admin/payers",
+                            expression=["Claim.insurer"])
+        queued.update(key=_mark_queued(claim, unit.now), connection=link.pk)
+        return True
+
+    written = unit.modify("Claim", claim_id, mark)
+    if written is None:
+        return unit.read("Claim", claim_id), 200
+    _record_queued(unit, claim_id, queued["key"], queued["connection"])
+    return written.version, 202
 
 
 def _mark_queued(claim: dict[str, Any], now: datetime) -> str:
@@ -252,45 +259,63 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
     st = controls.get("ST")
     all_sets = ",".join(st) if isinstance(st, list) else st
     group = str(int(controls["GS"])) if str(controls.get("GS", "")).isdigit() else controls.get("GS")
-    current = unit.current_many([("Claim", claim["id"]) for _, claim in members])
     by_sets: dict[str | None, list[str]] = {}
     for key, claim in members:
-        v = current.get(("Claim", claim["id"]))
-        claim = orjson.loads(v.content) if v and not v.deleted and v.content else None
-        if v is None or claim is None or submission_key(claim) != key:
+        answer = receipt.synchronous_response if len(members) == 1 else None
+
+        def record(current: dict[str, Any], key: str = key, answer: dict[str, Any] | None = answer) -> bool:
+            if submission_key(current) != key:
+                return False  # superseded since the batch was formed: not this claim's receipt
+            advance(current, "submitted", unit.now)
+            _record_receipt(current, receipt, key)
+            if answer is not None:
+                for code in answer_states(answer):
+                    advance(current, code, unit.now)
+            return True
+
+        try:
+            written = unit.modify("Claim", claim["id"], record)
+        except (NotFound, Gone):
             continue
-        advance(claim, "submitted", unit.now)
-        _record_receipt(claim, receipt, key)
+        if written is None:
+            continue
         by_sets.setdefault(receipt.claim_sets.get(patient_control_number(claim) or claim["id"]) or all_sets,
                            []).append(key)
-        if receipt.synchronous_response and len(members) == 1:
-            post_claim_response(unit, claim, receipt.synchronous_response, source=f"submit:{key}")
-        unit.update("Claim", claim["id"], claim, known=v)
+        if answer is not None:
+            post_claim_response(unit, claim, answer, source=f"submit:{key}")
     for sets, keys in by_sets.items():
         unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key.in_(keys)).values(
             status="submitted", file_name=receipt.file_name, submitted_at=unit.now, group_control=group,
             set_controls=sets, submission_id=receipt.submission_id[:200]))
 
 
+def answer_states(response: dict[str, Any]) -> list[str]:
+    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through."""
+    outcome = response.get("outcome")
+    if outcome == "error":
+        return ["rejected"]
+    if outcome == "queued":
+        return ["accepted"]
+    if outcome in ("complete", "partial"):
+        return ["accepted", paid_state_from_claim_response(response)]
+    return []
+
+
 def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any], *, source: str) -> None:
-    """Store a payer's FHIR ClaimResponse and move the claim's lifecycle (caller saves the Claim)."""
+    """Store a payer's FHIR ClaimResponse and what it asks of us (a biller Task for a rejection,
+    a later inquiry for a pended claim); the claim's states are ``answer_states``."""
     response = dict(response)
     response["id"] = stable_id("claim-response", claim["id"], response.get("id") or source, response.get("outcome"))
     response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
     put(unit, response)
     outcome = response.get("outcome")
     if outcome == "error":
-        advance(claim, "rejected", unit.now)
         biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
                     "The payer rejected this claim: correct it and generate a new claim.",
                     [((e.get("code") or {}).get("text") or "") for e in response.get("error") or []], unit.now,
                     key=f"{claim['id']}:{source}")
     elif outcome == "queued":
-        advance(claim, "accepted", unit.now)
         _queue_inquiry(unit, claim["id"], 1)
-    elif outcome in ("complete", "partial"):
-        advance(claim, "accepted", unit.now)
-        advance(claim, paid_state_from_claim_response(response), unit.now)
 
 
 def _queue_inquiry(unit: Unit, claim_id: str, attempt: int) -> None:
@@ -325,18 +350,20 @@ def run_inquire(ts: TenantStore, payload: dict[str, Any]) -> None:
             if attempt < 12:
                 _queue_inquiry(unit, claim_id, attempt + 1)
             return
-        fresh = unit.read("Claim", claim_id)  # the claim as it is now, not as it was before the call
-        claim = fresh.resource()
-        if rank(lifecycle(claim)) > rank("accepted"):
-            return
-        post_claim_response(unit, claim, response, source=f"inquire:{attempt}")
-        unit.update("Claim", claim_id, claim, known=fresh)
+        def settle(current: dict[str, Any]) -> bool:  # the claim as it is now, not as it was before the call
+            if rank(lifecycle(current)) > rank("accepted"):
+                return False
+            for code in answer_states(response):
+                advance(current, code, unit.now)
+            return True
+
+        if unit.modify("Claim", claim_id, settle) is not None:
+            post_claim_response(unit, claim, response, source=f"inquire:{attempt}")
 
 
 def _rejected(unit: Unit, claim: dict[str, Any], key: str, outcome: dict[str, Any], *, source: str) -> None:
     put(unit, rejection_response(claim, outcome, unit.now, source=source))
-    advance(claim, "rejected", unit.now)
-    unit.update("Claim", claim["id"], claim)
+    move(unit, claim["id"], "rejected")
     unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key == key)
                       .values(status="rejected"))
     biller_task(unit, claim, "claim-rejected", "Claim rejected", "The claim was not accepted for submission: "
