@@ -19,9 +19,10 @@ DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
 def build_store(settings: Settings, engine: Engine) -> Store:
     """The store with its write observers (claim automation) — every entry point uses this."""
     from app import payers
-    from app.claims import automation
+    from app.claims import automation, client_writes
 
     store = Store(engine, registry(), base_url=settings.fhir_base)
+    store.guards["Claim"] = client_writes.guard
     automation.install(store)
     payers.install(store, settings)
     return store

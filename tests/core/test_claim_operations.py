@@ -5,7 +5,8 @@ import pytest
 from fhir.resources.R4B.claim import Claim
 from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
 
-LIFECYCLE = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
+from app.claims.lifecycle import move
+
 
 
 @pytest.fixture
@@ -44,11 +45,10 @@ async def test_regenerating_updates_the_open_claim(practice):
     assert (await practice.get("/fhir/Claim?encounter=Encounter/enc-alvarez-1")).json()["total"] == 1
 
 
-async def test_submitted_claim_is_never_overwritten(practice):
+async def test_submitted_claim_is_never_overwritten(practice, store):
     first = (await generate(practice, "enc-alvarez-2")).json()["entry"][0]["resource"]
-    first["extension"] = [e for e in first["extension"] if e["url"] != LIFECYCLE] + [
-        {"url": LIFECYCLE, "valueCode": "submitted"}]
-    assert (await practice.put(f"/fhir/Claim/{first['id']}", json=first)).status_code == 200
+    with store.unit() as unit:  # the server sent it (a client cannot set the lifecycle)
+        move(unit, first["id"], "queued", "submitted")
     correction = (await generate(practice, "enc-alvarez-2")).json()["entry"][0]["resource"]
     assert correction["id"] != first["id"]
     assert correction["related"][0]["claim"]["reference"] == f"Claim/{first['id']}"
