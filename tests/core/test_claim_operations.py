@@ -8,7 +8,6 @@ from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityReq
 from app.claims.lifecycle import move
 
 
-
 @pytest.fixture
 async def practice(api, demo_bundle):
     r = await api.post("/fhir", json=demo_bundle, headers={"Prefer": "return=minimal"})
