@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,28 @@ def move(unit: Unit, claim_id: str, *codes: str) -> None:
             advance(claim, code, unit.now)
 
     unit.modify("Claim", claim_id, change)
+
+
+def paid_state(paid: Decimal, lines: list[tuple[Decimal, Decimal]]) -> str:
+    """``denied`` when nothing was paid, ``partially-paid`` when a charged line got nothing."""
+    if paid <= 0:
+        return "denied"
+    if any(charge > 0 and line_paid <= 0 for charge, line_paid in lines):
+        return "partially-paid"
+    return "paid"
+
+
+def paid_state_of(response: dict[str, Any]) -> str:
+    """``paid_state`` of a payer's adjudication as FHIR (a ClaimResponse, or an ExplanationOfBenefit,
+    whose items and payment have the same shape)."""
+    def benefit(adjudications: list[dict[str, Any]]) -> Decimal:
+        return sum((Decimal(str((a.get("amount") or {}).get("value", 0))) for a in adjudications
+                    if any(c.get("code") == "benefit" for c in (a.get("category") or {}).get("coding", []))),
+                   Decimal(0))
+
+    lines = [(Decimal(1), benefit(i.get("adjudication") or [])) for i in response.get("item") or []]
+    total = Decimal(str(((response.get("payment") or {}).get("amount") or {}).get("value", 0)))
+    return paid_state(total, lines)
 
 
 def submission_key(claim: dict[str, Any]) -> str | None:

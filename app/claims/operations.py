@@ -59,6 +59,8 @@ async def _params(request: Request, svc: Services) -> tuple[dict[str, str], dict
         if isinstance(doc, dict) and doc.get("resourceType") == "Parameters":
             for p in doc.get("parameter") or []:
                 value = next((v for k, v in p.items() if k.startswith("value")), None)
+                if isinstance(value, dict) and isinstance(value.get("reference"), str):
+                    value = value["reference"]  # valueReference: the reference is the parameter
                 if "resource" in p:
                     body = p["resource"]
                 elif value is not None:

@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.claims.gather import find_resources
+from app.claims.lifecycle import lifecycle_rank_of, move, paid_state
 from app.fhir.store import Unit
-from app.claims.lifecycle import lifecycle_rank_of, move
+from app.payers import unapplied
 from app.payers.lifecycle import PCN_SYSTEM
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
@@ -32,26 +33,6 @@ def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
     if not found:
         return None
     return max(found, key=lambda c: (lifecycle_rank_of(c) >= 3, c["meta"]["lastUpdated"]))
-
-
-def paid_state(paid: Decimal, lines: list[tuple[Decimal, Decimal]]) -> str:
-    """``denied`` when nothing was paid, ``partially-paid`` when a charged line got nothing."""
-    if paid <= 0:
-        return "denied"
-    if any(charge > 0 and line_paid <= 0 for charge, line_paid in lines):
-        return "partially-paid"
-    return "paid"
-
-
-def paid_state_from_claim_response(response: dict[str, Any]) -> str:
-    def benefit(adjudications: list[dict[str, Any]]) -> Decimal:
-        return sum((Decimal(str((a.get("amount") or {}).get("value", 0))) for a in adjudications
-                    if any(c.get("code") == "benefit" for c in (a.get("category") or {}).get("coding", []))),
-                   Decimal(0))
-
-    lines = [(Decimal(1), benefit(i.get("adjudication") or [])) for i in response.get("item") or []]
-    total = Decimal(str(((response.get("payment") or {}).get("amount") or {}).get("value", 0)))
-    return paid_state(total, lines)
 
 
 def post_999(unit: Unit, result: DecodeResult, connection_pk: int | None) -> int:
@@ -122,9 +103,19 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             existing = unit.current("PaymentReconciliation", recon["id"])
             if existing is not None and not existing.deleted:
                 continue  # same payment identity: already posted
+        eobs = [e["resource"] for e in entries if e["resource"]["resourceType"] == "ExplanationOfBenefit"]
+        unmatched = []  # payments for no claim of ours: unapplied until a person links or returns them
+        for n, (cp, eob) in enumerate(zip(rem.claims, eobs)):
+            if cp.patient_control_number not in known:
+                unapplied.mark_unapplied(eob, recon["detail"][n] if recon else None)
+                unmatched.append((cp, eob))
         for e in entries:
             if e["resource"]["resourceType"] in ("ExplanationOfBenefit", "PaymentReconciliation"):
                 put(unit, e["resource"])
+        for cp, eob in unmatched:
+            unapplied.open_work_item(unit, eob, recon["id"] if recon else None, pcn=cp.patient_control_number,
+                                     paid=cp.paid, payer_claim_number=cp.payer_claim_control_number or None,
+                                     trace=rem.trace_number or None)
         for cp in rem.claims:
             claim = known.get(cp.patient_control_number)
             if claim is None:

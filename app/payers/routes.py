@@ -14,7 +14,7 @@ from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
 from app.fhir.operations import register_operation
 from app.fhir.routes import require, store_for
-from app.payers import eligibility, submission
+from app.payers import eligibility, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.base import PayerRejection, TransientPayerError
 
@@ -30,6 +30,17 @@ for definition in (
                                        ("return", "out", "CoverageEligibilityResponse", 0, "")],
                 description="Ask the payer: the CoverageEligibilityResponse when it answers in real time (200), "
                             "else 202 with Content-Location of the search where the answer will appear."),
+    _definition("ExplanationOfBenefit-apply-payment", "apply-payment", "ExplanationOfBenefit", type_level=False,
+                instance=True, params=[("claim", "in", "Reference", 1, ""),
+                                       ("return", "out", "ExplanationOfBenefit", 1, "")],
+                description="Link an unapplied payment (a remittance for no claim of ours) to the Claim it pays: "
+                            "the claim's lifecycle moves as if the remittance had named it and the work item closes. "
+                            "409 when the payment is not unapplied."),
+    _definition("ExplanationOfBenefit-return-payment", "return-payment", "ExplanationOfBenefit", type_level=False,
+                instance=True, params=[("reason", "in", "string", 0, ""),
+                                       ("return", "out", "ExplanationOfBenefit", 1, "")],
+                description="Record that an unapplied payment goes back to the payer; the work item closes. "
+                            "409 when the payment is not unapplied."),
 ):
     register_operation(definition)
 
@@ -102,3 +113,40 @@ async def submit_eligibility(request: Request) -> Response:
 @router.post("/CoverageEligibilityRequest/{request_id}/$submit", summary="Send a stored eligibility request")
 async def submit_stored_eligibility(request_id: str, request: Request) -> Response:
     return await _eligibility(request, request_id)
+
+
+async def _settle_payment(request: Request, eob_id: str, settle: Any) -> Response:
+    """Run ``settle(unit, eob_id, params)``: the caller may read the payment and update claims and
+    tasks; what the settlement writes on the payment and its reconciliation is the server's."""
+    svc, ctx = await _context(request)
+    for interaction, rtype in (("r", "ExplanationOfBenefit"), ("u", "Claim"), ("u", "Task")):
+        require(ctx, interaction, rtype)
+    params, _ = await _params(request, svc)
+    client = store_for(svc, ctx)
+    ts = svc.store.for_tenant(ctx.tenant_id, audit=client.audit)  # audited as the caller
+
+    def run() -> Any:
+        with client.reading() as reader:
+            reader.read("ExplanationOfBenefit", eob_id)  # the caller may see it (404 otherwise)
+        with ts.unit() as unit:
+            return settle(unit, eob_id, params)
+
+    stored = await run_in_threadpool(run)
+    return fhir_response(stored.content, 200, {"ETag": stored.etag})
+
+
+@router.post("/ExplanationOfBenefit/{eob_id}/$apply-payment", summary="Link an unapplied payment to its Claim")
+async def apply_payment(eob_id: str, request: Request) -> Response:
+    def settle(unit: Any, eid: str, params: dict[str, str]) -> Any:
+        if not params.get("claim"):
+            raise FhirError(400, "required", "Name the claim the payment belongs to (claim=Claim/id)",
+                            expression=["claim"])
+        return unapplied.apply_payment(unit, eid, params["claim"])
+
+    return await _settle_payment(request, eob_id, settle)
+
+
+@router.post("/ExplanationOfBenefit/{eob_id}/$return-payment", summary="Return an unapplied payment to the payer")
+async def return_payment(eob_id: str, request: Request) -> Response:
+    return await _settle_payment(request, eob_id,
+                                 lambda unit, eid, params: unapplied.return_payment(unit, eid, params.get("reason")))

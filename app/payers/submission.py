@@ -26,7 +26,9 @@ import orjson
 import sqlalchemy as sa
 
 from app.claims import workflow
-from app.claims.lifecycle import RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, move, rank, submission_key
+from app.claims.lifecycle import (
+    RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, move, paid_state_of, rank, submission_key,
+)
 from app.fhir.errors import FhirError, Gone, NotFound
 from app.fhir.store import NeedsTransaction, Reader, Store, TenantStore, Unit, Version
 from app.jobs import J, enqueue, register_batch_handler, register_handler
@@ -36,7 +38,6 @@ from app.payers.lifecycle import patient_control_number
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
 from app.payers.packages import claim_package, claim_packages
-from app.payers.posting import paid_state_from_claim_response
 from app.payers.calls import call_payer
 from payer_adapters.base import (
     ClaimPackage, PayerAdapter, PayerRejection, Receipt, TransientPayerError, claim_batch_size,
@@ -297,7 +298,7 @@ def answer_states(response: dict[str, Any]) -> list[str]:
     if outcome == "queued":
         return ["accepted"]
     if outcome in ("complete", "partial"):
-        return ["accepted", paid_state_from_claim_response(response)]
+        return ["accepted", paid_state_of(response)]
     return []
 
 
