@@ -269,3 +269,37 @@ def worker_env(url: str, var: Path) -> dict[str, str]:
 
     return {**os.environ, "THERABRIDGE_DATABASE_URL": url, "THERABRIDGE_VAR_DIR": str(var),
             "THERABRIDGE_LOG_LEVEL": "warning"}
+
+
+async def medicare_practice(api: httpx.AsyncClient, store: Any, tenant: str, settings: Settings, mailbox: Path,
+                            bundle: dict[str, Any]) -> None:
+    """The demo practice with Medicare on an X12 mailbox (no auto-submit), its claims generated."""
+    await load_practice(api, bundle)
+    connect(store, settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)}, profile="medicare")
+    await adrain(store)
+
+
+async def queued_claim(api: httpx.AsyncClient, store: Any, tenant: str, settings: Settings, mailbox: Path,
+                       bundle: dict[str, Any], encounter: str = "enc-alvarez-1") -> dict[str, Any]:
+    """``medicare_practice``, then the visit's claim queued with ``$submit`` (not sent yet)."""
+    await medicare_practice(api, store, tenant, settings, mailbox, bundle)
+    claim = await claim_for(api, encounter)
+    r = await api.post(f"/fhir/Claim/{claim['id']}/$submit")
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def demo_store(url: str, var: Path, tenant: str) -> tuple[Settings, Any]:
+    """(settings, store) of a migrated database at ``url`` holding the demo practice in ``tenant``:
+    for tests whose worker processes share that database."""
+    from app.bootstrap import build_store, load_demo
+    from app.db import make_engine
+    from app.migrations import upgrade
+
+    settings = Settings(database_url=url, var_dir=str(var))
+    engine = make_engine(url)
+    upgrade(engine)
+    store = build_store(settings, engine)
+    store.ensure_tenant(tenant)
+    load_demo(store, tenant)
+    return settings, store

@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.bootstrap import build_store, load_demo
 from app.claims.gather import find_resources
-from app.db import make_engine
 from app.jobs import J, Worker
-from app.migrations import upgrade
-from app.settings import Settings
 
-from .conftest import worker_env
+from .conftest import demo_store, worker_env
 
 TENANT = "race"
 VISITS = 40
@@ -37,12 +33,8 @@ def _pending(engine: sa.Engine) -> int:
 def test_two_workers_generate_one_claim_per_visit(own_database: str, tmp_path: Path) -> None:
     if not own_database.startswith("postgresql"):
         pytest.skip("two worker processes share a queue on PostgreSQL; SQLite runs one worker")
-    settings = Settings(database_url=own_database, var_dir=str(tmp_path))
-    engine = make_engine(own_database)
-    upgrade(engine)
-    store = build_store(settings, engine)
-    store.ensure_tenant(TENANT)
-    load_demo(store, TENANT)
+    _, store = demo_store(own_database, tmp_path, TENANT)
+    engine = store.engine
     worker = Worker(store)
     while worker.run_once():
         pass  # the demo's own claims

@@ -11,7 +11,7 @@ from app.payers import posting
 from payer_adapters.sandbox import Engine, Mailbox, load_config
 from payer_adapters.x12 import decode
 
-from .conftest import NOW, adrain, claim_for, connect, history, lifecycle, load_practice
+from .conftest import NOW, adrain, history, lifecycle, queued_claim
 
 TASK_CODES = "https://therabridge.dev/fhir/CodeSystem/task-code"
 
@@ -21,12 +21,7 @@ async def test_a_late_999_does_not_undo_a_277ca_rejection(api, store, tenant, pa
     bundle = copy.deepcopy(demo_bundle)
     coverage = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "cov-alvarez")
     coverage["subscriberId"] = "1EG4TE5MK00"  # a member the payer does not know: its 277CA rejects the claim
-    await load_practice(api, bundle)
-    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
-            profile="medicare")
-    await adrain(store)
-    claim = await claim_for(api, "enc-alvarez-1")
-    assert (await api.post(f"/fhir/Claim/{claim['id']}/$submit")).status_code == 202
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, bundle)
     await adrain(store)
     written = Mailbox(mailbox, Engine(load_config()), use_pyx12=False).process(NOW)
     answers = {name.split("_")[0]: decode((mailbox / "outbox" / name).read_bytes()) for name in written}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.jobs import Worker
 
-from .conftest import adrain, claim_for, connect, history, jobs, lifecycle, load_practice
+from .conftest import adrain, history, jobs, lifecycle, queued_claim
 
 SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
 
@@ -42,14 +42,8 @@ def _clm02(mailbox: Path) -> list[str]:
 
 async def test_a_queued_claim_is_rebuilt_in_place(api, store, tenant, payer_settings, mailbox: Path, demo_bundle,
                                                   route_to_sandbox):
-    await load_practice(api, demo_bundle)
-    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
-            profile="medicare")
-    await adrain(store)
-    claim = await claim_for(api, "enc-alvarez-1")
-    r = await api.post(f"/fhir/Claim/{claim['id']}/$submit")
-    assert r.status_code == 202, r.text
-    key = _key(r.json())
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, demo_bundle)
+    key = _key(claim)
 
     await _shorten_last_procedure(api)
     r = await api.post("/fhir/Encounter/enc-alvarez-1/$generate-claim")
@@ -69,12 +63,7 @@ async def test_a_queued_claim_is_rebuilt_in_place(api, store, tenant, payer_sett
 
 async def test_a_queued_claim_that_becomes_held_leaves_the_queue(api, store, tenant, payer_settings, mailbox: Path,
                                                                  demo_bundle, route_to_sandbox):
-    await load_practice(api, demo_bundle)
-    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
-            profile="medicare")
-    await adrain(store)
-    claim = await claim_for(api, "enc-alvarez-1")
-    assert (await api.post(f"/fhir/Claim/{claim['id']}/$submit")).status_code == 202
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, demo_bundle)
 
     r = await api.post("/fhir/Encounter/enc-alvarez-1/$generate-claim?profile=no-such-profile")
     assert r.status_code == 400  # a bad request changes nothing
@@ -94,12 +83,7 @@ async def test_a_queued_claim_that_becomes_held_leaves_the_queue(api, store, ten
 
 async def test_a_claim_on_its_way_is_not_rebuilt(api, store, tenant, payer_settings, mailbox: Path, demo_bundle,
                                                  route_to_sandbox):
-    await load_practice(api, demo_bundle)
-    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
-            profile="medicare")
-    await adrain(store)
-    claim = await claim_for(api, "enc-alvarez-1")
-    assert (await api.post(f"/fhir/Claim/{claim['id']}/$submit")).status_code == 202
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, demo_bundle)
     assert Worker(store, batch=1).run_once() == 1  # the claim's batch is formed: it is on its way
 
     await _shorten_last_procedure(api)

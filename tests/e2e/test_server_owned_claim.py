@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import adrain, claim_for, connect, history, lifecycle, load_practice
+from .conftest import adrain, claim_for, history, lifecycle, load_practice, queued_claim
 
 LIFECYCLE = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
 HISTORY = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle-history"
@@ -65,12 +65,7 @@ async def test_a_client_written_claim_gets_the_scrubbers_verdict(api, store, ten
 
 async def test_a_claim_that_went_out_is_not_changed_or_deleted(api, store, tenant, payer_settings, mailbox: Path,
                                                                demo_bundle, route_to_sandbox):
-    await load_practice(api, demo_bundle)
-    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
-            profile="medicare")
-    await adrain(store)
-    claim = await claim_for(api, "enc-alvarez-1")
-    assert (await api.post(f"/fhir/Claim/{claim['id']}/$submit")).status_code == 202
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, demo_bundle)
     await adrain(store)
     sent = (await api.get(f"/fhir/Claim/{claim['id']}")).json()
     assert lifecycle(sent) == "submitted"

@@ -7,7 +7,7 @@ from pathlib import Path
 from app.payers.inbound import queue_collection
 from payer_adapters.sandbox import Engine, Mailbox, load_config
 
-from .conftest import NOW, adrain, claim_for, connect, history, lifecycle, load_practice
+from .conftest import NOW, adrain, history, lifecycle, queued_claim
 
 TASK_CODES = "https://therabridge.dev/fhir/CodeSystem/task-code"
 APPLICATION = "https://therabridge.dev/fhir/StructureDefinition/payment-application"
@@ -20,12 +20,7 @@ def _mark(resource: dict) -> str | None:
 
 async def _paid_under_another_number(api, store, tenant, payer_settings, mailbox: Path, demo_bundle) -> dict:
     """Alvarez's claim goes out; the payer's 835 pays it under a control number we never sent."""
-    await load_practice(api, demo_bundle)
-    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
-            profile="medicare")
-    await adrain(store)
-    claim = await claim_for(api, "enc-alvarez-1")
-    assert (await api.post(f"/fhir/Claim/{claim['id']}/$submit")).status_code == 202
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, demo_bundle)
     await adrain(store)
     written = Mailbox(mailbox, Engine(load_config()), use_pyx12=False).process(NOW)
     pcn = next(i["value"] for i in claim["identifier"] if i["system"] == PCN)

@@ -15,19 +15,14 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from app.bootstrap import build_store, load_demo
 from app.claims.gather import find_resources
-from app.db import make_engine
 from app.jobs import J, Worker
-from app.migrations import upgrade
 from app.payers import directory
 from app.payers.submission import queue_claim
-from app.settings import Settings
 
-from .conftest import lifecycle, worker_env
+from .conftest import demo_store, lifecycle, worker_env
 
 TENANT = "killed"
 CHC_SUBMIT = "/medicalnetwork/professionalclaims/v3/submission"
@@ -44,12 +39,8 @@ def _wait(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-
 
 
 def test_worker_killed_between_sending_and_recording(own_database: str, tmp_path: Path, live_sandbox) -> None:
-    settings = Settings(database_url=own_database, var_dir=str(tmp_path))
-    engine = make_engine(own_database)
-    upgrade(engine)
-    store = build_store(settings, engine)
-    store.ensure_tenant(TENANT)
-    load_demo(store, TENANT)
+    settings, store = demo_store(own_database, tmp_path, TENANT)
+    engine = store.engine
     directory.add(store, settings, TENANT, "payer-acme", "clearinghouse-json",
                   {"base_url": live_sandbox.base, "timeout": 10}, {"api_key": "test_sandbox_key"}, profile="commercial")
     worker = Worker(store)
