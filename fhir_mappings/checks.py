@@ -12,13 +12,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from fhir_mappings import identifiers
 from fhir_mappings.claim_items import Item
 from fhir_mappings.npi import npi_is_valid
 from fhir_mappings.outcome import Finding
 from fhir_mappings.resolve import day_of, member_id_of, npi_of, payer_id_of, tin_of
 from fhir_mappings.rules import check
 from fhir_mappings.scrub import ScrubContext
-from fhir_mappings.tables import NPI_SYSTEM, NUCC_SYSTEM, cpt_codes, disciplines, functional_reporting
+from fhir_mappings.tables import NUCC_SYSTEM, cpt_codes, disciplines, functional_reporting
 
 ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 DISTINCT = {"59", "XE", "XS", "XP", "XU"}
@@ -304,10 +305,10 @@ def npi_digits(ctx: ScrubContext) -> Iterator[Finding]:
     refs = [("Claim.provider", ctx.claim.get("provider") or {})]
     refs += [(f"Claim.careTeam[{i}].provider", m.get("provider") or {}) for i, m in enumerate(ctx.claim.get("careTeam", ()))]
     for path, ref in refs:
-        ident = ref.get("identifier") or {}
-        if ident.get("system") == NPI_SYSTEM and not npi_is_valid(ident.get("value", "")):
+        npi = identifiers.npi(None, ref)
+        if npi is not None and not npi_is_valid(npi):
             yield Finding("NPI-CHECK-DIGIT", f"{path}.identifier",
-                          f"NPI {ident.get('value')} fails the check digit; correct the NPI on "
+                          f"NPI {npi} fails the check digit; correct the NPI on "
                           f"{ref.get('reference', 'the provider')} (it must match NPPES).")
 
 
@@ -324,7 +325,7 @@ def rendering(ctx: ScrubContext) -> Iterator[Finding]:
                           "performer (an assistant cannot be the rendering provider — add the supervising therapist "
                           "as an Encounter participant).")
             continue
-        npi = ((member.get("provider") or {}).get("identifier") or {}).get("value")
+        npi = identifiers.npi(None, member.get("provider"))
         taxonomy = next((c.get("code") for c in (member.get("qualification") or {}).get("coding", ())
                          if c.get("system") == NUCC_SYSTEM), None)
         if not npi or not taxonomy:
@@ -357,7 +358,8 @@ def required_inputs(ctx: ScrubContext) -> Iterator[Finding]:
         where = f"{inputs.payer.path}.identifier" if inputs.payer else f"{cov.path}.payor"
         yield Finding("INPUT-REQUIRED", where,
                       "The payer has no payer id; add it to the payer Organization "
-                      "(identifier system https://therabridge.dev/fhir/sid/payer-id).")
+                      "(identifier system https://therabridge.dev/fhir/sid/payer-id, or typed C4BB payerid "
+                      "or v2-0203 NIIP).")
     if not member_id_of(cov.resource):
         yield Finding("INPUT-REQUIRED", f"{cov.path}.subscriberId",
                       "The Coverage has no member id; enter Coverage.subscriberId from the insurance card.")

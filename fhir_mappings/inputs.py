@@ -181,9 +181,11 @@ class ClaimInputs:
                 "required", "No active Coverage for the patient; add the patient's insurance to bill.", None))
         billing = probe.resolve(encounter.resource.get("serviceProvider"))
         if billing is None:
-            payer_keys = {probe.resolve(p).key for c in by_type.get("Coverage", [])
-                          for p in c.resource.get("payor", ()) if probe.resolve(p)}
-            candidates = [o for o in by_type.get("Organization", []) if o.key not in payer_keys]
+            # Payers and policy holders (a workers' comp employer) are never the billing practice.
+            held = [p for c in by_type.get("Coverage", []) for p in
+                    [*c.resource.get("payor", ()), c.resource.get("policyHolder")] if p]
+            not_billing = {probe.resolve(p).key for p in held if probe.resolve(p)}
+            candidates = [o for o in by_type.get("Organization", []) if o.key not in not_billing]
             billing = candidates[0] if len(candidates) == 1 else None
         if billing is None:
             problems.append(_input_issue(

@@ -13,14 +13,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fhir_mappings import identifiers
 from fhir_mappings import units as unit_math
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.outcome import Finding
 from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.resolve import (
-    ACCIDENT_DATE_EXTENSION, DOCUMENT_TYPE_SYSTEM, PC_CLAIM_NUMBER_SYSTEM, Clinician, care_plan_discipline,
-    clinician, coding_code, cpt_of, day_of, icd10_of, identifier_value, procedure_day, procedure_minutes,
+    ACCIDENT_DATE_EXTENSION, DOCUMENT_TYPE_SYSTEM, Clinician, care_plan_discipline,
+    clinician, coding_code, cpt_of, day_of, icd10_of, procedure_day, procedure_minutes,
     procedure_times,
 )
 from fhir_mappings.tables import (
@@ -601,7 +602,7 @@ def _workers_comp(inputs: ClaimInputs, plan: BillingPlan) -> None:
             onset = principal.resource.get("onsetDateTime")
             accident = onset[:10] if onset else None
     plan.accident_date = accident
-    plan.pc_claim_number = identifier_value(cov, PC_CLAIM_NUMBER_SYSTEM)
+    plan.pc_claim_number = identifiers.pc_claim_number(cov)
 
 
 def _progress_report(inputs: ClaimInputs, plan: BillingPlan) -> None:

@@ -9,17 +9,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from fhir_mappings import identifiers
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.tables import (
-    CPT_SYSTEM, ICD10CM_SYSTEM, NPI_SYSTEM, NUCC_SYSTEM, TIN_SYSTEM, discipline_category_codes, disciplines,
+    CPT_SYSTEM, ICD10CM_SYSTEM, NPI_SYSTEM, NUCC_SYSTEM, discipline_category_codes, disciplines,
 )
 
 MINUTES_EXTENSION = "https://therabridge.dev/fhir/StructureDefinition/procedure-minutes"
 ACCIDENT_DATE_EXTENSION = "https://therabridge.dev/fhir/StructureDefinition/accident-date"
-PAYER_ID_SYSTEM = "https://therabridge.dev/fhir/sid/payer-id"
-PC_CLAIM_NUMBER_SYSTEM = "https://therabridge.dev/fhir/sid/property-casualty-claim-number"
 DOCUMENT_TYPE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/therapy-document-type"
-V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 
 def parse_dt(value: str | None) -> datetime | None:
@@ -41,31 +39,21 @@ def coding_code(concept: dict[str, Any] | None, system: str) -> str | None:
     return None
 
 
-def identifier_value(resource: dict[str, Any], system: str | None, type_code: str | None = None) -> str | None:
-    """The value of the first identifier with ``system``, or (fallback) with v2-0203 type ``type_code``."""
-    for ident in resource.get("identifier", ()):
-        if system and ident.get("system") == system and ident.get("value"):
-            return ident["value"]
-        if type_code and coding_code(ident.get("type"), V2_0203) == type_code and ident.get("value"):
-            return ident["value"]
-    return None
-
-
 def npi_of(resource: dict[str, Any] | None) -> str | None:
-    return identifier_value(resource, NPI_SYSTEM) if resource else None
+    return identifiers.npi(resource)
 
 
 def tin_of(resource: dict[str, Any]) -> str | None:
-    return identifier_value(resource, TIN_SYSTEM, "TAX")
+    return identifiers.tin(resource)
 
 
 def payer_id_of(org: dict[str, Any] | None) -> str | None:
-    return identifier_value(org, PAYER_ID_SYSTEM, "NIIP") if org else None
+    return identifiers.payer_id(org)
 
 
 def member_id_of(coverage: dict[str, Any]) -> str | None:
-    """Coverage.subscriberId, else an identifier typed MB (member number)."""
-    return coverage.get("subscriberId") or identifier_value(coverage, None, "MB")
+    """Coverage.subscriberId, else a typed (MB, SN, MC, MA) or own identifier (PROFILE.md, Identifiers)."""
+    return identifiers.member_id(coverage)
 
 
 def cpt_of(procedure: dict[str, Any]) -> str | None:
