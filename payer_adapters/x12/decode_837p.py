@@ -1,8 +1,9 @@
 """837P 005010X222A1 → typed claim submissions (for validation, the sandbox payer and tests).
 
 Reads only what a payer needs to adjudicate and answer: 2300 CLM (CLM01, CLM02, CLM05), REF*F8,
-2010BA/BB ids, and per 2400 line SV1, DTP*472 and REF*6R. Order is checked loosely: CLM needs
-an open 2000B, SV1 needs an LX, LX needs a CLM.
+2000B SBR09, 2010BA/BB ids, the subscriber (person, or a workers' comp employer: NM102 = 2) and the
+patient (2000C PAT01, 2010CA NM1*QC, else the subscriber), and per 2400 line SV1, DTP*472 and
+REF*6R. Order is checked loosely: CLM needs an open 2000B, SV1 needs an LX, LX needs a CLM.
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ class ClaimSubmission:
     billing_npi: str = ""
     original_reference: str | None = None  # REF*F8
     lines: list[LineSubmission] = field(default_factory=list)
+    filing_indicator: str = ""  # SBR09 (WC workers' comp)
+    subscriber_entity: str = "1"  # 2010BA NM102: 1 person, 2 non-person (a workers' comp employer)
+    subscriber_name: str = ""  # 2010BA NM103: last name or organization name
+    patient_relationship: str = ""  # 2000C PAT01 (20 employee); empty when the patient is the subscriber
+    patient_last: str = ""  # 2010CA NM1*QC, else the subscriber person
+    patient_first: str = ""
 
 
 @dataclass
@@ -53,6 +60,8 @@ class Decoder837P:
         self._comp = header.interchange.separators.component
         self._hl = ""
         self._npi = self._member = self._payer = ""
+        self._filing = self._sub_entity = self._sub_last = self._sub_first = ""
+        self._pat_rel = self._pat_last = self._pat_first = ""
         self._claim: ClaimSubmission | None = None
         self._line: LineSubmission | None = None
         self.loop = "HEADER"
@@ -63,12 +72,23 @@ class Decoder837P:
             self._hl = el(seg, 3)
             self.loop = {"20": "2000A", "22": "2000B", "23": "2000C"}.get(self._hl, "2000?")
             self._claim = self._line = None
+            if self._hl == "22":
+                self._filing = self._sub_entity = self._sub_last = self._sub_first = ""
+            if self._hl in ("22", "23"):
+                self._pat_rel = self._pat_last = self._pat_first = ""
+        elif tag == "SBR":
+            self._filing = el(seg, 9)
+        elif tag == "PAT":
+            self._pat_rel = el(seg, 1)
         elif tag == "NM1":
             q = el(seg, 1)
             if q == "85":
                 self._npi = el(seg, 9)
             elif q == "IL":
                 self._member = el(seg, 9)
+                self._sub_entity, self._sub_last, self._sub_first = el(seg, 2), el(seg, 3), el(seg, 4)
+            elif q == "QC":
+                self._pat_last, self._pat_first = el(seg, 3), el(seg, 4)
             elif q == "PR":
                 self._payer = el(seg, 9)
         elif tag == "CLM":
@@ -78,6 +98,12 @@ class Decoder837P:
             c5 = el(seg, 5).split(self._comp) + ["", "", ""]
             self._claim = ClaimSubmission(el(seg, 1), amount(seg, 2), c5[0], c5[2], self._member,  # type: ignore[arg-type]
                                           self._payer, self._npi)
+            self._claim.filing_indicator = self._filing
+            self._claim.subscriber_entity, self._claim.subscriber_name = self._sub_entity or "1", self._sub_last
+            in_patient_loop = self._hl == "23"
+            self._claim.patient_relationship = self._pat_rel if in_patient_loop else ""
+            self._claim.patient_last = self._pat_last if in_patient_loop else self._sub_last
+            self._claim.patient_first = self._pat_first if in_patient_loop else self._sub_first
             self.sub.claims.append(self._claim)
             self.loop = "2300"
         elif tag == "LX":

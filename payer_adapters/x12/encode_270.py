@@ -11,12 +11,12 @@ Loop tree written per request (one transaction set each)::
                          2110D EQ
     SE
 
-TRN02 is the request's identifier with system ``https://therabridge.dev/fhir/sid/eligibility-trace-number``;
-the 271 echoes it so the answer finds its request.
+TRN02 is the request's trace number (identifier system
+``https://therabridge.dev/fhir/sid/eligibility-trace-number``, else the request's own identifier when it
+fits TRN02; fhir_mappings/PROFILE.md, Identifiers); the 271 echoes it so the answer finds its request.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -57,24 +57,26 @@ def _person(w: SegmentWriter, entity: str, person: Mapping[str, Any], member_id:
 
 def _write_request(w: SegmentWriter, req: Mapping[str, Any], idx: R.ResourceIndex, partner: TradingPartner,
                    date: str, time: str) -> None:
-    trace = R.identifier(req, R.TRACE)
-    if not trace or not re.fullmatch(r"[A-Za-z0-9\-]{1,50}", trace):
-        raise EncodeError("CoverageEligibilityRequest needs a trace-number identifier (1-50 letters/digits)",
+    ids = R.ids()
+    trace = ids.trace_number(req)
+    if not trace or not ids.fits(ids.TRACE_NUMBER, trace):
+        raise EncodeError("CoverageEligibilityRequest needs a trace-number identifier (1-50 letters/digits; "
+                          f"accepted: {ids.accepted(ids.TRACE_NUMBER)})",
                           loop_id="2000C", segment_id="TRN", element_position=2)
     payer = idx.get(req.get("insurer"), what="CoverageEligibilityRequest.insurer Organization")
     provider = idx.get(req.get("provider"), what="CoverageEligibilityRequest.provider Organization")
     patient = idx.get(req.get("patient"), what="CoverageEligibilityRequest.patient Patient")
     insurance = (req.get("insurance") or [{}])[0]
     coverage = idx.get(insurance.get("coverage"), what="Coverage", required=False) or {}
-    payer_id = R.identifier(payer, R.PAYER_ID)
-    npi = R.identifier(provider, R.NPI)
+    payer_id = ids.payer_id(payer, req.get("insurer"))
+    npi = ids.npi(provider, req.get("provider"))
     if not payer_id:
         raise EncodeError("payer has no payer id", loop_id="2100A", segment_id="NM1", element_position=9)
     if not npi:
         raise EncodeError("provider has no NPI", loop_id="2100B", segment_id="NM1", element_position=9)
     served = req.get("servicedDate") or (req.get("servicedPeriod") or {}).get("start") or req.get("created")
     service_date = R.d8(served)
-    member_id = coverage.get("subscriberId") or (coverage.get("identifier") or [{}])[0].get("value")
+    member_id = ids.member_id(coverage)
     relationship = R.code(coverage.get("relationship")) or "self"
     dependent = relationship != "self"
     subscriber = idx.get(coverage.get("subscriber"), what="Coverage.subscriber", required=False) if dependent else patient

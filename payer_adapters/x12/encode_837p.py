@@ -48,7 +48,6 @@ FILING_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/x12-claim-filing-indica
 SOPT = "https://nahdo.org/sopt"
 PWK_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/x12-attachment-report-type"
 
-_PCN = re.compile(r"[A-Z0-9][A-Z0-9 !&'()+,\-./;?=]{0,16}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9 !&'()+,\-./;?=@#%$\"]")
 
 
@@ -76,12 +75,14 @@ class _Ctx:
 
 
 def _resolve(claim: R.Resource, idx: R.ResourceIndex) -> _Ctx:
-    pcn = R.identifier(claim, R.PCN)
+    ids = R.ids()
+    pcn = ids.patient_control_number(claim)
     if not pcn:
-        raise EncodeError("Claim has no patient control number identifier", segment_id="CLM",
+        raise EncodeError("Claim has no patient control number identifier (accepted: "
+                          f"{ids.accepted(ids.PATIENT_CONTROL_NUMBER)})", segment_id="CLM",
                           element_position=1, loop_id="2300")
-    if not _PCN.fullmatch(pcn):
-        raise EncodeError("patient control number must be 1-17 X12 basic characters", segment_id="CLM",
+    if not ids.fits(ids.PATIENT_CONTROL_NUMBER, pcn):
+        raise EncodeError("patient control number must be 1-20 X12 basic characters", segment_id="CLM",
                           element_position=1, loop_id="2300")
     billing = idx.get(claim.get("provider"), what="Claim.provider Organization")
     payer = idx.get(claim.get("insurer"), what="Claim.insurer Organization")
@@ -91,14 +92,14 @@ def _resolve(claim: R.Resource, idx: R.ResourceIndex) -> _Ctx:
     if insurance is None:
         raise EncodeError("Claim has no insurance", loop_id="2000B", segment_id="SBR")
     coverage = idx.get(insurance.get("coverage"), what="Claim.insurance.coverage Coverage")
-    npi = R.identifier(billing, R.NPI)
+    npi = ids.npi(billing, claim.get("provider"))
     if not npi:
         raise EncodeError("billing provider has no NPI", loop_id="2010AA", segment_id="NM1",
                           element_position=9)
-    payer_id = R.identifier(payer, R.PAYER_ID)
+    payer_id = ids.payer_id(payer, claim.get("insurer"))
     if not payer_id:
-        raise EncodeError("payer Organization has no payer id identifier", loop_id="2010BB",
-                          segment_id="NM1", element_position=9)
+        raise EncodeError(f"payer Organization has no payer id identifier (accepted: {ids.accepted(ids.PAYER_ID)})",
+                          loop_id="2010BB", segment_id="NM1", element_position=9)
     return _Ctx(claim, patient, billing, payer, coverage, insurance, pcn, npi, payer_id)  # type: ignore[arg-type]
 
 
@@ -154,6 +155,24 @@ def _person_nm1(w: SegmentWriter, entity: str, res: Mapping[str, Any], qualifier
           qualifier if ident else "", ident or "")
 
 
+def _employer(cov: Mapping[str, Any], idx: R.ResourceIndex) -> R.Resource | None:
+    """The employer of a workers' comp Coverage: ``policyHolder`` when it is an Organization
+    (R4: the party who owns the policy; it must then be in the input), else an Organization put
+    in ``subscriber`` (accepted for inputs written before policyHolder was read)."""
+    holder = cov.get("policyHolder") or {}
+    found = idx.get(holder, what="Coverage.policyHolder", required="reference" in holder)
+    if found is None or found.get("resourceType") != "Organization":
+        found = idx.get(cov.get("subscriber"), what="Coverage.subscriber", required=False)
+    return found if found is not None and found.get("resourceType") == "Organization" else None
+
+
+def _wc_claim_number(claim: Mapping[str, Any], insurance: Mapping[str, Any], cov: Mapping[str, Any]) -> str | None:
+    """REF*Y4: the mapper's supportingInfo (employmentimpacted), else the identifier on
+    ``Claim.insurance`` or the Coverage (PROFILE.md, Identifiers)."""
+    found = next((s.get("valueString") for s in _supporting(claim, "employmentimpacted") if s.get("valueString")), None)
+    return found or R.ids().pc_claim_number(insurance, cov)
+
+
 def _pos_of(item: Mapping[str, Any]) -> str | None:
     return R.code(item.get("locationCodeableConcept"))
 
@@ -178,7 +197,7 @@ def _frequency(claim: Mapping[str, Any]) -> tuple[str, str | None]:
     prior = None
     for rel in claim.get("related") or []:
         if R.has_code(rel.get("relationship"), "prior"):
-            prior = (rel.get("reference") or {}).get("value")
+            prior = R.ids().payer_claim_number(rel.get("reference"))
             break
     if claim.get("status") == "cancelled":
         freq = TABLES["frequency"]["void"]
@@ -223,7 +242,7 @@ def _line_member(claim: Mapping[str, Any], item: Mapping[str, Any], idx: R.Resou
 
 def _rendering(w: SegmentWriter, prov: R.Resource, member: Mapping[str, Any], skip_npi: str, loop: str) -> str:
     """NM1*82 + PRV*PE for 2310B or 2420A unless the NPI is ``skip_npi``; returns the NPI."""
-    npi = R.identifier(prov, R.NPI)
+    npi = R.ids().npi(prov, member.get("provider"))
     if not npi:
         raise EncodeError("rendering provider has no NPI", loop_id=loop, segment_id="NM1", element_position=9)
     if npi != skip_npi:
@@ -277,14 +296,19 @@ def _line_charge(item: Mapping[str, Any]) -> Decimal:
 
 def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int], parent: int) -> None:
     claim, cov, patient = ctx.claim, ctx.coverage, ctx.patient
+    ids = R.ids()
     filing = _filing_indicator(ctx)
     workers_comp = filing == "WC"
     relationship = R.code(cov.get("relationship")) or "self"
-    subscriber = idx.get(cov.get("subscriber"), what="Coverage.subscriber", required=False) or patient
+    employer = _employer(cov, idx) if workers_comp else None
+    subscriber = employer or idx.get(cov.get("subscriber"), what="Coverage.subscriber", required=False) or patient
     patient_is_subscriber = relationship == "self" and not workers_comp
-    member_id = cov.get("subscriberId") or (cov.get("identifier") or [{}])[0].get("value")
+    wc_number = _wc_claim_number(claim, ctx.insurance, cov) if workers_comp else None
+    # Workers' comp: the employer's member id when the carrier gave one, else its claim number.
+    member_id = ids.member_id(cov) or wc_number
     if not member_id:
-        raise EncodeError("Coverage has no subscriber/member id", loop_id="2010BA", segment_id="NM1",
+        raise EncodeError("Coverage has no subscriber/member id (accepted: "
+                          f"{ids.accepted(ids.MEMBER_ID)})", loop_id="2010BA", segment_id="NM1",
                           element_position=9)
     sequence = str(ctx.insurance.get("sequence", 1))
     group = next((c.get("value") for c in cov.get("class") or [] if R.has_code(c.get("type"), "group")), "")
@@ -315,8 +339,6 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
         w.seg("NM1", "QC", "1", clean(family, 60), clean(given, 35), clean(middle, 25))
         _address(w, (patient.get("address") or [None])[0], "2010CA", required=True)
         _dmg(w, patient, "2010CA", required=True)
-        wc_number = next((s.get("valueString") for s in _supporting(claim, "employmentimpacted")
-                          if s.get("valueString")), None)
         if workers_comp and wc_number:
             w.seg("REF", "Y4", clean(wc_number, 50))
 
@@ -375,7 +397,7 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
     # 2310A referring / certifying physician
     referring = _referring(claim, idx)
     if referring is not None:
-        npi = R.identifier(referring, R.NPI)
+        npi = R.ids().npi(referring)
         _person_nm1(w, "DN", referring, "XX", npi, "2310A")
     # 2310B rendering
     rendering = _care_team(claim, idx, "primary")
@@ -410,7 +432,8 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
             w.seg("REF", "6R", clean(control, 50))
         # 2420A: a line rendered by someone other than the claim-level rendering provider
         line_rendering = _line_member(claim, item, idx, "primary")
-        if line_rendering is not None and R.identifier(line_rendering[0], R.NPI) != claim_rendering_npi:
+        if line_rendering is not None and R.ids().npi(line_rendering[0], line_rendering[1].get("provider")) \
+                != claim_rendering_npi:
             _rendering(w, *line_rendering, claim_rendering_npi, "2420A")
 
 
@@ -467,7 +490,7 @@ def encode_837p(
             raise EncodeError("billing provider needs a street address (not a PO box)", loop_id="2010AA",
                               segment_id="N3")
         _address(w, street, "2010AA", required=True)
-        tin = R.identifier(billing, R.TIN)
+        tin = R.ids().tin(billing)
         if not tin:
             raise EncodeError("billing provider has no TIN", loop_id="2010AA", segment_id="REF")
         w.seg("REF", "EI", re.sub(r"\D", "", tin))

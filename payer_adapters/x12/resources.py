@@ -58,6 +58,15 @@ class ResourceIndex:
         return None
 
 
+def ids() -> Any:
+    """The product's identifier resolver (``fhir_mappings.identifiers``; PROFILE.md, Identifiers).
+
+    Imported on first use: the decoders never need it, and importing ``fhir_mappings`` costs
+    about a tenth of a second that ``therabridge x12 decode`` should not pay."""
+    from fhir_mappings import identifiers
+    return identifiers
+
+
 def identifier(res: Mapping[str, Any] | None, system: str) -> str | None:
     for ident in (res or {}).get("identifier") or []:
         if ident.get("system") == system and ident.get("value"):

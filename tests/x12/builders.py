@@ -161,7 +161,8 @@ def commercial_bundle(**claim_overrides: Any) -> dict[str, Any]:
 
 
 def workers_comp_bundle(**claim_overrides: Any) -> dict[str, Any]:
-    """Workers' comp: employer as subscriber, injured worker as patient, accident date, claim number."""
+    """Workers' comp: the employer holds the policy (Coverage.policyHolder) and is the 837P subscriber,
+    the injured worker is the patient; accident date, claim number."""
     defaults = {"pcn": "PCN20250303C", "dx": ["S62.101D", "W23.0XXD"],
                 "items": [line(1, "97530", ["GO"], 2, 120, date="2025-03-03", control="WC000001"),
                           line(2, "97760", ["GO"], 1, 60, date="2025-03-03", control="WC000002")]}
@@ -175,8 +176,8 @@ def workers_comp_bundle(**claim_overrides: Any) -> dict[str, Any]:
          "valueString": "ATT20250303001"},
     ]
     employer = {"resourceType": "Organization", "id": "employer", "name": "Acme Manufacturing Inc"}
-    cov = coverage(cid="cov3", member="WCPOL778899", filing="WC", payer="wc", relationship="injured",
-                   subscriber="Organization/employer")
+    cov = coverage(cid="cov3", member="WCPOL778899", filing="WC", payer="wc", relationship="injured")
+    cov["policyHolder"] = {"reference": "Organization/employer"}  # R4: the employer owns the policy
     return bundle(c, *_common(), payer_org("Statewide Workers Comp Insurance", "WC123", "wc"), cov, employer)
 
 

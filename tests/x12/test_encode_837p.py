@@ -69,6 +69,45 @@ def test_workers_comp_uses_patient_loop_and_employer(partner, numbers):
     assert find(out, "PWK")[0] == ["PWK", "OZ", "EL", "", "", "AC", "ATT20250303001"]
 
 
+def test_workers_comp_employer_policy_holder_in_2010ba_and_worker_in_2010ca(partner, numbers):
+    """Coverage.policyHolder = the employer Organization: 2010BA is the employer (non-person,
+    NM109 the member id), 2000C/2010CA the injured worker with PAT01 20, address and DMG."""
+    out = encode_837p(B.workers_comp_bundle(), partner, numbers, now=NOW)
+    assert_pyx12_ok(out)
+    s = segs(out)
+    tags = [x[0] + ("*" + x[1] if x[0] in ("NM1", "HL") else "") for x in s]
+    sub = s[tags.index("HL*2"):tags.index("HL*3")]
+    assert sub[0] == ["HL", "2", "1", "22", "1"] and sub[1][:3] == ["SBR", "P", ""] and sub[1][9] == "WC"
+    assert sub[2] == ["NM1", "IL", "2", "ACME MANUFACTURING INC", "", "", "", "", "MI", "WCPOL778899"]
+    assert [x[0] for x in sub[3:]] == ["NM1"] and sub[3][1] == "PR"  # no N3/N4/DMG for the employer
+    pat = s[tags.index("HL*3"):tags.index("CLM")]
+    assert pat[0] == ["HL", "3", "2", "23", "0"] and pat[1] == ["PAT", "20"]
+    assert pat[2] == ["NM1", "QC", "1", "DOE", "JANE"]
+    assert [x[0] for x in pat[3:]] == ["N3", "N4", "DMG", "REF"]
+    assert pat[5] == ["DMG", "D8", "19480312", "F"] and pat[6] == ["REF", "Y4", "WC2025000123"]
+    # our decoder (the sandbox payer's reader) gets the same picture back
+    claim = decode(out).transactions[0].claims[0]
+    assert (claim.filing_indicator, claim.subscriber_entity, claim.subscriber_name) == ("WC", "2", "ACME MANUFACTURING INC")
+    assert (claim.member_id, claim.patient_relationship, claim.patient_last, claim.patient_first) == \
+        ("WCPOL778899", "20", "DOE", "JANE")
+
+
+def test_workers_comp_without_member_id_sends_the_comp_claim_number(partner, numbers):
+    b = B.workers_comp_bundle()
+    cov = next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "Coverage")
+    del cov["subscriberId"]
+    out = encode_837p(b, partner, numbers, now=NOW)
+    assert_pyx12_ok(out)
+    assert find(out, "NM1", "IL")[0][8:] == ["MI", "WC2025000123"]
+
+
+def test_decoded_subscriber_is_the_patient_outside_workers_comp(partner, numbers):
+    claim = decode(encode_837p(B.medicare_ot_bundle(), partner, numbers, now=NOW)).transactions[0].claims[0]
+    assert (claim.subscriber_entity, claim.patient_relationship, claim.patient_last) == ("1", "", "DOE")
+    dep = decode(encode_837p(B.commercial_bundle(), partner, numbers, now=NOW)).transactions[0].claims[0]
+    assert (dep.subscriber_name, dep.patient_relationship, dep.patient_first) == ("DOE", "01", "JANE")
+
+
 def test_replacement_and_void(partner, numbers):
     rep = encode_837p(B.replacement_bundle(), partner, numbers, now=NOW)
     void = encode_837p(B.void_bundle(), partner, numbers, now=NOW)
@@ -136,7 +175,7 @@ def test_separators_and_usage_from_partner(numbers):
 
 @pytest.mark.parametrize("mutate, loop, segment", [
     (lambda c: c.__setitem__("identifier", []), "2300", "CLM"),
-    (lambda c: c["identifier"][0].__setitem__("value", "X" * 18), "2300", "CLM"),
+    (lambda c: c["identifier"][0].__setitem__("value", "X" * 21), "2300", "CLM"),
     (lambda c: c["identifier"][0].__setitem__("value", "pcn*1"), "2300", "CLM"),
     (lambda c: c.__setitem__("diagnosis", []), "2300", "HI"),
     (lambda c: c["item"][0].pop("servicedDate"), "2400", "DTP"),
