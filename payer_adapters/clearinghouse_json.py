@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from fhir_mappings import identifiers as ids
 from payer_adapters.base import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection, Receipt,
     http_errors, json_body, operation_outcome, raise_for_http_status, register_adapter, utcnow,
@@ -34,10 +35,6 @@ from payer_adapters.base import (
 from payer_adapters.fhir_payer import TokenSource
 from payer_adapters.x12.control import ControlNumbers
 
-NPI = "http://hl7.org/fhir/sid/us-npi"
-TIN = "urn:oid:2.16.840.1.113883.4.4"
-PAYER_ID = "https://therabridge.dev/fhir/sid/payer-id"
-PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
 LINE_CONTROL = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
 FILING = "https://therabridge.dev/fhir/CodeSystem/x12-claim-filing-indicator"
 TAXONOMY = "http://nucc.org/provider-taxonomy"
@@ -46,10 +43,6 @@ BENEFIT = "http://terminology.hl7.org/CodeSystem/benefit-type"
 #: Unambiguous Coverage.type codes (v3-ActCode) → claimFilingCode when no X12 filing coding exists;
 #: otherwise CI, as the 837P encoder does (x12/README.md, SBR09).
 ACT_CODE_FILING = {"WCBPOL": "WC", "AUTOPOL": "AM"}
-
-
-def _ident(r: dict[str, Any] | None, system: str) -> str:
-    return next((str(i.get("value", "")) for i in (r or {}).get("identifier") or [] if i.get("system") == system), "")
 
 
 def _d8(value: str | None) -> str:
@@ -90,7 +83,7 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
     """The CHC v3 professional-claims body for one claim (reference §2.3)."""
     claim = pkg.claim
     payer = pkg.find(claim.get("insurer"))
-    payer_id = (claim.get("insurer") or {}).get("identifier", {}).get("value") or _ident(payer, PAYER_ID)
+    payer_id = ids.payer_id(payer, claim.get("insurer")) or ""
     ins = next((i for i in claim.get("insurance") or [] if i.get("focal")), (claim.get("insurance") or [{}])[0])
     coverage = pkg.find(ins.get("coverage"))
     patient = pkg.find(claim.get("patient"))
@@ -99,7 +92,7 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
     for ct in claim.get("careTeam") or []:
         role = next((c.get("code") for c in (ct.get("role") or {}).get("coding") or []), "")
         prac = pkg.find(ct.get("provider"))
-        npi = (ct.get("provider") or {}).get("identifier", {}).get("value") or _ident(prac, NPI)
+        npi = ids.npi(prac, ct.get("provider")) or ""
         entry = {"npi": npi, **_person(prac)}
         tax = next((c.get("code") for c in (ct.get("qualification") or {}).get("coding") or []
                     if c.get("system") == TAXONOMY), None)
@@ -107,7 +100,7 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
             rendering = {"providerType": "RenderingProvider", **entry, **({"taxonomyCode": tax} if tax else {})}
         elif role == "referring" and referring is None:
             referring = {"providerType": "ReferringProvider", **entry}
-    subscriber = {"memberId": str((coverage or {}).get("subscriberId", "")), "paymentResponsibilityLevelCode": "P",
+    subscriber = {"memberId": ids.member_id(coverage) or "", "paymentResponsibilityLevelCode": "P",
                   **_person(patient), "gender": {"male": "M", "female": "F"}.get(str((patient or {}).get("gender")), "U"),
                   "dateOfBirth": _d8((patient or {}).get("birthDate")), "address": _address(patient)}
     group = next((c.get("value") for c in (coverage or {}).get("class") or []
@@ -160,8 +153,8 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
                                                    {"name": "BILLING OFFICE", "phoneNumber": "8005550100"}},
         "receiver": {"organizationName": str((payer or {}).get("name", ""))},
         "subscriber": subscriber,
-        "billing": {"providerType": "BillingProvider", "npi": _ident(billing, NPI),
-                    "employerId": _ident(billing, TIN).replace("-", ""),
+        "billing": {"providerType": "BillingProvider", "npi": ids.npi(billing, claim.get("provider")) or "",
+                    "employerId": (ids.tin(billing) or "").replace("-", ""),
                     "organizationName": str((billing or {}).get("name", "")), "address": _address(billing)},
         "claimInformation": info,
     }
@@ -179,13 +172,14 @@ def eligibility_json(pkg: EligibilityPackage, settings: dict[str, Any]) -> dict[
     patient = pkg.find(req.get("patient"))
     provider = pkg.find(req.get("provider"))
     payer = pkg.find(req.get("insurer"))
-    payer_id = (req.get("insurer") or {}).get("identifier", {}).get("value") or _ident(payer, PAYER_ID)
+    payer_id = ids.payer_id(payer, req.get("insurer")) or ""
     sts = [c.get("code") for i in req.get("item") or [] for c in (i.get("category") or {}).get("coding") or []]
     return {
         "controlNumber": control_number(str(req.get("id", ""))),
         "tradingPartnerServiceId": (settings.get("payer_ids") or {}).get(payer_id, payer_id),
-        "provider": {"organizationName": str((provider or {}).get("name", "")), "npi": _ident(provider, NPI)},
-        "subscriber": {"memberId": str((coverage or {}).get("subscriberId", "")), **_person(patient),
+        "provider": {"organizationName": str((provider or {}).get("name", "")),
+                     "npi": ids.npi(provider, req.get("provider")) or ""},
+        "subscriber": {"memberId": ids.member_id(coverage) or "", **_person(patient),
                        "dateOfBirth": _d8((patient or {}).get("birthDate"))},
         "encounter": {"serviceTypeCodes": [s for s in sts if s] or ["30"], "dateOfService": _d8(req.get("servicedDate"))},
     }

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from fhir_mappings import identifiers as ids
 from payer_adapters.base import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection, Receipt,
     TransientPayerError, http_errors, json_body, operation_outcome, raise_for_http_status, register_adapter,
@@ -35,7 +36,6 @@ from payer_adapters.base import (
 from payer_adapters.x12.control import ControlNumbers
 
 SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
-PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
 FHIR_JSON = "application/fhir+json"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -197,7 +197,7 @@ class FhirPayerAdapter:
         cr = _first_resource(json_body(resp, "ClaimResponse search"), "ClaimResponse")
         if cr is None:
             return None
-        pcn = (cr.get("request") or {}).get("identifier", {}).get("value")
+        pcn = ids.patient_control_number(cr.get("request"))
         return Receipt(submission_id=str(cr.get("id") or idempotency_key), idempotency_key=idempotency_key,
                        transaction_id=idempotency_key, patient_control_numbers=[pcn] if pcn else [],
                        synchronous_response=cr, replayed=True)

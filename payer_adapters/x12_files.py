@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from fhir_mappings import identifiers as ids
 from payer_adapters.base import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection,
     Receipt, operation_outcome, register_adapter, safe_key, utcnow,
@@ -26,7 +27,6 @@ from payer_adapters.x12 import EncodeError, TradingPartner, encode_270, encode_8
 from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.segments import iter_segments
 
-TRACE_SYSTEM = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
 _GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", "HS": "270"}
 
 
@@ -149,11 +149,11 @@ class X12FileAdapter:
     # -- eligibility --------------------------------------------------------------------------
     async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:
         """Always batch: write a 270 named by its trace number; the 271 comes via the outbox."""
-        trace = next((i.get("value") for i in pkg.request.get("identifier") or []
-                      if i.get("system") == TRACE_SYSTEM), None)
+        trace = ids.trace_number(pkg.request)
         if not trace:
             raise PayerRejection("270 needs a trace number", operation_outcome([{
-                "code": "required", "diagnostics": "CoverageEligibilityRequest.identifier with the trace system",
+                "code": "required", "diagnostics": "CoverageEligibilityRequest.identifier with the trace system, "
+                                                   "or one of the request's own that fits TRN02",
                 "expression": ["CoverageEligibilityRequest.identifier"]}]))
         fname = f"270_{safe_key(trace)}.x12"
         if await self._locate(fname) is None:

@@ -25,9 +25,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from fhir_mappings import identifiers as ids
+
 from payer_adapters.sandbox.engine import ClaimResult
 from payer_adapters.sandbox.fhir_out import claim_response, eligibility_response
-from payer_adapters.sandbox.model import PCN, claim_from_fhir
+from payer_adapters.sandbox.model import claim_from_fhir
 
 SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
 FHIR_JSON = "application/fhir+json"
@@ -149,7 +151,7 @@ def router(app_state: Any) -> APIRouter:
             return outcome(401, "login", "missing or expired access token")
         entries = _entries(await request.json())
         claim = entries[0] if entries and entries[0].get("resourceType") == "Claim" else None
-        pcn = next((i.get("value") for i in (claim or {}).get("identifier") or [] if i.get("system") == PCN), None)
+        pcn = ids.patient_control_number(claim)
         now = app_state.now()
         if not pcn:
             return outcome(400, "required", "the inquiry Claim needs the patient control number identifier")
@@ -190,7 +192,7 @@ def router(app_state: Any) -> APIRouter:
         if cov is None:
             return outcome(400, "required", "the Coverage must be in the Bundle")
         sts = [c.get("code") for i in req.get("item") or [] for c in (i.get("category") or {}).get("coding") or []]
-        ben = engine.benefits(str(cov.get("subscriberId", "")), [s for s in sts if s])
+        ben = engine.benefits(ids.member_id(cov) or "", [s for s in sts if s])
         return JSONResponse(eligibility_response(ben, req, engine.ledger, now=app_state.now()), media_type=FHIR_JSON)
 
     return r

@@ -2,7 +2,8 @@
 
 * 837P: ``claims_from_837`` walks the segments (2010BA member, 2010BB payer, 2010AA billing NPI,
   2310B rendering NPI, 2300 CLM/REF*G1, 2400 SV1/DTP*472/REF*6R);
-* FHIR: ``claim_from_fhir`` reads a Claim plus the resources of its Bundle;
+* FHIR: ``claim_from_fhir`` reads a Claim plus the resources of its Bundle (identifiers through the
+  product's resolver, fhir_mappings/PROFILE.md, Identifiers);
 * CHC v3 JSON: ``claim_from_chc`` reads the professional-claims body (reference §2.3).
 """
 from __future__ import annotations
@@ -11,11 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from fhir_mappings import identifiers as ids
 from payer_adapters.x12.segments import Separators, iter_segments
 
 CPT = "http://www.ama-assn.org/go/cpt"
-NPI = "http://hl7.org/fhir/sid/us-npi"
-PAYER_ID = "https://therabridge.dev/fhir/sid/payer-id"
 PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
 LINE_CONTROL = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
 
@@ -118,13 +118,6 @@ def _index(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _ident(resource: dict[str, Any] | None, system: str) -> str:
-    for i in (resource or {}).get("identifier") or []:
-        if i.get("system") == system:
-            return str(i.get("value", ""))
-    return ""
-
-
 def _ref(index: dict[str, dict[str, Any]], ref: dict[str, Any] | None) -> dict[str, Any] | None:
     if not ref:
         return None
@@ -138,9 +131,9 @@ def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> C
     for r in resources:  # urn:uuid fullUrls resolve by id
         index.setdefault(str(r.get("id")), r)
     insurer = _ref(index, claim.get("insurer"))
-    payer_id = (claim.get("insurer") or {}).get("identifier", {}).get("value") or _ident(insurer, PAYER_ID)
+    payer_id = ids.payer_id(insurer, claim.get("insurer")) or ""
     provider = _ref(index, claim.get("provider"))
-    npi = (claim.get("provider") or {}).get("identifier", {}).get("value") or _ident(provider, NPI)
+    npi = ids.npi(provider, claim.get("provider")) or ""
     ins = next((i for i in claim.get("insurance") or [] if i.get("focal")), (claim.get("insurance") or [{}])[0])
     coverage = _ref(index, ins.get("coverage"))
     patient = _ref(index, claim.get("patient")) or {}
@@ -149,11 +142,10 @@ def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> C
     for ct in claim.get("careTeam") or []:
         roles = [c.get("code") for c in (ct.get("role") or {}).get("coding") or []]
         if "primary" in roles:
-            rendering = (ct.get("provider") or {}).get("identifier", {}).get("value") or \
-                _ident(_ref(index, ct.get("provider")), NPI)
+            rendering = ids.npi(_ref(index, ct.get("provider")), ct.get("provider")) or ""
             break
-    out = Claim(pcn=_ident(claim, PCN) or str(claim.get("id", "")),
-                member_id=str((coverage or {}).get("subscriberId", "")), payer_id=payer_id, billing_npi=npi,
+    out = Claim(pcn=ids.patient_control_number(claim) or str(claim.get("id", "")),
+                member_id=ids.member_id(coverage) or "", payer_id=payer_id, billing_npi=npi,
                 billing_name=str((provider or {}).get("name", "")).upper(), rendering_npi=rendering,
                 patient_last=str(name.get("family", "")).upper(),
                 patient_first=str((name.get("given") or [""])[0]).upper(),
