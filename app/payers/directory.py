@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 import fhir_mappings
+from fhir_mappings import identifiers
 from app.db import write_connection
 from app.fhir.dates import UTC
 from app.fhir.errors import FhirError
 from app.fhir.store import Store
 from app.payers import secrets
-from app.payers.lifecycle import PAYER_ID_SYSTEM
 from app.payers.models import CONNECTIONS as C
 from app.settings import Settings
 from payer_adapters.base import adapter_kinds, create_adapter
@@ -85,7 +85,7 @@ def _payer_id(store: Store, tenant: str, organization: str) -> str | None:
         org = store.for_tenant(tenant).read("Organization", organization).resource()
     except FhirError:
         raise DirectoryError(f"Organization/{organization} is not known in tenant {tenant}") from None
-    return next((i.get("value") for i in org.get("identifier") or [] if i.get("system") == PAYER_ID_SYSTEM), None)
+    return identifiers.payer_id(org)
 
 
 def add(store: Store, settings: Settings, tenant: str, organization: str, kind: str, adapter_settings: dict[str, Any],
@@ -163,16 +163,16 @@ def list_connections(conn_or_engine: Connection | Engine, tenant: str | None = N
 
 def for_insurer(conn: Connection, tenant: str, insurer: dict[str, Any] | None) -> PayerLink | None:
     """The connection of a ``Claim.insurer`` / ``CoverageEligibilityRequest.insurer`` reference:
-    by ``Organization/<id>``, else by its payer-id identifier."""
+    by ``Organization/<id>``, else by its payer id (any form the identifier resolver accepts)."""
     insurer = insurer or {}
     ref = str(insurer.get("reference") or "")
     if ref.startswith("Organization/"):
         found = _get(conn, tenant, ref.split("/", 1)[1])
         if found:
             return found
-    ident = insurer.get("identifier") or {}
-    if ident.get("system") == PAYER_ID_SYSTEM and ident.get("value"):
-        r = conn.execute(sa.select(C).where(C.c.tenant_id == tenant, C.c.payer_id == ident["value"])).first()
+    payer_id = identifiers.payer_id(None, insurer)
+    if payer_id:
+        r = conn.execute(sa.select(C).where(C.c.tenant_id == tenant, C.c.payer_id == payer_id)).first()
         return _row(r) if r else None
     return None
 

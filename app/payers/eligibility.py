@@ -16,6 +16,7 @@ from app.payers.packages import eligibility_package
 from app.payers.posting import TRACE_SYSTEM
 from app.payers.calls import call_payer, call_payer_async
 from app.payers.runtime import default_http, runtime
+from fhir_mappings import identifiers
 from payer_adapters.base import EligibilityPackage, EligibilityResult, PayerRejection, create_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
 
@@ -40,8 +41,10 @@ def prepare(unit: Unit, *, body: dict[str, Any] | None = None, request_id: str |
         current = read = unit.read("CoverageEligibilityRequest", request_id or "")
         resource = current.resource()
     if not any(i.get("system") == TRACE_SYSTEM for i in resource.get("identifier") or []):
-        resource["identifier"] = [*(resource.get("identifier") or []),
-                                  {"system": TRACE_SYSTEM, "value": uuid.uuid4().hex[:20].upper()}]
+        # The request's own identifier when it fits TRN02 (the resolver's rule), else a new one;
+        # kept under our system too, which is how the 271 finds its request.
+        trace = identifiers.trace_number(resource) or uuid.uuid4().hex[:20].upper()
+        resource["identifier"] = [*(resource.get("identifier") or []), {"system": TRACE_SYSTEM, "value": trace}]
         current = None
     link = directory.for_insurer(unit.conn, unit.tenant_id, resource.get("insurer"))
     if link is None:

@@ -12,10 +12,11 @@ from app.fhir.store import Reader
 from app.payers.lifecycle import patient_control_number
 from payer_adapters.base import ClaimPackage, EligibilityPackage
 
-# Elements whose references an adapter needs resolved (two levels: PractitionerRole → Practitioner).
-FOLLOW = ("patient", "beneficiary", "subscriber", "payor", "insurer", "provider", "coverage", "condition",
-          "diagnosisReference", "practitioner", "organization", "facility", "referral", "requester", "enterer",
-          "location", "valueReference")
+# Elements whose references an adapter needs resolved (two levels: PractitionerRole → Practitioner;
+# policyHolder: a workers' comp employer goes in the 837P's 2010BA).
+FOLLOW = ("patient", "beneficiary", "subscriber", "policyHolder", "payor", "insurer", "provider", "coverage",
+          "condition", "diagnosisReference", "practitioner", "organization", "facility", "referral", "requester",
+          "enterer", "location", "valueReference")
 
 
 def referenced_many(reader: Reader, roots: list[dict[str, Any]], depth: int = 3) -> list[list[dict[str, Any]]]:
