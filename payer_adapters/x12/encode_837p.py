@@ -304,7 +304,7 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
     subscriber = employer or idx.get(cov.get("subscriber"), what="Coverage.subscriber", required=False) or patient
     patient_is_subscriber = relationship == "self" and not workers_comp
     wc_number = _wc_claim_number(claim, ctx.insurance, cov) if workers_comp else None
-    # Workers' comp: the employer's member id when the carrier gave one, else its claim number.
+    # The Coverage's member id; a workers' comp Coverage without one: the WC claim number.
     member_id = ids.member_id(cov) or wc_number
     if not member_id:
         raise EncodeError("Coverage has no subscriber/member id (accepted: "
