@@ -17,7 +17,7 @@ from app.claims.gather import find_resources
 from app.claims.lifecycle import lifecycle_rank_of, move, paid_state
 from app.fhir.store import Unit
 from app.payers import unapplied
-from app.payers.lifecycle import PCN_SYSTEM
+from app.payers.lifecycle import patient_control_number
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from payer_adapters.x12.decode import DecodeResult
@@ -28,8 +28,10 @@ TRACE_SYSTEM = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
 
 
 def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
-    """The submitted claim with this patient control number (the newest when corrected)."""
-    found = find_resources(unit, "Claim", [("identifier", f"{PCN_SYSTEM}|{pcn}")])
+    """The submitted claim with this patient control number (the newest when corrected): the
+    claim whose CLM01 it was, under our system or under the claim's own identifier."""
+    escaped = "".join("\\" + c if c in ",|$\\" else c for c in pcn)
+    found = [c for c in find_resources(unit, "Claim", [("identifier", escaped)]) if patient_control_number(c) == pcn]
     if not found:
         return None
     return max(found, key=lambda c: (lifecycle_rank_of(c) >= 3, c["meta"]["lastUpdated"]))

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+import fhir_mappings
 from app.claims import workflow
 from app.claims.lifecycle import (
     RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, move, paid_state_of, rank, submission_key,
@@ -34,7 +35,7 @@ from app.fhir.store import NeedsTransaction, Reader, Store, TenantStore, Unit, V
 from app.jobs import J, enqueue, register_batch_handler, register_handler
 from app.outbox import QueuedJob
 from app.payers import directory
-from app.payers.lifecycle import patient_control_number
+from app.payers.lifecycle import PCN_SYSTEM, patient_control_number
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
 from app.payers.packages import claim_package, claim_packages
@@ -72,6 +73,9 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
             raise FhirError(422, "business-rule", "No payer connection is registered for this claim's insurer; "
                             "add one with `therabridge payers add` or POST /admin/payers",
                             expression=["Claim.insurer"])
+        if patient_control_number(claim) is None:  # none of its identifiers fits CLM01: give it ours
+            claim["identifier"] = [*(claim.get("identifier") or []),
+                                   {"system": PCN_SYSTEM, "value": fhir_mappings.patient_control_number(claim_id)}]
         queued.update(key=_mark_queued(claim, unit.now), connection=link.pk)
         return True
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import fhir_mappings
 from app.payers import directory
+from app.payers.inbound import queue_collection
+from app.payers.lifecycle import patient_control_number
 from app.payers.packages import claim_package
 from app.payers.submission import queue_claim
 from payer_adapters.sandbox import Engine, Mailbox, load_config
 from payer_adapters.x12 import decode, encode_837p, load_partner
 from payer_adapters.x12.control import InMemoryControlNumbers
 
-from .conftest import NOW, adrain, claim_for, connect, load_practice
+from .conftest import NOW, adrain, claim_for, connect, lifecycle, load_practice
 
 TRACE = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
 C4BB = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBIdentifierType"
@@ -36,8 +39,6 @@ async def test_eligibility_request_is_asked_and_answered_under_its_own_identifie
     stored = (await api.get("/fhir/CoverageEligibilityRequest?identifier=52345")).json()["entry"][0]["resource"]
     assert {"system": TRACE, "value": "52345"} in stored["identifier"]
     Mailbox(mailbox, Engine(load_config()), use_pyx12=False).process(NOW)
-    from app.payers.inbound import queue_collection
-
     with store.for_tenant(tenant).unit() as unit:
         queue_collection(unit)
     await adrain(store)
@@ -60,6 +61,29 @@ async def test_external_claim_is_sent_under_its_own_identifier(api, store, tenan
     files = [p for p in (mailbox / "inbox").iterdir() if p.name.startswith("837P_")]
     sent = [c.patient_control_number for f in files for t in decode(f.read_bytes()).transactions for c in t.claims]
     assert "EXT-" + tenant[-8:].upper() in sent
+
+    # The payer's answers name the claim by that number, and are posted on it.
+    Mailbox(mailbox, Engine(load_config()), use_pyx12=False).process(NOW)
+    with store.for_tenant(tenant).unit() as unit:
+        queue_collection(unit)
+    await adrain(store)
+    posted = (await api.get(f"/fhir/Claim/ext-{tenant}")).json()
+    assert lifecycle(posted) in ("paid", "partially-paid", "denied")
+    assert (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/ext-{tenant}")).json()["total"] == 1
+
+
+async def test_a_claim_with_no_usable_control_number_gets_one_when_queued(api, store, tenant, payer_settings,
+                                                                         demo_bundle, mailbox: Path):
+    await load_practice(api, demo_bundle)
+    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)})
+    await adrain(store)
+    claim = copy.deepcopy(await claim_for(api, "enc-alvarez-1"))
+    claim["identifier"] = [{"system": "http://riverside.example/claim", "value": "lower-case-is-not-x12-basic"}]
+    with store.for_tenant(tenant).unit() as unit:
+        unit.create({k: v for k, v in claim.items() if k not in ("id", "meta")}, rid=f"bare-{tenant}")
+        queued, status = queue_claim(unit, f"bare-{tenant}")
+    assert status == 202
+    assert patient_control_number(queued.resource()) == fhir_mappings.patient_control_number(f"bare-{tenant}")
 
 
 async def test_carin_payer_is_found_in_the_directory_by_its_payer_id(api, store, tenant, payer_settings,
