@@ -37,9 +37,10 @@ Decoded = Remittance | Ack999 | Ack277 | Eligibility | Submission837
 def _factory(header: SetHeader, index: int) -> SetHandler:
     decoder = DECODERS.get((header.transaction, header.version))
     if decoder is None:
+        readable = ", ".join(f"{t} {v}" for t, v in sorted(DECODERS))
         raise UnsupportedTransaction(
-            f"transaction {header.transaction[:3]} version {header.version[:12]} is not supported",
-            segment_id="ST", element_position=1, loop_id="ST", code="1")
+            f"transaction {header.transaction[:3]} version {header.version[:12]} is not supported "
+            f"(decode reads {readable})", segment_id="ST", element_position=1, loop_id="ST", code="1")
     return decoder(header)
 
 

@@ -18,6 +18,7 @@ from payer_adapters.x12.errors import (
     DataElementError,
     EnvelopeError,
     StructureError,
+    UnsupportedTransaction,
     X12Error,
     X12SyntaxError,
 )
@@ -84,6 +85,10 @@ def _int(seg: list[str], pos: int, index: int, loop: str) -> int:
     return int(raw)
 
 
+#: ISA12 of every 5010 interchange; the only one this codec reads or writes.
+INTERCHANGE_VERSION = "00501"
+
+
 def _interchange(seg: list[str], seps: Separators, index: int) -> Interchange:
     if len(seg) != 17:
         raise X12SyntaxError("ISA must have 16 elements", segment_index=index, segment_id="ISA",
@@ -92,6 +97,12 @@ def _interchange(seg: list[str], seps: Separators, index: int) -> Interchange:
     if len(ctl) != 9 or not ctl.isdigit():
         raise DataElementError("ISA13 must be 9 digits", segment_index=index, segment_id="ISA",
                                loop_id="ISA", element_position=13, code="6", level="interchange")
+    if seg[12] != INTERCHANGE_VERSION:
+        # e.g. a 4010 interchange (00401) whose ST03 claims a 5010 guide: its loops differ
+        raise UnsupportedTransaction(f"interchange version {seg[12][:5]} (ISA12) is not supported; "
+                                     f"this codec reads 5010 ({INTERCHANGE_VERSION})", segment_index=index,
+                                     segment_id="ISA", loop_id="ISA", element_position=12, code="017",
+                                     level="interchange")
     return Interchange(seg[5], seg[6].strip(), seg[7], seg[8].strip(), seg[9], seg[10], seg[12],
                        ctl, seg[14] == "1", seg[15], seps)
 

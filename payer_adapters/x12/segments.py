@@ -4,12 +4,15 @@ The reader is a generator over ``list[str]`` segments (``seg[0]`` is the segment
 source in chunks, so memory stays bounded whatever the file size. Separators are taken from each
 ISA (element = 4th character, repetition = ISA11, component = ISA16, segment terminator = the
 character after ISA16), so a file may hold several interchanges with different separators.
-Newlines (CR/LF) around segment terminators are ignored unless the terminator itself is a newline.
+Newlines (CR/LF) and indentation between segments are ignored, and so are a UTF-8 byte-order mark
+and whitespace before an ISA; anything else where an ISA should start is refused, naming what was
+found (never echoing the data).
 """
 from __future__ import annotations
 
 import codecs
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, TextIO, Union
@@ -40,7 +43,8 @@ class Separators:
         if len(fields) != 17:
             raise X12SyntaxError(f"ISA has {len(fields) - 1} elements, expected 16",
                                  segment_index=segment_index, segment_id="ISA", loop_id="ISA")
-        repetition = fields[11] if len(fields[11]) == 1 else "^"
+        # 4010-style ISA11 is the standards identifier ``U``, not a separator: a letter never is one.
+        repetition = fields[11] if len(fields[11]) == 1 and not fields[11].isalnum() else "^"
         component = fields[16]
         segment = isa[ISA_LENGTH - 1]
         chars = {element, component, segment}
@@ -82,6 +86,38 @@ def _text_chunks(source: Source, chunk_size: int) -> Iterator[str]:
         yield tail
 
 
+#: What may stand before an ISA: whitespace and byte-order marks (files saved by editors, files
+#: concatenated with their BOMs).
+_BEFORE_ISA = re.compile(r"[\s\ufeff]+")
+_SEGMENT_START = re.compile(r"([A-Za-z][A-Za-z0-9]{1,2})[^A-Za-z0-9\s]")
+
+
+def _skip_before_isa(text: str) -> str:
+    m = _BEFORE_ISA.match(text)
+    return text[m.end():] if m else text
+
+
+def _found(text: str) -> tuple[str, str | None]:
+    """What stands where an ISA should: a description and, when it looks like a segment, its id.
+    Never the data itself (it may be member data)."""
+    head = text[:8]
+    if "\ufffd" in head or "\x00" in head:
+        return "bytes that are not UTF-8 text (UTF-16 or a binary file?)", None
+    if head[:1] in ("{", "["):
+        return "JSON, not X12", None
+    if head[:1] == "<":
+        return "XML or HTML, not X12", None
+    if head.startswith("%PDF"):
+        return "a PDF, not X12", None
+    m = _SEGMENT_START.match(text)
+    if m:
+        tag = m[1]
+        if tag.upper() == "ISA":
+            return f"segment id {tag!r} (segment ids are upper case)", tag
+        return f"segment {tag}: the file has no ISA interchange header", tag
+    return "text that is not an X12 segment", None
+
+
 class SegmentReader:
     """Iterate segments of one or more interchanges.
 
@@ -102,17 +138,18 @@ class SegmentReader:
         eof = False
         while True:
             # Start of an interchange: find ISA and its separators.
-            buf = buf.lstrip()
+            buf = _skip_before_isa(buf)
             while len(buf) < ISA_LENGTH and not eof:
                 more = self._more()
                 if not more:
                     eof = True
-                buf = (buf + more).lstrip()
+                buf = _skip_before_isa(buf + more)
             if not buf:
                 return
             if not buf.startswith("ISA"):
-                raise X12SyntaxError("expected an ISA segment", segment_index=self.index + 1,
-                                     segment_id=buf[:3].strip() or None, loop_id="ISA")
+                what, tag = _found(buf)
+                raise X12SyntaxError(f"expected an ISA segment, found {what}", segment_index=self.index + 1,
+                                     segment_id=tag, loop_id="ISA")
             seps = Separators.from_isa(buf, segment_index=self.index + 1)
             self.separators = seps
             term, ele = seps.segment, seps.element
@@ -122,8 +159,9 @@ class SegmentReader:
                 parts = buf.split(term)
                 buf = parts.pop()
                 for i, raw in enumerate(parts):
-                    if strip_nl:
-                        raw = raw.strip("\r\n")
+                    # line breaks and indentation between segments; a segment id never starts with
+                    # whitespace, and trailing spaces of the last element are data, so kept
+                    raw = raw.lstrip(" \t\r\n").rstrip("\r\n")
                     if not raw:
                         continue
                     self.index += 1
