@@ -328,15 +328,14 @@ def eligibility_to_fhir(e: Eligibility) -> dict[str, Any]:
                                       "in" if s.in_network else "out")
         if s.auth_required is not None:
             item["authorizationRequired"] = s.auth_required
-        if s.active is False:
-            item["excluded"] = True
+        if s.active is not None:  # EB01 1–5 covered, 6–8 not: "covered" differs from "not mentioned"
+            item["excluded"] = not s.active
         if s.messages:
             item["description"] = " ".join(s.messages)
         benefits = _benefits(s)
         if benefits:
             item["benefit"] = benefits
-        if len(item) > 1:
-            items.append(item)
+        items.append(item)  # one per service type the 271 names, even when it only confirms coverage
     res: dict[str, Any] = {
         "resourceType": "CoverageEligibilityResponse",
         "status": "active",

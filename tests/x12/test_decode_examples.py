@@ -133,7 +133,7 @@ def test_271(examples):
     assert resp["outcome"] == "complete" and resp["request"]["identifier"]["value"] == "ELIG0001"
     ins = resp["insurance"][0]
     assert ins["inforce"] is True and ins["coverage"]["display"] == "GOLD PPO"
-    item = next(i for i in ins["item"] if i["category"]["coding"][0]["code"] == "AD")
+    item = next(i for i in ins["item"] if i["category"]["coding"][0]["code"] == "AD" and "network" in i)
     benefits = {b["type"]["coding"][0]["code"]: b for b in item["benefit"]}
     assert benefits["copay"]["allowedMoney"]["value"] == 30.0
     assert benefits["copay-percent"]["allowedUnsignedInt"] == 20
