@@ -12,15 +12,18 @@ Shapes read (the dialect Stedi and Optum share)::
 
     277: transactions[] {controlNumber, referenceIdentification (BHT03), transactionSetCreationDate,
            payers[] (2000A) {entityIdentifierCode AY|PR, organizationName, payerIdentification|etin,
-             claimStatusTransactions[] {providerClaimStatuses[].providerStatuses[]          (2200B)
-               claimStatusDetails[] {serviceProvider{npi}                                 (2100C)
+             claimStatusTransactions[] (2000B) {claimTransactionBatchNumber (2200B TRN02),
+               provider{etin, organizationName|lastName}                                 (2100B)
+               providerClaimStatuses[].providerStatuses[]                                (2200B)
+               claimStatusDetails[] (2000C) {serviceProvider{npi|tin|spn, organizationName|lastName} (2100C)
+                 providerOFServiceInformationTraceIdentifier                              (2200C TRN02)
                  serviceProviderClaimStatuses[].serviceProviderStatuses[]                (2200C)
                  patientClaimStatusDetails[] {subscriber{memberId}                        (2100D)
                    claims[] {claimStatus {referencedTransactionTraceNumber (TRN02 = CLM01),
                                 tradingPartnerClaimNumber (REF*1K), clearinghouseTraceNumber (REF*D9),
                                 claimServiceBeginDate|claimServiceDate,
                                 informationClaimStatuses[] (one STC) {statusInformationActionCode,
-                                  statusInformationEffectiveDate, totalClaimChargeAmount,
+                                  statusInformationEffectiveDate, totalClaimChargeAmount, statusMessage,
                                   informationStatuses[] {healthCareClaimStatusCategoryCode,
                                                          statusCode, entityIdentifierCode}}}
                              serviceLines[] (2220D) {lineItemControlNumber, beginServiceLineDate,
@@ -52,7 +55,7 @@ from decimal import Decimal
 from typing import Any
 
 from payer_adapters.x12.decode import DecodeResult
-from payer_adapters.x12.decode_277ca import Ack277, ClaimAck, LineStatus, Status
+from payer_adapters.x12.decode_277ca import Ack277, ClaimAck, LevelAck, LineStatus, Status, place_claim
 from payer_adapters.x12.decode_835 import (
     Adjustment, ClaimPayment, ProviderAdjustment, Remittance, ServicePayment, close_remittance,
 )
@@ -220,23 +223,55 @@ def _header(transaction: str, version: str, functional_id: str, control: str, in
 # -- 277CA ----------------------------------------------------------------------------------------
 
 def _statuses(holder: dict[str, Any], key: str, path: str, *, action: str = "", when: str | None = None,
-              amount: Decimal | None = None) -> list[Status]:
+              amount: Decimal | None = None, message: str = "") -> list[Status]:
+    """The statuses of one STC: the first stands for STC01, the next for STC10 and STC11."""
     out = []
-    for st, p in _items(holder, key, path):
+    for n, (st, p) in enumerate(_items(holder, key, path)):
         out.append(Status(_text(st, "healthCareClaimStatusCategoryCode", p, required=True),
-                          _text(st, "statusCode", p), _text(st, "entityIdentifierCode", p), when, action, amount))
+                          _text(st, "statusCode", p), _text(st, "entityIdentifierCode", p), when, action, amount,
+                          (1, 10, 11)[n] if n < 3 else 11, message))
     return out
 
 
 def _information_statuses(holder: dict[str, Any], key: str, inner: str, path: str) -> list[Status]:
-    """One X12 STC per element of ``key``: its action code, date and amount apply to each of its
-    ``inner`` statuses (STC01, STC10, STC11)."""
+    """One X12 STC per element of ``key``: its action code, date, amount and message apply to each
+    of its ``inner`` statuses (STC01, STC10, STC11)."""
     out: list[Status] = []
     for info, p in _items(holder, key, path):
         out += _statuses(info, inner, p, action=_text(info, "statusInformationActionCode", p),
                          when=_date(info, "statusInformationEffectiveDate", p),
-                         amount=_amount(info, "totalClaimChargeAmount", p))
+                         amount=_amount(info, "totalClaimChargeAmount", p),
+                         message=_text(info, "statusMessage", p))
     return out
+
+
+def _name(party: dict[str, Any], path: str) -> str:
+    return _text(party, "organizationName", path) or _text(party, "lastName", path)
+
+
+def _receiver(tx: dict[str, Any], path: str, source: LevelAck) -> LevelAck:
+    """2000B: the information receiver (our submitter) and the batch: ``claimTransactionBatchNumber``
+    is the 2200B TRN02, which echoes the BHT03 of the 837 acknowledged."""
+    who = _child(tx, "provider", path)
+    etin = _text(who, "etin", f"{path}.provider")
+    trace = _text(tx, "claimTransactionBatchNumber", path) or None
+    return LevelAck("information-receiver", "2200B", entity="41", id_qualifier="46" if etin else "", id=etin,
+                    name=_name(who, f"{path}.provider"), trace=trace, batch_trace=trace, parent=source,
+                    statuses=_information_statuses(tx, "providerClaimStatuses", "providerStatuses", path))
+
+
+def _billing_provider(detail: dict[str, Any], path: str, receiver: LevelAck) -> LevelAck:
+    """2000C: the billing provider by NPI (XX), else TIN (FI), else service provider number (SV)."""
+    sp = _child(detail, "serviceProvider", path)
+    spp = f"{path}.serviceProvider"
+    npi, tin, spn = _text(sp, "npi", spp), _text(sp, "tin", spp), _text(sp, "spn", spp)
+    qualifier, ident = ("XX", npi) if npi else ("FI", tin) if tin else ("SV", spn) if spn else ("", "")
+    return LevelAck("billing-provider", "2200C", entity="85", id_qualifier=qualifier, id=ident,
+                    name=_name(sp, spp), tin=tin or None,
+                    trace=_text(detail, "providerOFServiceInformationTraceIdentifier", path) or None,
+                    batch_trace=receiver.trace, parent=receiver,
+                    statuses=_information_statuses(detail, "serviceProviderClaimStatuses",
+                                                   "serviceProviderStatuses", path))
 
 
 def _claim_ack(claim: dict[str, Any], path: str, member_id: str, npi: str | None) -> ClaimAck:
@@ -280,16 +315,22 @@ def acks_from_json(tx: dict[str, Any], path: str, *, report_id: str) -> list[Ack
                      source_name=_text(payer, "organizationName", pp), source_id=source_id,
                      source_entity=_text(payer, "entityIdentifierCode", pp), reference=reference,
                      process_date=created)
+        source = LevelAck("information-source", "2200A", entity=ack.source_entity,
+                          id_qualifier="PI" if _text(payer, "payerIdentification", pp) else "46" if source_id else "",
+                          id=source_id, name=ack.source_name)
+        ack.levels.append(source)
         for cst, cp in _items(payer, "claimStatusTransactions", pp):
-            ack.batch_statuses += _information_statuses(cst, "providerClaimStatuses", "providerStatuses", cp)
+            receiver = _receiver(cst, cp, source)
+            ack.levels.append(receiver)
             for detail, dp in _items(cst, "claimStatusDetails", cp):
-                npi = _text(_child(detail, "serviceProvider", dp), "npi", f"{dp}.serviceProvider") or None
-                ack.batch_statuses += _information_statuses(detail, "serviceProviderClaimStatuses",
-                                                            "serviceProviderStatuses", dp)
+                provider = _billing_provider(detail, dp, receiver)
+                ack.levels.append(provider)
                 for patient, ptp in _items(detail, "patientClaimStatusDetails", dp):
                     member = _text(_child(patient, "subscriber", ptp), "memberId", f"{ptp}.subscriber")
                     for claim, clp in _items(patient, "claims", ptp):
-                        ack.claims.append(_claim_ack(claim, clp, member, npi))
+                        c = _claim_ack(claim, clp, member, provider.npi)
+                        place_claim(c, provider)
+                        ack.claims.append(c)
         out.append(ack)
     return out
 

@@ -19,7 +19,7 @@ segment id, loop id and element position (see ``errors.py``).
 from payer_adapters.x12.control import ControlNumbers, InMemoryControlNumbers
 from payer_adapters.x12.decode import DecodeResult, decode, iter_835_claims, iter_835_fhir
 from payer_adapters.x12.decode_271 import Eligibility, ServiceSummary
-from payer_adapters.x12.decode_277ca import Ack277, ClaimAck
+from payer_adapters.x12.decode_277ca import Ack277, ClaimAck, LevelAck
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
 from payer_adapters.x12.decode_999 import Ack999, SetAck
 from payer_adapters.x12.encode_270 import encode_270
@@ -42,7 +42,7 @@ from payer_adapters.x12.validate import pyx12_errors, validate
 __all__ = [
     "encode_837p", "encode_270", "decode", "iter_835_claims", "iter_835_fhir", "validate", "pyx12_errors",
     "DecodeResult", "Remittance", "ClaimPayment", "ServicePayment", "Ack999", "SetAck", "Ack277", "ClaimAck",
-    "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
+    "LevelAck", "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
     "TradingPartner", "load_partner", "ControlNumbers", "InMemoryControlNumbers",
     "X12Error", "X12SyntaxError", "EnvelopeError", "UnsupportedTransaction", "StructureError",
     "DataElementError", "BalanceError", "EncodeError",

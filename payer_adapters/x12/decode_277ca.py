@@ -1,14 +1,24 @@
-"""277CA 005010X214 → per-claim acknowledgment records → ClaimResponse.
+"""277CA 005010X214 → acknowledgment records (claim level and the levels above) → FHIR.
 
 Loop tree::
 
     ST BHT
     2000A HL*20  2100A NM1 (payer/clearinghouse)  2200A TRN DTP*050 DTP*009
-    2000B HL*21  2100B NM1*41 (submitter)         2200B TRN STC QTY AMT
-    2000C HL*19  2100C NM1*85 (billing provider)  2200C TRN STC QTY AMT
+    2000B HL*21  2100B NM1*41 (submitter)         2200B TRN*2 (= BHT03 of our 837) STC QTY AMT
+    2000C HL*19  2100C NM1*85 (billing provider)  2200C TRN STC REF QTY AMT
     2000D HL*PT  2100D NM1*QC (patient)           2200D TRN*2 (= our CLM01) STC+ REF*1K REF*D9 DTP*472
                                                   2220D SVC STC+ REF*FJ (line control) DTP*472
     SE
+
+A payer can reject above the claim: a whole batch at the information receiver (2200B) or every
+claim of one billing provider (2200C), usually without listing those claims. Each 2000A/B/C
+becomes a :class:`LevelAck`; each claim knows the batch (2200B TRN02) and billing provider (2100C)
+it sits under, so whoever posts can find "every claim of that batch / of that provider".
+
+The records know nothing of FHIR; ``Ack277.to_fhir`` maps them: a ClaimResponse per 2200D and an
+OperationOutcome per rejecting level. Their ids come from what identifies the acknowledgment
+(source, BHT03, traces, statuses, dates), never from envelope control numbers, so a 277CA
+delivered again in a new envelope maps onto the same resources.
 """
 from __future__ import annotations
 
@@ -19,16 +29,29 @@ from typing import Any
 from payer_adapters.x12 import codes as C
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
-from payer_adapters.x12.fhir_out import concept, entry, reference_by_identifier
+from payer_adapters.x12.fhir_out import concept, entry, money, reference_by_identifier
 from payer_adapters.x12.resources import LINE_CONTROL, NPI, PAYER_ID, PCN, extension
 from payer_adapters.x12.values import amount, d8, el
 
 _ERROR_CATEGORIES = {k for k, v in C.table("stc_categories").items() if v.get("outcome") == "error"}
+_LEVELS: dict[str, dict[str, Any]] = C.table("x12_277ca_levels")
+
+#: Extension on a level rejection's OperationOutcome: where in the 277CA and whom it is about.
+LEVEL_EXT = "https://therabridge.dev/fhir/StructureDefinition/x12-277ca-level"
+LEVEL_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/x12-277ca-level"
+ID_QUALIFIER_SYSTEM = "https://x12.org/codes/identification-code-qualifier"
+#: 2200B TRN02: the BHT03 of the 837 the 277CA acknowledges (our encoder writes ISA13 + ST02).
+BATCH_TRACE = "https://therabridge.dev/fhir/sid/x12-claim-batch"
+#: 2200A/2200C TRN02: the information source's / provider-of-service trace.
+LEVEL_TRACE = "https://therabridge.dev/fhir/sid/x12-277ca-trace"
 
 
 @dataclass(slots=True)
 class Status:
-    """One STC: category (STC01-1), status (STC01-2), entity (STC01-3), action (STC03 WQ/U)."""
+    """One status of an STC: category (C043-1), status (C043-2), entity (C043-3), plus what the
+    STC says once for all of them: date (STC02), action (STC03 WQ accept / U reject) and amount
+    (STC04). ``element`` is 1 for STC01 and 10 / 11 for the further statuses STC10 / STC11;
+    ``message`` is STC12 free text."""
 
     category: str
     code: str
@@ -36,10 +59,16 @@ class Status:
     date: str | None
     action: str
     amount: Decimal | None
+    element: int = 1
+    message: str = ""
 
     @property
     def rejected(self) -> bool:
-        return self.action == "U" or self.category in _ERROR_CATEGORIES
+        """An ``U`` action rejects; so does an error category in STC01 (or in a status with no
+        action code at all, as clearinghouse JSON sends). STC10/STC11 under a ``WQ`` only add detail."""
+        if self.action == "U":
+            return True
+        return self.category in _ERROR_CATEGORIES and (self.element == 1 or not self.action)
 
 
 @dataclass(slots=True)
@@ -53,6 +82,51 @@ class LineStatus:
 
 
 @dataclass(slots=True)
+class LevelAck:
+    """One level above the claim (2000A/B/C) and its 2200 statuses and totals.
+
+    ``level`` is ``information-source`` (HL 20), ``information-receiver`` (HL 21, our submitter) or
+    ``billing-provider`` (HL 19); ``loop`` the 2200 loop id. The entity is NM101 with the id NM109
+    under the qualifier NM108 (46 ETIN, XX NPI, FI TIN, PI/XV payer). ``trace`` is this level's
+    TRN02; ``batch_trace`` the 2200B TRN02 the level sits under (its own for 2200B): the BHT03 of
+    the 837 being acknowledged."""
+
+    level: str
+    loop: str
+    hl_id: str = ""
+    entity: str = ""  # NM101
+    id_qualifier: str = ""  # NM108
+    id: str = ""  # NM109
+    name: str = ""  # NM103 (organization or last name)
+    trace: str | None = None  # TRN02
+    batch_trace: str | None = None
+    tin: str | None = None  # 2100C NM109 under FI, else 2200C REF*TJ
+    statuses: list[Status] = field(default_factory=list)
+    accepted_quantity: Decimal | None = None  # QTY*90 (2200B) / QTY*QA (2200C)
+    rejected_quantity: Decimal | None = None  # QTY*AA / QTY*QC
+    accepted_amount: Decimal | None = None  # AMT*YU
+    rejected_amount: Decimal | None = None  # AMT*YY
+    parent: "LevelAck | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def rejected(self) -> bool:
+        return any(s.rejected for s in self.statuses)
+
+    @property
+    def npi(self) -> str | None:
+        return self.id if self.id_qualifier == "XX" and self.id else None
+
+    @property
+    def etin(self) -> str | None:
+        return self.id if self.id_qualifier == "46" and self.id else None
+
+    @property
+    def messages(self) -> list[str]:
+        """Free text (STC12) of the level's statuses."""
+        return [s.message for s in self.statuses if s.message]
+
+
+@dataclass(slots=True)
 class ClaimAck:
     patient_control_number: str = ""  # 2200D TRN02 = our CLM01
     statuses: list[Status] = field(default_factory=list)
@@ -61,7 +135,11 @@ class ClaimAck:
     member_id: str | None = None
     service_date: str | None = None
     lines: list[LineStatus] = field(default_factory=list)
-    billing_npi: str | None = None
+    billing_npi: str | None = None  # 2100C NM109 when NM108 = XX
+    batch_trace: str | None = None  # 2200B TRN02 above this claim (= BHT03 of our 837)
+    billing_provider_qualifier: str | None = None  # 2100C NM108 (XX, FI, SV)
+    billing_provider_id: str | None = None  # 2100C NM109
+    provider_trace: str | None = None  # 2200C TRN02
 
     @property
     def outcome(self) -> str:
@@ -78,14 +156,50 @@ class Ack277:
     reference: str = ""  # BHT03: the sender's id for this acknowledgment
     receipt_date: str | None = None
     process_date: str | None = None
-    batch_statuses: list[Status] = field(default_factory=list)  # 2200B / 2200C
+    levels: list[LevelAck] = field(default_factory=list)  # 2000A/B/C in file order
     claims: list[ClaimAck] = field(default_factory=list)
 
+    @property
+    def batch_statuses(self) -> list[Status]:
+        """Every status above the claim level (2200A/B/C), in file order."""
+        return [s for lvl in self.levels for s in lvl.statuses]
+
+    @property
+    def level_rejections(self) -> list[LevelAck]:
+        """The levels with a rejecting status: each stands for claims it does not list."""
+        return [lvl for lvl in self.levels if lvl.rejected]
+
     def to_fhir(self, claims: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """One ClaimResponse per claim (in ``self.claims`` order), then one OperationOutcome per
+        rejecting level."""
         claims = claims or {}
-        return [entry(claim_ack_to_fhir(self, c, claims.get(c.patient_control_number)),
-                      self.header.interchange.control_number, self.header.control_number, n, c.patient_control_number)
-                for n, c in enumerate(self.claims)]
+        out = [entry(claim_ack_to_fhir(self, c, claims.get(c.patient_control_number)), *claim_ack_identity(self, c))
+               for c in self.claims]
+        out += [entry(level_rejection_to_fhir(self, lvl), *level_identity(self, lvl))
+                for lvl in self.level_rejections]
+        return out
+
+
+def _status_key(s: Status) -> str:
+    return f"{s.element}:{s.category}:{s.code}:{s.entity}:{s.action}:{s.date or ''}:{s.amount if s.amount is not None else ''}"
+
+
+def _source_key(ack: Ack277) -> tuple[str, ...]:
+    return ack.source_entity, ack.source_id, ack.reference, ack.receipt_date or "", ack.process_date or ""
+
+
+def claim_ack_identity(ack: Ack277, c: ClaimAck) -> tuple[str, ...]:
+    """What identifies one claim's acknowledgment across deliveries: who sent it (2100A), the
+    277CA's BHT03 and dates, the batch, the claim's TRN02 and payer numbers, and its statuses."""
+    return ("277CA", *_source_key(ack), c.batch_trace or "", c.patient_control_number,
+            c.payer_claim_control_number or "", c.clearinghouse_trace or "", c.service_date or "",
+            *(_status_key(s) for s in c.statuses),
+            *(f"{ln.line_control_number}|{'/'.join(_status_key(s) for s in ln.statuses)}" for ln in c.lines))
+
+
+def level_identity(ack: Ack277, lvl: LevelAck) -> tuple[str, ...]:
+    return ("277CA-level", *_source_key(ack), lvl.loop, lvl.entity, lvl.id_qualifier, lvl.id,
+            lvl.trace or "", lvl.batch_trace or "", *(_status_key(s) for s in lvl.statuses))
 
 
 class Decoder277CA:
@@ -94,13 +208,82 @@ class Decoder277CA:
         self.level = ""  # HL03 of the current HL
         self.loop = "HEADER"
         self._comp = header.interchange.separators.component
-        self._npi: str | None = None
+        self._current: LevelAck | None = None  # the 2000A/B/C being read
+        self._by_hl: dict[str, LevelAck] = {}
+        self._last: dict[str, LevelAck] = {}  # level code → last one seen (when HL02 is missing)
+        self._claim_parent: list[LevelAck | None] = []
 
-    def _status(self, seg: list[str]) -> Status:
-        parts = el(seg, 1).split(self._comp)
-        parts += [""] * (3 - len(parts))
+    def _statuses(self, seg: list[str]) -> list[Status]:
+        """STC01 and, when sent, STC10 and STC11: one date, action, amount and message for all."""
         date = d8(seg[2], "STC", 2) if el(seg, 2) else None
-        return Status(parts[0], parts[1], parts[2], date, el(seg, 3), amount(seg, 4, required=False))
+        action, charge, message = el(seg, 3), amount(seg, 4, required=False), el(seg, 12)
+        out = []
+        for pos in (1, 10, 11):
+            if pos > 1 and not el(seg, pos):
+                continue
+            parts = el(seg, pos).split(self._comp)
+            parts += [""] * (3 - len(parts))
+            out.append(Status(parts[0], parts[1], parts[2], date, action, charge, pos, message))
+        return out
+
+    def _hl(self, seg: list[str]) -> None:
+        self.level = el(seg, 3)
+        hl_id, parent_id = el(seg, 1), el(seg, 2)
+        info = _LEVELS.get(self.level)
+        if info is not None:
+            self.loop = info["hl"]
+            parent_code = {"21": "20", "19": "21"}.get(self.level)
+            parent = self._by_hl.get(parent_id) or (self._last.get(parent_code) if parent_code else None)
+            lvl = LevelAck(info["code"], info["loop"], hl_id, parent=parent)
+            self.ack.levels.append(lvl)
+            self._by_hl[hl_id] = self._last[self.level] = self._current = lvl
+            return
+        if self.level != "PT":
+            raise StructureError(f"HL level {self.level or '?'} unknown in a 277CA", segment_id="HL",
+                                 loop_id="2000", element_position=3, code="7")
+        self.loop = "2000D"
+        self._current = None
+        self.ack.claims.append(ClaimAck())
+        self._claim_parent.append(self._by_hl.get(parent_id) or self._last.get("19"))
+
+    def _level_segment(self, lvl: LevelAck, tag: str, seg: list[str]) -> None:
+        if tag == "NM1":
+            lvl.entity, lvl.name, lvl.id_qualifier, lvl.id = el(seg, 1), el(seg, 3), el(seg, 8), el(seg, 9)
+            if lvl.id_qualifier == "FI":
+                lvl.tin = lvl.id
+            if self.loop == "2000A":
+                self.ack.source_entity, self.ack.source_name, self.ack.source_id = lvl.entity, lvl.name, lvl.id
+        elif tag == "TRN":
+            lvl.trace = el(seg, 2) or None
+        elif tag == "STC":
+            lvl.statuses += self._statuses(seg)
+        elif tag == "QTY":
+            q, v = el(seg, 1), amount(seg, 2, required=False)
+            if q in ("90", "QA"):
+                lvl.accepted_quantity = v
+            elif q in ("AA", "QC"):
+                lvl.rejected_quantity = v
+        elif tag == "AMT":
+            q, v = el(seg, 1), amount(seg, 2, required=False)
+            if q == "YU":
+                lvl.accepted_amount = v
+            elif q == "YY":
+                lvl.rejected_amount = v
+        elif tag == "REF":
+            if el(seg, 1) == "TJ" and el(seg, 2):
+                lvl.tin = el(seg, 2)
+        elif tag == "DTP":
+            q, v = el(seg, 1), el(seg, 3)
+            value = d8(v.split("-")[0], "DTP", 3) if v else None
+            if self.loop == "2000A":
+                if q == "050":
+                    self.ack.receipt_date = value
+                elif q == "009":
+                    self.ack.process_date = value
+        elif tag == "SVC":
+            raise StructureError("SVC outside a claim (2200D)", segment_id="SVC", loop_id=self.loop, code="7")
+        else:
+            raise StructureError(f"{tag} not expected in a 277CA", segment_id=tag, loop_id=self.loop, code="2")
 
     def feed(self, seg: list[str], position: int) -> None:
         tag = seg[0]
@@ -110,67 +293,47 @@ class Decoder277CA:
             self.ack.reference = el(seg, 3)
             return
         if tag == "HL":
-            self.level = el(seg, 3)
-            self.loop = {"20": "2000A", "21": "2000B", "19": "2000C", "PT": "2000D"}.get(self.level, "")
-            if not self.loop:
-                raise StructureError(f"HL level {self.level or '?'} unknown in a 277CA", segment_id="HL",
-                                     loop_id="2000", element_position=3, code="7")
-            if self.loop == "2000D":
-                self.ack.claims.append(ClaimAck())
+            self._hl(seg)
             return
         if self.loop == "HEADER":
             raise StructureError(f"{tag} before the first HL", segment_id=tag, loop_id="HEADER", code="7")
-        claim = self.ack.claims[-1] if self.loop in ("2000D", "2220D") else None
+        if self._current is not None:
+            self._level_segment(self._current, tag, seg)
+            return
+        claim = self.ack.claims[-1]
         if tag == "NM1":
-            if self.loop == "2000A":
-                self.ack.source_entity, self.ack.source_name, self.ack.source_id = el(seg, 1), el(seg, 3), el(seg, 9)
-            elif self.loop == "2000C":
-                self._npi = el(seg, 9) if el(seg, 8) == "XX" else None
-            elif claim is not None:
-                claim.member_id = el(seg, 9) or None
-                claim.billing_npi = self._npi
+            claim.member_id = el(seg, 9) or None
         elif tag == "TRN":
-            if claim is not None and self.loop == "2000D":
+            if self.loop == "2000D":
                 claim.patient_control_number = el(seg, 2)
         elif tag == "STC":
-            st = self._status(seg)
+            statuses = self._statuses(seg)
             if self.loop == "2220D":
-                claim.lines[-1].statuses.append(st)  # type: ignore[union-attr]
-            elif claim is not None:
-                claim.statuses.append(st)
+                claim.lines[-1].statuses += statuses
             else:
-                self.ack.batch_statuses.append(st)
+                claim.statuses += statuses
         elif tag == "REF":
-            if claim is not None:
-                q, v = el(seg, 1), el(seg, 2)
-                if q == "1K":
-                    claim.payer_claim_control_number = v
-                elif q == "D9":
-                    claim.clearinghouse_trace = v
-                elif q == "FJ" and self.loop == "2220D":
-                    claim.lines[-1].line_control_number = v
+            q, v = el(seg, 1), el(seg, 2)
+            if q == "1K":
+                claim.payer_claim_control_number = v
+            elif q == "D9":
+                claim.clearinghouse_trace = v
+            elif q == "FJ" and self.loop == "2220D":
+                claim.lines[-1].line_control_number = v
         elif tag == "DTP":
             q, v = el(seg, 1), el(seg, 3)
             value = d8(v.split("-")[0], "DTP", 3) if v else None
-            if self.loop == "2000A":
-                if q == "050":
-                    self.ack.receipt_date = value
-                elif q == "009":
-                    self.ack.process_date = value
-            elif self.loop == "2220D":
-                claim.lines[-1].service_date = value  # type: ignore[union-attr]
-            elif claim is not None and q == "472":
+            if self.loop == "2220D":
+                claim.lines[-1].service_date = value
+            elif q == "472":
                 claim.service_date = value
         elif tag == "SVC":
-            if claim is None:
-                raise StructureError("SVC outside a claim (2200D)", segment_id="SVC", loop_id=self.loop, code="7")
             comp = el(seg, 1).split(self._comp)
             claim.lines.append(LineStatus(comp[1] if len(comp) > 1 else comp[0], comp[2:6],
                                           amount(seg, 2, required=False)))
             self.loop = "2220D"
         elif tag in ("QTY", "AMT"):
-            if claim is not None:
-                raise StructureError(f"{tag} not used at the claim level", segment_id=tag, loop_id=self.loop, code="2")
+            raise StructureError(f"{tag} not used at the claim level", segment_id=tag, loop_id=self.loop, code="2")
         else:
             raise StructureError(f"{tag} not expected in a 277CA", segment_id=tag, loop_id=self.loop, code="2")
 
@@ -179,8 +342,35 @@ class Decoder277CA:
             if not c.patient_control_number:
                 raise StructureError(f"claim {n + 1} has no TRN (patient control number)", segment_id="TRN",
                                      loop_id="2200D", code="3")
+        for lvl in self.ack.levels:
+            lvl.batch_trace = _batch_trace(lvl)
+        for c, provider in zip(self.ack.claims, self._claim_parent):
+            if provider is not None:
+                place_claim(c, provider)
         return self.ack
 
+
+def _batch_trace(lvl: LevelAck | None) -> str | None:
+    """The 2200B TRN02 at or above ``lvl``."""
+    while lvl is not None:
+        if lvl.loop == "2200B":
+            return lvl.trace
+        lvl = lvl.parent
+    return None
+
+
+def place_claim(c: ClaimAck, provider: LevelAck) -> None:
+    """Record on a claim the billing provider (2000C) and batch (2000B) it sits under."""
+    c.batch_trace = _batch_trace(provider)
+    if provider.loop != "2200C":
+        return
+    c.billing_provider_qualifier = provider.id_qualifier or None
+    c.billing_provider_id = provider.id or None
+    c.billing_npi = provider.npi
+    c.provider_trace = provider.trace
+
+
+# -- FHIR -----------------------------------------------------------------------------------------
 
 def _status_text(s: Status) -> str:
     cat = C.describe("stc_categories", s.category) or s.category
@@ -223,6 +413,8 @@ def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = N
         "processNote": [{"number": n, "type": "display", "text": _status_text(s)}
                         for n, s in enumerate(c.statuses, start=1)],
     }
+    for message in dict.fromkeys(s.message for s in c.statuses if s.message):  # STC12, once per STC
+        res["processNote"].append({"number": len(res["processNote"]) + 1, "type": "display", "text": message})
     if c.payer_claim_control_number:
         res["identifier"] = [{"system": C.PAYER_CLAIM_NUMBER, "value": c.payer_claim_control_number}]
     if c.outcome == "error":
@@ -242,6 +434,83 @@ def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = N
     if items:
         res["item"] = items
     return res
+
+
+def _identifier(qualifier: str, value: str) -> dict[str, Any]:
+    known = C.table("id_qualifiers").get(qualifier) or {}
+    ident: dict[str, Any] = {"type": {"coding": [{"system": ID_QUALIFIER_SYSTEM, "code": qualifier,
+                                                  **({"display": known["text"]} if known else {})}]},
+                             "value": value}
+    if known:
+        ident["system"] = known["system"]
+    return ident
+
+
+def _level_extension(lvl: LevelAck) -> dict[str, Any]:
+    info = next(v for v in _LEVELS.values() if v["loop"] == lvl.loop)
+    parts: list[dict[str, Any]] = [{"url": "loop", "valueCoding": {
+        "system": LEVEL_SYSTEM, "code": lvl.loop, "display": info["text"]}}]
+    if lvl.entity:
+        parts.append({"url": "entity", "valueCoding": {
+            "system": C.ENTITY_SYSTEM, "code": lvl.entity,
+            **({"display": C.describe("entity_codes", lvl.entity)} if C.describe("entity_codes", lvl.entity) else {})}})
+    if lvl.id:
+        parts.append({"url": "identifier", "valueIdentifier": _identifier(lvl.id_qualifier, lvl.id)})
+    if lvl.tin and lvl.id_qualifier != "FI":
+        parts.append({"url": "identifier", "valueIdentifier": _identifier("FI", lvl.tin)})
+    if lvl.name:
+        parts.append({"url": "name", "valueString": lvl.name})
+    if lvl.batch_trace:
+        parts.append({"url": "batchTrace", "valueIdentifier": {"system": BATCH_TRACE, "value": lvl.batch_trace}})
+    if lvl.trace and lvl.loop != "2200B":
+        parts.append({"url": "trace", "valueIdentifier": {"system": LEVEL_TRACE, "value": lvl.trace}})
+    for name, value in (("acceptedQuantity", lvl.accepted_quantity), ("rejectedQuantity", lvl.rejected_quantity)):
+        if value is not None:
+            parts.append({"url": name, "valueDecimal": float(value)})
+    for name, value in (("acceptedAmount", lvl.accepted_amount), ("rejectedAmount", lvl.rejected_amount)):
+        if value is not None:
+            parts.append({"url": name, "valueMoney": money(value)})
+    return {"url": LEVEL_EXT, "extension": parts}
+
+
+def _level_subject(lvl: LevelAck) -> str:
+    """``billing provider NPI 1234567893 under batch 000000101…`` — ids only, never a name."""
+    info = next(v for v in _LEVELS.values() if v["loop"] == lvl.loop)
+    who = info["text"].split(" (")[0].lower()
+    if lvl.id:
+        label = (C.table("id_qualifiers").get(lvl.id_qualifier) or {}).get("text", lvl.id_qualifier or "id")
+        short = label[label.find("(") + 1:label.find(")")] if "(" in label else label
+        who += f" {short} {lvl.id}"
+    if lvl.batch_trace and lvl.loop != "2200B":
+        who += f" in batch {lvl.batch_trace}"
+    elif lvl.batch_trace:
+        who += f", batch {lvl.batch_trace}"
+    return f"{lvl.loop} {who}"
+
+
+def level_rejection_to_fhir(ack: Ack277, lvl: LevelAck) -> dict[str, Any]:
+    """A rejection above the claim as an OperationOutcome: it concerns claims the 277CA does not
+    list one by one (a ClaimResponse needs one claim and its patient), so it says where (loop,
+    entity, identifier, batch trace — in the ``x12-277ca-level`` extension and the diagnostics)
+    and why (each STC status as ``details.coding``: category, status, entity)."""
+    subject = _level_subject(lvl)
+    counts = []
+    if lvl.rejected_quantity is not None:
+        counts.append(f"{lvl.rejected_quantity:f} claim(s)")
+    if lvl.rejected_amount is not None:
+        counts.append(f"{lvl.rejected_amount:.2f} USD")
+    issues = []
+    for s in lvl.statuses:
+        issue: dict[str, Any] = {
+            "severity": "error" if s.rejected else "information",
+            "code": "processing" if s.rejected else "informational",
+            "details": _status_concept(s),
+            "diagnostics": f"277CA {subject}: {'rejected' if s.rejected else 'status'} {_status_text(s)}"
+                           + (f" (rejected: {', '.join(counts)})" if counts and s.rejected else "")
+                           + (f" — {s.message}" if s.message else ""),
+        }
+        issues.append(issue)
+    return {"resourceType": "OperationOutcome", "extension": [_level_extension(lvl)], "issue": issues}
 
 
 def _line_sequences(c: ClaimAck, claim: dict[str, Any] | None) -> list[int]:

@@ -93,6 +93,35 @@ def test_same_acknowledgment_read_twice_gives_the_same_ids():
     assert [r["id"] for r in resources(decode_report(again).to_fhir(), "ClaimResponse")] == first
 
 
+def test_277ca_json_batch_and_provider_rejections_become_level_records():
+    """``providerClaimStatuses`` (2200B) and ``serviceProviderClaimStatuses`` (2200C) map to the
+    same level records as X12, with the batch number and provider trace, and reach the Bundle."""
+    body = fixture("chc_277ca.json")
+    assert decode_report(body).claim_acknowledgments[0].level_rejections == []  # A1 at 2200B: received
+    cst = body["transactions"][0]["payers"][0]["claimStatusTransactions"][0]
+    cst["providerClaimStatuses"] = [{"statusInformationEffectiveDate": "20261121", "providerStatuses": [
+        {"healthCareClaimStatusCategoryCode": "A3", "statusCode": "24", "entityIdentifierCode": "41"}]}]
+    detail = cst["claimStatusDetails"][0]
+    detail["providerOFServiceInformationTraceIdentifier"] = "PROV-7"
+    detail["serviceProviderClaimStatuses"] = [{"serviceProviderStatuses": [
+        {"healthCareClaimStatusCategoryCode": "A3", "statusCode": "24", "entityIdentifierCode": "85"}]}]
+    [ack] = decode_report(body).claim_acknowledgments
+    receiver, provider = ack.level_rejections
+    assert (receiver.loop, receiver.entity, receiver.etin, receiver.trace, receiver.batch_trace) == (
+        "2200B", "41", "THERABRIDGE", "BATCH-0042", "BATCH-0042")
+    assert (provider.loop, provider.entity, provider.npi, provider.trace, provider.batch_trace) == (
+        "2200C", "85", "1345678902", "PROV-7", "BATCH-0042")
+    assert [(s.category, s.code, s.entity, s.date) for s in receiver.statuses] == [("A3", "24", "41", "2026-11-21")]
+    for c in ack.claims:
+        assert (c.batch_trace, c.provider_trace, c.billing_provider_qualifier, c.billing_provider_id) == (
+            "BATCH-0042", "PROV-7", "XX", "1345678902")
+    outcomes = resources(decode_report(body).to_fhir(), "OperationOutcome")
+    loops = [next(p["valueCoding"]["code"] for p in o["extension"][0]["extension"] if p["url"] == "loop")
+             for o in outcomes]
+    assert loops == ["2200B", "2200C"]
+    assert all(o["issue"][0]["severity"] == "error" for o in outcomes)
+
+
 # -- 835 ------------------------------------------------------------------------------------------
 
 def test_835_json_reads_into_a_balanced_remittance():
