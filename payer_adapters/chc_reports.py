@@ -427,7 +427,7 @@ def remittance_from_json(tx: dict[str, Any], path: str, *, report_id: str) -> Re
     rem.credit_debit = _text(fin, "creditOrDebitFlagCode", fp)
     rem.method = _text(fin, "paymentMethodCode", fp)
     rem.payment_date = payment_date
-    rem.trace_number = _text(trn, "checkOrEFTTraceNumber", tp)
+    rem.trace_number = _text(trn, "checkOrEFTTraceNumber", tp, required=True)  # TRN02: the payment identity
     rem.trace_originator = _text(trn, "originatingCompanyIdentifier", tp)
     rem.production_date = production
     rem.payer_name = _text(payer, "name", f"{path}.payer")

@@ -128,7 +128,7 @@ def iter_835_fhir(stream: Source, claims: dict[str, dict[str, Any]] | None = Non
     """Stream an 835 as FHIR: one Bundle entry (ExplanationOfBenefit) per claim as it completes,
     then the PaymentReconciliation (and an OperationOutcome when it does not balance) per SE.
     Same staging caveat as :func:`iter_835_claims`."""
-    from payer_adapters.x12.fhir_835 import claim_to_eob, remittance_to_fhir
+    from payer_adapters.x12.fhir_835 import claim_to_eob, remittance_key, remittance_to_fhir
     from payer_adapters.x12.fhir_out import entry
 
     claims = claims or {}
@@ -144,8 +144,7 @@ def iter_835_fhir(stream: Source, claims: dict[str, dict[str, Any]] | None = Non
     n = 0
     for item in walk(stream, factory):
         rem = decoders[-1].rem
-        key = rem.payment_identity if rem.trace_number else (rem.header.interchange.control_number,
-                                                              rem.header.control_number)
+        key = remittance_key(rem)
         last = item.last_claim if isinstance(item, Remittance) else item
         if last is not None:
             yield entry(claim_to_eob(rem, last, claims.get(last.patient_control_number)), *key, n,

@@ -95,6 +95,7 @@ class ServiceSummary:
 class Eligibility:
     header: SetHeader
     reference: str = ""  # BHT03
+    created: str = ""  # BHT04 (CCYYMMDD) and BHT05 time
     payer_name: str = ""
     payer_id: str = ""
     provider_npi: str | None = None
@@ -146,8 +147,15 @@ class Eligibility:
                     setattr(merged, name, value)
         return merged
 
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """What identifies this answer across deliveries: the payer (2100A), the 271's BHT03 and
+        creation date, our trace (TRN02) and the member — never envelope control numbers."""
+        return ("271", self.payer_id, self.reference, self.created, self.trace_number or "", self.member_id or "",
+                "dependent" if self.dependent else "subscriber")
+
     def to_fhir(self, claims: Any = None) -> list[dict[str, Any]]:
-        key = (self.header.interchange.control_number, self.header.control_number, self.trace_number)
+        key = self.identity
         entries = [entry(eligibility_to_fhir(self), *key)]
         if self.rejects:
             errs = [StructureError(f"AAA {r.reason}: {C.table('eligibility')['aaa_reasons'].get(r.reason, 'rejected')}"
@@ -208,6 +216,7 @@ class Decoder271:
             if self.loop != "HEADER":
                 raise StructureError("BHT after the first HL", segment_id="BHT", loop_id=self.loop, code="7")
             e.reference = el(seg, 3)
+            e.created = f"{el(seg, 4)}{el(seg, 5)}"
             return
         if tag == "HL":
             level = el(seg, 3)
@@ -317,7 +326,8 @@ def _benefits(s: ServiceSummary) -> list[dict[str, Any]]:
 
 def eligibility_to_fhir(e: Eligibility) -> dict[str, Any]:
     g = e.header.group
-    created = f"{g.date[:4]}-{g.date[4:6]}-{g.date[6:8]}"
+    day = e.created[:8] if len(e.created) >= 8 and e.created[:8].isdigit() else g.date
+    created = f"{day[:4]}-{day[4:6]}-{day[6:8]}"  # BHT04, so a re-sent 271 reads the same
     items = []
     for s in e.summaries():
         item: dict[str, Any] = {

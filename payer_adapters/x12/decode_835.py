@@ -242,6 +242,9 @@ class Decoder835:
         if tag == "N1":
             q = el(seg, 1)
             if q == "PR" and loop == "HEADER":
+                if not self.rem.trace_number:  # TRN is required: without it no payment identity
+                    raise StructureError("835 has no TRN02 reassociation trace number before the payer (1000A)",
+                                         segment_id="TRN", loop_id="HEADER", code="3")
                 self.rem.payer_name = el(seg, 2)
                 if el(seg, 3) in ("XV", "PI"):
                     self.rem.payer_id = el(seg, 4)

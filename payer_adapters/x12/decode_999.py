@@ -85,9 +85,20 @@ class Ack999:
     counts: tuple[int, int, int] = (0, 0, 0)  # AK902-AK904: included, received, accepted
 
     def to_fhir(self, claims: Any = None) -> list[dict[str, Any]]:
-        return [entry(set_to_outcome(self, s), self.header.interchange.control_number,
-                      self.header.control_number, self.group_control_number, s.control_number)
-                for s in self.sets]
+        return [entry(set_to_outcome(self, s), *set_ack_identity(self, s)) for s in self.sets]
+
+
+def set_ack_identity(ack: Ack999, s: SetAck) -> tuple[str, ...]:
+    """What identifies the acknowledgment of one of our sets across deliveries: who sent the 999
+    (ISA05/06, GS02), the group and set it acknowledges (AK1, AK2) and what it says (IK3/IK4/IK5),
+    never the 999's own envelope control numbers."""
+    isa = ack.header.interchange
+    notes = [f"{n.segment_id}:{n.position}:{n.loop_id}:{n.code}:{','.join(n.context)}:"
+             + ",".join(f"{e.position}.{e.component}:{e.element_reference}:{e.code}" for e in n.elements)
+             for n in s.segments]
+    return ("999", isa.sender_qualifier, isa.sender_id, ack.header.group.sender, ack.group_functional_id,
+            ack.group_control_number, ack.group_version, s.transaction, s.control_number, s.version, s.status,
+            ",".join(s.set_errors), *notes)
 
 
 class Decoder999:

@@ -140,13 +140,20 @@ def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None 
     return eob
 
 
+def remittance_key(rem: Remittance) -> tuple[str, ...]:
+    """The ids' key: the payment identity (TRN02, payer id), so a second delivery of the same 835
+    yields the same ids whatever its envelope. A decoded X12 835 always has a TRN02; a remittance
+    assembled elsewhere without one falls back to the identifiers its header was given."""
+    if rem.trace_number:
+        return rem.payment_identity
+    return rem.header.interchange.control_number, rem.header.control_number
+
+
 def remittance_to_fhir(rem: Remittance, claims: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Bundle entries: one EOB per claim, the PaymentReconciliation, and an OperationOutcome when
     the remittance does not balance."""
     claims = claims or {}
-    # Keyed on the payment identity, so a second delivery of the same 835 yields the same ids.
-    key = rem.payment_identity if rem.trace_number else (
-        rem.header.interchange.control_number, rem.header.control_number)
+    key = remittance_key(rem)
     entries = []
     details = []
     for n, c in enumerate(rem.claims):
@@ -154,7 +161,8 @@ def remittance_to_fhir(rem: Remittance, claims: dict[str, dict[str, Any]] | None
         entries.append(e)
         details.append({"type": concept("http://terminology.hl7.org/CodeSystem/payment-type", "payment"),
                         "identifier": {"system": PCN, "value": c.patient_control_number},
-                        "response": {"reference": e["fullUrl"], "type": "ExplanationOfBenefit"},
+                        "response": {"reference": f"ExplanationOfBenefit/{e['resource']['id']}",
+                                     "type": "ExplanationOfBenefit"},
                         "amount": money(c.paid)})
     for p in rem.provider_adjustments:
         details.append({"type": concept("http://terminology.hl7.org/CodeSystem/payment-type", "adjustment"),

@@ -270,6 +270,8 @@ _STATUS = ["transactions", 0, "payers", 0, "claimStatusTransactions", 0, "claimS
      "serviceAdjustments[0].claimAdjustmentGroupCode"),
     (_broken(["transactions", 0, "financialInformation", "totalActualProviderPaymentAmount"], {"v": 1}), "835",
      "financialInformation.totalActualProviderPaymentAmount"),
+    (_broken(["transactions", 0, "paymentAndRemitReassociationDetails", "checkOrEFTTraceNumber"], _DELETE), "835",
+     "paymentAndRemitReassociationDetails.checkOrEFTTraceNumber"),
     (_broken([*_STATUS, "referencedTransactionTraceNumber"], _DELETE, "chc_277ca.json"), "277CA",
      "claims[0].claimStatus"),
     (_broken([*_STATUS, "informationClaimStatuses", 0, "informationStatuses", 0, "healthCareClaimStatusCategoryCode"],
