@@ -405,7 +405,7 @@ def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = N
         "created": created,
         "insurer": (claim or {}).get("insurer") or reference_by_identifier(
             "Organization", PAYER_ID, ack.source_id, ack.source_name or None),
-        "requestor": reference_by_identifier("Organization", NPI, c.billing_npi),
+        "requestor": _billing_provider(c),
         "request": {"type": "Claim", "identifier": {"system": PCN, "value": c.patient_control_number},
                     **({"reference": f"Claim/{claim['id']}"} if claim and claim.get("id") else {})},
         "outcome": c.outcome,
@@ -434,6 +434,16 @@ def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = N
     if items:
         res["item"] = items
     return res
+
+
+def _billing_provider(c: ClaimAck) -> dict[str, Any]:
+    """The 2100C billing provider by its NPI, else by the id under its qualifier (FI: TIN)."""
+    if c.billing_npi or not c.billing_provider_id:
+        return reference_by_identifier("Organization", NPI, c.billing_npi)
+    system = (C.table("id_qualifiers").get(c.billing_provider_qualifier or "") or {}).get("system")
+    if system is None:
+        return {"type": "Organization"}
+    return reference_by_identifier("Organization", system, c.billing_provider_id)
 
 
 def _identifier(qualifier: str, value: str) -> dict[str, Any]:

@@ -108,6 +108,17 @@ def test_billing_provider_rejected_and_claims_know_their_batch_and_provider():
     assert "1999999992" in outcome["issue"][0]["diagnostics"]
 
 
+def test_billing_provider_by_tin_is_the_requestor():
+    text = _277(["HL*2*1*21*1", "NM1*41*2*THERABRIDGE*****46*TB0001", "TRN*2*B1", "STC*A1:19*20250116*WQ*50",
+                 "HL*3*2*19*1", "NM1*85*2*BRIGHT HANDS*****FI*371234567", "TRN*1*P1", "STC*A1:19**WQ*50",
+                 "HL*4*3*PT", "NM1*QC*1*DOE*JANE****MI*M1", "TRN*2*PCN1", "STC*A2:20*20250116*WQ*50",
+                 "DTP*472*D8*20250110"])
+    [c] = decode(text).claim_acknowledgments[0].claims
+    assert (c.billing_npi, c.billing_provider_qualifier, c.billing_provider_id) == (None, "FI", "371234567")
+    [cr] = resources(decode(text).to_fhir(), "ClaimResponse")
+    assert cr["requestor"]["identifier"] == {"system": "urn:oid:2.16.840.1.113883.4.4", "value": "371234567"}
+
+
 def test_information_source_status_is_kept():
     text = interchange("HN", "005010X214", "277", [[
         "BHT*0085*08*ACK4472*20250116*0900*TH",
