@@ -43,6 +43,7 @@ class ClaimSubmission(SQLModel, table=True):
         sa.Index("ix_claim_submission_claim", "tenant_id", "claim_id"),
         sa.Index("ix_claim_submission_group", "tenant_id", "group_control"),
         sa.Index("ix_claim_submission_batch", "tenant_id", "batch_key"),
+        sa.Index("ix_claim_submission_trace", "tenant_id", "batch_trace"),
     )
     pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     tenant_id: str = Field(max_length=64)
@@ -55,6 +56,8 @@ class ClaimSubmission(SQLModel, table=True):
     group_control: str | None = Field(default=None, max_length=20)  # GS06 (999 AK102)
     set_controls: str | None = Field(default=None, max_length=200)  # ST02s, comma separated
     submission_id: str | None = Field(default=None, max_length=200)
+    #: what the payer's acknowledgment calls the batch (the 837's BHT03, else the submission id)
+    batch_trace: str | None = Field(default=None, max_length=50)
     created_at: datetime
     submitted_at: datetime | None = None
 

@@ -50,14 +50,16 @@ def rejection_response(claim: dict[str, Any], outcome: dict[str, Any], now: date
 
 
 def biller_task(unit: Unit, claim: dict[str, Any], code: str, display: str, description: str,
-                reasons: list[str], now: datetime, *, key: str) -> None:
-    """One open Task per cause (``key``) asking a person to act on a claim or a message."""
+                reasons: list[str], now: datetime, *, key: str, about: list[str] | None = None) -> None:
+    """One open Task per cause (``key``) asking a person to act on a claim or a message;
+    ``about``: further resources it concerns (``Claim/id``), listed as inputs."""
     task = {
         "resourceType": "Task", "id": stable_id("task", code, key), "status": "requested", "intent": "order",
         "priority": "routine",
         "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": code, "display": display}]},
         "description": description, "authoredOn": instant(now), "lastModified": instant(now),
-        "input": [{"type": {"text": "reason"}, "valueString": r[:1000]} for r in reasons[:50]],
+        "input": [{"type": {"text": "reason"}, "valueString": r[:1000]} for r in reasons[:50]]
+        + [{"type": {"text": "claim"}, "valueReference": {"reference": ref}} for ref in about or []],
     }
     if claim.get("id"):
         task["focus"] = {"reference": f"Claim/{claim['id']}"}

@@ -15,12 +15,15 @@ import sqlalchemy as sa
 
 from app.claims.gather import find_resources
 from app.claims.lifecycle import lifecycle_rank_of, move, paid_state
+from app.fhir.extract import reference_target
 from app.fhir.store import Unit
 from app.payers import unapplied
 from app.payers.lifecycle import patient_control_number
 from app.payers.models import SUBMISSIONS as S
-from app.payers.outcomes import biller_task, issues_text, put, rejection_response
+from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
+from fhir_mappings import identifiers
 from payer_adapters.x12.decode import DecodeResult
+from payer_adapters.x12.decode_277ca import Ack277, LevelAck, level_identity, level_rejection_to_fhir
 from payer_adapters.x12.decode_835 import ClaimPayment
 from payer_adapters.x12.decode_999 import set_to_outcome
 
@@ -86,7 +89,48 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
             else:
                 move(unit, claim["id"], "accepted")
             n += 1
+        for level in ack.level_rejections:
+            n += _post_level_rejection(unit, ack, level)
     return n
+
+
+def _post_level_rejection(unit: Unit, ack: Ack277, level: LevelAck) -> int:
+    """A 277CA rejection above the claim level (the whole batch at the submitter, every claim of
+    one billing provider), which names no claim: every claim of ours it stands for is rejected
+    with its reasons, and one Task tells the biller what was rejected and why."""
+    traces = [level.batch_trace] if level.batch_trace else sorted({lv.batch_trace for lv in ack.levels
+                                                                    if lv.batch_trace})
+    ids = [r.claim_id for r in unit.conn.execute(sa.select(S.c.claim_id).where(
+        S.c.tenant_id == unit.tenant_id, S.c.batch_trace.in_(traces), S.c.status == "submitted")
+        .order_by(S.c.pk)).all()] if traces else []
+    versions = unit.current_many([("Claim", i) for i in dict.fromkeys(ids)])
+    claims = [v.resource() for v in versions.values() if not v.deleted]
+    if level.level == "billing-provider":
+        claims = [c for c in claims if _billed_by(unit, c, level)]
+    outcome = level_rejection_to_fhir(ack, level)
+    reasons = issues_text(outcome)
+    source = f"277CA {level.loop} {level.trace or level.batch_trace or ''}".strip()
+    for claim in claims:
+        put(unit, rejection_response(claim, outcome, unit.now, source=source))
+        move(unit, claim["id"], "rejected")
+    what = "every claim of billing provider " + (level.npi or level.tin or level.id) \
+        if level.level == "billing-provider" else "the whole batch"
+    found = (f"{len(claims)} claim(s) of ours were in it and are rejected" if claims else
+             f"no submitted claim of ours matched batch {', '.join(traces) or '(none named)'}")
+    biller_task(unit, {}, "claim-batch-rejected", "Batch rejected by the payer (277CA)",
+                f"The payer's 277CA rejected {what} ({level.loop}): {found}. Fix the cause, then "
+                "generate and submit the claims again.", reasons, unit.now,
+                key=stable_id(*level_identity(ack, level)), about=[f"Claim/{c['id']}" for c in claims])
+    return len(claims)
+
+
+def _billed_by(unit: Unit, claim: dict[str, Any], level: LevelAck) -> bool:
+    """Whether ``claim``'s billing provider is the one a 2200C names (by NPI or TIN)."""
+    target = reference_target(((claim.get("provider") or {}).get("reference")) or "")
+    found = unit.current(*target) if target else None
+    provider = found.resource() if found is not None and not found.deleted else None
+    npi, tin = identifiers.npi(provider, claim.get("provider")), identifiers.tin(provider)
+    return bool((level.npi and npi == level.npi) or (level.tin and tin == level.tin))
 
 
 def _claim_lines(cp: ClaimPayment) -> list[tuple[Decimal, Decimal]]:

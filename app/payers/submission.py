@@ -43,6 +43,7 @@ from app.payers.calls import call_payer
 from payer_adapters.base import (
     ClaimPackage, PayerAdapter, PayerRejection, Receipt, TransientPayerError, claim_batch_size,
 )
+from payer_adapters.x12 import batch_trace
 
 log = logging.getLogger("therabridge.payers")
 
@@ -291,7 +292,17 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
     for sets, keys in by_sets.items():
         unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key.in_(keys)).values(
             status="submitted", file_name=receipt.file_name, submitted_at=unit.now, group_control=group,
-            set_controls=sets, submission_id=receipt.submission_id[:200]))
+            set_controls=sets, submission_id=receipt.submission_id[:200],
+            batch_trace=_batch_trace(receipt, sets)))
+
+
+def _batch_trace(receipt: Receipt, sets: str | None) -> str:
+    """What the payer's acknowledgment will call the batch these claims went in: the BHT03 of
+    their 837 transaction set, else (payer APIs) the submission's id at the payer."""
+    isa = str((receipt.control_numbers or {}).get("ISA", ""))
+    if isa.isdigit() and sets and sets.isdigit():
+        return batch_trace(isa, sets)
+    return receipt.submission_id[:50]
 
 
 def answer_states(response: dict[str, Any]) -> list[str]:

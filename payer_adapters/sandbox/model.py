@@ -45,6 +45,7 @@ class Claim:
     prior_auth: str = ""
     frequency: str = "1"
     total: Decimal = Decimal(0)
+    batch: str = ""  # BHT03 of the 837 transaction set the claim came in
     lines: list[Line] = field(default_factory=list)
 
     @property
@@ -60,7 +61,7 @@ def claims_from_837(data: bytes | str) -> list[Claim]:
     """Every 2300 claim of an 837P file (the file is assumed to have passed the 999 checks)."""
     claims: list[Claim] = []
     seps = Separators()
-    member = payer = npi = bname = last = first = filing = ""
+    member = payer = npi = bname = last = first = filing = batch = ""
     claim: Claim | None = None
     line: Line | None = None
     in_lines = False
@@ -69,6 +70,8 @@ def claims_from_837(data: bytes | str) -> list[Claim]:
         get = (lambda i, s=seg: s[i] if len(s) > i else "")
         if tag == "ISA":
             seps = Separators(element="*", repetition=get(11) or "^", component=get(16) or ":", segment="~")
+        elif tag == "BHT":
+            batch = get(3)
         elif tag == "HL":
             claim, line, in_lines = None, None, False
             if get(3) == "22":
@@ -91,7 +94,7 @@ def claims_from_837(data: bytes | str) -> list[Claim]:
             freq = (get(5).split(seps.component) + ["", "", ""])[2]
             claim = Claim(pcn=get(1), member_id=member, payer_id=payer, billing_npi=npi, billing_name=bname,
                           patient_last=last, patient_first=first, filing_code=filing, frequency=freq or "1",
-                          total=Decimal(get(2) or "0"))
+                          total=Decimal(get(2) or "0"), batch=batch)
             claims.append(claim)
             in_lines = False
         elif tag == "REF" and claim is not None and not in_lines and get(1) == "G1":

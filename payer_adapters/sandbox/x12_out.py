@@ -120,40 +120,57 @@ def _ik4_code(code: str | None) -> str:
 
 def write_277ca(reply: ReplyWriter, results: list[ClaimResult], *, batch_id: str, received: datetime,
                 config: dict[str, Any]) -> str:
-    """One 277CA for a submission: 2000A clearinghouse, 2000B submitter, 2000C per billing NPI,
-    2000D per claim (TRN*2 = CLM01; STC A2:20 accepted, else the edit's category:status:entity),
-    2220D per rejected line (SVC, STC, REF*FJ)."""
+    """One 277CA for a submission; per 837 transaction set received (named by its BHT03, which
+    2200B TRN02 echoes): 2000A clearinghouse, 2000B submitter, 2000C per billing NPI, 2000D per
+    claim (TRN*2 = CLM01; STC A2:20 accepted, else the edit's category:status:entity), 2220D per
+    rejected line (SVC, STC, REF*FJ)."""
     w = reply.envelope("HN", "005010X214")
     s = w.begin_set("277", 1)
     d = reply.now.strftime("%Y%m%d")
     ch = config["clearinghouse"]
     s.seg("BHT", "0085", "08", batch_id[:30], d, reply.now.strftime("%H%M"), "TH")
-    s.seg("HL", 1, "", "20", 1)
-    s.seg("NM1", "AY", "2", ch["name"], "", "", "", "", "46", ch["id"])
-    s.seg("TRN", "1", batch_id[:30])
-    s.seg("DTP", "050", "D8", received.strftime("%Y%m%d"))
-    s.seg("DTP", "009", "D8", d)
-    ok = [r for r in results if not r.rejected]
-    bad = [r for r in results if r.rejected]
-    total_ok = sum((r.claim.total for r in ok), Decimal(0))
-    total_bad = sum((r.claim.total for r in bad), Decimal(0))
-    s.seg("HL", 2, 1, "21", 1)
-    s.seg("NM1", "41", "2", "SUBMITTER", "", "", "", "", "46", reply.env.sender_id or "THERABRIDGE")
-    s.seg("TRN", "2", batch_id[:30])
     rc = config["received_status"]
-    s.seg("STC", (rc["category"], rc["status"]), d, "WQ", fmt_amount(total_ok + total_bad))
-    _counts(s, ok, bad, total_ok, total_bad, ("90", "AA"), ("YU", "YY"))
-    hl = 2
+    acc = config["accepted_status"]
+    hl = 0
+    batches: dict[str, list[ClaimResult]] = {}
+    for r in results:
+        batches.setdefault(r.claim.batch or batch_id, []).append(r)
+    for trace, in_batch in batches.items():
+        hl += 1
+        source = hl
+        s.seg("HL", hl, "", "20", 1)
+        s.seg("NM1", "AY", "2", ch["name"], "", "", "", "", "46", ch["id"])
+        s.seg("TRN", "1", batch_id[:30])
+        s.seg("DTP", "050", "D8", received.strftime("%Y%m%d"))
+        s.seg("DTP", "009", "D8", d)
+        hl += 1
+        receiver = hl
+        ok = [r for r in in_batch if not r.rejected]
+        bad = [r for r in in_batch if r.rejected]
+        total_ok = sum((r.claim.total for r in ok), Decimal(0))
+        total_bad = sum((r.claim.total for r in bad), Decimal(0))
+        s.seg("HL", hl, source, "21", 1)
+        s.seg("NM1", "41", "2", "SUBMITTER", "", "", "", "", "46", reply.env.sender_id or "THERABRIDGE")
+        s.seg("TRN", "2", trace[:30])
+        s.seg("STC", (rc["category"], rc["status"]), d, "WQ", fmt_amount(total_ok + total_bad))
+        _counts(s, ok, bad, total_ok, total_bad, ("90", "AA"), ("YU", "YY"))
+        hl = _providers(s, in_batch, hl, receiver, d, rc, acc)
+    w.end_set(s)
+    return w.text()
+
+
+def _providers(s: Any, results: list[ClaimResult], hl: int, receiver: int, d: str, rc: dict[str, Any],
+               acc: dict[str, Any]) -> int:
+    """2000C per billing NPI under the 2000B ``receiver``, with its claims; returns the last HL."""
     by_npi: dict[str, list[ClaimResult]] = {}
     for r in results:
         by_npi.setdefault(r.claim.billing_npi, []).append(r)
-    acc = config["accepted_status"]
     for npi, group in by_npi.items():
         hl += 1
         parent = hl
         g_ok = [r for r in group if not r.rejected]
         g_bad = [r for r in group if r.rejected]
-        s.seg("HL", hl, 2, "19", 1)
+        s.seg("HL", hl, receiver, "19", 1)
         s.seg("NM1", "85", "2", group[0].claim.billing_name or "PROVIDER", "", "", "", "", "XX", npi)
         s.seg("TRN", "1", "0")
         s.seg("STC", (rc["category"], rc["status"]), "", "WQ", fmt_amount(sum((r.claim.total for r in group), Decimal(0))))
@@ -187,8 +204,7 @@ def write_277ca(reply: ReplyWriter, results: list[ClaimResult], *, batch_id: str
                     s.seg("REF", "FJ", ln.control)
                 if ln.service_date:
                     s.seg("DTP", "472", "D8", ln.service_date)
-    w.end_set(s)
-    return w.text()
+    return hl
 
 
 def _counts(s: Any, ok: list, bad: list, total_ok: Decimal, total_bad: Decimal, qty: tuple[str, str],

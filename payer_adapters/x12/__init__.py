@@ -23,7 +23,7 @@ from payer_adapters.x12.decode_277ca import Ack277, ClaimAck, LevelAck
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
 from payer_adapters.x12.decode_999 import Ack999, SetAck
 from payer_adapters.x12.encode_270 import encode_270
-from payer_adapters.x12.encode_837p import encode_837p
+from payer_adapters.x12.encode_837p import batch_trace, encode_837p
 from payer_adapters.x12.errors import (
     BalanceError,
     DataElementError,
@@ -40,7 +40,7 @@ from payer_adapters.x12.partners import TradingPartner, load_partner
 from payer_adapters.x12.validate import pyx12_errors, validate
 
 __all__ = [
-    "encode_837p", "encode_270", "decode", "iter_835_claims", "iter_835_fhir", "validate", "pyx12_errors",
+    "batch_trace", "encode_837p", "encode_270", "decode", "iter_835_claims", "iter_835_fhir", "validate", "pyx12_errors",
     "DecodeResult", "Remittance", "ClaimPayment", "ServicePayment", "Ack999", "SetAck", "Ack277", "ClaimAck",
     "LevelAck", "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
     "TradingPartner", "load_partner", "ControlNumbers", "InMemoryControlNumbers",

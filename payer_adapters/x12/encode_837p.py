@@ -437,6 +437,12 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
             _rendering(w, *line_rendering, claim_rendering_npi, "2420A")
 
 
+def batch_trace(isa_control: int | str, st_control: int | str) -> str:
+    """BHT03 of a transaction set we send: ISA13 and ST02. A 277CA names the set it acknowledges
+    by this value (2200B TRN02), which is how its batch-level statuses find our claims."""
+    return f"{int(isa_control):09d}{int(st_control):04d}"[-30:]
+
+
 def encode_837p(
     claims: Mapping[str, Any] | Iterable[R.Resource],
     partner: TradingPartner,
@@ -470,7 +476,7 @@ def encode_837p(
     for ctxs in groups.values():
         st = control_numbers.next(partner.name, "ST")
         w = env.begin_set("837", st)
-        w.seg("BHT", "0019", "00", f"{env.isa_control:09d}{st:04d}"[-30:], date, time, "CH")
+        w.seg("BHT", "0019", "00", batch_trace(env.isa_control, st), date, time, "CH")
         w.seg("NM1", "41", "2", clean(partner.submitter_name or partner.sender_id, 60), "", "", "", "",
               "46", clean(partner.sender_id, 80))
         w.seg("PER", "IC", clean(partner.submitter_contact_name, 60), "TE", re.sub(r"\D", "", partner.submitter_phone))
