@@ -6,7 +6,8 @@ index values, all written in one transaction. Every row carries its tenant.
 
 SQLite is the embedded default; PostgreSQL is production. Differences are confined here:
 SQLite write transactions start with ``BEGIN IMMEDIATE`` so writers serialize up front instead
-of failing with SQLITE_BUSY half-way, and the document column is ``JSONB`` on PostgreSQL.
+of failing with SQLITE_BUSY half-way, and the document columns are ``json`` (resources, kept
+as written) or ``JSONB`` on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -49,6 +50,21 @@ def _jsonb(type_: JSONDocument, compiler: object, **kw: object) -> str:
     return "JSONB"
 
 
+class VerbatimJSON(JSONDocument):
+    """A JSON document kept exactly as written: TEXT on SQLite, ``json`` on PostgreSQL.
+
+    JSONB rewrites numbers (``1e2`` becomes ``100``) and reorders keys, but a FHIR decimal's
+    precision is part of its value, so resources must come back as they were sent. ``json``
+    checks the text and stores it unchanged (and reading it back needs no conversion)."""
+
+    cache_ok = True
+
+
+@compiles(VerbatimJSON, "postgresql")
+def _json(type_: VerbatimJSON, compiler: object, **kw: object) -> str:
+    return "JSON"
+
+
 class Tenant(SQLModel, table=True):
     __tablename__ = "tenant"
     id: str = Field(primary_key=True, max_length=64)
@@ -71,7 +87,7 @@ class ResourceRow(SQLModel, table=True):
     version_id: int
     last_updated: datetime
     deleted: bool = False
-    content: str = Field(sa_column=sa.Column(JSONDocument(), nullable=False))
+    content: str = Field(sa_column=sa.Column(VerbatimJSON(), nullable=False))
 
 
 class ResourceHistoryRow(SQLModel, table=True):
@@ -91,7 +107,7 @@ class ResourceHistoryRow(SQLModel, table=True):
     last_updated: datetime
     method: str = Field(max_length=8)
     deleted: bool = False
-    content: str | None = Field(default=None, sa_column=sa.Column(JSONDocument(), nullable=True))
+    content: str | None = Field(default=None, sa_column=sa.Column(VerbatimJSON(), nullable=True))
 
 
 

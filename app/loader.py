@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import httpx
 import orjson
 
+from app.fhir import exact_json
 from app.fhir.errors import FhirError
 from app.settings import Settings
 
@@ -74,12 +75,12 @@ class Loader:
         def write(resource: dict[str, Any]) -> None:
             rtype = resource.get("resourceType")
             if resource.get("id"):
-                check(client.put(f"/{rtype}/{resource['id']}", content=orjson.dumps(resource)))
+                check(client.put(f"/{rtype}/{resource['id']}", content=exact_json.dumps(resource)))
             else:
-                check(client.post(f"/{rtype}", content=orjson.dumps(resource)))
+                check(client.post(f"/{rtype}", content=exact_json.dumps(resource)))
 
         def bundle(body: dict[str, Any]) -> list[str | None]:
-            resp = client.post("", content=orjson.dumps(body))
+            resp = client.post("", content=exact_json.dumps(body))
             check(resp)
             return [None if e["response"]["status"][:1] == "2" else
                     _first_problem(e["response"].get("outcome", {})) for e in resp.json()["entry"]]
@@ -88,7 +89,7 @@ class Loader:
 
     def load_file(self, path: Path) -> Iterator[Result]:
         try:
-            doc = orjson.loads(path.read_bytes())
+            doc = exact_json.loads(path.read_bytes())  # decimals are stored as written
         except (OSError, orjson.JSONDecodeError) as exc:
             yield str(path), f"not readable JSON: {exc}"
             return

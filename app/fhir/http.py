@@ -2,7 +2,8 @@
 
 Bodies are read with a size cap, content types checked (JSON only; XML is refused with a
 415 that says so), and responses are ``application/fhir+json`` built from stored JSON text
-without a model round trip.
+without a model round trip. Resources to store are parsed with ``exact_json``, so their
+decimals keep the precision they were sent with.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from app.fhir import exact_json
 from app.fhir.dates import http_date
 from app.fhir.errors import FhirError
 from app.fhir.store import Version
@@ -63,7 +65,10 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
+async def read_json(request: Request, max_bytes: int, *, exact: bool = False) -> Any:
+    """The JSON body. ``exact``: numbers a float would rewrite (``75.00``, ``1e2``) are kept as
+    ``exact_json.ExactDecimal`` — for bodies that are stored as sent; operations that compute
+    with the numbers take plain floats."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if "xml" in ctype:
         raise FhirError(415, "not-supported",
@@ -78,7 +83,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if b"\\u0000" in raw or b"\x00" in raw:
         raise FhirError(400, "value", "FHIR strings may not contain the NUL character")
     try:
-        return orjson.loads(raw)
+        return exact_json.loads(raw) if exact else orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise FhirError(400, "structure", f"The body is not valid JSON: {exc}") from None
 

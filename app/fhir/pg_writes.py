@@ -72,12 +72,12 @@ drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r))"""
 
 _NEW_ROW = """WITH r AS (
   INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content)
-  VALUES (%(t)s, %(ty)s, %(id)s, %(v)s::int, %(now)s::timestamptz, false, %(c)s::jsonb)
+  VALUES (%(t)s, %(ty)s, %(id)s, %(v)s::int, %(now)s::timestamptz, false, %(c)s::json)
   {conflict} RETURNING pk, content),"""
 
 _REPLACE_ROW = """WITH r AS (
   UPDATE resource SET version_id = %(v)s::int, last_updated = %(now)s::timestamptz, deleted = false,
-                      content = %(c)s::jsonb
+                      content = %(c)s::json
   WHERE tenant_id = %(t)s AND type = %(ty)s AND id = %(id)s AND version_id = %(prev)s::int
   RETURNING pk, content),"""
 _WRITES = {

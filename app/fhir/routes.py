@@ -137,7 +137,7 @@ async def metadata(svc: Svc, request: Request) -> Response:
 @router.post("", summary="Batch or transaction Bundle")
 async def bundle(request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    body = check_bundle(await read_json(request, svc.settings.max_body_bytes))
+    body = check_bundle(await read_json(request, svc.settings.max_body_bytes, exact=True))
     kind = body["type"]
     ts = store_for(svc, ctx)
     processor = BundleProcessor(ts, svc.registry, svc.base, lambda i, t: require(ctx, i, t),
@@ -180,7 +180,7 @@ async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     known_type(svc, rtype)
     require(ctx, "c", rtype)
-    body = await read_json(request, svc.settings.max_body_bytes)
+    body = await read_json(request, svc.settings.max_body_bytes, exact=True)
     check_resource(body, expected_type=rtype)
     body.pop("id", None)  # server-assigned (R4 http.html §3.1.0.8)
     if request.headers.get("if-none-exist"):
@@ -199,7 +199,7 @@ async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
     criteria = list(request.query_params.multi_items())
     if not criteria:
         raise FhirError(400, "invalid", "A conditional update needs search criteria in the URL")
-    body = await read_json(request, svc.settings.max_body_bytes)
+    body = await read_json(request, svc.settings.max_body_bytes, exact=True)
     check_resource(body, expected_type=rtype)
     result = await svc.store.run_write(store_for(svc, ctx).conditional_update, rtype, criteria, body,
                                       client=True)
@@ -233,7 +233,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
     known_type(svc, rtype)
     require(ctx, "u", rtype)
     if_match = parse_if_match(request.headers.get("if-match"))
-    body = await read_json(request, svc.settings.max_body_bytes)
+    body = await read_json(request, svc.settings.max_body_bytes, exact=True)
     check_resource(body, expected_type=rtype)
     if body.get("id") is None:
         raise FhirError(400, "required", "The resource in an update must carry its id", expression=[f"{rtype}.id"])

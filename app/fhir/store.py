@@ -35,7 +35,7 @@ from app.db import ResourceHistoryRow, Tenant, dialect_insert, is_postgres, writ
 from app.fhir.access import EVERYTHING, Access, check_write, conditions
 from app.fhir.dates import UTC, instant
 from app.fhir.errors import FhirError, Gone, NotFound, PreconditionFailed
-from app.fhir import pg_writes
+from app.fhir import exact_json, pg_writes
 from app.fhir.async_pg import AsyncPostgres
 from app.fhir.extract import IndexValues, extract
 from app.fhir.registry import Registry
@@ -128,11 +128,14 @@ def serialize(resource: dict[str, Any], rid: str, version_id: int, when: datetim
     for key, value in resource.items():
         if key not in doc:
             doc[key] = value
-    return orjson.dumps(doc).decode()
+    return orjson.dumps(doc, default=exact_json.default).decode()  # decimals as sent
 
 
 def _ordered(text: str) -> str:
-    """JSONB returns keys in its own order; put resourceType, id and meta back in front."""
+    """Rows written while the column was JSONB come back in its key order; put resourceType,
+    id and meta back in front (the ``json`` column keeps the text as written)."""
+    if text.startswith('{"resourceType":'):
+        return text
     doc = orjson.loads(text)
     head = {k: doc.pop(k) for k in ("resourceType", "id", "meta") if k in doc}
     return orjson.dumps({**head, **doc}).decode()

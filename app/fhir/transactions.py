@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from app.fhir import exact_json
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError, outcome
 from app.fhir.http import parse_if_match
@@ -254,13 +255,13 @@ class BundleProcessor:
         status, body = self.get_handler(unit, e)
         entry: dict[str, Any] = {"response": {"status": STATUS_TEXT.get(status, str(status))}}
         if body is not None:
-            entry["resource"] = orjson.loads(body)
+            entry["resource"] = orjson.Fragment(body)  # stored text as is: decimals keep their precision
         return entry
 
     def _write_entry(self, v: Version, status: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"fullUrl": f"{self.base}/{v.type}/{v.id}"}
         if self.return_pref != "minimal" and v.content:
-            entry["resource"] = orjson.loads(v.content)
+            entry["resource"] = orjson.Fragment(v.content)  # stored text as is: decimals keep their precision
         entry["response"] = {"status": STATUS_TEXT[status], "location": f"{v.type}/{v.id}/_history/{v.version_id}",
                              "etag": v.etag, "lastModified": instant(v.last_updated)}
         return entry
@@ -300,7 +301,7 @@ def _interaction(e: EntryRequest) -> str:
 
 def _reject_dangling(e: EntryRequest) -> None:
     """A urn:uuid reference left after rewriting points at nothing in this bundle."""
-    text = orjson.dumps(e.resource).decode()
+    text = exact_json.dumps(e.resource).decode()
     marker = '"reference":"urn:uuid:'
     if marker in text:
         start = text.index(marker) + len('"reference":"')

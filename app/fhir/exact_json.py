@@ -1,0 +1,107 @@
+"""JSON whose numbers keep the text they were sent with (R4 datatypes.html#decimal).
+
+FHIR makes a decimal's precision part of its value: ``75.00`` is not ``75.0``, and ``1e2`` or a
+value with 20 significant digits must come back as written. A float cannot hold that, so
+orjson alone would rewrite them. Most bodies have no such number, though, and orjson is the
+API's fast path; so:
+
+- ``loads`` parses with orjson (which also decides what is valid JSON), then scans the raw
+  bytes for number tokens that a float would rewrite (a trailing zero after the point, an
+  exponent, more digits than a double keeps). Only when one is found is the body parsed a
+  second time with the standard library, whose hooks turn exactly those numbers into
+  :class:`ExactDecimal`; every other number stays a plain ``int`` or ``float``.
+- ``dumps`` (and ``default``, for ``orjson.dumps(..., default=default)``) writes an
+  ``ExactDecimal`` back as its text, verbatim (``orjson.Fragment``).
+
+A false alarm of the scan (such text inside a string) only costs the second parse.
+"""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+# A number token of a JSON document follows ':' (a member's value), '[' or ',' (an array
+# item), after optional whitespace. The alternatives are the tokens a double may rewrite:
+# an exponent, a fraction, or an integer past the 64-bit range orjson keeps exact.
+_SUSPECT = re.compile(rb"[:\[,][ \t\n\r]*(-?\d+(?:\.\d+)?[eE][-+]?\d+|-?\d+\.\d+|-?\d{19,})")
+_INT64_MIN, _UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
+
+
+class ExactDecimal(Decimal):
+    """A ``Decimal`` that remembers the exact text it was written with (``75.00``, ``1e2``).
+
+    Immutable like every Decimal, so copies are the object itself (``copy.deepcopy`` of a
+    plain Decimal subclass would rebuild it from ``str()``, which writes ``1E+2``)."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> "ExactDecimal":
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __copy__(self) -> "ExactDecimal":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ExactDecimal":
+        return self
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return ExactDecimal, (self.text,)
+
+    def __repr__(self) -> str:
+        return f"ExactDecimal({self.text!r})"
+
+
+def _survives_float(token: bytes) -> bool:
+    """Whether orjson writes ``token`` back unchanged after reading it."""
+    try:
+        return orjson.dumps(orjson.loads(token)) == token
+    except orjson.JSONDecodeError:
+        return False
+
+
+def needs_exact(raw: bytes) -> bool:
+    """Whether some number in ``raw`` would be rewritten by a float round trip."""
+    return any(not _survives_float(m.group(1)) for m in _SUSPECT.finditer(raw))
+
+
+def _exact_float(text: str) -> float | ExactDecimal:
+    value = float(text)
+    return value if orjson.dumps(value) == text.encode() else ExactDecimal(text)
+
+
+def _exact_int(text: str) -> int | ExactDecimal:
+    value = int(text)
+    return value if _INT64_MIN <= value <= _UINT64_MAX else ExactDecimal(text)
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON, keeping numbers a float would rewrite as :class:`ExactDecimal`.
+
+    Raises ``orjson.JSONDecodeError`` for invalid JSON, as ``orjson.loads`` does."""
+    doc = orjson.loads(raw)
+    data = raw.encode() if isinstance(raw, str) else raw
+    if not needs_exact(data):
+        return doc
+    try:
+        return json.loads(data, parse_float=_exact_float, parse_int=_exact_int)
+    except ValueError:  # stricter than orjson somewhere; keep orjson's reading
+        return doc
+
+
+def default(obj: Any) -> Any:
+    """``orjson.dumps`` hook: an :class:`ExactDecimal` is written as its original text."""
+    if isinstance(obj, ExactDecimal):
+        return orjson.Fragment(obj.text)
+    raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
+
+
+def dumps(obj: Any, option: int | None = None) -> bytes:
+    """``orjson.dumps`` that writes :class:`ExactDecimal` numbers as they were sent."""
+    return orjson.dumps(obj, default=default, option=option)
