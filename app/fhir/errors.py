@@ -18,6 +18,7 @@ STATUS_FOR_CODE: dict[str, int] = {
     "structure": 400,
     "required": 400,
     "value": 400,
+    "code-invalid": 400,
     "invariant": 422,
     "login": 401,
     "unknown": 401,

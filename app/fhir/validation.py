@@ -1,4 +1,5 @@
-"""Validate incoming resources with the ``fhir.resources.R4B`` models (FHIR 4.0.1 on the wire).
+"""Validate incoming resources with the ``fhir.resources.R4B`` models (FHIR 4.0.1 on the wire)
+and their codes against the value sets of required bindings (``bindings``).
 
 Pydantic reports error locations as tuples such as ``('identifier', 0, 'system')``; they are
 turned into FHIRPath expressions (``Patient.identifier[0].system``) so a client sees exactly
@@ -12,6 +13,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from app.fhir.bindings import binding_issues
 from app.fhir.errors import FhirError, issue
 from app.fhir.registry import registry
 
@@ -69,6 +71,10 @@ def check_resource(resource: Any, *, expected_type: str | None = None, where: st
     except (ValueError, TypeError) as exc:
         raise FhirError(400, "value", f"The resource is not valid FHIR R4: {exc}",
                         expression=[where or rtype]) from None
+    problems = binding_issues(resource, where or rtype, MAX_ISSUES)
+    if problems:
+        raise FhirError(400, "code-invalid", "A code is not in the value set its element requires",
+                        issues=problems)
     return rtype
 
 
