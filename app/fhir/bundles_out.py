@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import orjson
 
 from app.fhir.dates import http_date, instant
+from app.fhir.elements import subset
 from app.fhir.search_params import SearchQuery
 from app.fhir.store import SearchResult, Version
 
@@ -29,8 +30,9 @@ def search_links(base: str, query: SearchQuery, result: SearchResult) -> list[di
     return links
 
 
-def _entry(base: str, v: Version, mode: str) -> str:
-    return (f'{{"fullUrl":"{base}/{v.type}/{v.id}","resource":{v.content},'
+def _entry(base: str, v: Version, mode: str, elements: tuple[str, ...] = ()) -> str:
+    content = subset(v.content, elements) if elements and v.content else v.content
+    return (f'{{"fullUrl":"{base}/{v.type}/{v.id}","resource":{content},'
             f'"search":{{"mode":"{mode}"}}}}')
 
 
@@ -41,8 +43,8 @@ def searchset(base: str, query: SearchQuery, result: SearchResult, now: datetime
     if result.total is not None:
         head["total"] = result.total
     head["link"] = search_links(base, query, result)
-    entries = [_entry(base, v, "match") for v in result.matches]
-    entries += [_entry(base, v, "include") for v in result.included]
+    entries = [_entry(base, v, "match", query.elements) for v in result.matches]
+    entries += [_entry(base, v, "include") for v in result.included]  # _elements spares includes
     if outcome:
         entries.append('{"resource":' + orjson.dumps(outcome).decode() + ',"search":{"mode":"outcome"}}')
     body = orjson.dumps(head)[:-1].decode()

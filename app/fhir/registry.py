@@ -18,7 +18,8 @@ DATA = Path(__file__).resolve().parent / "data" / "resource_types.json"
 # Parameters every type supports, evaluated on the resource table itself (R4 search.html §3.1.1).
 COMMON_PARAMS: dict[str, ParamType] = {"_id": "token", "_lastUpdated": "date"}
 
-RESULT_PARAMS = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_summary", "_page", "_format"})
+RESULT_PARAMS = frozenset({"_count", "_sort", "_total", "_include", "_revinclude", "_summary", "_elements", "_page",
+                           "_format"})
 
 INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
 

@@ -19,6 +19,7 @@ from app.audit import OUTCOME_OK, interaction_row
 from app.fhir.access import access_for, compartment_patient
 from app.fhir.bundles_out import history_bundle, searchset
 from app.fhir.dates import http_date, parse_range
+from app.fhir.elements import parse_elements, subset
 from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.operations import operation_definitions
 from app.fhir.http import (
@@ -123,7 +124,8 @@ async def read(request: Request) -> Response:
     require(ctx, "r", known_type(svc, rtype))
     v = await store_for(svc, ctx).aread(rtype, rid)
     audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
-    return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
+    return fhir_response(_subsetted(request, v.content), headers={"ETag": v.etag,
+                                                                  "Last-Modified": http_date(v.last_updated)})
 
 
 # -- capabilities ------------------------------------------------------------------------
@@ -269,10 +271,19 @@ async def vread(rtype: str, rid: str, vid: str, request: Request, svc: Svc, ctx:
         raise FhirError(404, "not-found", f"{rtype}/{rid} has no version {vid!r}")
     v = store_for(svc, ctx).vread(rtype, rid, int(vid))
     audit_read(svc, ctx, "vread", entity=f"{rtype}/{rid}/_history/{vid}")
-    return fhir_response(v.content, headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
+    return fhir_response(_subsetted(request, v.content),
+                         headers={"ETag": v.etag, "Last-Modified": http_date(v.last_updated)})
 
 
 # -- helpers -----------------------------------------------------------------------------
+def _subsetted(request: Request, content: str | None) -> str | None:
+    """``content`` cut down to the ``_elements`` of the request, if it names any (R4 search.html)."""
+    if content is None or b"elements" not in request.scope["query_string"]:  # the common read: no parsing
+        return content
+    names = parse_elements(",".join(request.query_params.getlist("_elements")))
+    return subset(content, names) if names else content
+
+
 def _write_response(request: Request, svc: Services, v: Version, status: int) -> Response:
     headers = version_headers(v, svc.base)
     ret = prefer(request, "return")
@@ -309,7 +320,9 @@ def _entry_get(svc: Services, ctx: AccessContext, unit: Unit, e: EntryRequest) -
     if e.rid and e.vid:
         return 200, unit.vread(e.rtype, e.rid, e.vid).content
     if e.rid:
-        return 200, unit.read(e.rtype, e.rid).content
+        content = unit.read(e.rtype, e.rid).content
+        names = parse_elements(",".join(v for k, v in e.criteria or [] if k == "_elements"))
+        return 200, subset(content, names) if names and content else content
     query = parse_query(svc, e.rtype, e.criteria or [], False)
     result = unit.search(query)
     return 200, searchset(svc.base, query, result, svc.store.clock()).decode()

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Union
 
 from app.fhir.dates import parse_range
+from app.fhir.elements import parse_elements
 from app.fhir.errors import FhirError
 from app.fhir.extract import fold, reference_target
 from app.fhir.registry import COMMON_PARAMS, Registry, ResourceType
@@ -88,6 +89,7 @@ class SearchQuery:
     includes: list[Include] = field(default_factory=list)
     revincludes: list[Include] = field(default_factory=list)
     summary_count: bool = False
+    elements: tuple[str, ...] = ()  # _elements: the matches are subsetted to these (app.fhir.elements)
     page: str | None = None
     applied: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
@@ -218,6 +220,11 @@ def parse_search(
             inc = _parse_include(name, raw, rtype, registry)
             (q.includes if name == "_include" else q.revincludes).append(inc)
             q.applied.append((key, raw))
+            continue
+        if name == "_elements":
+            q.elements = parse_elements(raw)
+            if q.elements:
+                q.applied.append((key, raw))
             continue
         if name == "_page":
             q.page = raw
