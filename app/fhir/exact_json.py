@@ -18,16 +18,23 @@ A false alarm of the scan (such text inside a string) only costs the second pars
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-# A number token of a JSON document follows ':' (a member's value), '[' or ',' (an array
-# item), after optional whitespace. The alternatives are the tokens a double may rewrite:
-# an exponent, a fraction, or an integer past the 64-bit range orjson keeps exact.
-_SUSPECT = re.compile(rb"[:\[,][ \t\n\r]*(-?\d+(?:\.\d+)?[eE][-+]?\d+|-?\d+\.\d+|-?\d{19,})")
+# Finding the numbers a float may rewrite without a regular expression (which costs ~20 ns a
+# byte, more than orjson's whole parse): with every digit mapped to '0' and 'E' to 'e', they
+# are where a fraction ("0.0"), an exponent ("0e") or a 19-digit run starts; a number token starts
+# after ':' (a member's value), '[' or ',' (an array item) and optional whitespace, and ends
+# before ',', ']', '}' or whitespace (which keeps out times such as "10:00:00.000Z").
+_ZEROS = bytes.maketrans(b"123456789E", b"000000000e")
+_MARKERS = (b"0.0", b"0e", b"0" * 19)
+_MANTISSA = frozenset(b"0.-")
+_TOKEN = frozenset(b"0.-+e")
+_SPACE = frozenset(b" \t\n\r")
+_BEFORE = frozenset(b":[,")
+_AFTER = frozenset(b",]} \t\n\r")
 _INT64_MIN, _UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
 
 
@@ -66,9 +73,35 @@ def _survives_float(token: bytes) -> bool:
         return False
 
 
+def _token_at(raw: bytes, zeros: bytes, at: int) -> bytes | None:
+    """The number token around position ``at`` of a marker, or None when it is inside a string."""
+    start = at
+    while start > 0 and zeros[start - 1] in _MANTISSA:
+        start -= 1
+    before = start - 1
+    while before >= 0 and zeros[before] in _SPACE:
+        before -= 1
+    if before < 0 or zeros[before] not in _BEFORE:
+        return None
+    end = at
+    while end < len(zeros) and zeros[end] in _TOKEN:
+        end += 1
+    if end < len(zeros) and zeros[end] not in _AFTER:
+        return None
+    return raw[start:end]
+
+
 def needs_exact(raw: bytes) -> bool:
     """Whether some number in ``raw`` would be rewritten by a float round trip."""
-    return any(not _survives_float(m.group(1)) for m in _SUSPECT.finditer(raw))
+    zeros = raw.translate(_ZEROS)
+    for marker in _MARKERS:
+        at = zeros.find(marker)
+        while at != -1:
+            token = _token_at(raw, zeros, at)
+            if token is not None and not _survives_float(token):
+                return True
+            at = zeros.find(marker, at + 1)
+    return False
 
 
 def _exact_float(text: str) -> float | ExactDecimal:
