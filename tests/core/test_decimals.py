@@ -4,12 +4,18 @@ interaction that returns the resource, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import copy
+import uuid
 from pathlib import Path
 
 import orjson
+import pytest
+import sqlalchemy as sa
 
+from app.db import make_engine
 from app.fhir.exact_json import ExactDecimal, dumps, loads, needs_exact
+from app.fhir.store import _ordered
 from app.loader import Loader
+from app.migrations import upgrade
 
 # Numbers as a client writes them; a float would turn each into something else.
 SENT = ("75.00", "1.50E+3", "0.123456789012345678901234567890", "123456789012345678901234567890", "20.10")
@@ -95,3 +101,39 @@ def test_parser_keeps_only_the_numbers_a_float_would_rewrite():
     assert dumps(copy.deepcopy(doc)) == dumps(doc)  # transactions copy entries
     # the common case never leaves orjson: no number that a float would rewrite
     assert not needs_exact(orjson.dumps({"status": "finished", "rank": 1, "value": 75.5, "text": "1.50"}))
+
+
+def test_postgres_upgrade_stores_documents_as_written_and_reads_older_rows(database_url):
+    """Migration 0010 turns the JSONB document columns into json; rows written before keep
+    JSONB's rendering and are served with resourceType, id and meta first."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite stores the text as written already")
+    schema = "mig_" + uuid.uuid4().hex[:10]
+    admin = make_engine(database_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine = sa.create_engine(database_url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        upgrade(engine, "0009")
+        old = '{"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}, "active": true}'
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content) "
+                                 "VALUES ('t', 'Patient', 'p1', 1, now(), false, CAST(:c AS jsonb))"), {"c": old})
+        upgrade(engine)
+        with engine.begin() as conn:
+            kinds = conn.execute(sa.text(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = :s "
+                "AND table_name IN ('resource', 'resource_history') AND column_name = 'content'"), {"s": schema}).scalars()
+            assert set(kinds) == {"json"}
+            conn.execute(sa.text("INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content) "
+                                 "VALUES ('t', 'Observation', 'o1', 1, now(), false, CAST(:c AS json))"),
+                         {"c": observation_text(rid="o1")})
+            texts = dict(conn.execute(sa.text("SELECT id, content::text FROM resource")).all())
+        assert_as_sent(texts["o1"])
+        assert texts["p1"].startswith('{"id"')  # JSONB's key order, from before the upgrade
+        assert _ordered(texts["p1"]).startswith('{"resourceType":"Patient","id":"p1","meta"')
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
