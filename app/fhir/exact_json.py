@@ -9,16 +9,19 @@ API's fast path; so:
   bytes for number tokens that a float would rewrite (a trailing zero after the point, an
   exponent, more digits than a double keeps). Only when one is found is the body parsed a
   second time with the standard library, whose hooks turn exactly those numbers into
-  :class:`ExactDecimal`; every other number stays a plain ``int`` or ``float``.
+  :class:`ExactNumber`; every other number stays a plain ``int`` or ``float``.
 - ``dumps`` (and ``default``, for ``orjson.dumps(..., default=default)``) writes an
-  ``ExactDecimal`` back as its text, verbatim (``orjson.Fragment``).
+  ``ExactNumber`` back as its text, verbatim (``orjson.Fragment``).
+
+An ``ExactNumber`` is a ``float`` for everything else, so code that reads the parsed resource
+(validation, the claim guard and scrubber, comparisons with a stored version parsed by orjson)
+sees the same values as before.
 
 A false alarm of the scan (such text inside a string) only costs the second parse.
 """
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -38,31 +41,28 @@ _AFTER = frozenset(b",]} \t\n\r")
 _INT64_MIN, _UINT64_MAX = -(2 ** 63), 2 ** 64 - 1
 
 
-class ExactDecimal(Decimal):
-    """A ``Decimal`` that remembers the exact text it was written with (``75.00``, ``1e2``).
+class ExactNumber(float):
+    """A JSON number that remembers the exact text it was written with (``75.00``, ``1e2``).
 
-    Immutable like every Decimal, so copies are the object itself (``copy.deepcopy`` of a
-    plain Decimal subclass would rebuild it from ``str()``, which writes ``1E+2``)."""
+    It computes and compares as the float of that text; only serialization (``default``)
+    uses the text. Copies are the object itself, as for any immutable number."""
 
     __slots__ = ("text",)
     text: str
 
-    def __new__(cls, text: str) -> "ExactDecimal":
+    def __new__(cls, text: str) -> "ExactNumber":
         self = super().__new__(cls, text)
         self.text = text
         return self
 
-    def __copy__(self) -> "ExactDecimal":
+    def __copy__(self) -> "ExactNumber":
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "ExactDecimal":
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ExactNumber":
         return self
 
     def __reduce__(self) -> tuple[type, tuple[str]]:
-        return ExactDecimal, (self.text,)
-
-    def __repr__(self) -> str:
-        return f"ExactDecimal({self.text!r})"
+        return ExactNumber, (self.text,)
 
 
 def _survives_float(token: bytes) -> bool:
@@ -104,18 +104,19 @@ def needs_exact(raw: bytes) -> bool:
     return False
 
 
-def _exact_float(text: str) -> float | ExactDecimal:
+def _exact_float(text: str) -> float:
     value = float(text)
-    return value if orjson.dumps(value) == text.encode() else ExactDecimal(text)
+    return value if orjson.dumps(value) == text.encode() else ExactNumber(text)
 
 
-def _exact_int(text: str) -> int | ExactDecimal:
+def _exact_int(text: str) -> int | float:
+    """Integers orjson keeps exact stay ``int``; larger ones it reads as floats, as here."""
     value = int(text)
-    return value if _INT64_MIN <= value <= _UINT64_MAX else ExactDecimal(text)
+    return value if _INT64_MIN <= value <= _UINT64_MAX else ExactNumber(text)
 
 
 def loads(raw: bytes | str) -> Any:
-    """Parse JSON, keeping numbers a float would rewrite as :class:`ExactDecimal`.
+    """Parse JSON, keeping numbers a float would rewrite as :class:`ExactNumber`.
 
     Raises ``orjson.JSONDecodeError`` for invalid JSON, as ``orjson.loads`` does."""
     doc = orjson.loads(raw)
@@ -129,12 +130,12 @@ def loads(raw: bytes | str) -> Any:
 
 
 def default(obj: Any) -> Any:
-    """``orjson.dumps`` hook: an :class:`ExactDecimal` is written as its original text."""
-    if isinstance(obj, ExactDecimal):
+    """``orjson.dumps`` hook: an :class:`ExactNumber` is written as its original text."""
+    if isinstance(obj, ExactNumber):
         return orjson.Fragment(obj.text)
     raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
 
 
 def dumps(obj: Any, option: int | None = None) -> bytes:
-    """``orjson.dumps`` that writes :class:`ExactDecimal` numbers as they were sent."""
+    """``orjson.dumps`` that writes :class:`ExactNumber` numbers as they were sent."""
     return orjson.dumps(obj, default=default, option=option)

@@ -66,9 +66,8 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 async def read_json(request: Request, max_bytes: int, *, exact: bool = False) -> Any:
-    """The JSON body. ``exact``: numbers a float would rewrite (``75.00``, ``1e2``) are kept as
-    ``exact_json.ExactDecimal`` — for bodies that are stored as sent; operations that compute
-    with the numbers take plain floats."""
+    """The JSON body. ``exact``: numbers a float would rewrite (``75.00``, ``1e2``) keep their
+    text (``exact_json.ExactNumber``, a float that serializes as sent), for bodies stored as sent."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if "xml" in ctype:
         raise FhirError(415, "not-supported",

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.db import make_engine
-from app.fhir.exact_json import ExactDecimal, dumps, loads, needs_exact
+from app.fhir.exact_json import ExactNumber, dumps, loads, needs_exact
 from app.fhir.store import _ordered
 from app.loader import Loader
 from app.migrations import upgrade
@@ -96,7 +96,11 @@ def test_load_command_keeps_decimals_as_sent(settings, store, tenant, tmp_path: 
 def test_parser_keeps_only_the_numbers_a_float_would_rewrite():
     doc = loads(b'{"a":75.00,"b":75.5,"c":[1e2,7,-0.5],"d":"x: 1.50","e":99999999999999999999}')
     assert doc["b"] == 75.5 and type(doc["b"]) is float and doc["c"][1:] == [7, -0.5]
-    assert isinstance(doc["a"], ExactDecimal) and isinstance(doc["c"][0], ExactDecimal)
+    assert isinstance(doc["a"], ExactNumber) and isinstance(doc["c"][0], ExactNumber)
+    assert doc["a"] == 75.0 and doc["a"] + 1 == 76.0  # computes and compares as the float it is
+    # so a resource sent again equals its stored version read back with orjson (the Claim guard
+    # compares them), even where the decimal has no exact float (0.10)
+    assert loads(b'{"net":{"value":0.10}}') == orjson.loads(b'{"net":{"value":0.10}}')
     assert dumps(doc) == b'{"a":75.00,"b":75.5,"c":[1e2,7,-0.5],"d":"x: 1.50","e":99999999999999999999}'
     assert dumps(copy.deepcopy(doc)) == dumps(doc)  # transactions copy entries
     # the common case never leaves orjson: no number that a float would rewrite
