@@ -108,7 +108,7 @@ def test_parser_keeps_only_the_numbers_a_float_would_rewrite():
 
 
 def test_postgres_upgrade_stores_documents_as_written_and_reads_older_rows(database_url):
-    """Migration 0010 turns the JSONB document columns into json; rows written before keep
+    """Migration 0011 turns the JSONB document columns into json; rows written before keep
     JSONB's rendering and are served with resourceType, id and meta first."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: SQLite stores the text as written already")
@@ -118,7 +118,7 @@ def test_postgres_upgrade_stores_documents_as_written_and_reads_older_rows(datab
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     engine = sa.create_engine(database_url, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        upgrade(engine, "0009")
+        upgrade(engine, "0010")
         old = '{"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}, "active": true}'
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content) "

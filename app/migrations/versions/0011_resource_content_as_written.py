@@ -6,13 +6,13 @@ its text. Rows written before keep JSONB's rendering (and key order, which the s
 right on reading). The change rewrites both tables under an exclusive lock: run it in a
 maintenance window on a large database. SQLite stores TEXT already.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
