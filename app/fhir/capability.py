@@ -17,18 +17,19 @@ def capability_statement(registry: Registry, *, base: str, date: str, operations
         params = [{"name": p, "type": t, "documentation": PARAM_DOCS[p]} for p, t in COMMON_PARAMS.items()]
         params += [{"name": p.name, "type": p.type} for p in rt.params.values()]
         includes = [f"{name}:{p.name}" for p in rt.reference_params]
-        revincludes = sorted(f"{other.name}:{p.name}" for other in registry.types.values()
+        revincludes = sorted(f"{other.name}:{p.name}" for other in registry.types.values() if not other.audit_trail
                              for p in other.reference_params if not p.targets or name in p.targets)
+        offered = set(rt.interactions)
         entry: dict[str, Any] = {
             "type": name,
-            "interaction": [{"code": code} for code in INTERACTIONS],
-            "versioning": "versioned-update",
-            "readHistory": True,
-            "updateCreate": True,
-            "conditionalCreate": True,
+            "interaction": [{"code": code} for code in INTERACTIONS if code in offered],
+            "versioning": "versioned-update" if "update" in offered else "no-version",
+            "readHistory": "vread" in offered,
+            "updateCreate": "update" in offered,
+            "conditionalCreate": "create" in offered,
             "conditionalRead": "not-supported",
-            "conditionalUpdate": True,
-            "conditionalDelete": "single",
+            "conditionalUpdate": "update" in offered,
+            "conditionalDelete": "single" if "delete" in offered else "not-supported",
             "searchInclude": includes,
             "searchRevInclude": revincludes,
             "searchParam": params,

@@ -39,6 +39,10 @@ class ResourceType:
     params: dict[str, SearchParam] = field(default_factory=dict)
     # Patient-compartment membership: the linking parameters, or "shared" / "excluded".
     compartment: tuple[str, ...] | str = "excluded"
+    # The REST interactions offered for the type (``app.fhir.interactions`` refuses the others).
+    interactions: tuple[str, ...] = INTERACTIONS
+    # Served from the append-only audit trail, not the resource store (AuditEvent).
+    audit_trail: bool = False
 
     @property
     def date_params(self) -> list[str]:
@@ -59,6 +63,10 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self.types
 
+    def offering(self, interaction: str) -> list[str]:
+        """The types that offer ``interaction`` (e.g. ``history-type``: what system history covers)."""
+        return [name for name, rt in self.types.items() if interaction in rt.interactions]
+
 
 def load_registry(path: Path = DATA) -> Registry:
     raw = json.loads(path.read_text())
@@ -69,7 +77,11 @@ def load_registry(path: Path = DATA) -> Registry:
             for pname, p in spec["search"].items()
         }
         comp = spec.get("compartment", "excluded")
-        types[name] = ResourceType(name, params, tuple(comp) if isinstance(comp, list) else comp)
+        unknown = set(spec.get("interactions", ())) - set(INTERACTIONS)
+        if unknown:
+            raise ValueError(f"{path.name}: {name} lists unknown interactions {sorted(unknown)}")
+        types[name] = ResourceType(name, params, tuple(comp) if isinstance(comp, list) else comp,
+                                   tuple(spec.get("interactions", INTERACTIONS)), bool(spec.get("auditTrail")))
     return Registry(types)
 
 

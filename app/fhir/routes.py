@@ -15,16 +15,19 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
+from app import audit_trail
 from app.audit import OUTCOME_OK, interaction_row
-from app.fhir.access import access_for, compartment_patient
+from app.fhir.access import compartment_patient
 from app.fhir.bundles_out import history_bundle, searchset
 from app.fhir.dates import http_date, parse_range
 from app.fhir.elements import parse_elements, subset
 from app.fhir.errors import FhirError, issue, outcome
+from app.fhir.interactions import permit, require_scope, store_access
 from app.fhir.operations import operation_definitions
 from app.fhir.http import (
     FORM, check_accept, fhir_response, parse_if_match, prefer, read_body, read_json, version_headers,
 )
+from app.fhir.registry import registry
 from app.fhir.search_params import SearchQuery, parse_search
 from app.fhir.store import TenantStore, Unit, Version
 from app.fhir.transactions import BundleProcessor, EntryRequest
@@ -55,9 +58,6 @@ register_url_convertor("rid", ResourceIdConvertor())
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
-VERBS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
-
-
 async def services(request: Request) -> Services:
     return request.app.state.services
 
@@ -71,9 +71,9 @@ Ctx = Annotated[AccessContext, Depends(access_context)]
 
 
 def require(ctx: AccessContext, interaction: str, rtype: str) -> None:
-    if not ctx.scopes.allows(interaction, rtype):
-        raise FhirError(403, "forbidden", f"The access token does not permit {VERBS[interaction]} on {rtype}",
-                        headers={"WWW-Authenticate": 'Bearer realm="therabridge", error="insufficient_scope"'})
+    """403 unless the caller's scopes grant ``interaction`` (c r u d s) on ``rtype`` (for the
+    operations; the FHIR interactions go through :func:`~app.fhir.interactions.permit`)."""
+    require_scope(ctx, registry(), interaction, rtype)
 
 
 def known_type(svc: Services, rtype: str) -> str:
@@ -88,7 +88,8 @@ def store_for(svc: Services, ctx: AccessContext) -> TenantStore:
                                 patient=compartment_patient(v.resource(), svc.registry, svc.base) if v.content else None)
                 for action, v in written]
 
-    return svc.store.for_tenant(ctx.tenant_id, lambda interaction, rtype: access_for(ctx, interaction, rtype),
+    return svc.store.for_tenant(ctx.tenant_id,
+                                lambda interaction, rtype: store_access(ctx, svc.registry, interaction, rtype),
                                 audit_writes)
 
 
@@ -121,7 +122,7 @@ async def read(request: Request) -> Response:
     svc: Services = request.app.state.services
     ctx = await svc.authenticate(request)
     check_accept(request)
-    require(ctx, "r", known_type(svc, rtype))
+    permit(ctx, svc.registry, "read", rtype)
     v = await store_for(svc, ctx).aread(rtype, rid)
     audit_read(svc, ctx, "read", entity=f"{rtype}/{rid}")
     return fhir_response(_subsetted(request, v.content), headers={"ETag": v.etag,
@@ -142,7 +143,7 @@ async def bundle(request: Request, svc: Svc, ctx: Ctx) -> Response:
     body = check_bundle(await read_json(request, svc.settings.max_body_bytes, exact=True))
     kind = body["type"]
     ts = store_for(svc, ctx)
-    processor = BundleProcessor(ts, svc.registry, svc.base, lambda i, t: require(ctx, i, t),
+    processor = BundleProcessor(ts, svc.registry, svc.base, lambda i, t: permit(ctx, svc.registry, i, t),
                                 lambda unit, e: _entry_get(svc, ctx, unit, e), prefer(request, "return"))
     if kind == "transaction":
         result = await svc.store.run_write(processor.transaction, body)
@@ -154,8 +155,8 @@ async def bundle(request: Request, svc: Svc, ctx: Ctx) -> Response:
 @router.get("/_history", summary="System history")
 async def system_history(request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    for rtype in svc.registry.types:
-        require(ctx, "s", rtype)
+    for rtype in svc.registry.offering("history-type"):  # what system history covers
+        require_scope(ctx, svc.registry, "s", rtype)
     return await _history(request, svc, ctx, None, None)
 
 
@@ -180,8 +181,7 @@ async def search_post(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Respo
 @router.post("/{rtype:rtype}", summary="Create")
 async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    known_type(svc, rtype)
-    require(ctx, "c", rtype)
+    permit(ctx, svc.registry, "create", rtype)
     body = await read_json(request, svc.settings.max_body_bytes, exact=True)
     check_resource(body, expected_type=rtype)
     body.pop("id", None)  # server-assigned (R4 http.html §3.1.0.8)
@@ -196,8 +196,7 @@ async def create(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
 @router.put("/{rtype:rtype}", summary="Conditional update")
 async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    known_type(svc, rtype)
-    require(ctx, "u", rtype)
+    permit(ctx, svc.registry, "update", rtype)
     criteria = list(request.query_params.multi_items())
     if not criteria:
         raise FhirError(400, "invalid", "A conditional update needs search criteria in the URL")
@@ -210,8 +209,7 @@ async def conditional_update(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
 
 @router.delete("/{rtype:rtype}", summary="Conditional delete")
 async def conditional_delete(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
-    known_type(svc, rtype)
-    require(ctx, "d", rtype)
+    permit(ctx, svc.registry, "delete", rtype)
     criteria = list(request.query_params.multi_items())
     if not criteria:
         raise FhirError(405, "not-supported", "DELETE on a resource type needs search criteria (conditional delete)")
@@ -224,7 +222,7 @@ async def conditional_delete(rtype: str, request: Request, svc: Svc, ctx: Ctx) -
 @router.get("/{rtype:rtype}/_history", summary="Type history")
 async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    require(ctx, "s", known_type(svc, rtype))
+    permit(ctx, svc.registry, "history-type", rtype)
     return await _history(request, svc, ctx, rtype, None)
 
 
@@ -232,8 +230,7 @@ async def type_history(rtype: str, request: Request, svc: Svc, ctx: Ctx) -> Resp
 @router.put("/{rtype:rtype}/{rid:rid}", summary="Update (or create with a client id)")
 async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    known_type(svc, rtype)
-    require(ctx, "u", rtype)
+    permit(ctx, svc.registry, "update", rtype)
     if_match = parse_if_match(request.headers.get("if-match"))
     body = await read_json(request, svc.settings.max_body_bytes, exact=True)
     check_resource(body, expected_type=rtype)
@@ -248,8 +245,7 @@ async def update(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
 
 @router.delete("/{rtype:rtype}/{rid:rid}", summary="Delete")
 async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
-    known_type(svc, rtype)
-    require(ctx, "d", rtype)
+    permit(ctx, svc.registry, "delete", rtype)
     v = await svc.store.run_write(store_for(svc, ctx).delete, rtype, rid, client=True)
     headers = {"ETag": v.etag} if v else {}
     message = f"Deleted {rtype}/{rid}" if v else f"{rtype}/{rid} was already absent"
@@ -259,14 +255,14 @@ async def delete(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> 
 @router.get("/{rtype:rtype}/{rid:rid}/_history", summary="Instance history")
 async def instance_history(rtype: str, rid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    require(ctx, "r", known_type(svc, rtype))
+    permit(ctx, svc.registry, "history-instance", rtype)
     return await _history(request, svc, ctx, rtype, rid)
 
 
 @router.get("/{rtype:rtype}/{rid:rid}/_history/{vid}", summary="Version read")
 async def vread(rtype: str, rid: str, vid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
-    require(ctx, "r", known_type(svc, rtype))
+    permit(ctx, svc.registry, "vread", rtype)
     if not vid.isdigit():
         raise FhirError(404, "not-found", f"{rtype}/{rid} has no version {vid!r}")
     v = store_for(svc, ctx).vread(rtype, rid, int(vid))
@@ -308,7 +304,7 @@ def parse_query(svc: Services, rtype: str, items: list[tuple[str, str]], strict:
 
 async def _search(request: Request, svc: Services, ctx: AccessContext, rtype: str,
                   items: list[tuple[str, str]]) -> Response:
-    require(ctx, "s", rtype)
+    permit(ctx, svc.registry, "search-type", rtype)
     query = parse_query(svc, rtype, items, prefer(request, "handling") == "strict")
     result = await run_in_threadpool(store_for(svc, ctx).search, query)
     audit_read(svc, ctx, "search-type", entity=rtype, query=urlencode(query.applied))
@@ -316,7 +312,13 @@ async def _search(request: Request, svc: Services, ctx: AccessContext, rtype: st
 
 
 def _entry_get(svc: Services, ctx: AccessContext, unit: Unit, e: EntryRequest) -> tuple[int, str | None]:
-    """GET inside a batch or transaction: read, vread or search against the same Unit."""
+    """GET inside a batch or transaction: read, vread or search against the same Unit (the audit
+    trail, kept outside the resource store, is read from its own table)."""
+    if svc.registry.types[e.rtype].audit_trail:
+        if e.rid:
+            return 200, audit_trail.read(svc.engine, ctx.tenant_id, e.rid).decode()
+        query = parse_query(svc, e.rtype, e.criteria or [], False)
+        return 200, audit_trail.search(svc.engine, svc.base, svc.store.clock(), ctx.tenant_id, query).decode()
     if e.rid and e.vid:
         return 200, unit.vread(e.rtype, e.rid, e.vid).content
     if e.rid:

@@ -298,7 +298,8 @@ def _parse_include(name: str, raw: str, rtype: ResourceType, registry: Registry)
     if len(parts) not in (2, 3):
         raise _bad(name, raw, "expected Type:parameter[:TargetType]")
     source = registry.get(parts[0])
-    if source is None or (name == "_include" and source.name != rtype.name):
+    # The audit trail is not in the resource store, so no search can include from it.
+    if source is None or source.audit_trail or (name == "_include" and source.name != rtype.name):
         raise _bad(name, raw, f"'{parts[0]}' is not a type this search can include from")
     param = source.params.get(parts[1])
     if param is None or param.type != "reference":

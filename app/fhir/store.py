@@ -38,6 +38,7 @@ from app.fhir.errors import FhirError, Gone, NotFound, PreconditionFailed
 from app.fhir import exact_json, pg_writes
 from app.fhir.async_pg import AsyncPostgres
 from app.fhir.extract import IndexValues, extract
+from app.fhir.interactions import check_offered
 from app.fhir.registry import Registry
 from app.fhir.search_params import SearchQuery, parse_search
 from app.fhir.search_sql import (
@@ -563,13 +564,12 @@ class Reader:
                 page: str | None) -> tuple[list[Version], str | None]:
         if rid and rtype and not self.visible("r", rtype, rid):
             return [], None
-        if not rid and any(not self.ts.access("s", t).unrestricted
-                           for t in ([rtype] if rtype else self.ts.store.registry.types)):
+        # System history covers the types that offer history (not the audit trail).
+        types = [rtype] if rtype else self.ts.store.registry.offering("history-type")
+        if not rid and any(not self.ts.access("s", t).unrestricted for t in types):
             raise FhirError(403, "forbidden", "History across resources is not available to a token limited "
                             "to one patient or to filtered scopes; read each resource's history instead")
-        conds = [H.c.tenant_id == self.tenant_id]
-        if rtype:
-            conds.append(H.c.type == rtype)
+        conds = [H.c.tenant_id == self.tenant_id, H.c.type == rtype if rtype else H.c.type.in_(types)]
         if rid:
             conds.append(H.c.id == rid)
         if since:
@@ -708,6 +708,7 @@ class Unit(Reader):
                rid: str | None = None, client: bool = False) -> WriteResult:
         """POST semantics; ``client``: a client's create (its type's guard applies)."""
         rtype = resource["resourceType"]
+        check_offered(self.ts.store.registry, "create", rtype)  # whoever writes (API, jobs, loader)
         check_write(self.ts.access("c", rtype), resource, self.ts.store.registry, self.ts.store.base_url)
         if if_none_exist is not None:
             self.lock(rtype, orjson.dumps(sorted(if_none_exist)).decode())
@@ -729,6 +730,7 @@ class Unit(Reader):
         change derived from the stored content goes through ``modify`` instead, which never
         writes over a version it did not read. ``client``: a client's update (its type's guard
         applies, against the version it replaces)."""
+        check_offered(self.ts.store.registry, "update", rtype)
         check_write(self.ts.access("u", rtype), {**resource, "id": rid}, self.ts.store.registry, self.ts.store.base_url)
         for attempt in range(5):
             if attempt == 0 and (known is not None or fresh_id):
@@ -778,6 +780,7 @@ class Unit(Reader):
 
     def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any], *,
                            client: bool = False) -> WriteResult:
+        check_offered(self.ts.store.registry, "update", rtype)
         self.lock(rtype, orjson.dumps(sorted(criteria)).decode())
         found = self.find_ids(rtype, criteria, interaction="u")
         body_id = resource.get("id")
@@ -796,6 +799,7 @@ class Unit(Reader):
         return self._insert(rtype, str(uuid.uuid4()), resource, version_id=1)
 
     def delete(self, rtype: str, rid: str, *, client: bool = False) -> Version | None:
+        check_offered(self.ts.store.registry, "delete", rtype)
         current = self.current(rtype, rid)
         if current is None or current.deleted or not self.visible("d", rtype, rid):
             return None

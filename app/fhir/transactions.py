@@ -22,11 +22,13 @@ from app.fhir import exact_json
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError, outcome
 from app.fhir.http import parse_if_match
+from app.fhir.interactions import check_offered
 from app.fhir.registry import Registry
 from app.fhir.store import TenantStore, Unit, Version
 from app.fhir.validation import check_resource
 
-Authorize = Callable[[str, str], None]  # (interaction c/r/u/d/s, resource type) -> raises FhirError
+# (FHIR interaction such as "create" or "search-type", resource type) -> raises FhirError (403)
+Authorize = Callable[[str, str], None]
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 
@@ -165,7 +167,7 @@ class BundleProcessor:
     def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
         entries = parse_entries(bundle, self.base, self.registry)
         for e in entries:
-            self.authorize(_interaction(e), e.rtype)
+            self._permit(e)
         results: dict[int, dict[str, Any]] = {}
         with self.ts.unit() as unit:
             mapping, matched = self._assign_identities(unit, entries)
@@ -266,6 +268,19 @@ class BundleProcessor:
                              "etag": v.etag, "lastModified": instant(v.last_updated)}
         return entry
 
+    def _permit(self, e: EntryRequest) -> None:
+        """An entry passes the same gate as the direct interaction: 405 for an interaction its
+        type does not offer (whoever asks, the command-line loader included), then the caller's
+        scopes."""
+        interaction = _interaction(e)
+        try:
+            check_offered(self.registry, interaction, e.rtype)
+            self.authorize(interaction, e.rtype)
+        except FhirError as err:
+            for iss in err.issues:
+                iss.setdefault("expression", [f"{e.where}.request"])
+            raise
+
     # -- batch -------------------------------------------------------------------------
     def batch(self, bundle: dict[str, Any]) -> dict[str, Any]:
         raw_entries = bundle.get("entry") or []
@@ -276,7 +291,7 @@ class BundleProcessor:
             try:
                 [e] = parse_entries({"entry": [raw]}, self.base, self.registry)
                 e.index = i
-                self.authorize(_interaction(e), e.rtype)
+                self._permit(e)
                 with self.ts.unit() as unit:
                     _, matched = self._assign_identities(unit, [e])
                     out.append(self._run(unit, e, matched))
@@ -290,13 +305,14 @@ class BundleProcessor:
 
 
 def _interaction(e: EntryRequest) -> str:
+    """The FHIR interaction an entry asks for (R4 restful-interaction codes)."""
     if e.method == "DELETE":
-        return "d"
+        return "delete"
     if e.method == "POST":
-        return "c"
+        return "create"
     if e.method == "PUT":
-        return "u"
-    return "r" if e.rid else "s"
+        return "update"
+    return ("vread" if e.vid else "read") if e.rid else "search-type"
 
 
 def _reject_dangling(e: EntryRequest) -> None:
