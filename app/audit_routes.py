@@ -38,7 +38,7 @@ async def _search(request: Request, items: list[tuple[str, str]]) -> Response:
     if unsupported and strict:
         raise FhirError(400, "not-supported", "Unsupported AuditEvent search parameters: " + ", ".join(unsupported),
                         expression=unsupported)
-    body = await run_in_threadpool(audit_trail.search, svc.engine, svc.base, svc.store.clock(), ctx.tenant_id, query)
+    body = await run_in_threadpool(audit_trail.search, svc.store, svc.base, ctx.tenant_id, query)
     return fhir_response(body)
 
 

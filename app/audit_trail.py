@@ -7,8 +7,7 @@ under their row number, newest first.
 """
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
@@ -17,9 +16,13 @@ from sqlalchemy.engine import Engine
 
 from app.audit import AUDIT
 from app.fhir.dates import instant
-from app.fhir.errors import FhirError, NotFound
+from app.fhir.errors import NotFound
+from app.fhir.paging import Position
 from app.fhir.search_params import DateValue, MissingValue, ReferenceValue, SearchQuery, TokenValue
 from app.fhir.search_sql import date_condition
+
+if TYPE_CHECKING:
+    from app.fhir.store import Store
 
 COLUMNS = {"action": AUDIT.c.action, "outcome": AUDIT.c.outcome}
 REFERENCES = {"patient": AUDIT.c.patient, "entity": AUDIT.c.entity, "agent": AUDIT.c.agent}
@@ -53,17 +56,16 @@ def _conditions(clauses: list[Any]) -> list[Any]:
     return out
 
 
-def search(engine: Engine, base: str, now: datetime, tenant_id: str, query: SearchQuery) -> bytes:
-    """The searchset Bundle of the tenant's audit trail for ``query`` (one page of it)."""
+def search(store: Store, base: str, tenant_id: str, query: SearchQuery) -> bytes:
+    """The searchset Bundle of the tenant's audit trail for ``query`` (one page of it; page links
+    are signed and bound like the resource store's, see ``app.fhir.paging``)."""
     conds = [AUDIT.c.tenant_id == tenant_id,
              *_conditions([c for c in query.clauses if c.param in SUPPORTED])]
     before = query.page
+    binding = "audit-trail " + urlencode(sorted(query.applied))
     if before:
-        if not before.isdigit():
-            raise FhirError(400, "invalid", "The _page value is not a page link this server issued",
-                            expression=["_page"])
-        conds.append(AUDIT.c.pk < int(before))
-    with engine.connect() as conn:
+        conds.append(AUDIT.c.pk < store.pages.read(before, tenant_id, binding).pk)
+    with store.engine.connect() as conn:
         rows = conn.execute(sa.select(AUDIT.c.pk, AUDIT.c.content).where(*conds)
                             .order_by(AUDIT.c.pk.desc()).limit(query.count + 1)).all()
         total = None
@@ -75,9 +77,10 @@ def search(engine: Engine, base: str, now: datetime, tenant_id: str, query: Sear
     links = [{"relation": "self",
               "url": f"{base}/AuditEvent?{urlencode(applied + ([('_page', before)] if before else []))}"}]
     if more and rows:
-        links.append({"relation": "next",
-                      "url": f"{base}/AuditEvent?{urlencode(applied + [('_page', str(rows[-1].pk))])}"})
-    head: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "meta": {"lastUpdated": instant(now)}}
+        after = store.pages.issue(tenant_id, binding, Position(None, rows[-1].pk))
+        links.append({"relation": "next", "url": f"{base}/AuditEvent?{urlencode(applied + [('_page', after)])}"})
+    head: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset",
+                            "meta": {"lastUpdated": instant(store.clock())}}
     if total is not None:
         head["total"] = total
     head["link"] = links

@@ -1,5 +1,6 @@
 """The server's signing keys: created on first use, shared by every replica through the
-database, published as a JWKS, rotated without breaking tokens already issued.
+database, published as a JWKS, rotated without breaking tokens already issued. Beside them, the
+server's MAC keys (:func:`mac_key`) for links it issues and must recognise, such as page links.
 
 One RS256 RSA key signs both access tokens and id_tokens: SMART requires RS256 for id_tokens
 (SAL-SCOPES "Scopes for requesting identity data") and RSA verification is the cheapest check
@@ -11,6 +12,7 @@ is set (a urlsafe-base64 32-byte key); they are never logged.
 """
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -28,6 +30,7 @@ from app.settings import Settings
 from app.settings import get_settings
 
 ALG = "RS256"
+MAC_ALG = "HS256"  # rows of MAC keys in the same table: never published, never rotated
 RSA_BITS = 2048
 RELOAD_MIN_INTERVAL = 1.0  # seconds between reloads triggered by an unknown kid
 
@@ -79,7 +82,8 @@ def _ring(engine: Engine) -> _Ring:
 def _load(engine: Engine, ring: _Ring) -> None:
     now = utcnow()
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(T["key"]).order_by(T["key"].c.created_at.desc())).all()
+        rows = conn.execute(sa.select(T["key"]).where(T["key"].c.alg == ALG)
+                            .order_by(T["key"].c.created_at.desc())).all()
     signer = None
     public: dict[str, jwk.RSAKey] = {}
     for row in rows:
@@ -145,10 +149,45 @@ def rotate(engine: Engine, settings: Settings) -> str:
     keep = max(settings.app_token_lifetime, settings.backend_token_lifetime) + settings.clock_skew
     key = T["key"]
     with write_connection(engine) as conn, conn.begin():
-        conn.execute(sa.update(key).where(key.c.retire_after.is_(None))
+        conn.execute(sa.update(key).where(key.c.retire_after.is_(None), key.c.alg == ALG)
                      .values(retire_after=now, publish_until=in_seconds(keep, now=now)))
     _create(engine)
     _load(engine, _ring(engine))
     ring = _ring(engine)
     assert ring.signer is not None
     return str(ring.signer.kid)
+
+
+_mac_keys: "weakref.WeakKeyDictionary[Engine, dict[str, bytes]]" = weakref.WeakKeyDictionary()
+
+
+def mac_key(engine: Engine, name: str) -> bytes:
+    """The 256-bit secret named ``name`` for MACs of things the server issues and takes back.
+
+    Created on first use by whichever process asks first and kept in the key table beside the
+    signing keys (sealed the same way), so every server process shares it; another process
+    creating it at the same moment loses the insert and reads the winner's.
+    """
+    cached = _mac_keys.get(engine, {}).get(name)
+    if cached is not None:
+        return cached
+    kid = f"mac:{name}"
+    table = T["key"]
+    query = sa.select(table.c.private_jwk).where(table.c.kid == kid, table.c.alg == MAC_ALG)
+    with engine.connect() as conn:
+        stored = conn.execute(query).scalar()
+    if stored is None:
+        jwk_dict = {"kty": "oct", "k": new_secret(32)}
+        try:
+            with write_connection(engine) as conn, conn.begin():
+                conn.execute(sa.insert(table).values(kid=kid, alg=MAC_ALG, private_jwk=_seal(jwk_dict),
+                                                     created_at=utcnow()))
+        except sa.exc.IntegrityError:
+            pass  # created concurrently by another process
+        with engine.connect() as conn:
+            stored = conn.execute(query).scalar_one()
+    k = _unseal(stored)["k"]
+    secret = base64.urlsafe_b64decode(k + "=" * (-len(k) % 4))
+    with _lock:
+        _mac_keys.setdefault(engine, {})[name] = secret
+    return secret

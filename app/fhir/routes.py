@@ -318,7 +318,7 @@ def _entry_get(svc: Services, ctx: AccessContext, unit: Unit, e: EntryRequest) -
         if e.rid:
             return 200, audit_trail.read(svc.engine, ctx.tenant_id, e.rid).decode()
         query = parse_query(svc, e.rtype, e.criteria or [], False)
-        return 200, audit_trail.search(svc.engine, svc.base, svc.store.clock(), ctx.tenant_id, query).decode()
+        return 200, audit_trail.search(svc.store, svc.base, ctx.tenant_id, query).decode()
     if e.rid and e.vid:
         return 200, unit.vread(e.rtype, e.rid, e.vid).content
     if e.rid:

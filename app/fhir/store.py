@@ -14,13 +14,12 @@ Concurrency rules, enforced by the database rather than by check-then-write:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
 import hashlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from functools import lru_cache, partial
 from datetime import datetime
 from typing import Any, Callable, Iterator, TypeVar
@@ -39,6 +38,7 @@ from app.fhir import exact_json, pg_writes
 from app.fhir.async_pg import AsyncPostgres
 from app.fhir.extract import IndexValues, extract
 from app.fhir.interactions import check_offered
+from app.fhir.paging import PageTokens, Position, history_binding, search_binding
 from app.fhir.registry import Registry
 from app.fhir.search_params import SearchQuery, parse_search
 from app.fhir.search_sql import (
@@ -142,21 +142,6 @@ def _ordered(text: str) -> str:
     return orjson.dumps({**head, **doc}).decode()
 
 
-def _encode_cursor(value: str | None, pk: int, direction: str) -> str:
-    raw = orjson.dumps({"s": value, "p": pk, "d": direction})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(token: str) -> tuple[str | None, int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(raw)
-        return data["s"], int(data["p"]), data["d"]
-    except Exception:
-        raise FhirError(400, "invalid", "The _page value is not a page link this server issued",
-                        expression=["_page"]) from None
-
-
 def _lock_key(*parts: str) -> int:
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -169,6 +154,7 @@ class Store:
         # PostgreSQL's reads by id and API creates, awaited in the event loop (see async_pg).
         self.async_pg = AsyncPostgres(engine.url) if self.postgres else None
         self.rows = RowReader(engine, self.async_pg)
+        self.pages = PageTokens.for_engine(engine)  # signed _page links (app.fhir.paging)
         self.registry = registry
         self.base_url = base_url
         self.clock = clock
@@ -574,9 +560,9 @@ class Reader:
             conds.append(H.c.id == rid)
         if since:
             conds.append(H.c.last_updated >= since)
+        binding = history_binding(rtype, rid, since)
         if page:
-            _, pk, _ = _decode_cursor(page)
-            conds.append(H.c.pk < pk)
+            conds.append(H.c.pk < self.ts.store.pages.read(page, self.tenant_id, binding).pk)
         rows = self.conn.execute(
             sa.select(H.c.pk, H.c.type, H.c.id, H.c.version_id, H.c.last_updated, H.c.deleted, H.c.method, H.c.content)
             .where(*conds).order_by(H.c.pk.desc()).limit(count + 1)
@@ -584,7 +570,8 @@ class Reader:
         more = len(rows) > count
         rows = rows[:count]
         versions = [Version(r.type, r.id, r.version_id, r.last_updated, r.deleted, self._content(r.content)) for r in rows]
-        next_cursor = _encode_cursor(None, rows[-1].pk, "n") if (more and rows) else None
+        next_cursor = self.ts.store.pages.issue(self.tenant_id, binding, Position(None, rows[-1].pk)) \
+            if (more and rows) else None
         return versions, next_cursor
 
     def find_ids(self, rtype: str, criteria: list[tuple[str, str]], limit: int = 2,
@@ -615,8 +602,9 @@ class Reader:
 
         expr, desc, kind = sort_expression(query)
         direction = "n"
+        pages, binding = self.ts.store.pages, search_binding(query)
         if query.page:
-            value_text, pk, direction = _decode_cursor(query.page)
+            value_text, pk, direction = astuple(pages.read(query.page, self.tenant_id, binding))
             after = (from_cursor_value(kind, value_text), pk)
             # A "previous" page walks the order backwards from the first row of the current page.
             walk_desc = desc if direction == "n" else not desc
@@ -643,9 +631,11 @@ class Reader:
             has_next = more if direction == "n" else True
             has_prev = (query.page is not None) if direction == "n" else more
             if has_next:
-                result.next_cursor = _encode_cursor(to_cursor_value(kind, last.sortkey if expr is not None else None), last.pk, "n")
+                result.next_cursor = pages.issue(self.tenant_id, binding, Position(
+                    to_cursor_value(kind, last.sortkey if expr is not None else None), last.pk, "n"))
             if has_prev:
-                result.prev_cursor = _encode_cursor(to_cursor_value(kind, first.sortkey if expr is not None else None), first.pk, "p")
+                result.prev_cursor = pages.issue(self.tenant_id, binding, Position(
+                    to_cursor_value(kind, first.sortkey if expr is not None else None), first.pk, "p"))
         result.included = self._included(query, [r.pk for r in rows], [r.id for r in rows])
         return result
 

@@ -1,0 +1,69 @@
+"""Two server processes on one database, as a PostgreSQL deployment runs them: what one issues
+the other accepts, and what they log on errors carries no PHI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.core.helpers import patient
+from tests.core.test_server_process import free_port
+
+pytestmark = pytest.mark.slow
+
+
+class Server:
+    def __init__(self, database_url: str, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {**os.environ, "THERABRIDGE_DATABASE_URL": database_url, "THERABRIDGE_PUBLIC_URL": self.base}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tests.core.live_app:create", "--factory", "--port", str(self.port),
+             "--no-access-log"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+    def wait(self) -> None:
+        for _ in range(300):
+            try:
+                if httpx.get(self.base + "/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def servers(database_url, tmp_path_factory) -> Iterator[tuple[Server, Server]]:
+    logs = tmp_path_factory.mktemp("logs")
+    pair = (Server(database_url, logs / "a.log"), Server(database_url, logs / "b.log"))
+    try:
+        for server in pair:
+            server.wait()
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
+
+
+def test_page_links_of_one_process_work_on_the_other(servers, tenant):
+    a, b = servers
+    with httpx.Client(headers={"x-test-tenant": tenant}, timeout=30) as client:
+        for name in ("One", "Two", "Three"):
+            assert client.post(b.base + "/fhir/Patient", json=patient(name)).status_code == 201
+        for path in ("/fhir/Patient?_count=1", "/fhir/Patient/_history?_count=1"):
+            first = client.get(a.base + path).json()
+            nxt = next(link["url"] for link in first["link"] if link["relation"] == "next")
+            second = client.get(b.base + nxt.removeprefix(a.base))
+            assert second.status_code == 200, second.text
+            assert second.json()["entry"][0]["fullUrl"].removeprefix(b.base) != \
+                first["entry"][0]["fullUrl"].removeprefix(a.base)
