@@ -23,7 +23,6 @@ import random
 import os
 import socket
 import threading
-import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -35,6 +34,7 @@ from sqlalchemy.engine import Connection
 from app.db import is_postgres, write_connection
 from app.fhir.dates import UTC
 from app.fhir.store import Store, TenantStore, Unit
+from app.log_safety import describe, describe_kind, where
 from app.outbox import J, QueuedJob, insert_jobs
 
 log = logging.getLogger("therabridge.jobs")
@@ -175,9 +175,9 @@ class Worker:
                 self._log_failure(job, exc)
 
     def _log_failure(self, job: Claimed, exc: Exception) -> None:
-        summary = f"{type(exc).__name__}: {exc}"[:2000]
-        log.warning("job %s (%s) attempt %s failed: %s", job.pk, job.kind, job.attempts, type(exc).__name__)
-        self._failed(job, summary, traceback.format_exc(limit=5)[-4000:])
+        summary = describe(exc)[:2000]  # kept on the job row and in its Task: a database error's text holds PHI
+        log.warning("job %s (%s) attempt %s failed: %s", job.pk, job.kind, job.attempts, describe_kind(exc))
+        self._failed(job, summary, where(exc))
 
     def _finish(self, conn: Connection, job: Claimed, status: str, error: str | None) -> None:
         now = self.store.clock()
@@ -201,8 +201,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 ran = self.run_once()
-            except Exception:
-                log.exception("worker loop error")
+            except Exception as exc:
+                log.error("worker loop error: %s at %s", describe_kind(exc), where(exc))
                 ran = 0
             if not ran:
                 self._stop.wait(poll_seconds)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.http import fhir_response
 from app.fhir.registry import registry
 from app.ids import unique_hex
+from app.log_safety import describe_kind, where
 from app.rate_limit import RateLimiter
 from app.security import AccessContext
 from app.services import Authenticator, Services
@@ -34,15 +36,25 @@ HTTP_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 413:
               429: "throttled"}
 
 
+# A request id a client sends is kept when it is a plain token (it is logged: no line breaks).
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+ErrorResponder = Callable[[Request, Exception], Awaitable[Response]]
+
+
 class EdgeMiddleware:
-    """Request ids, ``[type]/`` == ``[type]`` (R4 http.html §3.1.0.1) and a PHI-free access log.
+    """Request ids, ``[type]/`` == ``[type]`` (R4 http.html §3.1.0.1), a PHI-free access log and
+    the last word on unexpected errors.
 
     The log line has method, path without the query string (queries carry names and
-    identifiers), status and duration.
+    identifiers), status and duration. An exception no handler took is logged here by its kind,
+    request id and code location (:mod:`app.log_safety`: a database error's text holds the SQL
+    parameters, i.e. PHI) and answered by ``on_error``; it is not raised further, because the
+    ASGI server would log it again with its full text.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_error: ErrorResponder | None = None) -> None:
         self.app = app
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,10 +66,11 @@ class EdgeMiddleware:
         request_id = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
-                request_id = value[:64]
+                request_id = value if _REQUEST_ID.match(value) else None
                 break
         if request_id is None:
             request_id = unique_hex().encode()
+        scope.setdefault("state", {})  # shared with the routes' Request.state (the access context)
         started = time.perf_counter()
         status_holder = [0]
 
@@ -69,6 +82,13 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.error("unhandled %s in request %s (%s %s) at %s", describe_kind(exc), request_id.decode(),
+                      scope["method"], scope["path"], where(exc))
+            if status_holder[0] or self.on_error is None:
+                return  # the response had begun: the connection is cut short, which the client sees
+            response = await self.on_error(Request(scope, receive), exc)
+            await response(scope, receive, send_with_id)
         finally:
             if log.isEnabledFor(logging.INFO):
                 log.info("%s %s %s %.1fms", scope["method"], scope["path"], status_holder[0],
@@ -178,16 +198,16 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
         return fhir_response(outcome([issue(code, text.get(exc.status_code, str(exc.detail)))]), exc.status_code,
                              dict(exc.headers or {}))
 
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        """Any other exception (logged by EdgeMiddleware): a 500 OperationOutcome, audited."""
         audit_failure(services, request, 500, "internal error")
-        return fhir_response(outcome([issue("exception", "Internal server error; the error was logged")]), 500)
+        return fhir_response(outcome([issue("exception", "Internal server error; the error was logged with "
+                                            "the request id in X-Request-Id")]), 500)
 
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "X-Request-Id",
                                        "Retry-After"])
-    app.add_middleware(EdgeMiddleware)
+    app.add_middleware(EdgeMiddleware, on_error=unexpected)
     return app
 
 

@@ -12,6 +12,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from tests.core.db_faults import refusing_resources_with
 from tests.core.helpers import patient
 from tests.core.test_server_process import free_port
 
@@ -67,3 +68,40 @@ def test_page_links_of_one_process_work_on_the_other(servers, tenant):
             assert second.status_code == 200, second.text
             assert second.json()["entry"][0]["fullUrl"].removeprefix(b.base) != \
                 first["entry"][0]["fullUrl"].removeprefix(a.base)
+
+
+FAMILY, BIRTH_DATE = "Zyxwvutsrq", "1931-02-03"
+
+
+@pytest.fixture
+def failing_patient_writes(database_url) -> Iterator[None]:
+    with refusing_resources_with(database_url, FAMILY):
+        yield
+
+
+def test_a_database_error_is_logged_by_kind_and_request_id_without_phi(servers, tenant, failing_patient_writes):
+    a, _ = servers
+    body = patient(FAMILY, "Ana", birthDate=BIRTH_DATE)
+    requests = {
+        "probe-transaction": ("POST", "/fhir", {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": body, "request": {"method": "POST", "url": "Patient"}}]}, {}),
+        "probe-create": ("POST", "/fhir/Patient", body, {}),
+        "probe-conditional-create": ("POST", "/fhir/Patient", body,
+                                     {"If-None-Exist": f"name={FAMILY}&birthdate={BIRTH_DATE}"}),
+        "probe-update": ("PUT", "/fhir/Patient/phi-probe", {**body, "id": "phi-probe"}, {}),
+    }
+    start = a.log.stat().st_size
+    answers = {request_id: httpx.request(method, a.base + path, json=doc, timeout=30,
+                                         headers={**headers, "X-Request-Id": request_id, "x-test-tenant": tenant})
+               for request_id, (method, path, doc, headers) in requests.items()}
+    found = httpx.get(f"{a.base}/fhir/Patient?name={FAMILY}&birthdate={BIRTH_DATE}", headers={"x-test-tenant": tenant})
+    assert found.json()["total"] == 0  # nothing half-written
+    time.sleep(0.5)  # the log is written by the server process
+    logged = a.log.read_bytes()[start:].decode()
+    assert FAMILY not in logged and BIRTH_DATE not in logged, logged
+    assert "parameters" not in logged and "INSERT" not in logged
+    for request_id, r in answers.items():
+        assert f"request {request_id}" in logged, logged
+        assert r.status_code == 500, r.text
+        assert r.json()["issue"][0]["code"] == "exception" and r.headers["x-request-id"] == request_id
+        assert FAMILY not in r.text and "Traceback" not in r.text
