@@ -12,7 +12,7 @@ from app.claims import workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response, read_json
-from app.fhir.operations import register_operation
+from app.fhir.operations import operation_input, register_operation
 from app.fhir.routes import require, store_for
 from app.fhir.store import Reader
 from app.fhir.validation import check_resource
@@ -53,21 +53,9 @@ for definition in (
 async def _params(request: Request, svc: Services) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Operation parameters from the query string and/or a Parameters (or bare resource) body."""
     params = dict(request.query_params)
-    body: dict[str, Any] | None = None
     if int(request.headers.get("content-length") or 0) > 0 or request.headers.get("transfer-encoding"):
-        doc = await read_json(request, svc.settings.max_body_bytes)
-        if isinstance(doc, dict) and doc.get("resourceType") == "Parameters":
-            for p in doc.get("parameter") or []:
-                value = next((v for k, v in p.items() if k.startswith("value")), None)
-                if isinstance(value, dict) and isinstance(value.get("reference"), str):
-                    value = value["reference"]  # valueReference: the reference is the parameter
-                if "resource" in p:
-                    body = p["resource"]
-                elif value is not None:
-                    params[p.get("name", "")] = str(value)
-        else:
-            body = doc
-    return params, body
+        return operation_input(await read_json(request, svc.settings.max_body_bytes), params)
+    return params, None
 
 
 async def _context(request: Request):  # type: ignore[no-untyped-def]

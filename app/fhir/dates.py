@@ -54,8 +54,11 @@ def parse_range(text: str) -> tuple[datetime, datetime]:
         micro = int(digits.ljust(6, "0"))
         start = datetime(y, mo, d, int(m["H"]), int(m["M"]), int(m["S"]), micro, tzinfo=tz)
         span = timedelta(microseconds=10 ** (6 - len(digits)))
-    start = start.astimezone(UTC)
-    return start, start + span - timedelta(microseconds=1)
+    try:
+        start = start.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise ValueError(f"{text!r} is outside the years 0001-9999 in UTC") from None
+    return start, (MAX if MAX - start < span else start + span - timedelta(microseconds=1))
 
 
 def instant(dt: datetime) -> str:

@@ -1,12 +1,16 @@
-"""FHIR operations (``$name``) this server offers, for the CapabilityStatement.
+"""FHIR operations (``$name``) this server offers, for the CapabilityStatement, and how their
+request bodies are read.
 
 Each feature that adds an operation route registers its definition here, so the
 CapabilityStatement and the OperationDefinitions served under ``/fhir/OperationDefinition``
-always match the routes.
+always match the routes. Every operation reads its body with :func:`operation_input`.
 """
 from __future__ import annotations
 
 from typing import Any
+
+from app.fhir.errors import FhirError
+from app.fhir.validation import check_resource
 
 _OPERATIONS: list[dict[str, Any]] = []
 
@@ -25,3 +29,28 @@ def operation_summaries(base: str) -> list[dict[str, Any]]:
 
 def operation_definitions() -> list[dict[str, Any]]:
     return list(_OPERATIONS)
+
+
+def operation_input(doc: Any, params: dict[str, str]) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The parameters (``params`` from the query string, plus the body's) and the input resource
+    of an operation's body, which is a Parameters resource or the input resource itself (R4
+    operations.html). A body that is not a JSON object, or a Parameters that is not valid, is a
+    400 naming the element; the input resource is for the operation to check."""
+    if not isinstance(doc, dict):
+        found = "an array" if isinstance(doc, list) else "null" if doc is None else f"a {type(doc).__name__}"
+        raise FhirError(400, "structure", f"An operation's body is a JSON object (a Parameters resource or the "
+                        f"input resource), not {found}", expression=["Parameters"])
+    if doc.get("resourceType") != "Parameters":
+        return dict(params), doc
+    check_resource(doc, expected_type="Parameters", served=False)
+    out, resource = dict(params), None
+    for p in doc.get("parameter") or []:
+        if "resource" in p:
+            resource = p["resource"]
+            continue
+        value = next((v for k, v in p.items() if k.startswith("value")), None)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            value = value["reference"]  # valueReference: the reference is the parameter
+        if value is not None:
+            out[p["name"]] = str(value)
+    return out, resource

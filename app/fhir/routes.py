@@ -263,8 +263,8 @@ async def instance_history(rtype: str, rid: str, request: Request, svc: Svc, ctx
 async def vread(rtype: str, rid: str, vid: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     check_accept(request)
     permit(ctx, svc.registry, "vread", rtype)
-    if not vid.isdigit():
-        raise FhirError(404, "not-found", f"{rtype}/{rid} has no version {vid!r}")
+    if not vid.isdigit() or len(vid) > 9:  # version ids count from 1 in an INTEGER column
+        raise FhirError(404, "not-found", f"{rtype}/{rid} has no version {vid[:20]!r}")
     v = store_for(svc, ctx).vread(rtype, rid, int(vid))
     audit_read(svc, ctx, "vread", entity=f"{rtype}/{rid}/_history/{vid}")
     return fhir_response(_subsetted(request, v.content),
@@ -344,6 +344,8 @@ async def _history(request: Request, svc: Services, ctx: AccessContext, rtype: s
         count = min(int(params.get("_count", svc.settings.default_page_size)), svc.settings.max_page_size)
     except ValueError:
         raise FhirError(400, "invalid", "_count must be a whole number", expression=["_count"]) from None
+    if count < 0:
+        raise FhirError(400, "invalid", "_count must not be negative", expression=["_count"])
     ts = store_for(svc, ctx)
     versions, next_cursor = await run_in_threadpool(ts.history, rtype, rid, since=since, count=count,
                                                     page=params.get("_page"))

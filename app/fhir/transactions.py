@@ -10,6 +10,7 @@ OperationOutcome. A batch runs each entry on its own and always answers 200.
 from __future__ import annotations
 
 import copy
+import re
 from http import HTTPStatus
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from app.fhir.validation import check_resource
 # (FHIR interaction such as "create" or "search-type", resource type) -> raises FhirError (403)
 Authorize = Callable[[str, str], None]
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # R4 datatypes: id
+MAX_VERSION_DIGITS = 9  # version ids are counted from 1 in an INTEGER column
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 
 
@@ -94,9 +97,12 @@ def _parse_url(url: str, base: str, registry: Registry, where: str) -> tuple[str
     criteria = parse_qsl(qs, keep_blank_values=True) if qs else None
     if len(parts) == 1:
         return rtype, None, None, criteria
+    if not FHIR_ID.match(parts[1]):
+        raise FhirError(400, "invalid", f"'{parts[1][:80]}' in the entry URL is not a FHIR id (1 to 64 letters, "
+                        "digits, '-' and '.')", expression=[f"{where}.request.url"])
     if len(parts) == 2:
         return rtype, parts[1], None, criteria
-    if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
+    if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit() and len(parts[3]) <= MAX_VERSION_DIGITS:
         return rtype, parts[1], int(parts[3]), None
     raise FhirError(400, "not-supported", f"Entry URL '{url}' is not an interaction this server supports",
                     expression=[f"{where}.request.url"])
@@ -134,6 +140,8 @@ def parse_entries(bundle: dict[str, Any], base: str, registry: Registry) -> list
                 raise FhirError(400, "invalid", f"Resource id {resource.get('id')!r} does not match the entry URL id",
                                 expression=[f"{where}.resource.id"])
         full_url = entry.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            raise FhirError(400, "structure", "fullUrl must be a string (a uri)", expression=[f"{where}.fullUrl"])
         if full_url:
             if full_url in seen_full_urls:
                 raise FhirError(400, "invalid", f"fullUrl {full_url} appears twice (bdl-7)", expression=[f"{where}.fullUrl"])

@@ -13,6 +13,7 @@ from app.claims.operations import _context, _definition, _params
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
 from app.fhir.operations import register_operation
+from app.fhir.validation import check_resource
 from app.fhir.routes import require, store_for
 from app.payers import eligibility, submission, unapplied
 from app.payers.calls import CircuitOpen
@@ -66,8 +67,11 @@ async def _eligibility(request: Request, request_id: str | None) -> Response:
     require(ctx, "c" if request_id is None else "r", "CoverageEligibilityRequest")
     require(ctx, "c", "CoverageEligibilityResponse")
     _, body = await _params(request, svc)
-    if request_id is None and body is None:
-        raise FhirError(400, "required", "Send the CoverageEligibilityRequest in the body")
+    if request_id is None:
+        if body is None:
+            raise FhirError(400, "required", "Send the CoverageEligibilityRequest in the body",
+                            expression=["CoverageEligibilityRequest"])
+        check_resource(body, expected_type="CoverageEligibilityRequest")
     ts = store_for(svc, ctx)
 
     def prepare() -> eligibility.Prepared:
