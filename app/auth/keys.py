@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from app.auth.crypto import new_secret, utcnow, in_seconds, as_aware
 from app.auth.models import T
-from app.db import write_connection
+from app.db import dialect_insert, write_connection
 from app.settings import Settings
 from app.settings import get_settings
 
@@ -166,7 +166,7 @@ def mac_key(engine: Engine, name: str) -> bytes:
 
     Created on first use by whichever process asks first and kept in the key table beside the
     signing keys (sealed the same way), so every server process shares it; another process
-    creating it at the same moment loses the insert and reads the winner's.
+    creating it at the same moment inserts nothing and reads the winner's.
     """
     cached = _mac_keys.get(engine, {}).get(name)
     if cached is not None:
@@ -177,14 +177,12 @@ def mac_key(engine: Engine, name: str) -> bytes:
     with engine.connect() as conn:
         stored = conn.execute(query).scalar()
     if stored is None:
-        jwk_dict = {"kty": "oct", "k": new_secret(32)}
-        try:
-            with write_connection(engine) as conn, conn.begin():
-                conn.execute(sa.insert(table).values(kid=kid, alg=MAC_ALG, private_jwk=_seal(jwk_dict),
-                                                     created_at=utcnow()))
-        except sa.exc.IntegrityError:
-            pass  # created concurrently by another process
-        with engine.connect() as conn:
+        # One autocommit statement: no transaction of this process's writers to wait for, and a
+        # process creating it at the same moment makes this insert a no-op.
+        row = {"kid": kid, "alg": MAC_ALG, "private_jwk": _seal({"kty": "oct", "k": new_secret(32)}),
+               "created_at": utcnow()}
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(dialect_insert(conn, table).values(**row).on_conflict_do_nothing())
             stored = conn.execute(query).scalar_one()
     k = _unseal(stored)["k"]
     secret = base64.urlsafe_b64decode(k + "=" * (-len(k) % 4))

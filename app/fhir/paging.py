@@ -45,6 +45,15 @@ class Position:
     direction: str = "n"
 
 
+def ensure_key(engine: Engine) -> None:
+    """Create the key if the database has none (run with the migrations, so that the first link is
+    never issued while a SQLite write transaction holds the lock creating the key would need, as
+    in a search inside a transaction Bundle)."""
+    from app.auth.keys import mac_key
+
+    mac_key(engine, KEY_NAME)
+
+
 def search_binding(query: SearchQuery) -> str:
     return f"search {query.resource_type}?{urlencode(sorted(query.applied))}"
 

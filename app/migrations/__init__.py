@@ -18,5 +18,10 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to call on every start."""
+    """Bring the schema to ``revision``; safe to call on every start. At head, also make sure the
+    server's keys that requests need exist (the page-link key)."""
     command.upgrade(alembic_config(engine), revision)
+    if revision == "head":
+        from app.fhir.paging import ensure_key
+
+        ensure_key(engine)

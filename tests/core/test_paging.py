@@ -123,3 +123,33 @@ def test_a_signed_token_must_still_hold_a_position():
     other_key = PageTokens(lambda: b"j" * 32)
     with pytest.raises(FhirError):
         other_key.read(pages.issue("t", "q", Position(None, 1)), "t", "q")
+
+
+async def test_the_first_link_on_a_new_database_can_be_issued_inside_a_transaction(tmp_path):
+    """The key exists once the database is migrated: creating it while a transaction Bundle
+    holds SQLite's write lock would wait on that very lock."""
+    import asyncio
+
+    import httpx
+
+    from app.db import make_engine
+    from app.main import create_app
+    from app.migrations import upgrade
+    from app.settings import Settings
+    from tests.conftest import tenant_from_header
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(make_engine(url))
+    app = create_app(Settings(database_url=url, public_url="http://testserver", embedded_worker=False),
+                     authenticate=tenant_from_header)
+    app.state.services.store.ensure_tenant("default")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient("One"), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": patient("Two"), "request": {"method": "POST", "url": "Patient"}},
+        {"request": {"method": "GET", "url": "Patient?_count=1"}}]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        r = await asyncio.wait_for(client.post("/fhir", json=bundle), 20)
+    assert r.status_code == 200, r.text
+    found = r.json()["entry"][2]["resource"]
+    assert any(link["relation"] == "next" for link in found["link"])
+    app.state.services.audit.close(timeout=1)
