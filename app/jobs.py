@@ -7,6 +7,17 @@ jitter; after ``max_attempts`` the job is dead and a ``Task`` asks a person to l
 job carries a lease: if its worker dies, the job becomes due again when the lease runs out.
 Handlers must be idempotent (the same job may run twice after a crash).
 
+A worker leases only what it runs next: one job, or, for a kind with a batch handler, the due
+jobs of that kind and tenant among the next ``batch`` in line, which run together. Everything
+else stays queued for any worker, so a worker that dies holds up what it was running and
+nothing more (leasing a whole round of 50 up front kept 49 jobs waiting out the dead worker's
+lease). Jobs whose lease ran out are taken over before new ones. Each lease has its own token
+(``locked_by``), and a run ends (done, failed, deferred) only where the job still carries that
+token, in the same transaction as the handler's writes: a worker that outlived its lease and was
+taken over records nothing, and its transactional work rolls back. Payer calls end well inside the
+lease (``app.payers.calls``), so a lease is not extended while a job runs: no heartbeat that a
+stuck-but-alive worker would keep beating.
+
 Three kinds of handler:
 - ``register_handler``: runs inside the job's own transaction, which also marks it done.
 - ``register_batch_handler``: all due jobs of that kind and tenant in one claim run together in
@@ -19,10 +30,11 @@ Three kinds of handler:
 from __future__ import annotations
 
 import logging
-import random
 import os
+import random
 import socket
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -50,6 +62,11 @@ class Deferred(Exception):
         super().__init__(reason)
         self.until = until
         self.reason = reason
+
+
+class LeaseLost(Exception):
+    """The job's lease is no longer this run's (it ran out and another worker took the job): the
+    run records nothing, and the new owner finishes the job."""
 
 
 Handler = Callable[[Unit, dict[str, Any]], None]
@@ -84,6 +101,7 @@ class Claimed:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    lease: str  # the token in ``locked_by`` while this run holds the job
 
 
 class Worker:
@@ -99,38 +117,43 @@ class Worker:
         self._stop = threading.Event()
 
     def claim(self) -> list[Claimed]:
+        """Lease the jobs to run now: the first in line (a job whose lease ran out, else the
+        earliest due) and, when its kind has a batch handler, the jobs of its kind and tenant
+        among the next ``batch`` in line. The others stay queued for any worker."""
         now = self.store.clock()
-        # Two range scans of ix_job_due (status, run_after) — due jobs, then jobs whose worker's
-        # lease ran out — rather than one OR, which the planner answers with a scan of every job
+        # Two range scans of ix_job_due (status, run_after) — jobs whose worker's lease ran out,
+        # then due jobs — rather than one OR, which the planner answers with a scan of every job
         # ever run once the table is large.
         columns = (J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts)
+        expired = sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now) \
+            .order_by(J.c.run_after, J.c.pk).limit(self.batch)
         due = sa.select(*columns).where(J.c.status == "queued", J.c.run_after <= now) \
             .order_by(J.c.run_after, J.c.pk).limit(self.batch)
-        expired = sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now) \
-            .order_by(J.c.run_after, J.c.pk)
         if is_postgres(self.store.engine):
             due, expired = due.with_for_update(skip_locked=True), expired.with_for_update(skip_locked=True)
+        lease = f"{self.name[:100]}/{uuid.uuid4().hex[:16]}"
         with write_connection(self.store.engine) as conn, conn.begin():
-            rows = conn.execute(due).all()
-            if len(rows) < self.batch:
-                rows += conn.execute(expired.limit(self.batch - len(rows))).all()
-            if rows:
-                conn.execute(J.update().where(J.c.pk.in_([r.pk for r in rows])).values(
-                    status="running", locked_by=self.name, locked_until=now + self.lease, updated_at=now,
-                    attempts=J.c.attempts + 1))
-        return [Claimed(r.pk, r.tenant_id, r.kind, orjson.loads(r.payload), r.attempts + 1) for r in rows]
+            in_line = conn.execute(expired).all() + conn.execute(due).all()
+            if not in_line:
+                return []
+            head = in_line[0]
+            rows = [r for r in in_line if r.kind == head.kind and r.tenant_id == head.tenant_id][:self.batch] \
+                if head.kind in BATCH_HANDLERS else [head]
+            conn.execute(J.update().where(J.c.pk.in_([r.pk for r in rows])).values(
+                status="running", locked_by=lease, locked_until=now + self.lease, updated_at=now,
+                attempts=J.c.attempts + 1))
+        return [Claimed(r.pk, r.tenant_id, r.kind, orjson.loads(r.payload), r.attempts + 1, lease) for r in rows]
 
     def run_once(self) -> int:
-        """Claim and run one batch of due jobs; returns how many ran."""
+        """Claim and run the next job (or batch of jobs of one kind); returns how many ran."""
         jobs = self.claim()
-        grouped: dict[tuple[str, str], list[Claimed]] = {}
-        for job in jobs:
-            if job.kind in BATCH_HANDLERS:
-                grouped.setdefault((job.kind, job.tenant_id), []).append(job)
-            else:
+        if not jobs:
+            return 0
+        if jobs[0].kind in BATCH_HANDLERS:
+            self._run_batch(BATCH_HANDLERS[jobs[0].kind], jobs)
+        else:
+            for job in jobs:
                 self._run(job)
-        for (kind, _tenant), group in grouped.items():
-            self._run_batch(BATCH_HANDLERS[kind], group)
         return len(jobs)
 
     def _run(self, job: Claimed) -> None:
@@ -147,25 +170,43 @@ class Worker:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
             with ts.unit() as unit:
                 handler(unit, job.payload)
-                self._finish(unit.conn, job, "done", None)
+                self._finish(unit.conn, job, "done", None)  # LeaseLost rolls the handler's writes back
+        except LeaseLost:
+            self._lost(job)
         except Deferred as deferred:
             self._defer(job, deferred)
         except Exception as exc:  # recorded on the job; never lost
             self._log_failure(job, exc)
 
+    def _owned(self, job: Claimed) -> Any:
+        """The job's row while this run's lease holds it (the condition every ending checks)."""
+        return sa.and_(J.c.pk == job.pk, J.c.status == "running", J.c.locked_by == job.lease)
+
+    def _lost(self, job: Claimed) -> None:
+        log.warning("job %s (%s): its lease ran out and another worker took it over; this run records nothing",
+                    job.pk, job.kind)
+
     def _defer(self, job: Claimed, deferred: Deferred) -> None:
         spread = timedelta(seconds=random.uniform(0, 1.0))  # deferred jobs do not return in lockstep
         with write_connection(self.store.engine) as conn, conn.begin():
-            conn.execute(J.update().where(J.c.pk == job.pk).values(
+            moved = conn.execute(J.update().where(self._owned(job)).values(
                 status="queued", attempts=J.c.attempts - 1, last_error=deferred.reason[:2000], locked_by=None,
-                locked_until=None, run_after=deferred.until + spread, updated_at=self.store.clock()))
+                locked_until=None, run_after=deferred.until + spread, updated_at=self.store.clock())).rowcount
+        if not moved:
+            self._lost(job)
 
     def _run_batch(self, handler: BatchHandler, jobs: list[Claimed]) -> None:
         try:
             with self.store.for_tenant(jobs[0].tenant_id, actor=f"worker/{jobs[0].kind}").unit() as unit:
                 handler(unit, [job.payload for job in jobs])
-                unit.conn.execute(J.update().where(J.c.pk.in_([job.pk for job in jobs])).values(
-                    status="done", last_error=None, locked_by=None, locked_until=None, updated_at=unit.now))
+                done = unit.conn.execute(J.update().where(
+                    J.c.pk.in_([job.pk for job in jobs]), J.c.status == "running", J.c.locked_by == jobs[0].lease,
+                ).values(status="done", last_error=None, locked_by=None, locked_until=None,
+                         updated_at=unit.now)).rowcount
+                if done != len(jobs):
+                    raise LeaseLost()  # the whole batch's writes roll back
+        except LeaseLost:
+            self._release(jobs)
         except Exception as exc:
             if jobs[0].kind in HANDLERS or jobs[0].kind in OWN_TRANSACTION:
                 for job in jobs:  # one job spoiled the batch: run each alone, so only it fails
@@ -174,15 +215,34 @@ class Worker:
             for job in jobs:  # each job keeps its own retry schedule
                 self._log_failure(job, exc)
 
+    def _release(self, jobs: list[Claimed]) -> None:
+        """Give back, unrun and without spending an attempt, the jobs of a batch whose lease
+        still holds after another worker took over some of them; they run again at once."""
+        now = self.store.clock()
+        with write_connection(self.store.engine) as conn, conn.begin():
+            kept = conn.execute(J.update().where(
+                J.c.pk.in_([job.pk for job in jobs]), J.c.status == "running", J.c.locked_by == jobs[0].lease,
+            ).values(status="queued", attempts=J.c.attempts - 1, locked_by=None, locked_until=None, run_after=now,
+                     updated_at=now)).rowcount
+        log.warning("batch of %s %s jobs: %s taken over by another worker, %s given back",
+                    len(jobs), jobs[0].kind, len(jobs) - kept, kept)
+
     def _log_failure(self, job: Claimed, exc: Exception) -> None:
         summary = describe(exc)[:2000]  # kept on the job row and in its Task: a database error's text holds PHI
         log.warning("job %s (%s) attempt %s failed: %s", job.pk, job.kind, job.attempts, describe_kind(exc))
-        self._failed(job, summary, where(exc))
+        try:
+            self._failed(job, summary, where(exc))
+        except LeaseLost:
+            self._lost(job)
 
     def _finish(self, conn: Connection, job: Claimed, status: str, error: str | None) -> None:
+        """End the run (``done``/``dead``) in ``conn``'s transaction; ``LeaseLost`` when the job is
+        no longer this run's."""
         now = self.store.clock()
-        conn.execute(J.update().where(J.c.pk == job.pk).values(
-            status=status, last_error=error, locked_by=None, locked_until=None, updated_at=now))
+        ended = conn.execute(J.update().where(self._owned(job)).values(
+            status=status, last_error=error, locked_by=None, locked_until=None, updated_at=now)).rowcount
+        if not ended:
+            raise LeaseLost()
 
     def _failed(self, job: Claimed, summary: str, detail: str) -> None:
         ts = self.store.for_tenant(job.tenant_id, actor="worker")
@@ -193,9 +253,11 @@ class Worker:
                 return
             delay = min(self.max_delay, self.base_delay * 2 ** (job.attempts - 1))
             delay *= random.uniform(0.5, 1.0)  # jitter: failed jobs do not retry in lockstep
-            unit.conn.execute(J.update().where(J.c.pk == job.pk).values(
+            retried = unit.conn.execute(J.update().where(self._owned(job)).values(
                 status="queued", last_error=summary, locked_by=None, locked_until=None,
-                run_after=unit.now + timedelta(seconds=delay), updated_at=unit.now))
+                run_after=unit.now + timedelta(seconds=delay), updated_at=unit.now)).rowcount
+            if not retried:
+                raise LeaseLost()
 
     def run_forever(self, poll_seconds: float = 1.0) -> None:
         while not self._stop.is_set():

@@ -56,6 +56,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture
+def own_database(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database of the session's kind for one test alone: worker processes (or workers with
+    their own engines) run every due job they find, and must not find other tests' jobs."""
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'own.db'}"
+        return
+    import psycopg
+
+    name = "tb_own_" + uuid.uuid4().hex[:8]
+    admin = database_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield database_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, public_url=PUBLIC_URL, max_body_bytes=64 * 1024)

@@ -97,7 +97,8 @@ def load(
 
 def worker(
     once: bool = typer.Option(False, help="Run the jobs that are due now, then exit."),
-    batch: int = typer.Option(50, min=1, help="Jobs claimed per round (claims waiting to go are batched per payer from these)."),
+    batch: int = typer.Option(50, min=1, help="Most jobs of one batchable kind (claim generation, claims waiting "
+                                               "to go) run together; other jobs are leased one at a time."),
     poll_seconds: float = typer.Option(1.0, help="Pause between polls when the queue is empty."),
 ) -> None:
     """Run background jobs (claim generation, payer submissions) from the database's outbox."""

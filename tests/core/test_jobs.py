@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
-from app.jobs import J, Worker, enqueue, register_handler
+from app.jobs import Deferred, J, Worker, enqueue, register_batch_handler, register_handler
+from app.migrations import upgrade
 from tests.conftest import BASE
 from tests.core.helpers import race
 
@@ -123,3 +124,124 @@ def test_two_workers_run_each_job_exactly_once(app, database_url, tenant):
 
     assert race(2, drain) == [None, None]
     assert sorted(seen) == list(range(60))
+
+
+# -- leases: a worker leases what it runs, and a run ends only under its own lease ------------------
+
+def _own_store(url: str) -> Store:
+    """A store with its own engine, as a separate worker process would have."""
+    return Store(make_engine(url), registry(), base_url=BASE)
+
+
+@pytest.fixture
+def quiet_store(own_database):
+    """A migrated database of its own: the leases these tests look at are the only jobs in it."""
+    engine = make_engine(own_database)
+    upgrade(engine)
+    store = Store(engine, registry(), base_url=BASE)
+    store.ensure_tenant("leases")
+    yield store
+    engine.dispose()
+
+
+def test_a_worker_leases_the_job_it_runs_not_a_round_of_them(quiet_store):
+    store = quiet_store
+    register_handler("test-single", lambda unit, payload: None)
+    register_batch_handler("test-batched", lambda unit, payloads: None)
+    with store.for_tenant("leases").unit() as unit:
+        for n in range(3):
+            enqueue(unit, "test-single", {"n": n}, dedupe_key=f"single-{n}")
+        for n in range(3):
+            enqueue(unit, "test-batched", {"n": n}, dedupe_key=f"batched-{n}")
+    worker = Worker(store, batch=50)
+
+    [first] = worker.claim()  # the worker "dies" here: only this job waits out its lease
+    assert first.payload == {"n": 0}
+    statuses = [(j.kind, j.status) for j in jobs_of(store, "leases")]
+    assert statuses.count(("test-single", "running")) == 1 and statuses.count(("test-single", "queued")) == 2
+
+    other = Worker(_own_store(store.engine.url.render_as_string(hide_password=False)), batch=50)
+    assert [len(other.claim()), len(other.claim())] == [1, 1]  # the next jobs go to any worker at once
+    batched = other.claim()  # a kind with a batch handler: its due jobs run together
+    assert sorted(j.payload["n"] for j in batched) == [0, 1, 2] and {j.kind for j in batched} == {"test-batched"}
+    assert len({j.lease for j in batched}) == 1
+    other.store.engine.dispose()
+
+
+def test_a_job_whose_lease_ran_out_is_taken_over_before_new_ones(quiet_store):
+    store = quiet_store
+    register_handler("test-single", lambda unit, payload: None)
+    with store.for_tenant("leases").unit() as unit:
+        enqueue(unit, "test-single", {"n": "old"}, dedupe_key="old")
+    Worker(store, lease_seconds=0).claim()  # its worker died
+    with store.for_tenant("leases").unit() as unit:
+        for n in range(60):
+            enqueue(unit, "test-single", {"n": n}, dedupe_key=f"new-{n}")
+    [job] = Worker(store, batch=50).claim()
+    assert job.payload == {"n": "old"} and job.attempts == 2
+
+
+@pytest.mark.parametrize("transaction", [False, True], ids=["own-transactions", "in-transaction"])
+@pytest.mark.parametrize("late", ["done", "failed", "deferred"])
+def test_a_run_whose_lease_was_taken_over_records_nothing(quiet_store, own_database, late, transaction):
+    """Worker A outlives its lease; worker B takes the job over. Whatever A's run ends with, it
+    must not end B's lease (done, retried or deferred over a job B is running), and writes A made
+    in the job's transaction roll back."""
+    store = quiet_store
+    if transaction and not store.postgres:
+        pytest.skip("SQLite serializes writers: no worker can take a job over while a handler's transaction is open")
+    entered = {"a": threading.Event(), "b": threading.Event()}
+    go = {"a": threading.Event(), "b": threading.Event()}
+    kind = f"test-fenced-{late}-{int(transaction)}"
+
+    def body(who: str) -> None:
+        entered[who].set()
+        assert go[who].wait(30)
+        if who == "a" and late == "failed":
+            raise ConnectionResetError("payer hung up")
+        if who == "a" and late == "deferred":
+            raise Deferred(store.clock() + timedelta(minutes=5), "circuit open")
+
+    def in_transaction(unit, payload):
+        unit.create({"resourceType": "Patient", "active": True})
+        body(threading.current_thread().name)
+
+    register_handler(kind, in_transaction if transaction else
+                     (lambda ts, payload: body(threading.current_thread().name)), transaction=transaction)
+    with store.for_tenant("leases").unit() as unit:
+        enqueue(unit, kind, {}, dedupe_key=kind)
+    a = Worker(_own_store(own_database), name="worker-a")
+    b = Worker(_own_store(own_database), name="worker-b")
+    ta = threading.Thread(target=a.run_once, name="a")
+    tb = threading.Thread(target=b.run_once, name="b")
+    try:
+        ta.start()
+        assert entered["a"].wait(30)
+        with store.engine.begin() as conn:  # A's lease runs out while its handler is still busy
+            conn.execute(J.update().values(locked_until=store.clock() - timedelta(seconds=1)))
+        tb.start()
+        assert entered["b"].wait(30)
+        go["a"].set()
+        ta.join(30)
+
+        [job] = jobs_of(store, "leases")
+        assert job.status == "running" and job.locked_by.startswith("worker-b/")  # B's lease stands
+        assert job.attempts == 2 and job.last_error is None
+
+        go["b"].set()
+        tb.join(30)
+        [job] = jobs_of(store, "leases")
+        assert job.status == "done" and job.attempts == 2
+        if transaction:
+            with store.engine.connect() as conn:
+                made = conn.exec_driver_sql("SELECT count(*) FROM resource WHERE tenant_id = 'leases' "
+                                            "AND type = 'Patient'").scalar()
+            assert made == 1  # B's; A's rolled back with its ending
+    finally:
+        for event in go.values():
+            event.set()
+        for t in (ta, tb):
+            if t.is_alive():
+                t.join(30)
+    for w in (a, b):
+        w.store.engine.dispose()

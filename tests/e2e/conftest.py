@@ -3,7 +3,6 @@ ASGITransport, or as a real ``therabridge sandbox-payer`` process), and a worker
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -243,24 +242,6 @@ async def payer_answers_and_collect(store: Any, tenant: str, root: Path) -> tupl
     inbound = messages(store, tenant)
     assert sorted(m["kind"] for m in inbound) == ["277CA", "835", "999"]
     return payer, written, inbound
-
-
-@pytest.fixture
-def own_database(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A database of the session's kind for this test alone: the worker processes it starts run
-    every due job they find, and must not find other tests' jobs."""
-    if not database_url.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path / 'killed.db'}"
-        return
-    import psycopg
-
-    name = "tb_killed_" + uuid.uuid4().hex[:8]
-    admin = database_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield database_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def worker_env(url: str, var: Path) -> dict[str, str]:
