@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # payers
     # Seconds a real-time eligibility call may take before the request is queued instead.
     eligibility_timeout: float = Field(default=8.0, gt=0)
+    # Total seconds one payer call may take, per operation: ``claims`` (look a batch up and send it),
+    # ``status`` (a claim inquiry), ``reports`` (list and fetch the waiting answers, or acknowledge
+    # one), ``eligibility`` (a queued check; real-time ones use ``eligibility_timeout``). Past it the
+    # call is a transport failure: retried with backoff, counted by the circuit breaker. A worker's
+    # job lease is 120 s and a call must end well inside it, hence the upper bound.
+    payer_deadline_claims: float = Field(default=60.0, gt=0, le=100)
+    payer_deadline_status: float = Field(default=30.0, gt=0, le=100)
+    payer_deadline_reports: float = Field(default=60.0, gt=0, le=100)
+    payer_deadline_eligibility: float = Field(default=30.0, gt=0, le=100)
     # Seconds between scheduled collections of payer answers (999, 277CA, 835, 271).
     collect_interval: int = Field(default=60, ge=1)
     # Consecutive transport failures (timeouts, 5xx, resets) that open a payer's circuit, and the
@@ -54,6 +63,10 @@ class Settings(BaseSettings):
     circuit_failures: int = Field(default=5, ge=1)
     circuit_cooldown: float = Field(default=30.0, gt=0)
     circuit_cooldown_max: float = Field(default=900.0, gt=0)
+
+    def payer_deadline(self, operation: str) -> float:
+        """The total deadline of one payer call of ``operation`` (see ``payer_deadline_*``)."""
+        return float(getattr(self, f"payer_deadline_{operation}"))
 
     @property
     def fhir_base(self) -> str:

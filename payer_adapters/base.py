@@ -27,9 +27,15 @@ Errors (the worker's retry decision rests on this split)::
 Foreign exceptions (httpx, asyncssh, OSError) are mapped once, at the edge, by
 :func:`http_errors` / :func:`raise_for_http_status` and by the FileDrops. Messages never contain
 PHI or credentials: they name the operation and the status, not the payload.
+
+Per-request timeouts (httpx's, asyncssh's) bound the wait for the *next* bytes, not the call: a
+payer that sends one byte every few seconds keeps such a call alive for hours. The core
+therefore runs every call inside :func:`deadline`, which bounds the whole call (token, requests,
+SFTP session) and turns its expiry into :class:`PayerDeadlineExceeded`, a transient failure.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from dataclasses import dataclass, field
@@ -187,6 +193,11 @@ class PayerRejection(PayerError):
         self.outcome = outcome or operation_outcome([{"code": "processing", "diagnostics": message}])
 
 
+class PayerDeadlineExceeded(TransientPayerError):
+    """The whole call took longer than its deadline (a payer trickling its answer, a hung mailbox).
+    Transient: nothing is known about what the payer did, so the retry uses the same key."""
+
+
 def operation_outcome(issues: list[dict[str, Any]]) -> dict[str, Any]:
     """An OperationOutcome with ``severity: error`` defaulted on each issue."""
     return {"resourceType": "OperationOutcome",
@@ -251,6 +262,19 @@ async def http_errors(what: str) -> AsyncIterator[None]:
         raise TransientPayerError(f"{what}: transport failure ({type(exc).__name__})") from None
     except ValueError as exc:  # JSONDecodeError from a cut-off body
         raise TransientPayerError(f"{what}: unreadable answer ({type(exc).__name__})") from None
+
+
+@contextlib.asynccontextmanager
+async def deadline(seconds: float, what: str) -> AsyncIterator[None]:
+    """Bound everything awaited inside to ``seconds`` in total; past it the work is cancelled and
+    :class:`PayerDeadlineExceeded` raised. Cancellation is safe for every adapter: a call cut off
+    after the payer took a submission is the crash-between-send-and-record case the idempotency
+    key already covers."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise PayerDeadlineExceeded(f"{what}: no complete answer within {seconds:g} s") from None
 
 
 def json_body(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Every call to a payer goes through here: the connection's adapter is built for the call, the
-connection's circuit breaker is kept, and X12 control numbers are committed before anything
-is sent. The breaker and the control numbers commit on their own connections, so no database
-transaction may be open around a call; that is why every job handler that talks to a payer is
-registered with ``transaction=False``.
+call is bounded by a total deadline, the connection's circuit breaker is kept, and X12 control
+numbers are committed before anything is sent. The breaker and the control numbers commit on
+their own connections, so no database transaction may be open around a call; that is why every
+job handler that talks to a payer is registered with ``transaction=False``.
 
 The circuit breaker (one per payer connection and operation, in the database so every worker
 sees it). Operations are kept apart because a clearinghouse's claims API can be down while its
@@ -15,6 +15,13 @@ does not count against the probing job's attempts (the outage is the payer's, no
 any answer from the payer, a rejection included, closes it. While it is open nobody calls the payer:
 jobs wait without spending attempts (``CircuitOpen`` is a ``Deferred``), so an outage does not
 dead-letter a day's claims, and real-time eligibility is queued at once instead of timing out.
+
+The deadline (``THERABRIDGE_PAYER_DEADLINE_<OPERATION>``, or the caller's, such as real-time
+eligibility's) bounds the whole call, whatever the adapter does inside: HTTP and SFTP timeouts
+only bound the wait for the next bytes, so a payer trickling its answer would otherwise hold a
+worker (and its job lease) for as long as it likes. A call past its deadline is cancelled and
+counts as a transport failure like any other. Every deadline is well under the job lease, so a
+job is never taken over by another worker while its payer call is still running.
 """
 from __future__ import annotations
 
@@ -34,10 +41,14 @@ from app.payers.directory import PayerLink
 from app.payers.models import CIRCUITS as C
 from app.payers.runtime import run_async, runtime
 from app.x12_control import DatabaseControlNumbers
-from payer_adapters.base import PayerAdapter, PayerRejection, TransientPayerError, create_adapter
+from payer_adapters.base import (
+    PayerAdapter, PayerDeadlineExceeded, PayerRejection, TransientPayerError, create_adapter, deadline,
+)
 
 log = logging.getLogger("therabridge.payers")
 R = TypeVar("R")
+#: Seconds an adapter gets to close its connections after a call (an SFTP session, say).
+CLOSE_SECONDS = 5.0
 Operation = Literal["claims", "status", "eligibility", "reports"]
 
 
@@ -99,23 +110,25 @@ def _failed(ts: TenantStore, link: PayerLink, operation: Operation, error: Trans
 
 
 async def call_payer_async(ts: TenantStore, link: PayerLink, operation: Operation,
-                           call: Callable[[PayerAdapter], Awaitable[R]]) -> R:
-    """``call(adapter)`` under the circuit breaker of ``operation`` on the connection (see the
-    module docstring)."""
+                           call: Callable[[PayerAdapter], Awaitable[R]], *, seconds: float | None = None) -> R:
+    """``call(adapter)`` under the circuit breaker of ``operation`` on the connection, within
+    ``seconds`` (default: the operation's deadline setting); see the module docstring."""
     failures = await asyncio.to_thread(_admit, ts, link, operation)
     rt = runtime()
+    limit = seconds if seconds is not None else rt.settings.payer_deadline(operation)
     numbers = DatabaseControlNumbers(ts.store.engine, ts.tenant_id)  # committed at once, never reused
     try:
         async with rt.http_factory() as http:
             adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=http,
                                      control_numbers=numbers)
             try:
-                result = await call(adapter)
+                async with deadline(limit, f"payer {operation} call"):
+                    result = await call(adapter)
             finally:
-                close = getattr(adapter, "close", None)
-                if close is not None:
-                    await close()
+                await _close(adapter)
     except TransientPayerError as err:
+        if isinstance(err, PayerDeadlineExceeded):
+            log.warning("payer connection %s %s: call cut off at its %g s deadline", link.pk, operation, limit)
         until = await asyncio.to_thread(_failed, ts, link, operation, err)
         if until is not None and failures >= runtime().settings.circuit_failures:
             # a failed probe says the payer is still down, nothing about this job
@@ -128,6 +141,18 @@ async def call_payer_async(ts: TenantStore, link: PayerLink, operation: Operatio
     if failures:
         await asyncio.to_thread(_closed, ts, link, operation)
     return result
+
+
+async def _close(adapter: PayerAdapter) -> None:
+    """Close the adapter's connections, within ``CLOSE_SECONDS`` (a hung payer cannot hold it)."""
+    close = getattr(adapter, "close", None)
+    if close is None:
+        return
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await close()
+    except TimeoutError:
+        log.warning("payer adapter %s did not close within %s s", adapter.kind, CLOSE_SECONDS)
 
 
 def call_payer(ts: TenantStore, link: PayerLink, operation: Operation,

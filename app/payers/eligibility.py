@@ -1,6 +1,8 @@
 """Eligibility ``$submit``: real-time where the adapter can (answer inside
-``THERABRIDGE_ELIGIBILITY_TIMEOUT`` seconds), otherwise queued (X12 270 → the 271 is posted
-when collected; a timed-out real-time call is retried by the outbox)."""
+``THERABRIDGE_ELIGIBILITY_TIMEOUT`` seconds, a total deadline: a payer trickling its answer is
+cut off like a silent one), otherwise queued (X12 270 → the 271 is posted when collected; a
+timed-out real-time call is retried by the outbox, each try within
+``THERABRIDGE_PAYER_DEADLINE_ELIGIBILITY``)."""
 from __future__ import annotations
 
 import uuid
@@ -79,7 +81,8 @@ def queue(unit: Unit, request_id: str) -> None:
 async def check_now(ts: TenantStore, prepared: Prepared) -> EligibilityResult:
     timeout = runtime().settings.eligibility_timeout
     return await call_payer_async(ts, prepared.link, "eligibility",
-                                  lambda adapter: adapter.check_eligibility(prepared.package, timeout=timeout))
+                                  lambda adapter: adapter.check_eligibility(prepared.package, timeout=timeout),
+                                  seconds=timeout)
 
 
 def realtime(link: directory.PayerLink) -> bool:
@@ -101,7 +104,7 @@ def run_check(ts: TenantStore, payload: dict[str, Any]) -> None:
         if link is None:
             return
         pkg = eligibility_package(reader, request)
-    timeout = max(runtime().settings.eligibility_timeout, 30.0)
+    timeout = runtime().settings.payer_deadline("eligibility")
     try:
         result = call_payer(ts, link, "eligibility", lambda adapter: adapter.check_eligibility(pkg, timeout=timeout))
     except PayerRejection as rejection:

@@ -4,7 +4,9 @@
 Modes: ``500`` (answer HTTP 500 before doing anything), ``sleep`` (wait ``seconds`` first, then
 answer normally — past the client's timeout), ``drop`` (close the connection without an answer),
 ``drop-after`` (process the request, then cut the answer short: the payer has the claim but the
-client never hears so — the crash-between-send-and-record case). ``DELETE /sandbox/faults`` clears.
+client never hears so — the crash-between-send-and-record case), ``trickle`` (process the request,
+then send the answer one byte every ``seconds``: a per-read timeout never fires, only a deadline on
+the whole call ends it). ``DELETE /sandbox/faults`` clears.
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+MODES = ("500", "sleep", "drop", "drop-after", "trickle")
 
 
 @dataclass
@@ -28,7 +33,7 @@ class FaultTable:
         self.fired: list[tuple[str, str]] = []
 
     def set(self, path: str, mode: str, count: int = 1, seconds: float = 0.0) -> None:
-        if mode not in ("500", "sleep", "drop", "drop-after"):
+        if mode not in MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
         self.faults[path] = Fault(mode, count, seconds)
 
@@ -74,6 +79,10 @@ class FaultMiddleware:
                         "headers": [(b"content-length", b"100000"), (b"content-type", b"application/json")]})
             raise DroppedConnection("injected connection drop")
 
+        if fault.mode == "trickle":
+            await self.app(scope, receive, _trickling(send, receive, fault.seconds))
+            return
+
         # drop-after: run the app, announce the body, send only part of it, then fail.
         started: dict[str, Any] = {}
 
@@ -87,3 +96,30 @@ class FaultMiddleware:
                 await send({"type": "http.response.body", "body": message.get("body", b"")[:5], "more_body": True})
                 raise DroppedConnection("injected drop after processing")
         await self.app(scope, receive, cut)
+
+
+def _trickling(send: Send, receive: Receive, gap: float) -> Send:
+    """A ``send`` that passes the answer on one byte at a time, ``gap`` seconds apart, until
+    the client hangs up."""
+
+    async def hung_up() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # the rest of a request body the app did not read
+
+    async def trickle(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body, more = message.get("body", b""), message.get("more_body", False)
+        gone = asyncio.ensure_future(hung_up())
+        try:
+            for i in range(len(body)):
+                if gone.done():
+                    return
+                await send({"type": "http.response.body", "body": body[i:i + 1], "more_body": True})
+                await asyncio.sleep(gap)
+        finally:
+            gone.cancel()
+        if not more:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return trickle

@@ -9,6 +9,8 @@ Rules every FileDrop keeps:
 * ``put`` is atomic: the data goes to a hidden temporary name (``.<name>.part``) and is renamed
   into place, so the payer never reads half a file and a file that exists is complete.
 * Hidden names (starting with ``.``) are never listed.
+* Blocking file-system work runs in threads the event loop never waits for, so a call cut off
+  at its deadline (a hung network mount) returns at once; see :func:`in_own_thread`.
 * Every OS/SFTP failure becomes :class:`~payer_adapters.base.TransientPayerError` (mapped here,
   once), with the operation and folder in the message, never file contents.
 """
@@ -16,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path, PurePosixPath
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
 from payer_adapters.base import TransientPayerError
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -48,6 +53,37 @@ def check_name(name: str) -> PurePosixPath:
     return p
 
 
+async def in_own_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a daemon thread of its own. Unlike ``asyncio.to_thread`` (the loop's
+    default executor, which ``asyncio.run`` joins before it returns), nothing waits for the
+    thread once the caller stops awaiting: a payer call cut off at its deadline returns even
+    when the file system does not, and a hung thread never keeps the process from exiting. What
+    the thread still does later is harmless: ``put`` is atomic and idempotent by name."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():  # cancelled: the caller gave up
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            outcome: tuple[bool, Any] = (True, fn(*args))
+        except BaseException as exc:  # handed to the awaiting task
+            outcome = (False, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop has closed: nobody is waiting any more
+
+    threading.Thread(target=target, name="therabridge-mailbox", daemon=True).start()
+    return await future
+
+
 class DirectoryDrop:
     """A mailbox on the local file system (``x12-directory``; the sandbox reads the same tree)."""
 
@@ -59,7 +95,7 @@ class DirectoryDrop:
 
     async def _run(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await in_own_thread(fn, *args)
         except FileNotFoundError:
             raise
         except OSError as exc:
