@@ -12,7 +12,11 @@ decoder, clearinghouse JSON reports (content type ``json``: 277CA, 835) through
 
 Schedule: ``collect-schedule`` (per tenant) queues a collection for every connection each
 ``THERABRIDGE_COLLECT_INTERVAL`` seconds (dedupe keys by time slot, so any number of workers and
-restarts make one collection per slot) and queues itself for the next slot.
+restarts make one collection per slot) and queues itself for the next slot. A connection whose
+collection is still queued or running (a slow payer, a retry waiting out its backoff) gets no new
+one in that slot: one connection's collections never overlap, so a slow payer holds one worker at
+most. A collector that died leaves its job ``running`` until the lease runs out; then a worker
+takes that job over, so the connection is collected again and the next slots queue as before.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Callable
 
+import orjson
 import sqlalchemy as sa
 
 from app.fhir.dates import UTC
@@ -53,12 +58,26 @@ def _insert_ignore(unit: Unit, table: sa.Table, values: dict[str, Any], keys: li
 
 
 def queue_collection(unit: Unit, *, slot: str | None = None) -> int:
-    """Queue one collection per payer connection of the tenant (``slot`` dedupes scheduled runs)."""
+    """Queue one collection per payer connection of the tenant. ``slot`` (a scheduled run) dedupes
+    by time slot and skips the connections whose collection is still under way; without it (a
+    person asked for it now) every connection is collected."""
     n = 0
     tag = slot or f"now-{uuid.uuid4().hex}"
+    busy = _collecting(unit) if slot is not None else set()
     for link in directory.list_connections(unit.conn, unit.tenant_id):
+        if link.pk in busy:
+            log.info("payer connection %s: the previous collection is still under way; slot %s skipped", link.pk, slot)
+            continue
         n += enqueue(unit, COLLECT, {"connection": link.pk}, dedupe_key=f"{COLLECT}:{link.pk}@{tag}")
     return n
+
+
+def _collecting(unit: Unit) -> set[int]:
+    """Connections of the tenant with a collection queued or running (its lease live, or run out
+    and about to be taken over by a worker); an index range over unfinished jobs only."""
+    rows = unit.conn.execute(sa.select(J.c.payload).where(
+        J.c.status.in_(("queued", "running")), J.c.tenant_id == unit.tenant_id, J.c.kind == COLLECT)).all()
+    return {int(orjson.loads(r.payload)["connection"]) for r in rows}
 
 
 def _slot(now: datetime, interval: int) -> int:
