@@ -37,7 +37,7 @@ async def test_a_connection_is_collected_by_one_job_at_a_time(api, store, tenant
     assert len(slot(2)) == 1  # a worker takes the dead collector's job over rather than adding one …
     assert Worker(store).run_once() == 1
     [done] = jobs(store, tenant, inbound.COLLECT)
-    assert done.status == "done" and done.attempts == 2
+    assert done.status == "done" and done.attempts == 2, done.last_error
 
     after = slot(3)  # … and once it is done, the next slot collects again
     assert [j.status for j in after] == ["done", "queued"]
