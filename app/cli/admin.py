@@ -2,19 +2,20 @@
 
 All commands work on the database named by ``THERABRIDGE_DATABASE_URL`` (migrated first) and
 print JSON. Secrets are printed once and stored hashed; passwords are read from standard input.
+The server's modules are imported inside each command, so ``--help`` and the other commands
+start without loading them.
 """
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from sqlalchemy.engine import Engine
 
-from app.auth import admin as ops
-from app.auth.models import JWKS, JWKS_URI, PUBLIC, SECRET
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 tenants = typer.Typer(no_args_is_help=True, help="Tenants (practices).")
 clients = typer.Typer(no_args_is_help=True, help="OAuth clients: EHR systems and SMART apps.")
@@ -43,6 +44,8 @@ def _fail(err: Exception) -> None:
 @tenants.command("create")
 def tenants_create(slug: str, name: Optional[str] = typer.Option(None, "--name")) -> None:
     """Create a tenant."""
+    from app.auth import admin as ops
+
     try:
         _print(ops.create_tenant(_engine(), slug, name))
     except ops.AdminError as err:
@@ -61,6 +64,9 @@ def clients_register(
     redirect_uri: list[str] = typer.Option([], "--redirect-uri", help="Repeat for several."),
 ) -> None:
     """Register a client; prints {"client_id", "client_secret"?}."""
+    from app.auth import admin as ops
+    from app.auth.models import JWKS, JWKS_URI, PUBLIC, SECRET
+
     chosen = [k for k, on in ((JWKS, jwks is not None), (JWKS_URI, jwks_uri is not None),
                                (PUBLIC, public), (SECRET, secret)) if on]
     if len(chosen) != 1:
@@ -79,6 +85,8 @@ def clients_register(
 @clients.command("initial-token")
 def clients_initial_token(tenant: str = typer.Option(..., "--tenant")) -> None:
     """Issue a single-use initial access token for RFC 7591 dynamic registration."""
+    from app.auth import admin as ops
+
     try:
         _print(ops.issue_initial_token(_engine(), tenant))
     except ops.AdminError as err:
@@ -93,6 +101,8 @@ def users_create(
     fhir_user: Optional[str] = typer.Option(None, "--fhir-user", help="e.g. Practitioner/123"),
 ) -> None:
     """Create a user; the password is read from standard input."""
+    from app.auth import admin as ops
+
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         _print(ops.create_user(_engine(), tenant=tenant, username=username, password=password,

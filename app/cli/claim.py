@@ -7,19 +7,19 @@ arguments always give the same bytes.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import uuid
 from datetime import datetime, timezone
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import orjson
 import typer
 
-from fhir_mappings import ClaimInputs, InputError, generate, outcome_has_errors, profile_for
-from fhir_mappings.outcome import operation_outcome
-from fhir_mappings.profiles import profile_names
-from fhir_mappings.rules import catalog
+if TYPE_CHECKING:
+    from fhir_mappings import ClaimInputs
 
 EXIT_CLEAN, EXIT_HELD, EXIT_UNUSABLE = 0, 1, 2
 _NAMESPACE = uuid.UUID("1b0e6d1c-5b38-4a55-8a3e-6f1f0c7f2a10")
@@ -30,7 +30,21 @@ def _dump(resource: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _profile_names() -> list[str]:
+    """The payer profiles for ``--profile``'s help, read from ``fhir_mappings``' data file.
+
+    Importing ``fhir_mappings`` loads every rule table; locating the package without running it
+    keeps ``--help`` and the other commands from paying for that.
+    """
+    spec = find_spec("fhir_mappings")
+    assert spec is not None and spec.submodule_search_locations
+    data = Path(list(spec.submodule_search_locations)[0]) / "data" / "profiles.json"
+    return list(json.loads(data.read_text(encoding="utf-8"))["profiles"])
+
+
 def _unusable(text: str, issues: list[dict[str, Any]] | None = None) -> None:
+    from fhir_mappings.outcome import operation_outcome
+
     _dump(operation_outcome(issues or [{"severity": "fatal", "code": "invalid", "details": {"text": text}}]))
     raise typer.Exit(EXIT_UNUSABLE)
 
@@ -45,12 +59,14 @@ def _default_created(inputs: ClaimInputs) -> datetime:
 
 def claim_command(
     bundle: Path = typer.Argument(..., help="Input Bundle (JSON) with the Encounter and its resources."),
-    profile: Optional[str] = typer.Option(None, "--profile", help=f"Payer profile: {', '.join(profile_names())}."),
+    profile: Optional[str] = typer.Option(None, "--profile", help=f"Payer profile: {', '.join(_profile_names())}."),
     claim_id: Optional[str] = typer.Option(None, "--claim-id", help="Claim id (default: derived from the input)."),
     created: Optional[str] = typer.Option(None, "--created", help="Claim.created, ISO datetime with offset."),
     encounter: Optional[str] = typer.Option(None, "--encounter", help="Encounter id when the Bundle has several."),
 ) -> None:
     """Build and scrub the claim; print a Bundle with the Claim and the OperationOutcome."""
+    from fhir_mappings import ClaimInputs, InputError, generate, outcome_has_errors, profile_for
+
     try:
         raw = bundle.read_bytes()
         data = orjson.loads(raw)
@@ -93,6 +109,8 @@ rules_app = typer.Typer(no_args_is_help=True, help="The scrub rule catalog.")
 @rules_app.command("list")
 def rules_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON.")) -> None:
     """Print every scrub rule: id, severity, profiles and summary (and source with --json)."""
+    from fhir_mappings.rules import catalog
+
     rules = catalog()
     if as_json:
         _dump({"rules": [

@@ -1,4 +1,8 @@
-"""Server, database and data-loading commands."""
+"""Server, database and data-loading commands.
+
+Each command imports what it runs inside its body: the server (FastAPI, SQLAlchemy, settings)
+loads only for the command that needs it, never for ``--help`` or another command.
+"""
 from __future__ import annotations
 
 import json
@@ -7,8 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
-from app.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +36,7 @@ def serve(
     import uvicorn
 
     from app.bootstrap import prepare_database
+    from app.settings import get_settings
 
     if "THERABRIDGE_PUBLIC_URL" not in os.environ:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -59,6 +62,7 @@ def db_upgrade() -> None:
     """Apply all migrations to THERABRIDGE_DATABASE_URL."""
     from app.db import make_engine
     from app.migrations import upgrade
+    from app.settings import get_settings
 
     upgrade(make_engine(get_settings().database_url))
     typer.echo("database is up to date")
@@ -74,6 +78,7 @@ def load(
     from rich.progress import Progress
 
     from app.loader import Loader
+    from app.settings import get_settings
 
     files = [f for p in paths for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
     loader = Loader.remote(url, token) if url else Loader.direct(get_settings(), tenant)
@@ -106,6 +111,7 @@ def worker(
 
     from app.bootstrap import open_store
     from app.jobs import Worker
+    from app.settings import get_settings
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
