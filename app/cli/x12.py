@@ -17,8 +17,10 @@ x12_app = typer.Typer(no_args_is_help=True, add_completion=False,
                       help="X12 5010: 837P/270 out, 999/277CA/271/835 in.")
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+def _print_json(data: Any, compact: bool = False) -> None:
+    """Indented JSON for people; ``compact`` writes one line, for ``jq -c``-style pipelines and logs."""
+    option = None if compact else orjson.OPT_INDENT_2
+    sys.stdout.write(orjson.dumps(data, option=option).decode() + "\n")
 
 
 def _outcome(message: str, errors: list | None = None) -> dict[str, Any]:
@@ -82,20 +84,23 @@ def encode(
 
 
 @x12_app.command("decode")
-def decode(file: Path = typer.Argument(..., help="X12 file (999, 277CA, 271 or 835)")) -> None:
+def decode(
+    file: Path = typer.Argument(..., help="X12 file (999, 277CA, 271 or 835)"),
+    compact: bool = typer.Option(False, "--compact", help="one-line JSON instead of indented"),
+) -> None:
     """Print a FHIR Bundle (collection) of what the file becomes."""
     from payer_adapters.x12 import X12Error
     from payer_adapters.x12 import decode as do_decode
 
     if not file.is_file():
-        _print_json(_outcome(f"file not found: {file.name}"))
+        _print_json(_outcome(f"file not found: {file.name}"), compact)
         raise typer.Exit(1)
     try:
         result = do_decode(file)
     except X12Error as err:
-        _print_json(_outcome(str(err), [err]))
+        _print_json(_outcome(str(err), [err]), compact)
         raise typer.Exit(1)
-    _print_json(result.to_fhir())
+    _print_json(result.to_fhir(), compact)
 
 
 @x12_app.command("validate")

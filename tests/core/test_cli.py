@@ -66,7 +66,7 @@ def test_commands_start_without_loading_the_server(tmp_path):
                    "ST*999*0001*005010X231A1~AK1*HC*105*005010X222A1~AK2*837*0001*005010X222A1~IK5*A~"
                    "AK9*A*1*1*1~SE*6*0001~GE*1*777~IEA*1*000000777~")
     report = tmp_path / "modules.json"
-    commands = [["rules", "list"], ["rules", "list", "--json"], ["x12", "decode", str(ack)]]
+    commands = [["rules", "list"], ["rules", "list", "--json"], ["x12", "decode", "--compact", str(ack)]]
     proc = subprocess.run([sys.executable, "-c", _PROBE, str(report), json.dumps(commands)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -92,3 +92,32 @@ def test_console_script_exit_code(examples):
     bad = subprocess.run([str(exe), "x12", "validate", str(examples / "837p_ot_INVALID_sv103_expected_fail.x12")],
                          capture_output=True, text=True)
     assert bad.returncode == 1
+
+
+_ACK = ("ISA*00*          *00*          *ZZ*CLEARHOUSE01   *ZZ*THERABRIDGE    *250115*1032*^*00501*000000777*0*T*:~\n"
+        "GS*FA*CLEARHOUSE01*THERABRIDGE*20250115*1032*777*X*005010X231A1~\nST*999*0001*005010X231A1~\n"
+        "AK1*HC*105*005010X222A1~\nAK2*837*0001*005010X222A1~\nIK5*A~\nAK2*837*0002*005010X222A1~\n"
+        "IK3*NM1*12*2010BB*3~\nIK5*R*5~\nAK9*P*2*2*1~\nSE*9*0001~\nGE*1*777~\nIEA*1*000000777~\n")
+
+
+def test_decode_compact_prints_one_line_of_the_same_bundle(tmp_path: Path):
+    ack = tmp_path / "ack.x12"
+    ack.write_text(_ACK)
+    indented = run("decode", str(ack))
+    compact = run("decode", "--compact", str(ack))
+    assert indented.exit_code == compact.exit_code == 0, compact.output
+    assert indented.stdout.count("\n") > 20
+    assert compact.stdout.endswith("\n") and compact.stdout.count("\n") == 1
+    assert json.loads(compact.stdout) == json.loads(indented.stdout)
+    assert len(resources(json.loads(compact.stdout), "OperationOutcome")) == 2
+
+
+def test_decode_compact_outcome_on_unusable_file(tmp_path: Path):
+    bad = tmp_path / "bad.x12"
+    bad.write_text(_ACK.replace("SE*9*", "SE*10*"))
+    res = run("decode", str(bad), "--compact")
+    assert res.exit_code == 1 and res.stdout.count("\n") == 1
+    assert json.loads(res.stdout)["resourceType"] == "OperationOutcome"
+    missing = run("decode", "--compact", str(tmp_path / "missing.x12"))
+    assert missing.exit_code == 1 and missing.stdout.count("\n") == 1
+    assert "file not found" in json.loads(missing.stdout)["issue"][0]["diagnostics"]
