@@ -4,11 +4,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     THERABRIDGE_DATABASE_URL=sqlite:////data/therabridge.db
 
 WORKDIR /srv/therabridge
+# The pinned dependencies first (their own layer, rebuilt only when the lock changes), each
+# checked against its hash; then the project itself, adding nothing the lock does not hold.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY fhir_mappings ./fhir_mappings
 COPY payer_adapters ./payer_adapters
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps . \
+    && pip check \
     && useradd --system --uid 10001 --home-dir /data --create-home therabridge
 
 USER therabridge
