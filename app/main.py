@@ -208,6 +208,9 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
                        expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "X-Request-Id",
                                        "Retry-After"])
     app.add_middleware(EdgeMiddleware, on_error=unexpected)
+    from app.openapi_doc import install as describe_openapi
+
+    describe_openapi(app)  # /openapi.json: the FHIR API per resource type, for generic clients
     return app
 
 
