@@ -34,8 +34,9 @@ GENERIC = "{rtype}"
 SECURITY = [{"smart": []}, {"bearer": []}]
 SPEC = "http://hl7.org/fhir/R4"
 
-# FHIR primitive types of operation parameters, as JSON Schema.
-PRIMITIVES: dict[str, dict[str, Any]] = {
+# Operation parameter types that travel in the query string (``name=value``) as well as in a
+# Parameters body, as JSON Schema: the primitives, and a Reference written ``Type/id``.
+QUERY_TYPES: dict[str, dict[str, Any]] = {
     "code": {"type": "string", "pattern": "^[^\\s]+( [^\\s]+)*$"},
     "string": {"type": "string", "minLength": 1},
     "uri": {"type": "string"},
@@ -45,6 +46,7 @@ PRIMITIVES: dict[str, dict[str, Any]] = {
     "boolean": {"type": "boolean"},
     "integer": {"type": "integer"},
     "decimal": {"type": "number"},
+    "Reference": {"type": "string", "pattern": "^[A-Z][A-Za-z]+/[A-Za-z0-9\\-.]{1,64}$"},
 }
 
 
@@ -302,11 +304,11 @@ def describe_operation(path: str, operation: dict[str, Any], definitions: list[d
     if definition is None:
         return operation
     inputs = [p for p in definition["parameter"] if p["use"] == "in"]
-    primitive = [p for p in inputs if p["type"] in PRIMITIVES]
-    resources = [p for p in inputs if p["type"] not in PRIMITIVES]
+    primitive = [p for p in inputs if p["type"] in QUERY_TYPES]
+    resources = [p for p in inputs if p["type"] not in QUERY_TYPES]
     params = [dict(p, schema=_ref("schemas", "id"), description=f"Logical id of the {type_name}")
               for p in operation.get("parameters", []) if p.get("in") == "path"]
-    params += [{"name": p["name"], "in": "query", "required": False, "schema": PRIMITIVES[p["type"]],
+    params += [{"name": p["name"], "in": "query", "required": False, "schema": QUERY_TYPES[p["type"]],
                 "description": f"`{p['name']}` ({p['type']}); may also be sent in a Parameters body."} for p in primitive]
     answers_by_code = _data()["operation_answers"].get(definition["id"])
     if answers_by_code is None:
