@@ -34,15 +34,20 @@ GENERIC = "{rtype}"
 SECURITY = [{"smart": []}, {"bearer": []}]
 SPEC = "http://hl7.org/fhir/R4"
 
+# A FHIR string holds no control characters but tab, carriage return and line feed (R4
+# datatypes.html#string); search values and string parameters are FHIR strings.
+FHIR_STRING = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]+$"
+NO_SPACE = "[^\\s\\u0000-\\u001F]+"
+
 # Operation parameter types that travel in the query string (``name=value``) as well as in a
 # Parameters body, as JSON Schema: the primitives, and a Reference written ``Type/id``.
 QUERY_TYPES: dict[str, dict[str, Any]] = {
-    "code": {"type": "string", "pattern": "^[^\\s]+( [^\\s]+)*$"},
-    "string": {"type": "string", "minLength": 1},
-    "uri": {"type": "string"},
+    "code": {"type": "string", "pattern": f"^{NO_SPACE}( {NO_SPACE})*$"},
+    "string": {"type": "string", "pattern": FHIR_STRING},
+    "uri": {"type": "string", "pattern": f"^{NO_SPACE}$"},
     "id": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
     "date": {"type": "string", "pattern": "^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$"},
-    "dateTime": {"type": "string"},
+    "dateTime": {"type": "string", "pattern": "^[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?$"},
     "boolean": {"type": "boolean"},
     "integer": {"type": "integer"},
     "decimal": {"type": "number"},
@@ -111,7 +116,8 @@ def _value_schemas() -> dict[str, Any]:
     """The syntax of one search value of each parameter type (several may be joined by commas)."""
     out = {}
     for ptype, syntax in _data()["value_syntax"].items():
-        schema: dict[str, Any] = {"type": "string", "minLength": 1, "description": f"A {ptype} search value."}
+        schema: dict[str, Any] = {"type": "string", "minLength": 1, "description": f"A {ptype} search value.",
+                                  "pattern": FHIR_STRING}
         if "pattern" in syntax:
             one = syntax["pattern"].removeprefix("^").removesuffix("$")
             schema["pattern"] = f"^{one}(,{one})*$"

@@ -173,18 +173,21 @@ def test_a_generic_fuzzer_finds_the_answers_the_document_declares(settings):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     calls = 0
-    with asgi.get_client(app) as client:
-        for path, method in FUZZED:
-            operation = schema[path][method]
+    try:
+        with asgi.get_client(app) as client:
+            for path, method in FUZZED:
+                operation = schema[path][method]
 
-            @fuzzing(max_examples=5, derandomize=True, database=None, deadline=None,
-                     phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy())
-            def exchange(case: schemathesis.Case) -> None:
-                nonlocal calls
-                calls += 1
-                response = case.call(session=client, headers={"x-test-tenant": "openapi-fuzz"})
-                case.validate_response(response, checks=checks)
+                @fuzzing(max_examples=5, derandomize=True, database=None, deadline=None,
+                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+                @given(case=operation.as_strategy())
+                def exchange(case: schemathesis.Case) -> None:
+                    nonlocal calls
+                    calls += 1
+                    response = case.call(session=client, headers={"x-test-tenant": "openapi-fuzz"})
+                    case.validate_response(response, checks=checks)
 
-            exchange()
+                exchange()
+    finally:
+        app.state.services.engine.dispose()  # its connections go back to the server
     assert calls > 3 * len(FUZZED)  # operations without parameters have a single case
