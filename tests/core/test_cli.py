@@ -17,10 +17,11 @@ from tests.core.helpers import patient
 ROOT = Path(__file__).resolve().parents[2]
 
 # What a command that does not serve, migrate or load must not import: the server's modules and
-# the libraries behind them (each adds tenths of a second to every start).
+# the libraries behind them (each adds tenths of a second to every start), and Rich, whose help
+# formatting the command line does not use.
 _SERVER_PACKAGES = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "sqlmodel", "alembic", "asyncpg", "psycopg",
                     "httpx", "authlib", "joserfc", "cryptography", "fhir", "fhir_core", "pydantic_settings",
-                    "asyncssh", "pyx12", "argon2")
+                    "asyncssh", "pyx12", "argon2", "rich", "markdown_it")
 _PROBE = r"""
 import json, sys
 import typer.main
