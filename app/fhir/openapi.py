@@ -250,6 +250,8 @@ def interaction_operation(rtype: ResourceType, registry: Registry, name: str, su
         params += _refs(_search_names(rtype))
     if spec.get("history"):
         params += _refs([f"history-{name}" for name in _data()["history_parameters"]])
+    if spec.get("elements"):
+        params += _refs(["_elements"])
     params += _refs(spec.get("headers", []))
 
     returns = {"type": type_schema, "Bundle": _ref("schemas", "Bundle"),

@@ -92,7 +92,8 @@ def test_writes_take_the_resource_and_search_takes_a_form(document):
     assert bundle["properties"]["entry"]["items"]["required"] == ["request"]
     history = parameters(document, paths["/fhir/Encounter/{id}/_history"]["get"])
     assert {"_since", "_count", "_page"} <= set(history)
-    assert "vid" in parameters(document, paths["/fhir/Encounter/{id}/_history/{vid}"]["get"])
+    assert {"vid", "_elements"} <= set(parameters(document, paths["/fhir/Encounter/{id}/_history/{vid}"]["get"]))
+    assert "_elements" in parameters(document, paths["/fhir/Encounter/{id}"]["get"])
 
 
 def test_operations_carry_their_parameters_and_bodies(document):
