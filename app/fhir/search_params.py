@@ -6,6 +6,7 @@ and only applied parameters are echoed in the ``self`` link.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Union
@@ -16,6 +17,7 @@ from app.fhir.errors import FhirError
 from app.fhir.extract import fold, reference_target
 from app.fhir.registry import COMMON_PARAMS, Registry, ResourceType
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MODIFIERS = {
     "string": {"exact", "contains", "missing"},
@@ -187,6 +189,9 @@ def parse_search(
 ) -> SearchQuery:
     q = SearchQuery(resource_type=rtype.name, count=default_count)
     for key, raw in items:
+        if _CONTROL.search(key) or _CONTROL.search(raw):  # FHIR strings hold no control characters
+            raise FhirError(400, "invalid", f"The search parameter {_CONTROL.sub('?', key)!r} holds a control "
+                            "character, which no FHIR string may contain", expression=[_CONTROL.sub("?", key)])
         name, _, modifier = key.partition(":")
         if name in ("_count",):
             try:

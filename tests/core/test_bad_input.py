@@ -115,3 +115,14 @@ async def test_history_and_version_numbers_out_of_range_are_4xx(api):
     pid = (await api.post("/fhir/Patient", json=patient())).json()["id"]
     assert_outcome(await api.get(f"/fhir/Patient/{pid}/_history/99999999999999999999999"), 404)
     assert_outcome(await api.get("/fhir/_history?_count=-5"), 400)["issue"][0]["expression"] == ["_count"]
+
+
+@pytest.mark.parametrize("query", ["identifier=%00", "name=a%00b", "_id=x%1F", "name%00=a"])
+async def test_a_control_character_in_a_search_is_400(api, query):
+    """No FHIR string holds a control character; PostgreSQL refuses a NUL outright."""
+    for method in ("get", "post"):
+        r = await (api.get(f"/fhir/Patient?{query}") if method == "get" else
+                   api.post("/fhir/Patient/_search", content=query,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}))
+        assert r.status_code == 400, (method, r.text)
+        assert r.json()["issue"][0]["code"] == "invalid"
