@@ -1,0 +1,75 @@
+"""The product's own vocabulary: every identifier system, extension, code system and id
+namespace TheraBridge mints, named once.
+
+Everything that writes or reads one of these names it from here (the server, the payer adapters,
+the sandbox payer, the mappings), so a URL is never spelled twice and never means two things.
+Standard systems (HL7, X12, CMS, NUCC) stay with the code that maps them; only ``therabridge.dev``
+names live here. Data files that must name a system spell the same URL.
+"""
+from __future__ import annotations
+
+import uuid
+
+BASE = "https://therabridge.dev/fhir"
+SID = f"{BASE}/sid/"  # every identifier system of ours starts with this
+
+# -- identifier systems (Identifier.system) ----------------------------------------------
+PATIENT_CONTROL_NUMBER = f"{SID}patient-control-number"  # CLM01 / CLP01 / 277CA TRN02
+PAYER_ID = f"{SID}payer-id"  # the payer's id at the clearinghouse (NM109 of 2010BB)
+MEMBER_ID = f"{SID}member-id"  # a subscriber id read from an answer (NM109 of 2100C/2010CA)
+PAYER_CLAIM_NUMBER = f"{SID}payer-claim-control-number"  # 835 CLP07, 277CA REF*1K
+PC_CLAIM_NUMBER = f"{SID}property-casualty-claim-number"  # workers' comp claim number (REF*Y4)
+ELIGIBILITY_TRACE = f"{SID}eligibility-trace-number"  # 270/271 TRN02 of an eligibility request
+PAYMENT_TRACE = f"{SID}payment-trace-number"  # 835 TRN02: the check or EFT number
+SUBMISSION_KEY = f"{SID}submission-key"  # a claim's idempotency key at the payer
+CLAIM_BATCH = f"{SID}x12-claim-batch"  # 277CA 2200B TRN02: the BHT03 of our 837
+X12_277CA_TRACE = f"{SID}x12-277ca-trace"  # 277CA 2200A/2200C TRN02
+
+# -- extensions (Extension.url) -----------------------------------------------------------
+CLAIM_LIFECYCLE = f"{BASE}/StructureDefinition/claim-lifecycle"
+CLAIM_LIFECYCLE_HISTORY = f"{BASE}/StructureDefinition/claim-lifecycle-history"
+CLAIM_SUBMISSION = f"{BASE}/StructureDefinition/claim-submission"
+PAYMENT_APPLICATION = f"{BASE}/StructureDefinition/payment-application"
+LINE_CONTROL_NUMBER = f"{BASE}/StructureDefinition/line-control-number"
+PROCEDURE_MINUTES = f"{BASE}/StructureDefinition/procedure-minutes"
+ACCIDENT_DATE = f"{BASE}/StructureDefinition/accident-date"
+X12_ACKNOWLEDGED_SET = f"{BASE}/StructureDefinition/x12-acknowledged-set"
+X12_PATIENT_CONTROL_NUMBER = f"{BASE}/StructureDefinition/x12-patient-control-number"
+X12_CLAIM_STATUS = f"{BASE}/StructureDefinition/x12-claim-status"
+X12_277CA_LEVEL = f"{BASE}/StructureDefinition/x12-277ca-level"
+
+# -- code systems (Coding.system) ---------------------------------------------------------
+TASK_CODE = f"{BASE}/CodeSystem/task-code"
+SCRUB_RULE = f"{BASE}/CodeSystem/scrub-rule"
+PAYER_ERROR = f"{BASE}/CodeSystem/payer-error"
+CHC_ERROR = f"{BASE}/CodeSystem/chc-error"
+ADJUDICATION = f"{BASE}/CodeSystem/adjudication"
+BENEFIT_TYPE = f"{BASE}/CodeSystem/benefit-type"
+THERAPY_DOCUMENT_TYPE = f"{BASE}/CodeSystem/therapy-document-type"
+THERAPY_DISCIPLINE = f"{BASE}/CodeSystem/therapy-discipline"
+CLAIM_FILING_INDICATOR = f"{BASE}/CodeSystem/claim-filing-indicator"
+X12_CLAIM_FILING_INDICATOR = f"{BASE}/CodeSystem/x12-claim-filing-indicator"
+X12_ATTACHMENT_REPORT_TYPE = f"{BASE}/CodeSystem/x12-attachment-report-type"
+X12_835_CLAIM_STATUS = f"{BASE}/CodeSystem/x12-835-claim-status"
+X12_PLB_REASON = f"{BASE}/CodeSystem/x12-plb-reason"
+X12_277CA_LEVEL_CODES = f"{BASE}/CodeSystem/x12-277ca-level"
+X12_ERROR = f"{BASE}/CodeSystem/x12-error"
+
+# -- other URIs ---------------------------------------------------------------------------
+OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls
+AUDIT_EVENT_TYPE = "https://therabridge.dev/audit"  # AuditEvent.type system of our own events
+SERVICE_AGENT = "urn:therabridge:service"  # AuditEvent agent systems: the server's own work,
+CLIENT_AGENT = "urn:therabridge:client"  # an API client,
+USER_AGENT = "urn:therabridge:user"  # a person
+
+# -- deterministic ids --------------------------------------------------------------------
+#: Resources the payer side writes on its own (rejections, Tasks, payer answers stored by id).
+SERVER_NAMESPACE = uuid.UUID("6d1f3c2e-8a41-4c6b-9f0e-3b2a1d4c5e6f")
+#: Resources decoded from X12 answers (ClaimResponse, EOB, PaymentReconciliation ids).
+X12_NAMESPACE = uuid.UUID("0f7c0a52-5d0e-4b7e-9d0b-7c1a2b3c4d5e")
+
+
+def stable_id(namespace: uuid.UUID, *parts: object) -> str:
+    """An id derived from what caused a resource (uuid5), so writing it again overwrites it
+    instead of adding another: a job that runs twice, an answer delivered twice."""
+    return str(uuid.uuid5(namespace, "|".join(str(p) for p in parts)))
