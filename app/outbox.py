@@ -4,7 +4,7 @@ A job is written in the same transaction as the change that causes it, so a comm
 always has its follow-up work queued and a rolled-back one never does. ``app.jobs`` runs them.
 The store writes the jobs its write observers ask for (``QueuedJob``); everything else queues
 with ``app.jobs.enqueue``. Both end in ``insert_jobs``, or, for PostgreSQL's one-statement
-resource writes, in that statement (``app.fhir.pg_writes``).
+resource writes, in that statement (``app.fhir.store.pg_writes``).
 """
 from __future__ import annotations
 

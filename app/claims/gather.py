@@ -12,8 +12,8 @@ from typing import Any, Iterable
 import orjson
 
 from app.fhir.extract import reference_target
+from app.fhir.queries import find_resources, references_under
 from app.fhir.registry import registry
-from app.fhir.search_params import parse_search
 from app.fhir.store import Reader
 
 # (type, search parameter pointing at the patient)
@@ -28,27 +28,6 @@ PRACTICE_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location"
 # Elements whose references are followed one level (performers, payers, certifying physicians).
 FOLLOW = ("performer", "author", "payor", "serviceProvider", "requester", "practitioner", "organization",
           "actor", "individual", "provider", "insurer")
-
-
-def find_resources(reader: Reader, rtype: str, items: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    reg = registry()
-    query = parse_search(reg.get(rtype), [*items, ("_count", "1000")], registry=reg, max_count=1000)
-    query.total = "none"
-    return [orjson.loads(v.content) for v in reader.search(query).matches if v.content]
-
-
-def references_under(node: Any, keys: Iterable[str]) -> Iterable[str]:
-    """Every ``Reference.reference`` held by an element named in ``keys``, anywhere below ``node``."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in keys:
-                for ref in value if isinstance(value, list) else [value]:
-                    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-                        yield ref["reference"]
-            yield from references_under(value, keys)
-    elif isinstance(node, list):
-        for item in node:
-            yield from references_under(item, keys)
 
 
 def gather_encounter(reader: Reader, encounter_id: str) -> list[dict[str, Any]]:

@@ -20,7 +20,8 @@ from typing import Any, Callable
 import orjson
 
 import fhir_mappings
-from app.claims.gather import find_resources, gather_encounter, gather_visit
+from app.claims.gather import gather_encounter, gather_visit
+from app.fhir.queries import find_resources
 from app.claims.lifecycle import SUBMISSION_KEY, UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
 from app.fhir.errors import FhirError, PreconditionFailed
 from app.fhir.extract import reference_target

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from app.claims.gather import find_resources
+from app.fhir.queries import find_resources
 from app.claims.workflow import eligibility_request
 from app.fhir.store import Store
 from app.jobs import J, enqueue

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from app.claims.gather import references_under
+from app.fhir.queries import references_under
 from app.fhir.extract import reference_target
 from app.fhir.store import Reader
 from app.payers.lifecycle import patient_control_number

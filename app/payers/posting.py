@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.claims.gather import find_resources
+from app.fhir.queries import find_resources
 from app.claims.lifecycle import lifecycle_rank_of, move, paid_state
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.db import make_engine
 from app.fhir.exact_json import ExactNumber, dumps, loads, needs_exact
-from app.fhir.store import _ordered
+from app.fhir.store import in_key_order
 from app.loader import Loader
 from app.migrations import upgrade
 
@@ -135,7 +135,7 @@ def test_postgres_upgrade_stores_documents_as_written_and_reads_older_rows(datab
             texts = dict(conn.execute(sa.text("SELECT id, content::text FROM resource")).all())
         assert_as_sent(texts["o1"])
         assert texts["p1"].startswith('{"id"')  # JSONB's key order, from before the upgrade
-        assert _ordered(texts["p1"]).startswith('{"resourceType":"Patient","id":"p1","meta"')
+        assert in_key_order(texts["p1"]).startswith('{"resourceType":"Patient","id":"p1","meta"')
     finally:
         engine.dispose()
         with admin.begin() as conn:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.claims.gather import find_resources
+from app.fhir.queries import find_resources
 from app.jobs import J, Worker
 
 from .conftest import demo_store, worker_env

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from app.bootstrap import build_store, load_demo
-from app.claims.gather import find_resources
+from app.fhir.queries import find_resources
 from app.db import make_engine
 from app.jobs import J, Worker
 from app.migrations import upgrade

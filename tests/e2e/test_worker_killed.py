@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.claims.gather import find_resources
+from app.fhir.queries import find_resources
 from app.jobs import J, Worker
 from app.payers import directory
 from app.payers.submission import queue_claim

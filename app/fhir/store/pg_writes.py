@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
-from app.fhir.async_pg import AsyncPostgres
+from app.fhir.store.async_pg import AsyncPostgres
 from app.fhir.extract import IndexValues
 from app.outbox import QueuedJob
 

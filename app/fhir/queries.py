@@ -1,0 +1,33 @@
+"""Searches the server runs for its own work, with the store's search semantics: the resources
+matching search parameters, and the references an element holds. Generic: any package may use
+them to read the store (claims gather a visit, payers find a claim by its control number)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import orjson
+
+from app.fhir.registry import registry
+from app.fhir.search_params import parse_search
+from app.fhir.store import Reader
+
+
+def find_resources(reader: Reader, rtype: str, items: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    reg = registry()
+    query = parse_search(reg.get(rtype), [*items, ("_count", "1000")], registry=reg, max_count=1000)
+    query.total = "none"
+    return [orjson.loads(v.content) for v in reader.search(query).matches if v.content]
+
+
+def references_under(node: Any, keys: Iterable[str]) -> Iterable[str]:
+    """Every ``Reference.reference`` held by an element named in ``keys``, anywhere below ``node``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in keys:
+                for ref in value if isinstance(value, list) else [value]:
+                    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+                        yield ref["reference"]
+            yield from references_under(value, keys)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references_under(item, keys)

@@ -1,0 +1,265 @@
+"""Writes inside one open transaction: create, update (PUT), read-modify-write, conditional
+create/update, delete, with their history and index rows, jobs and audit rows."""
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from app.db import ResourceHistoryRow, dialect_insert
+from app.fhir.access import check_write
+from app.fhir.errors import FhirError, NotFound, PreconditionFailed
+from app.fhir.interactions import check_offered
+from app.fhir.search_sql import DATE, REF, R, STRING, TOKEN
+import app.fhir.store.pg_writes as pg_writes
+from app.fhir.store.reader import Reader
+from app.fhir.store.types import Version, WriteResult, lock_key, serialize
+from app.outbox import QueuedJob, insert_jobs
+
+if TYPE_CHECKING:
+    from app.fhir.store.tenant import TenantStore
+
+H = ResourceHistoryRow.__table__
+
+
+_INSERT_RESOURCE = R.insert().returning(R.c.pk)
+_INSERT_HISTORY = H.insert()
+_INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF)}
+
+
+class Unit(Reader):
+    """Writes inside one open transaction."""
+
+    def __init__(self, ts: TenantStore, conn: Connection) -> None:
+        super().__init__(ts, conn)
+        self.now = ts.store.clock()
+        # (create | update | delete, version) still to audit at commit; PostgreSQL's one-statement
+        # writes carry their own audit row and are not listed.
+        self.written: list[tuple[str, Version]] = []
+        #: Lookups that hold for the rest of the transaction (a batch of claims reads the same
+        #: practice and payer once). Resource entries, keyed ("resource", type, id), are dropped
+        #: when this unit writes that resource.
+        self.memo: dict[Any, Any] = {}
+
+    def lock(self, *parts: str) -> None:
+        """Serialize conditional operations on the same criteria (SQLite already is)."""
+        if self.postgres:
+            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(self.tenant_id, *parts)})
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None,
+               rid: str | None = None, client: bool = False) -> WriteResult:
+        """POST semantics; ``client``: a client's create (its type's guard applies)."""
+        rtype = resource["resourceType"]
+        check_offered(self.ts.store.registry, "create", rtype)  # whoever writes (API, jobs, loader)
+        check_write(self.ts.access("c", rtype), resource, self.ts.store.registry, self.ts.store.base_url)
+        if if_none_exist is not None:
+            self.lock(rtype, orjson.dumps(sorted(if_none_exist)).decode())
+            found = self.find_ids(rtype, if_none_exist, interaction="c")
+            if len(found) > 1:
+                raise PreconditionFailed(f"If-None-Exist matched {len(found)} {rtype} resources",
+                                         code="multiple-matches")
+            if found:
+                return WriteResult(self.read(rtype, found[0]), created=False, status=200)
+        if client:
+            resource = self._guarded(rtype, resource, None)
+        return self._insert(rtype, rid or str(uuid.uuid4()), resource, version_id=1)
+
+    def update(self, rtype: str, rid: str, resource: dict[str, Any], *, if_match: int | None = None,
+               known: Version | None = None, fresh_id: bool = False, client: bool = False) -> WriteResult:
+        """PUT semantics: ``resource`` replaces whatever version is current (unless ``if_match``
+        names another). ``known``: the current version the caller read in this transaction;
+        ``fresh_id``: an id the caller just minted. Either saves the read before the write. A
+        change derived from the stored content goes through ``modify`` instead, which never
+        writes over a version it did not read. ``client``: a client's update (its type's guard
+        applies, against the version it replaces)."""
+        check_offered(self.ts.store.registry, "update", rtype)
+        check_write(self.ts.access("u", rtype), {**resource, "id": rid}, self.ts.store.registry, self.ts.store.base_url)
+        for attempt in range(5):
+            if attempt == 0 and (known is not None or fresh_id):
+                current = known
+            else:
+                current = self.current(rtype, rid)
+            if current is None:
+                if if_match is not None:
+                    raise PreconditionFailed(f"{rtype}/{rid} does not exist, so If-Match cannot match")
+                body = self._guarded(rtype, resource, None) if client else resource
+                inserted = self._insert(rtype, rid, body, version_id=1, on_conflict_skip=True)
+                if inserted is not None:
+                    return inserted
+                continue  # created concurrently: update it instead
+            if not self.visible("u", rtype, rid):
+                raise NotFound(f"{rtype}/{rid} is not known")
+            if if_match is not None and current.version_id != if_match:
+                raise PreconditionFailed(
+                    f"{rtype}/{rid} is at version {current.version_id}, not {if_match} (If-Match)")
+            body = self._guarded(rtype, resource, current) if client else resource
+            result = self._replace(current, body)
+            if result is not None:
+                return result
+            if if_match is not None:
+                raise PreconditionFailed(f"{rtype}/{rid} was changed concurrently (If-Match {if_match})")
+        raise FhirError(409, "conflict", f"{rtype}/{rid} is being changed by others; retry")
+
+    def modify(self, rtype: str, rid: str, change: Callable[[dict[str, Any]], bool | None], *,
+               attempts: int = 8) -> WriteResult | None:
+        """Read-modify-write, for every change the server derives from what is stored (posting
+        an answer, queueing a claim, closing a Task). ``change`` edits a fresh copy of the
+        current version (returning False, or leaving it as it was, writes nothing). The write is
+        compare-and-set on the version read; when another writer got there first, the change is
+        applied again to the newer version, so no concurrent state is ever written over.
+        Returns None when nothing was written; NotFound/Gone when there is nothing to change.
+        ``change`` may run more than once: it edits the resource and has no other effects."""
+        for _ in range(attempts):
+            current = self.read(rtype, rid)
+            resource = current.resource()
+            if change(resource) is False or resource == current.resource():
+                return None
+            try:
+                return self.update(rtype, rid, resource, if_match=current.version_id, known=current)
+            except PreconditionFailed:
+                continue  # changed since it was read: apply the change to the newer version
+        raise FhirError(409, "conflict", f"{rtype}/{rid} is being changed by others; retry")
+
+    def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any], *,
+                           client: bool = False) -> WriteResult:
+        check_offered(self.ts.store.registry, "update", rtype)
+        self.lock(rtype, orjson.dumps(sorted(criteria)).decode())
+        found = self.find_ids(rtype, criteria, interaction="u")
+        body_id = resource.get("id")
+        if len(found) > 1:
+            raise PreconditionFailed(f"Conditional update matched {len(found)} {rtype} resources",
+                                     code="multiple-matches")
+        if found:
+            if body_id and body_id != found[0]:
+                raise FhirError(400, "invalid", f"The criteria matched {rtype}/{found[0]} but the body has id {body_id}",
+                                expression=[f"{rtype}.id"])
+            return self.update(rtype, found[0], resource, client=client)
+        if body_id:
+            return self.update(rtype, body_id, resource, client=client)
+        if client:
+            resource = self._guarded(rtype, resource, None)
+        return self._insert(rtype, str(uuid.uuid4()), resource, version_id=1)
+
+    def delete(self, rtype: str, rid: str, *, client: bool = False) -> Version | None:
+        check_offered(self.ts.store.registry, "delete", rtype)
+        current = self.current(rtype, rid)
+        if current is None or current.deleted or not self.visible("d", rtype, rid):
+            return None
+        if client:
+            self._guarded(rtype, None, current)
+        new_version = current.version_id + 1
+        res = self.conn.execute(
+            R.update()
+            .where(R.c.tenant_id == self.tenant_id, R.c.type == rtype, R.c.id == rid,
+                   R.c.version_id == current.version_id)
+            .values(version_id=new_version, last_updated=self.now, deleted=True)
+            .returning(R.c.pk)
+        ).first()
+        if res is None:
+            return self.delete(rtype, rid, client=client)
+        self._clear_index(res.pk)
+        self.conn.execute(H.insert().values(
+            tenant_id=self.tenant_id, type=rtype, id=rid, version_id=new_version, last_updated=self.now,
+            method="DELETE", deleted=True, content=None))
+        version = Version(rtype, rid, new_version, self.now, True, None)
+        self.memo.pop(("resource", rtype, rid), None)
+        self.written.append(("delete", version))
+        return version
+
+    # -- internals ---------------------------------------------------------------------
+    def _guarded(self, rtype: str, resource: dict[str, Any] | None, current: Version | None) -> Any:
+        """What a client's write of ``resource`` over ``current`` stores (see ``Guard``)."""
+        guard = self.ts.store.guards.get(rtype)
+        if guard is None:
+            return resource
+        return guard(self, resource, None if current is None or current.deleted else current)
+
+    def _insert(self, rtype: str, rid: str, resource: dict[str, Any], *, version_id: int,
+                on_conflict_skip: bool = False) -> WriteResult | None:
+        content = serialize(resource, rid, version_id, self.now)
+        version = Version(rtype, rid, version_id, self.now, False, content)
+        jobs = self.ts.store.jobs_for(self, version, None)
+        if self.postgres:
+            kind = "insert_if_absent" if on_conflict_skip else "insert"
+            if pg_writes.run(self.conn, self.ts.pg_write(kind, version, resource, jobs)) is None:
+                return None
+            return self._written(version, None, jobs, audited=self.ts.audit is not None)
+        values = dict(tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id,
+                      last_updated=self.now, deleted=False, content=content)
+        if on_conflict_skip:
+            stmt = dialect_insert(self.conn, R).values(**values).on_conflict_do_nothing(
+                index_elements=["tenant_id", "type", "id"]).returning(R.c.pk)
+            row = self.conn.execute(stmt).first()
+        else:
+            row = self.conn.execute(_INSERT_RESOURCE, values).first()
+        if row is None:
+            return None
+        self._write_history(rtype, rid, version_id, "PUT" if on_conflict_skip else "POST", content)
+        self._write_index(row.pk, rtype, resource)
+        return self._written(version, None, jobs)
+
+    def _replace(self, current: Version, resource: dict[str, Any]) -> WriteResult | None:
+        new_version = current.version_id + 1
+        content = serialize(resource, current.id, new_version, self.now)
+        version = Version(current.type, current.id, new_version, self.now, False, content)
+        jobs = self.ts.store.jobs_for(self, version, None if current.deleted else current)
+        if self.postgres:
+            # The index is taken from the stored form, as on SQLite (the same resource either way).
+            write = self.ts.pg_write("replace", version, orjson.loads(content), jobs,
+                                      previous_version=current.version_id)
+            if pg_writes.run(self.conn, write) is None:
+                return None  # lost a compare-and-set race
+            return self._written(version, current, jobs, audited=self.ts.audit is not None)
+        row = self.conn.execute(
+            R.update()
+            .where(R.c.tenant_id == self.tenant_id, R.c.type == current.type, R.c.id == current.id,
+                   R.c.version_id == current.version_id)
+            .values(version_id=new_version, last_updated=self.now, deleted=False, content=content)
+            .returning(R.c.pk)
+        ).first()
+        if row is None:
+            return None  # lost a compare-and-set race
+        self._write_history(current.type, current.id, new_version, "PUT", content)
+        self._clear_index(row.pk)
+        self._write_index(row.pk, current.type, orjson.loads(content))
+        return self._written(version, current, jobs)
+
+    def _written(self, version: Version, replaced: Version | None, jobs: list[QueuedJob], *,
+                 audited: bool = False) -> WriteResult:
+        """Bookkeeping after a write: the jobs (unless the one statement wrote them), the audit
+        row still to write at commit (unless the statement carried it), the memo."""
+        if jobs and not self.postgres:
+            insert_jobs(self.conn, self.tenant_id, self.now, jobs)
+        self.memo.pop(("resource", version.type, version.id), None)
+        created = replaced is None or replaced.deleted
+        if not audited:
+            self.written.append(("create" if replaced is None else "update", version))
+        return WriteResult(version, created=created, status=201 if created else 200)
+
+    def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
+        self.conn.execute(_INSERT_HISTORY, {
+            "tenant_id": self.tenant_id, "type": rtype, "id": rid, "version_id": version_id,
+            "last_updated": self.now, "method": method, "deleted": False, "content": content})
+
+    def _clear_index(self, pk: int) -> None:
+        for table in (TOKEN, STRING, DATE, REF):
+            self.conn.execute(table.delete().where(table.c.res_pk == pk))
+
+    def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
+        idx = self.ts.index_values(rtype, resource)
+        common = {"tenant_id": self.tenant_id, "type": rtype, "res_pk": pk}
+        if idx.tokens:
+            self.conn.execute(_INSERT_INDEX["search_token"],
+                              [dict(common, param=p, system=s, code=c) for p, s, c in idx.tokens])
+        if idx.strings:
+            self.conn.execute(_INSERT_INDEX["search_string"],
+                              [dict(common, param=p, value=v, exact=e) for p, v, e in idx.strings])
+        if idx.dates:
+            self.conn.execute(_INSERT_INDEX["search_date"],
+                              [dict(common, param=p, start=s, end=e) for p, s, e in idx.dates])
+        if idx.references:
+            self.conn.execute(_INSERT_INDEX["search_reference"],
+                              [dict(common, param=p, target_type=t, target_id=i) for p, t, i in idx.references])
