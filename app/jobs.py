@@ -44,8 +44,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app.db import is_postgres, write_connection
-from app.fhir.dates import UTC
 from app.fhir.store import Store, TenantStore, Unit
+from app.fhir.tasks import task_input, work_item
 from app.log_safety import describe, describe_kind, where
 from app.outbox import J, QueuedJob, insert_jobs
 
@@ -274,17 +274,11 @@ class Worker:
 
 
 def dead_letter_task(job: Claimed, error: str, now: datetime) -> dict[str, Any]:
-    return {
-        "resourceType": "Task", "status": "requested", "intent": "order", "priority": "urgent",
-        "code": {"coding": [{"system": "https://therabridge.dev/fhir/CodeSystem/task-code", "code": "job-failed",
-                             "display": "Background job failed"}]},
-        "description": f"The {job.kind} job failed {job.attempts} times and was stopped: {error}",
-        "authoredOn": now.astimezone(UTC).isoformat(), "lastModified": now.astimezone(UTC).isoformat(),
-        "businessStatus": {"text": "dead-letter"},
-        "input": [{"type": {"text": "job"}, "valueString": str(job.pk)},
-                  {"type": {"text": "kind"}, "valueString": job.kind},
-                  {"type": {"text": "payload"}, "valueString": orjson.dumps(job.payload).decode()}],
-    }
+    return work_item("job-failed", "Background job failed",
+                     f"The {job.kind} job failed {job.attempts} times and was stopped: {error}", now,
+                     priority="urgent", business_status="dead-letter",
+                     inputs=[task_input("job", valueString=str(job.pk)), task_input("kind", valueString=job.kind),
+                             task_input("payload", valueString=orjson.dumps(job.payload).decode())])
 
 
 def retry_dead_job(store: Store, job_pk: int) -> None:

@@ -7,7 +7,7 @@ claims and remittances (for the KX threshold).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 

@@ -21,13 +21,15 @@ import orjson
 
 import fhir_mappings
 from app.claims.gather import gather_encounter, gather_visit
-from app.fhir.queries import find_resources
 from app.claims.lifecycle import SUBMISSION_KEY, UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
+from app.fhir.dates import instant
 from app.fhir.errors import FhirError, PreconditionFailed
 from app.fhir.extract import reference_target
+from app.fhir.queries import find_resources
 from app.fhir.store import Reader, Unit, Version
+from app.fhir.tasks import is_open, task_input, work_item
+from fhir_mappings.vocabulary import TASK_CODE
 
-TASK_CODE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/task-code"
 RELATED = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
 
 AfterStore = Callable[[Version], None]
@@ -142,44 +144,34 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
 
 def _follow_up_task(unit: Unit, stored: Version, claim: dict, outcome: dict, held: bool, now: datetime,
                     *, new_claim: bool) -> None:
-    review = [("focus", f"Claim/{stored.id}"), ("code", f"{TASK_CODE_SYSTEM}|claim-review")]
+    review = [("focus", f"Claim/{stored.id}"), ("code", f"{TASK_CODE}|claim-review")]
     # A claim id just minted has no review Task yet: no search needed (the common, clean case).
-    open_tasks = [] if new_claim else [t for t in find_resources(unit, "Task", review)
-                                       if t.get("status") not in ("completed", "cancelled")]
+    open_tasks = [] if new_claim else [t for t in find_resources(unit, "Task", review) if is_open(t)]
     if not held:
         for task in open_tasks:
             unit.modify("Task", task["id"], lambda t: _close(t, now))
         return
     problems = [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
-    task = {
-        "resourceType": "Task",
-        "status": "requested",
-        "intent": "order",
-        "priority": "routine",
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "claim-review", "display": "Review held claim"}]},
-        "description": f"Claim held by {len(problems)} error(s): fix the record and regenerate the claim.",
-        "focus": {"reference": f"Claim/{stored.id}"},
-        "for": claim.get("patient"),
-        "authoredOn": now.isoformat(),
-        "lastModified": now.isoformat(),
-        "businessStatus": {"text": "held"},
-        "input": [{"type": {"text": (i.get("details", {}).get("coding") or [{}])[0].get("code", "issue")},
-                   "valueString": i.get("diagnostics", "")} for i in problems],
-    }
+    task = work_item(
+        "claim-review", "Review held claim",
+        f"Claim held by {len(problems)} error(s): fix the record and regenerate the claim.", now,
+        focus=f"Claim/{stored.id}", patient=claim.get("patient"), business_status="held",
+        inputs=[task_input((i.get("details", {}).get("coding") or [{}])[0].get("code", "issue"),
+                           valueString=i.get("diagnostics", "")) for i in problems])
     _open_or_refresh(unit, open_tasks, task)
 
 
 def _close(task: dict[str, Any], now: datetime) -> bool:
-    if task.get("status") in ("completed", "cancelled"):
+    if not is_open(task):
         return False
-    task.update(status="completed", lastModified=now.isoformat())
+    task.update(status="completed", lastModified=instant(now))
     return True
 
 
 def _open_or_refresh(unit: Unit, open_tasks: list[dict[str, Any]], task: dict[str, Any]) -> None:
     """Refresh the open Task (unless a person closed it meanwhile) or open a new one."""
     def refresh(current: dict[str, Any]) -> bool:
-        if current.get("status") in ("completed", "cancelled"):
+        if not is_open(current):
             return False
         current.clear()
         current.update(task, id=open_tasks[0]["id"])
@@ -192,18 +184,12 @@ def _open_or_refresh(unit: Unit, open_tasks: list[dict[str, Any]], task: dict[st
 
 def unbillable_task(unit: Unit, encounter_id: str, err: FhirError, now: datetime) -> None:
     """One open Task per Encounter saying why no claim could be generated (kept up to date)."""
-    code = [("focus", f"Encounter/{encounter_id}"), ("code", f"{TASK_CODE_SYSTEM}|claim-unbillable")]
-    open_tasks = [t for t in find_resources(unit, "Task", code) if t.get("status") not in ("completed", "cancelled")]
+    code = [("focus", f"Encounter/{encounter_id}"), ("code", f"{TASK_CODE}|claim-unbillable")]
+    open_tasks = [t for t in find_resources(unit, "Task", code) if is_open(t)]
     reasons = [i.get("diagnostics") or (i.get("details") or {}).get("text", "") for i in err.issues]
-    task = {
-        "resourceType": "Task", "status": "requested", "intent": "order", "priority": "routine",
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": "claim-unbillable",
-                             "display": "Encounter cannot be billed"}]},
-        "description": "No claim could be generated for this visit: " + " ".join(reasons),
-        "focus": {"reference": f"Encounter/{encounter_id}"},
-        "authoredOn": now.isoformat(), "lastModified": now.isoformat(),
-        "input": [{"type": {"text": "reason"}, "valueString": r} for r in reasons],
-    }
+    task = work_item("claim-unbillable", "Encounter cannot be billed",
+                     "No claim could be generated for this visit: " + " ".join(reasons), now,
+                     focus=f"Encounter/{encounter_id}", inputs=[task_input("reason", valueString=r) for r in reasons])
     _open_or_refresh(unit, open_tasks, task)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.fhir.dates import instant
 from app.fhir.store import Unit
-from app.payers.lifecycle import TASK_CODE_SYSTEM
+from app.fhir.tasks import task_input, work_item
 
 NAMESPACE = uuid.UUID("6d1f3c2e-8a41-4c6b-9f0e-3b2a1d4c5e6f")
 
@@ -53,18 +53,10 @@ def biller_task(unit: Unit, claim: dict[str, Any], code: str, display: str, desc
                 reasons: list[str], now: datetime, *, key: str, about: list[str] | None = None) -> None:
     """One open Task per cause (``key``) asking a person to act on a claim or a message;
     ``about``: further resources it concerns (``Claim/id``), listed as inputs."""
-    task = {
-        "resourceType": "Task", "id": stable_id("task", code, key), "status": "requested", "intent": "order",
-        "priority": "routine",
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": code, "display": display}]},
-        "description": description, "authoredOn": instant(now), "lastModified": instant(now),
-        "input": [{"type": {"text": "reason"}, "valueString": r[:1000]} for r in reasons[:50]]
-        + [{"type": {"text": "claim"}, "valueReference": {"reference": ref}} for ref in about or []],
-    }
-    if claim.get("id"):
-        task["focus"] = {"reference": f"Claim/{claim['id']}"}
-    if claim.get("patient"):
-        task["for"] = claim["patient"]
+    task = work_item(code, display, description, now, task_id=stable_id("task", code, key),
+                     focus=f"Claim/{claim['id']}" if claim.get("id") else None, patient=claim.get("patient"),
+                     inputs=[task_input("reason", valueString=r[:1000]) for r in reasons[:50]]
+                     + [task_input("claim", valueReference={"reference": ref}) for ref in about or []])
     current = unit.current("Task", task["id"])
     if current is None or current.deleted:
         put(unit, task)

@@ -20,7 +20,7 @@ from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit, Version
-from app.payers.lifecycle import TASK_CODE_SYSTEM
+from app.fhir.tasks import task_input, work_item
 from app.payers.outcomes import put, stable_id
 
 APPLICATION_URL = "https://therabridge.dev/fhir/StructureDefinition/payment-application"
@@ -55,29 +55,21 @@ def open_work_item(unit: Unit, eob: dict[str, Any], reconciliation_id: str | Non
     if unit.current("Task", task_id(eob["id"])) is not None:
         return
     amount = {"value": float(paid), "currency": "USD"}
-    inputs: list[dict[str, Any]] = [
-        {"type": {"text": "amount"}, "valueMoney": amount},
-        {"type": {"text": "patient-control-number"}, "valueString": pcn},
-    ]
+    inputs = [task_input("amount", valueMoney=amount), task_input("patient-control-number", valueString=pcn)]
     if payer_claim_number:
-        inputs.append({"type": {"text": "payer-claim-number"}, "valueString": payer_claim_number})
+        inputs.append(task_input("payer-claim-number", valueString=payer_claim_number))
     if trace:
-        inputs.append({"type": {"text": "trace-number"}, "valueString": trace})
+        inputs.append(task_input("trace-number", valueString=trace))
     if reconciliation_id:
-        inputs.append({"type": {"text": "payment-reconciliation"},
-                       "valueReference": {"reference": f"PaymentReconciliation/{reconciliation_id}"}})
-    put(unit, {
-        "resourceType": "Task", "id": task_id(eob["id"]), "status": "requested", "intent": "order",
-        "priority": "routine",
-        "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": TASK_CODE, "display": "Unapplied payment"}]},
-        "description": (f"The payer's remittance{f' (trace {trace})' if trace else ''} pays {amount['value']:.2f} "
-                        f"USD for patient control number {pcn}, which matches no claim of this practice: link it "
-                        "to the claim it pays ($apply-payment) or return it to the payer ($return-payment)."),
-        "focus": {"reference": f"ExplanationOfBenefit/{eob['id']}"},
-        "authoredOn": instant(unit.now), "lastModified": instant(unit.now),
-        "businessStatus": {"text": "unapplied"},
-        "input": inputs,
-    })
+        inputs.append(task_input("payment-reconciliation",
+                                 valueReference={"reference": f"PaymentReconciliation/{reconciliation_id}"}))
+    put(unit, work_item(
+        TASK_CODE, "Unapplied payment",
+        f"The payer's remittance{f' (trace {trace})' if trace else ''} pays {amount['value']:.2f} USD for patient "
+        f"control number {pcn}, which matches no claim of this practice: link it to the claim it pays "
+        "($apply-payment) or return it to the payer ($return-payment).", unit.now,
+        task_id=task_id(eob["id"]), focus=f"ExplanationOfBenefit/{eob['id']}", business_status="unapplied",
+        inputs=inputs))
 
 
 def apply_payment(unit: Unit, eob_id: str, claim_ref: str) -> Version:
