@@ -1,4 +1,12 @@
-"""Start-up chores shared by ``serve`` and ``load``: migrate, ensure the default tenant, demo data."""
+"""Start-up: the one place where what plugs into the store, the claim workflow, the payer
+directory and the job queue is installed (``build_store``), and the chores shared by ``serve``,
+``worker`` and ``load`` (migrate, the default tenant, demo data).
+
+Lower layers never import higher ones; where a lower one must reach up (the store's write
+observers and client-write guards, the workflow's claim preparers and queue check, the
+directory's hook when a connection is added, the queue's job handlers) it exposes a hook, and
+this module is the only one that fills it.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,25 +15,58 @@ from pathlib import Path
 import orjson
 from sqlalchemy.engine import Engine
 
+from app import directory, jobs
+from app.claims import automation, client_writes, workflow
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
+from app.fhir.transactions import BundleProcessor
 from app.migrations import upgrade
+from app.payers import eligibility, inbound, inquiry, runtime, submission
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
 
 
 def build_store(settings: Settings, engine: Engine) -> Store:
-    """The store with its write observers (claim automation) — every entry point uses this."""
-    from app import payers
-    from app.claims import automation, client_writes
-
+    """The store with everything plugged in — every entry point builds it here."""
     store = Store(engine, registry(), base_url=settings.fhir_base)
-    store.guards["Claim"] = client_writes.guard
-    automation.install(store)
-    payers.install(store, settings)
+    install(store, settings)
     return store
+
+
+def _add(hooks: list, hook: object) -> None:  # type: ignore[type-arg]
+    if hook not in hooks:  # several stores in one process (tests) install the same hooks once
+        hooks.append(hook)
+
+
+def install(store: Store, settings: Settings) -> None:
+    """Plug the claim workflow and the payer side into ``store`` and the process's hooks."""
+    runtime.refuse_without_key(store, settings)
+    current = runtime.current()
+    if current is None or current.settings is not settings:
+        runtime.configure(settings, current.http_factory if current else None)
+    # what clients may write, and the jobs writes queue
+    store.guards["Claim"] = client_writes.guard
+    _add(store.observers, automation.on_write)  # a finished visit → generate its claim
+    _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
+    # the claim workflow asks the payer side
+    _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
+    _add(workflow.UNSENT_CHECKS, submission.unsent)
+    # a new payer connection starts the collection of its answers
+    _add(directory.ON_ADD, inbound.start_schedule)
+    # the job handlers
+    jobs.register_handler(automation.KIND, automation.run_generate)
+    jobs.register_batch_handler(automation.KIND, automation.run_generate_many)
+    jobs.register_batch_handler(submission.KIND, submission.form_batches)
+    jobs.register_handler(submission.AUTO_SUBMIT, submission.run_auto_submit)
+    jobs.register_handler(submission.SEND, submission.run_send, transaction=False)
+    jobs.register_handler(inquiry.KIND, inquiry.run_inquire, transaction=False)
+    jobs.register_handler(inbound.COLLECT, inbound.run_collect, transaction=False)
+    jobs.register_handler(inbound.ACK, inbound.run_acknowledge, transaction=False)
+    jobs.register_handler(inbound.POST, inbound.run_post)
+    jobs.register_handler(inbound.SCHEDULE, inbound.run_schedule)
+    jobs.register_handler(eligibility.KIND, eligibility.run_check, transaction=False)
 
 
 def open_store(settings: Settings) -> Store:
@@ -38,8 +79,6 @@ def open_store(settings: Settings) -> Store:
 
 def load_demo(store: Store, tenant: str) -> int:
     """Load the demo practice (idempotent: every entry is a PUT with a fixed id)."""
-    from app.fhir.transactions import BundleProcessor
-
     bundle = orjson.loads(DEMO_BUNDLE.read_bytes())
     proc = BundleProcessor(store.for_tenant(tenant), store.registry, store.base_url, lambda i, t: None,
                            lambda unit, e: (405, None), "minimal")

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -237,3 +237,9 @@ def audit_failure(services: Services, request: Request, status: int, detail: str
         ctx, ctx.tenant_id if ctx else None, subtype,
         outcome=OUTCOME_SERIOUS if status >= 500 else OUTCOME_MINOR, entity=entity[:200] if entity else None,
         source=request.client.host if request.client else None, detail=f"{status}: {detail or ''}"))
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document a server serves (``therabridge openapi``): built on an in-memory
+    database, since it depends on the code, not on data."""
+    return create_app(Settings(database_url="sqlite:///:memory:")).openapi()

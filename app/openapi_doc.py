@@ -10,10 +10,13 @@ would say 422) and the SMART security schemes.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+from fastapi import FastAPI
+
+from app.auth.discovery import smart_configuration
+from app.fhir.openapi import describe_fhir, tags
+from app.fhir.operations import operation_definitions
 
 # FastAPI's description of a request it could not parse; the server answers those with 400 and
 # an OperationOutcome instead (``app.main``'s handler for RequestValidationError).
@@ -29,10 +32,6 @@ def _validation_errors_as_outcomes(operation: dict[str, Any]) -> None:
 
 def describe(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     """``document`` (FastAPI's, for ``app``) with the FHIR API described for generic clients."""
-    from app.auth.discovery import smart_configuration
-    from app.fhir.openapi import describe_fhir, tags
-    from app.fhir.operations import operation_definitions
-
     services = app.state.services
     scopes = smart_configuration(services.settings)["scopes_supported"]
     paths, parts = describe_fhir(document["paths"], services.registry, operation_definitions(), scopes)
@@ -63,11 +62,3 @@ def install(app: FastAPI) -> None:
         return built[0]
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def openapi_document() -> dict[str, Any]:
-    from app.main import create_app
-    from app.settings import Settings
-
-    app = create_app(Settings(database_url="sqlite:///:memory:"))
-    return app.openapi()

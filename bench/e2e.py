@@ -45,7 +45,7 @@ from app.db import make_engine
 from app.fhir.store import Store
 from app.jobs import J
 from app.migrations import upgrade
-from app.payers import directory
+from app import directory
 from app.payers.models import SUBMISSIONS as S
 from app.settings import Settings
 from payer_adapters.x12_files import envelope_summary

@@ -14,8 +14,7 @@ from app.claims import workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
-from app.fhir.store import NeedsTransaction, Store, Unit, Version
-from app.jobs import register_batch_handler, register_handler
+from app.fhir.store import NeedsTransaction, Unit, Version
 from app.outbox import QueuedJob
 
 KIND = "generate-claim"
@@ -64,10 +63,3 @@ def run_generate_many(unit: Unit, payloads: list[dict[str, Any]]) -> None:
     workers' batches never wait on each other in a circle."""
     for payload in sorted(payloads, key=lambda p: p["encounter"]):
         run_generate(unit, payload)
-
-
-def install(store: Store) -> None:
-    if on_write not in store.observers:
-        store.observers.append(on_write)
-    register_handler(KIND, run_generate)
-    register_batch_handler(KIND, run_generate_many)

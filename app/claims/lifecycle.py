@@ -18,14 +18,11 @@ from typing import Any
 
 from app.fhir.dates import instant
 from app.fhir.store import Unit
+from fhir_mappings.vocabulary import CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, SUBMISSION_KEY
 
-LIFECYCLE_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle"
-HISTORY_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle-history"
-RECEIPT_URL = "https://therabridge.dev/fhir/StructureDefinition/claim-submission"
-SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
 #: States in which nothing has left for the payer: the claim may be rebuilt in place.
 UNSUBMITTED = frozenset({None, "draft", "clean"})
-SERVER_OWNED_EXTENSIONS = frozenset({LIFECYCLE_URL, HISTORY_URL, RECEIPT_URL})
+SERVER_OWNED_EXTENSIONS = frozenset({CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION})
 SERVER_OWNED_IDENTIFIERS = frozenset({SUBMISSION_KEY})
 
 
@@ -36,7 +33,7 @@ def codes() -> dict[str, dict[str, Any]]:
 
 def lifecycle(claim: dict[str, Any]) -> str | None:
     for ext in claim.get("extension") or []:
-        if ext.get("url") == LIFECYCLE_URL:
+        if ext.get("url") == CLAIM_LIFECYCLE:
             return ext.get("valueCode")
     return None
 
@@ -52,8 +49,8 @@ def lifecycle_rank_of(claim: dict[str, Any]) -> int:
 def set_lifecycle(claim: dict[str, Any], code: str) -> None:
     """Make ``code`` the claim's current state, whatever it was (the scrubber's verdict on a
     claim that has not left yet); answers from payers go through ``advance``."""
-    claim["extension"] = [e for e in claim.get("extension") or [] if e.get("url") != LIFECYCLE_URL] + [
-        {"url": LIFECYCLE_URL, "valueCode": code}]
+    claim["extension"] = [e for e in claim.get("extension") or [] if e.get("url") != CLAIM_LIFECYCLE] + [
+        {"url": CLAIM_LIFECYCLE, "valueCode": code}]
 
 
 def advance(claim: dict[str, Any], code: str, when: datetime, *, force: bool = False) -> bool:
@@ -62,9 +59,9 @@ def advance(claim: dict[str, Any], code: str, when: datetime, *, force: bool = F
     if code not in codes():
         raise ValueError(f"unknown lifecycle code {code!r}")
     exts = claim.setdefault("extension", [])
-    history = next((e for e in exts if e.get("url") == HISTORY_URL), None)
+    history = next((e for e in exts if e.get("url") == CLAIM_LIFECYCLE_HISTORY), None)
     if history is None:
-        history = {"url": HISTORY_URL, "extension": []}
+        history = {"url": CLAIM_LIFECYCLE_HISTORY, "extension": []}
         exts.append(history)
     if not any(e.get("url") == code for e in history["extension"]):
         history["extension"].append({"url": code, "valueInstant": instant(when)})

@@ -21,14 +21,14 @@ import orjson
 
 import fhir_mappings
 from app.claims.gather import gather_encounter, gather_visit
-from app.claims.lifecycle import SUBMISSION_KEY, UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
+from app.claims.lifecycle import UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError, PreconditionFailed
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import is_open, task_input, work_item
-from fhir_mappings.vocabulary import TASK_CODE
+from fhir_mappings.vocabulary import SUBMISSION_KEY, TASK_CODE
 
 RELATED = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
 
@@ -83,7 +83,7 @@ def _payer_profile(reader: Reader, inputs: fhir_mappings.ClaimInputs, name: str 
     the payer connection of the visit's Coverage (``therabridge payers add --profile``), else
     chosen from the Coverage; with the connection's timely-filing days in place of the
     profile's default (they are contract terms, per payer)."""
-    from app.payers import directory
+    from app import directory
 
     payor = ((inputs.coverage.resource.get("payor") or [None])[0]) or {}
     link = directory.for_insurer_in(reader, payor)

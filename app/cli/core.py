@@ -127,6 +127,6 @@ def worker(
 
 def openapi() -> None:
     """Print the OpenAPI document the server serves."""
-    from app.openapi_doc import openapi_document
+    from app.main import openapi_document
 
     typer.echo(json.dumps(openapi_document(), indent=2, sort_keys=True))

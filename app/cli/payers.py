@@ -1,7 +1,7 @@
 """``therabridge payers add|list|rotate-credentials`` and ``therabridge collect`` (issue 6).
 
 Commands work on ``THERABRIDGE_DATABASE_URL`` (migrated first) and print JSON without secrets.
-Credentials are given as JSON and stored encrypted (``app/payers/secrets.py``).
+Credentials are given as JSON and stored encrypted (``app/directory/secrets.py``).
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def add(
     auto_submit: bool = typer.Option(False, "--auto-submit/--no-auto-submit", help="Queue clean claims at once."),
 ) -> None:
     """Register (or replace) how to reach a payer."""
-    from app.payers import directory
-    from app.payers.secrets import CredentialKeyError
+    from app import directory
+    from app.directory.secrets import CredentialKeyError
     from app.settings import get_settings
 
     store = _store()
@@ -80,8 +80,8 @@ def rotate(
     credentials: str = typer.Option(..., "--credentials", help="The new secrets JSON."),
 ) -> None:
     """Replace a payer connection's credentials."""
-    from app.payers import directory
-    from app.payers.secrets import CredentialKeyError
+    from app import directory
+    from app.directory.secrets import CredentialKeyError
     from app.settings import get_settings
 
     store = _store()
@@ -97,7 +97,7 @@ def rotate(
 def collect(tenant: Optional[str] = typer.Option(None, "--tenant", help="Only this tenant (default: all).")) -> None:
     """Collect payer answers now and post them (runs the due jobs, then exits)."""
     from app.jobs import Worker
-    from app.payers import directory
+    from app import directory
     from app.payers.inbound import messages, queue_collection
 
     store = _store()

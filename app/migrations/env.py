@@ -7,6 +7,7 @@ import app.db  # noqa: F401  (registers the tables on SQLModel.metadata)
 import app.auth.models  # noqa: F401
 import app.x12_control  # noqa: F401
 import app.outbox  # noqa: F401
+import app.directory.tables  # noqa: F401
 import app.payers.models  # noqa: F401
 
 engine = context.config.attributes["engine"]

@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.admin_routes import _require_admin
 from app.auth.oauth_routes import engine_of, settings_of
 from app.fhir.errors import FhirError
-from app.payers import calls, directory
-from app.payers.secrets import CredentialKeyError
+from app import directory
+from app.payers import calls
+from app.directory.secrets import CredentialKeyError
 
 router = APIRouter(prefix="/admin/payers", tags=["admin"])
 

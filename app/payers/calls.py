@@ -36,8 +36,8 @@ from sqlalchemy.engine import Engine
 from app.db import dialect_insert, write_connection
 from app.fhir.store import TenantStore
 from app.jobs import Deferred
-from app.payers import directory
-from app.payers.directory import PayerLink
+from app import directory
+from app.directory import PayerLink
 from app.payers.models import CIRCUITS as C
 from app.payers.runtime import run_async, runtime
 from app.x12_control import DatabaseControlNumbers

@@ -23,7 +23,9 @@ from app.fhir.queries import find_resources
 from app.claims.workflow import eligibility_request
 from app.fhir.store import Store
 from app.jobs import J, enqueue
-from app.payers import directory, eligibility, secrets
+from app import directory
+from app.directory import secrets
+from app.payers import eligibility
 from app.payers.inbound import COLLECT
 from app.payers.submission import queue_claim
 from app.settings import Settings

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.fhir.errors import FhirError
-from app.fhir.store import Store, TenantStore, Unit, Version
-from app.jobs import enqueue, register_handler
-from app.payers import directory
-from app.payers.outcomes import put, stable_id
+from app.fhir.store import TenantStore, Unit, Version
+from app.jobs import enqueue
+from app import directory
+from app.payers.outcomes import put
 from app.payers.packages import eligibility_package
-from app.payers.posting import TRACE_SYSTEM
+from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable_id
 from app.payers.calls import call_payer, call_payer_async
 from app.payers.runtime import default_http, runtime
 from fhir_mappings import identifiers
@@ -42,11 +42,11 @@ def prepare(unit: Unit, *, body: dict[str, Any] | None = None, request_id: str |
     else:
         current = read = unit.read("CoverageEligibilityRequest", request_id or "")
         resource = current.resource()
-    if not any(i.get("system") == TRACE_SYSTEM for i in resource.get("identifier") or []):
+    if not any(i.get("system") == ELIGIBILITY_TRACE for i in resource.get("identifier") or []):
         # The request's own identifier when it fits TRN02 (the resolver's rule), else a new one;
         # kept under our system too, which is how the 271 finds its request.
         trace = identifiers.trace_number(resource) or uuid.uuid4().hex[:20].upper()
-        resource["identifier"] = [*(resource.get("identifier") or []), {"system": TRACE_SYSTEM, "value": trace}]
+        resource["identifier"] = [*(resource.get("identifier") or []), {"system": ELIGIBILITY_TRACE, "value": trace}]
         current = None
     link = directory.for_insurer(unit.conn, unit.tenant_id, resource.get("insurer"))
     if link is None:
@@ -65,7 +65,7 @@ def prepare(unit: Unit, *, body: dict[str, Any] | None = None, request_id: str |
 
 def store_response(unit: Unit, request: dict[str, Any], response: dict[str, Any]) -> Version:
     response = dict(response)
-    response["id"] = stable_id("eligibility-response", request["id"])
+    response["id"] = stable_id(SERVER_NAMESPACE, "eligibility-response", request["id"])
     response["request"] = {"reference": f"CoverageEligibilityRequest/{request['id']}"}
     for key in ("patient", "insurer"):
         if request.get(key) and not response.get(key):
@@ -119,7 +119,3 @@ def run_check(ts: TenantStore, payload: dict[str, Any]) -> None:
     if result.response is not None:
         with ts.unit() as unit:
             store_response(unit, request, result.response)
-
-
-def install(store: Store) -> None:
-    register_handler(KIND, run_check, transaction=False)

@@ -31,8 +31,9 @@ import sqlalchemy as sa
 
 from app.fhir.dates import UTC
 from app.fhir.store import Store, TenantStore, Unit
-from app.jobs import J, enqueue, register_handler
-from app.payers import directory, posting
+from app.jobs import J, enqueue
+from app import directory
+from app.payers import posting
 from app.payers.models import INBOUND as M
 from app.payers.outcomes import biller_task
 from app.payers.calls import call_payer
@@ -196,13 +197,3 @@ def messages(store: Store, tenant: str) -> list[dict[str, Any]]:
                                       M.c.sha256)
                             .where(M.c.tenant_id == tenant).order_by(M.c.pk)).all()
     return [dict(r._mapping) for r in rows]
-
-
-def install(store: Store) -> None:
-    register_handler(COLLECT, run_collect, transaction=False)
-    register_handler(ACK, run_acknowledge, transaction=False)
-    register_handler(POST, run_post)
-    register_handler(SCHEDULE, run_schedule)
-
-
-

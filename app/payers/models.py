@@ -1,9 +1,7 @@
-"""Tables of the payer side: connections (the payer directory), submissions, inbound answers and
-each connection's circuit breaker.
+"""Tables of the payer side: submissions, inbound answers and each payer connection's circuit
+breaker (the connections themselves are the directory's, ``app.directory.tables``).
 
-``payer_connection.credentials`` holds Fernet ciphertext only (``secrets.py``); the plain
-settings are what an operator may see. ``inbound_message`` keeps every payer answer as
-received, before it is acknowledged at the payer, so nothing is lost between fetch and post;
+``inbound_message`` keeps every payer answer as received, before it is acknowledged at the payer, so nothing is lost between fetch and post;
 the SHA-256 makes a second delivery of the same bytes a no-op.
 """
 from __future__ import annotations
@@ -14,23 +12,6 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.db import BigId
-
-
-class PayerConnection(SQLModel, table=True):
-    __tablename__ = "payer_connection"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "organization_id", name="uq_payer_connection_org"),)
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    organization_id: str = Field(max_length=64)  # Organization/<id> of the payer
-    payer_id: str | None = Field(default=None, max_length=80)  # its payer-id identifier
-    kind: str = Field(max_length=40)  # adapter kind
-    settings: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # JSON, no secrets
-    credentials: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))  # Fernet token
-    profile: str | None = Field(default=None, max_length=40)  # medicare | commercial | workers-comp
-    timely_filing_days: int | None = None
-    auto_submit: bool = False
-    created_at: datetime
-    updated_at: datetime
 
 
 class ClaimSubmission(SQLModel, table=True):
@@ -98,7 +79,6 @@ class PayerCircuit(SQLModel, table=True):
     updated_at: datetime
 
 
-CONNECTIONS = PayerConnection.__table__
 SUBMISSIONS = ClaimSubmission.__table__
 INBOUND = InboundMessageRow.__table__
 CIRCUITS = PayerCircuit.__table__

@@ -9,7 +9,7 @@ import orjson
 from app.fhir.queries import references_under
 from app.fhir.extract import reference_target
 from app.fhir.store import Reader
-from app.payers.lifecycle import patient_control_number
+from fhir_mappings.identifiers import patient_control_number
 from payer_adapters.base import ClaimPackage, EligibilityPackage
 
 # Elements whose references an adapter needs resolved (two levels: PractitionerRole → Practitioner;

@@ -14,21 +14,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.fhir.queries import find_resources
-from app.claims.lifecycle import lifecycle_rank_of, move, paid_state
+from app.claims.lifecycle import lifecycle_rank_of, move, paid_state, paid_state_of
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
 from app.payers import unapplied
-from app.payers.lifecycle import patient_control_number
 from app.payers.models import SUBMISSIONS as S
-from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
+from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from fhir_mappings import identifiers
+from fhir_mappings.identifiers import patient_control_number
+from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable_id
 from payer_adapters.x12.decode import DecodeResult
 from payer_adapters.x12.decode_277ca import Ack277, LevelAck, level_identity, level_rejection_to_fhir
 from payer_adapters.x12.decode_835 import ClaimPayment
 from payer_adapters.x12.decode_999 import set_to_outcome
-
-TRACE_SYSTEM = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
-
 
 def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
     """The submitted claim with this patient control number (the newest when corrected): the
@@ -120,7 +118,8 @@ def _post_level_rejection(unit: Unit, ack: Ack277, level: LevelAck) -> int:
     biller_task(unit, {}, "claim-batch-rejected", "Batch rejected by the payer (277CA)",
                 f"The payer's 277CA rejected {what} ({level.loop}): {found}. Fix the cause, then "
                 "generate and submit the claims again.", reasons, unit.now,
-                key=stable_id(*level_identity(ack, level)), about=[f"Claim/{c['id']}" for c in claims])
+                key=stable_id(SERVER_NAMESPACE, *level_identity(ack, level)),
+                about=[f"Claim/{c['id']}" for c in claims])
     return len(claims)
 
 
@@ -180,7 +179,7 @@ def post_271(unit: Unit, result: DecodeResult) -> int:
             if resource["resourceType"] != "CoverageEligibilityResponse":
                 continue
             trace = elig.trace_number
-            requests = find_resources(unit, "CoverageEligibilityRequest", [("identifier", f"{TRACE_SYSTEM}|{trace}")])
+            requests = find_resources(unit, "CoverageEligibilityRequest", [("identifier", f"{ELIGIBILITY_TRACE}|{trace}")])
             if requests:
                 req = requests[0]
                 resource["request"] = {"reference": f"CoverageEligibilityRequest/{req['id']}"}
@@ -192,3 +191,29 @@ def post_271(unit: Unit, result: DecodeResult) -> int:
     return n
 
 
+def answer_states(response: dict[str, Any]) -> list[str]:
+    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through."""
+    outcome = response.get("outcome")
+    if outcome == "error":
+        return ["rejected"]
+    if outcome == "queued":
+        return ["accepted"]
+    if outcome in ("complete", "partial"):
+        return ["accepted", paid_state_of(response)]
+    return []
+
+
+def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any], *, source: str) -> None:
+    """Store a payer's FHIR ClaimResponse (and a biller Task for a rejection); the claim's states
+    are ``answer_states``, and a pended claim (``queued``) is asked about later by the caller."""
+    response = dict(response)
+    response["id"] = stable_id(SERVER_NAMESPACE, "claim-response", claim["id"], response.get("id") or source,
+                               response.get("outcome"))
+    response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
+    put(unit, response)
+    outcome = response.get("outcome")
+    if outcome == "error":
+        biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
+                    "The payer rejected this claim: correct it and generate a new claim.",
+                    [((e.get("code") or {}).get("text") or "") for e in response.get("error") or []], unit.now,
+                    key=f"{claim['id']}:{source}")

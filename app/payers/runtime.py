@@ -12,6 +12,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 import httpx
 import sqlalchemy as sa
 
+from app.directory.secrets import CredentialKeyError
+from app.directory.tables import CONNECTIONS
 from app.fhir.store import Store
 from app.settings import Settings
 
@@ -39,16 +41,28 @@ _runtime: Runtime | None = None
 
 
 def runtime() -> Runtime:
+    """The process's payer runtime, which ``app.bootstrap`` configures from the settings the
+    entry point read (the payer side reaches its settings here, and only here)."""
     if _runtime is None:
-        from app.settings import get_settings
-
-        return configure(get_settings())
+        raise RuntimeError("the payer runtime is not configured: build the store with app.bootstrap.build_store")
     return _runtime
 
 
 def configure(settings: Settings, http_factory: Callable[[], httpx.AsyncClient] | None = None) -> Runtime:
+    """Make ``settings`` (and ``http_factory``, default: a verifying client) the process's payer
+    runtime; returns it."""
+    return use(Runtime(settings) if http_factory is None else Runtime(settings, http_factory))
+
+
+def use(rt: Runtime | None) -> Runtime | None:
+    """Make ``rt`` the payer runtime (tests route payer calls elsewhere, then put it back)."""
     global _runtime
-    _runtime = Runtime(settings) if http_factory is None else Runtime(settings, http_factory)
+    _runtime = rt
+    return rt
+
+
+def current() -> Runtime | None:
+    """The payer runtime, or None before ``app.bootstrap`` configured one."""
     return _runtime
 
 
@@ -74,14 +88,11 @@ def run_async(fn: Callable[[], Awaitable[R]]) -> R:
     return box["value"]
 
 
-def _refuse_without_key(store: Store, settings: Settings) -> None:
+def refuse_without_key(store: Store, settings: Settings) -> None:
     """PostgreSQL (production) with stored payer credentials but no configured key: refuse to
     start rather than fail at the first submission (or tempt someone into a key on local disk)."""
     if not store.postgres or settings.key_encryption_key:
         return
-    from app.payers.models import CONNECTIONS
-    from app.payers.secrets import CredentialKeyError
-
     try:
         with store.engine.connect() as conn:
             stored = conn.execute(sa.select(CONNECTIONS.c.pk).where(CONNECTIONS.c.credentials.is_not(None))
@@ -91,16 +102,3 @@ def _refuse_without_key(store: Store, settings: Settings) -> None:
     if stored is not None:
         raise CredentialKeyError("payer credentials are stored but THERABRIDGE_KEY_ENCRYPTION_KEY is not set; "
                                  "refusing to start on PostgreSQL")
-
-
-def install(store: Store, settings: Settings) -> None:
-    """Handlers for the payer jobs and the auto-submit observer (``app.bootstrap.build_store``)."""
-    from app.payers import eligibility, inbound, submission
-
-    _refuse_without_key(store, settings)
-
-    if _runtime is None or _runtime.settings is not settings:
-        configure(settings, _runtime.http_factory if _runtime else None)
-    submission.install(store)
-    inbound.install(store)
-    eligibility.install(store)

@@ -19,27 +19,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 import fhir_mappings
+from app import directory
 from app.claims import workflow
-from app.claims.lifecycle import (
-    RECEIPT_URL, SUBMISSION_KEY, advance, lifecycle, move, paid_state_of, rank, submission_key,
-)
+from app.claims.lifecycle import advance, lifecycle, move, rank, submission_key
 from app.fhir.errors import FhirError, Gone, NotFound
-from app.fhir.store import NeedsTransaction, Reader, Store, TenantStore, Unit, Version
-from app.jobs import J, enqueue, register_batch_handler, register_handler
+from app.fhir.store import NeedsTransaction, Reader, TenantStore, Unit, Version
+from app.jobs import enqueue
 from app.outbox import QueuedJob
-from app.payers import directory
-from app.payers.lifecycle import PCN_SYSTEM, patient_control_number
-from app.payers.models import SUBMISSIONS as S
-from app.payers.outcomes import biller_task, issues_text, put, rejection_response, stable_id
-from app.payers.packages import claim_package, claim_packages
+from app.payers import inquiry, posting
 from app.payers.calls import call_payer
+from app.payers.models import SUBMISSIONS as S
+from app.payers.outcomes import biller_task, issues_text, put, rejection_response
+from app.payers.packages import claim_packages
+from fhir_mappings.identifiers import patient_control_number
+from fhir_mappings.vocabulary import CLAIM_SUBMISSION, PATIENT_CONTROL_NUMBER, SUBMISSION_KEY
 from payer_adapters.base import (
     ClaimPackage, PayerAdapter, PayerRejection, Receipt, TransientPayerError, claim_batch_size,
 )
@@ -50,8 +50,6 @@ log = logging.getLogger("therabridge.payers")
 KIND = "submit-claims"
 AUTO_SUBMIT = "auto-submit-claim"
 SEND = "send-claim-batch"
-INQUIRE = "inquire-claim"
-INQUIRE_DELAY = timedelta(seconds=5)
 
 
 def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
@@ -76,7 +74,7 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
                             expression=["Claim.insurer"])
         if patient_control_number(claim) is None:  # none of its identifiers fits CLM01: give it ours
             claim["identifier"] = [*(claim.get("identifier") or []),
-                                   {"system": PCN_SYSTEM, "value": fhir_mappings.patient_control_number(claim_id)}]
+                                   {"system": PATIENT_CONTROL_NUMBER, "value": fhir_mappings.patient_control_number(claim_id)}]
         queued.update(key=_mark_queued(claim, unit.now), connection=link.pk)
         return True
 
@@ -167,8 +165,8 @@ def _record_receipt(claim: dict[str, Any], receipt: Receipt, key: str) -> None:
         subs.append({"url": "controlNumbers", "valueString": orjson.dumps(receipt.control_numbers).decode()})
     if receipt.replayed:
         subs.append({"url": "replayed", "valueBoolean": True})
-    claim["extension"] = [e for e in claim.get("extension") or [] if e.get("url") != RECEIPT_URL] + [
-        {"url": RECEIPT_URL, "extension": subs}]
+    claim["extension"] = [e for e in claim.get("extension") or [] if e.get("url") != CLAIM_SUBMISSION] + [
+        {"url": CLAIM_SUBMISSION, "extension": subs}]
 
 
 def form_batches(unit: Unit, payloads: list[dict[str, Any]]) -> None:
@@ -275,7 +273,7 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
             advance(current, "submitted", unit.now)
             _record_receipt(current, receipt, key)
             if answer is not None:
-                for code in answer_states(answer):
+                for code in posting.answer_states(answer):
                     advance(current, code, unit.now)
             return True
 
@@ -288,7 +286,9 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
         by_sets.setdefault(receipt.claim_sets.get(patient_control_number(claim) or claim["id"]) or all_sets,
                            []).append(key)
         if answer is not None:
-            post_claim_response(unit, claim, answer, source=f"submit:{key}")
+            posting.post_claim_response(unit, claim, answer, source=f"submit:{key}")
+            if answer.get("outcome") == "queued":  # pended: ask the payer again later
+                inquiry.queue_inquiry(unit, claim["id"], 1)
     for sets, keys in by_sets.items():
         unit.conn.execute(S.update().where(S.c.tenant_id == unit.tenant_id, S.c.submission_key.in_(keys)).values(
             status="submitted", file_name=receipt.file_name, submitted_at=unit.now, group_control=group,
@@ -305,78 +305,6 @@ def _batch_trace(receipt: Receipt, sets: str | None) -> str:
     return receipt.submission_id[:50]
 
 
-def answer_states(response: dict[str, Any]) -> list[str]:
-    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through."""
-    outcome = response.get("outcome")
-    if outcome == "error":
-        return ["rejected"]
-    if outcome == "queued":
-        return ["accepted"]
-    if outcome in ("complete", "partial"):
-        return ["accepted", paid_state_of(response)]
-    return []
-
-
-def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any], *, source: str) -> None:
-    """Store a payer's FHIR ClaimResponse and what it asks of us (a biller Task for a rejection,
-    a later inquiry for a pended claim); the claim's states are ``answer_states``."""
-    response = dict(response)
-    response["id"] = stable_id("claim-response", claim["id"], response.get("id") or source, response.get("outcome"))
-    response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
-    put(unit, response)
-    outcome = response.get("outcome")
-    if outcome == "error":
-        biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
-                    "The payer rejected this claim: correct it and generate a new claim.",
-                    [((e.get("code") or {}).get("text") or "") for e in response.get("error") or []], unit.now,
-                    key=f"{claim['id']}:{source}")
-    elif outcome == "queued":
-        _queue_inquiry(unit, claim["id"], 1)
-
-
-def _queue_inquiry(unit: Unit, claim_id: str, attempt: int) -> None:
-    dedupe = f"{INQUIRE}:{claim_id}:{attempt}"
-    if enqueue(unit, INQUIRE, {"claim": claim_id, "attempt": attempt}, dedupe_key=dedupe):
-        delay = INQUIRE_DELAY * min(2 ** (attempt - 1), 720)
-        unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == dedupe)
-                          .values(run_after=unit.now + delay))
-
-
-def run_inquire(ts: TenantStore, payload: dict[str, Any]) -> None:
-    """Ask the payer about a pended claim; pended again → ask later (a new job, growing delay)."""
-    claim_id, attempt = payload["claim"], int(payload.get("attempt", 1))
-    with ts.reading() as reader:
-        current = reader.current("Claim", claim_id)
-        if current is None or current.deleted:
-            return
-        claim = current.resource()
-        if rank(lifecycle(claim)) > rank("accepted"):
-            return
-        link = directory.for_insurer(reader.conn, ts.tenant_id, claim.get("insurer"))
-        if link is None:
-            return
-        pkg = claim_package(reader, claim)
-    try:
-        response = call_payer(ts, link, "status", lambda adapter: adapter.inquire({"claim": claim, "resources": pkg.resources}))
-    except PayerRejection:
-        log.warning("claim inquiry refused by the payer (attempt %s)", attempt)
-        response = None
-    with ts.unit() as unit:
-        if response is None or response.get("outcome") == "queued":
-            if attempt < 12:
-                _queue_inquiry(unit, claim_id, attempt + 1)
-            return
-        def settle(current: dict[str, Any]) -> bool:  # the claim as it is now, not as it was before the call
-            if rank(lifecycle(current)) > rank("accepted"):
-                return False
-            for code in answer_states(response):
-                advance(current, code, unit.now)
-            return True
-
-        if unit.modify("Claim", claim_id, settle) is not None:
-            post_claim_response(unit, claim, response, source=f"inquire:{attempt}")
-
-
 def _rejected(unit: Unit, claim: dict[str, Any], key: str, outcome: dict[str, Any], *, source: str) -> None:
     put(unit, rejection_response(claim, outcome, unit.now, source=source))
     move(unit, claim["id"], "rejected")
@@ -388,17 +316,3 @@ def _rejected(unit: Unit, claim: dict[str, Any], key: str, outcome: dict[str, An
 
 def submissions_of(unit: Unit, claim_id: str) -> list[Any]:
     return unit.conn.execute(sa.select(S).where(S.c.tenant_id == unit.tenant_id, S.c.claim_id == claim_id)).all()
-
-
-def install(store: Store) -> None:
-    if on_write not in store.observers:
-        store.observers.append(on_write)
-    if prepare_auto_submit not in workflow.CLAIM_PREPARERS:
-        workflow.CLAIM_PREPARERS.append(prepare_auto_submit)
-    if unsent not in workflow.UNSENT_CHECKS:
-        workflow.UNSENT_CHECKS.append(unsent)
-    register_batch_handler(KIND, form_batches)
-    register_handler(AUTO_SUBMIT, run_auto_submit)
-    register_handler(SEND, run_send, transaction=False)
-    register_handler(INQUIRE, run_inquire, transaction=False)
-

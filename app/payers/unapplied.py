@@ -21,25 +21,25 @@ from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit, Version
 from app.fhir.tasks import task_input, work_item
-from app.payers.outcomes import put, stable_id
+from app.payers.outcomes import put
+from fhir_mappings.vocabulary import PAYMENT_APPLICATION, SERVER_NAMESPACE, stable_id
 
-APPLICATION_URL = "https://therabridge.dev/fhir/StructureDefinition/payment-application"
 TASK_CODE = "payment-unapplied"
 
 
 def application(resource: dict[str, Any]) -> str | None:
     """``unapplied``, ``applied`` or ``returned`` for a payment posted without a claim; else None."""
-    return next((e.get("valueCode") for e in resource.get("extension") or [] if e.get("url") == APPLICATION_URL),
+    return next((e.get("valueCode") for e in resource.get("extension") or [] if e.get("url") == PAYMENT_APPLICATION),
                 None)
 
 
 def _mark(resource: dict[str, Any], state: str) -> None:
-    resource["extension"] = [e for e in resource.get("extension") or [] if e.get("url") != APPLICATION_URL] + [
-        {"url": APPLICATION_URL, "valueCode": state}]
+    resource["extension"] = [e for e in resource.get("extension") or [] if e.get("url") != PAYMENT_APPLICATION] + [
+        {"url": PAYMENT_APPLICATION, "valueCode": state}]
 
 
 def task_id(eob_id: str) -> str:
-    return stable_id("task", TASK_CODE, eob_id)
+    return stable_id(SERVER_NAMESPACE, "task", TASK_CODE, eob_id)
 
 
 def mark_unapplied(eob: dict[str, Any], detail: dict[str, Any] | None) -> None:

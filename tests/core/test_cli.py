@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from app.cli import app as cli
-from app.openapi_doc import openapi_document
+from app.main import openapi_document
 from tests.core.helpers import patient
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from app.jobs import J, Worker
 from app.main import create_app
-from app.payers import directory, runtime as payer_runtime
+from app import directory
+from app.payers import runtime as payer_runtime
 from app.payers.admin_routes import router as admin_payers_router
 from app.payers.routes import router as payers_router
 from app.settings import Settings
@@ -88,11 +89,11 @@ def mailbox(tmp_path: Path) -> Path:
 @pytest.fixture
 def route_to_sandbox(payer_settings: Settings, sandbox: FastAPI) -> Iterator[None]:
     """Adapters in jobs and routes reach the in-process sandbox."""
-    previous = payer_runtime._runtime
+    previous = payer_runtime.current()
     payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(
         transport=httpx.ASGITransport(app=sandbox), base_url=SANDBOX))
     yield
-    payer_runtime._runtime = previous
+    payer_runtime.use(previous)
 
 
 def drain(store: Any, *, base_delay: float = 0.01) -> int:
@@ -227,10 +228,10 @@ def live_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandb
 
 @pytest.fixture
 def route_to_live(payer_settings: Settings) -> Iterator[None]:
-    previous = payer_runtime._runtime
+    previous = payer_runtime.current()
     payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(timeout=10.0))
     yield
-    payer_runtime._runtime = previous
+    payer_runtime.use(previous)
 
 
 async def payer_answers_and_collect(store: Any, tenant: str, root: Path) -> tuple[Mailbox, list[str],

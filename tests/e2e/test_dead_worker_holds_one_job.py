@@ -16,7 +16,7 @@ from app.fhir.queries import find_resources
 from app.db import make_engine
 from app.jobs import J, Worker
 from app.migrations import upgrade
-from app.payers import directory
+from app import directory
 from app.payers.submission import queue_claim
 from app.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.payers import directory
+from app import directory
 from app.payers.demo import start_demo_payers, stop_children
 
 from .conftest import adrain, claim_for, history, lifecycle, load_practice, make_due

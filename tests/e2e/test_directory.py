@@ -6,7 +6,7 @@ import json
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from app.payers.models import CONNECTIONS
+from app.directory.tables import CONNECTIONS
 
 from .conftest import SANDBOX, admin_headers, load_practice
 
@@ -86,7 +86,7 @@ def test_development_key_file_is_private_and_postgres_needs_a_key(tmp_path, paye
 
     import pytest
 
-    from app.payers import secrets
+    from app.directory import secrets
 
     dev = payer_settings.model_copy(update={"key_encryption_key": None, "var_dir": str(tmp_path),
                                             "database_url": f"sqlite:///{tmp_path}/x.db"})

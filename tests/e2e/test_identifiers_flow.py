@@ -8,9 +8,9 @@ import copy
 from pathlib import Path
 
 import fhir_mappings
-from app.payers import directory
+from app import directory
 from app.payers.inbound import queue_collection
-from app.payers.lifecycle import patient_control_number
+from fhir_mappings.identifiers import patient_control_number
 from app.payers.packages import claim_package
 from app.payers.submission import queue_claim
 from payer_adapters.sandbox import Engine, Mailbox, load_config

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.payers.inbound import messages, queue_collection
-from app.payers.models import CONNECTIONS
+from app.directory.tables import CONNECTIONS
 
 from .conftest import adrain, admin_headers, claim_for, history, jobs, lifecycle, load_practice, payer_answers_and_collect
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from app.jobs import J, Worker
 from app.payers import runtime as payer_runtime
 from app.payers.models import CIRCUITS
-from app.payers.posting import TRACE_SYSTEM
+from fhir_mappings.vocabulary import ELIGIBILITY_TRACE
 from payer_adapters.base import safe_key
 
 from .conftest import adrain, claim_for, connect, jobs, lifecycle, load_practice, make_due
@@ -32,13 +32,13 @@ CHC_REPORTS = "/medicalnetwork/reports/v2"
 @pytest.fixture
 def deadlines(payer_settings) -> Iterator[Callable[..., None]]:
     """``deadlines(payer_deadline_reports=2.0, …)``: settings for this test, same HTTP clients."""
-    previous = payer_runtime._runtime
+    previous = payer_runtime.current()
 
     def apply(**values: Any) -> None:
         rt = payer_runtime.runtime()
         payer_runtime.configure(rt.settings.model_copy(update=values), rt.http_factory)
     yield apply
-    payer_runtime._runtime = previous
+    payer_runtime.use(previous)
 
 
 def run_worker(store: Any, within: float) -> float:
@@ -165,7 +165,7 @@ async def test_a_hung_mailbox_file_system_is_cut_off(api, store, tenant, payer_s
     rid = r.json()["id"]
     assert (await api.post(f"/fhir/CoverageEligibilityRequest/{rid}/$submit")).status_code == 202
     stored = (await api.get(f"/fhir/CoverageEligibilityRequest/{rid}")).json()
-    trace = next(i["value"] for i in stored["identifier"] if i["system"] == TRACE_SYSTEM)
+    trace = next(i["value"] for i in stored["identifier"] if i["system"] == ELIGIBILITY_TRACE)
     (mailbox / "inbox").mkdir(parents=True, exist_ok=True)
     fifo = mailbox / "inbox" / f".270_{safe_key(trace)}.x12.part"
     os.mkfifo(fifo)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from app.fhir.queries import find_resources
 from app.jobs import J, Worker
-from app.payers import directory
+from app import directory
 from app.payers.submission import queue_claim
 
 from .conftest import demo_store, lifecycle, worker_env

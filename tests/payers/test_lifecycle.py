@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from app.claims.lifecycle import HISTORY_URL, advance, lifecycle
+from app.claims.lifecycle import advance, lifecycle
+from fhir_mappings.vocabulary import CLAIM_LIFECYCLE_HISTORY
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -25,7 +26,7 @@ def test_late_acknowledgments_do_not_move_a_claim_back() -> None:
     for earlier in ("submitted", "acknowledged", "accepted", "rejected"):
         assert not advance(claim, earlier, NOW)
     assert lifecycle(claim) == "paid"
-    history = next(e for e in claim["extension"] if e["url"] == HISTORY_URL)
+    history = next(e for e in claim["extension"] if e["url"] == CLAIM_LIFECYCLE_HISTORY)
     assert [e["url"] for e in history["extension"]] == ["paid", "submitted", "acknowledged", "accepted", "rejected"]
 
 

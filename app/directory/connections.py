@@ -1,28 +1,33 @@
-"""The payer directory: which adapter reaches each payer Organization of a tenant, how, and with
-which (encrypted) credentials. Shared by the CLI, the admin API and the workers."""
+"""Payer connections: which adapter reaches each payer Organization of a tenant, how, and with
+which (encrypted) credentials. Shared by the CLI, the admin API, claims and the workers."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+import app.directory.secrets as secrets
 import fhir_mappings
-from fhir_mappings import identifiers
 from app.db import write_connection
+from app.directory.tables import CONNECTIONS as C
 from app.fhir.dates import UTC
 from app.fhir.errors import FhirError
-from app.fhir.store import Store
-from app.payers import secrets
-from app.payers.models import CONNECTIONS as C
+from app.fhir.store import Store, Unit
 from app.settings import Settings
+from fhir_mappings import identifiers
 from payer_adapters.base import adapter_kinds, create_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
+
+
+#: Called in a transaction of the tenant after a connection is added (the payer side installs
+#: the start of its collection schedule here).
+ON_ADD: list[Callable[[Unit], None]] = []
 
 
 class DirectoryError(ValueError):
@@ -106,10 +111,10 @@ def add(store: Store, settings: Settings, tenant: str, organization: str, kind: 
         else:
             conn.execute(C.insert().values(tenant_id=tenant, organization_id=organization, created_at=now, **values))
         link = _get(conn, tenant, organization)
-    from app.payers.inbound import start_schedule
-
-    with store.for_tenant(tenant).unit() as unit:
-        start_schedule(unit)  # answers from this payer are collected from now on
+    if ON_ADD:
+        with store.for_tenant(tenant).unit() as unit:
+            for hook in ON_ADD:
+                hook(unit)  # the payer side starts collecting this tenant's answers
     return link  # type: ignore[return-value]
 
 
