@@ -43,7 +43,7 @@ class LaunchIn(BaseModel):
     encounter: str | None = None
 
 
-def _require_admin(request: Request) -> AccessContext:
+def require_admin(request: Request) -> AccessContext:
     ctx = bearer.authenticate(request, engine_of(request), settings_of(request))
     scopes = ctx.scopes
     if not isinstance(scopes, ScopeSet) or not scopes.has(ADMIN_SCOPE):
@@ -53,7 +53,7 @@ def _require_admin(request: Request) -> AccessContext:
 
 async def _run(request: Request, fn: Any, status: int = 201, **kwargs: Any) -> JSONResponse:
     try:
-        ctx = _require_admin(request)
+        ctx = require_admin(request)
         result = await run_in_threadpool(lambda: fn(engine_of(request), ctx.tenant_id, **kwargs))
     except FhirError as err:
         return JSONResponse(err.outcome, status_code=err.status, headers=err.headers)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -11,38 +10,26 @@ from starlette.concurrency import run_in_threadpool
 from app.claims import workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
-from app.fhir.http import fhir_response, read_json
-from app.fhir.operations import operation_input, register_operation
-from app.fhir.routes import require, store_for
+from app.fhir.http import fhir_response
+from app.fhir.operations import operation_definition, register_operation
+from app.fhir.routes import operation_context, operation_params, require, store_for
 from app.fhir.store import Reader
 from app.fhir.validation import check_resource
-from app.services import Services
 
 router = APIRouter(prefix="/fhir", tags=["Claims"])
-DEF_BASE = "https://therabridge.dev/fhir/OperationDefinition"
-
-
-def _definition(op_id: str, code: str, resource: str, *, type_level: bool, instance: bool,
-                params: list[tuple[str, str, str, int, str]], description: str) -> dict[str, Any]:
-    return {
-        "resourceType": "OperationDefinition", "id": op_id, "url": f"{DEF_BASE}/{op_id}", "name": op_id.replace("-", ""),
-        "status": "active", "kind": "operation", "code": code, "description": description,
-        "resource": [resource], "system": False, "type": type_level, "instance": instance,
-        "parameter": [{"name": n, "use": use, "min": mn, "max": "1", "type": t} for n, use, t, mn, _ in params],
-    }
 
 
 for definition in (
-    _definition("Encounter-generate-claim", "generate-claim", "Encounter", type_level=False, instance=True,
+    operation_definition("Encounter-generate-claim", "generate-claim", "Encounter", type_level=False, instance=True,
                 params=[("profile", "in", "code", 0, ""), ("return", "out", "Bundle", 1, "")],
                 description="Build, scrub and store the Claim for a finished Encounter; returns a collection "
                             "Bundle with the Claim and the OperationOutcome of the scrub."),
-    _definition("Claim-scrub", "scrub", "Claim", type_level=True, instance=True,
+    operation_definition("Claim-scrub", "scrub", "Claim", type_level=True, instance=True,
                 params=[("resource", "in", "Claim", 0, ""), ("profile", "in", "code", 0, ""),
                         ("return", "out", "OperationOutcome", 1, "")],
                 description="Run the claim edits on a Claim (in the body, or the stored one) and explain every "
                             "problem as an OperationOutcome."),
-    _definition("Coverage-eligibility-request", "eligibility-request", "Coverage", type_level=False, instance=True,
+    operation_definition("Coverage-eligibility-request", "eligibility-request", "Coverage", type_level=False, instance=True,
                 params=[("servicedDate", "in", "date", 0, ""), ("discipline", "in", "code", 0, ""),
                         ("provider", "in", "string", 0, ""), ("return", "out", "CoverageEligibilityRequest", 1, "")],
                 description="Store a CoverageEligibilityRequest for the therapy benefit (OT, PT or SLP) of a Coverage."),
@@ -50,25 +37,12 @@ for definition in (
     register_operation(definition)
 
 
-async def _params(request: Request, svc: Services) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """Operation parameters from the query string and/or a Parameters (or bare resource) body."""
-    params = dict(request.query_params)
-    if int(request.headers.get("content-length") or 0) > 0 or request.headers.get("transfer-encoding"):
-        return operation_input(await read_json(request, svc.settings.max_body_bytes), params)
-    return params, None
-
-
-async def _context(request: Request):  # type: ignore[no-untyped-def]
-    svc: Services = request.app.state.services
-    return svc, await svc.authenticate(request)
-
-
 @router.post("/Encounter/{encounter_id}/$generate-claim", summary="Generate the claim for an Encounter")
 async def generate_claim(encounter_id: str, request: Request) -> Response:
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     for interaction, rtype in (("r", "Encounter"), ("c", "Claim"), ("u", "Claim"), ("c", "Task")):
         require(ctx, interaction, rtype)
-    params, _ = await _params(request, svc)
+    params, _ = await operation_params(request, svc)
     ts = store_for(svc, ctx)
 
     def run() -> tuple:
@@ -81,9 +55,9 @@ async def generate_claim(encounter_id: str, request: Request) -> Response:
 
 @router.post("/Claim/$scrub", summary="Scrub a Claim given in the body")
 async def scrub_posted(request: Request) -> Response:
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     require(ctx, "r", "Claim")
-    params, body = await _params(request, svc)
+    params, body = await operation_params(request, svc)
     if body is None:
         raise FhirError(400, "required", "Send the Claim to scrub in the body", expression=["Claim"])
     check_resource(body, expected_type="Claim")
@@ -98,9 +72,9 @@ async def scrub_posted(request: Request) -> Response:
 
 @router.post("/Claim/{claim_id}/$scrub", summary="Scrub a stored Claim")
 async def scrub_stored(claim_id: str, request: Request) -> Response:
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     require(ctx, "r", "Claim")
-    params, _ = await _params(request, svc)
+    params, _ = await operation_params(request, svc)
     ts = store_for(svc, ctx)
 
     def run() -> dict:
@@ -113,10 +87,10 @@ async def scrub_stored(claim_id: str, request: Request) -> Response:
 
 @router.post("/Coverage/{coverage_id}/$eligibility-request", summary="Store an eligibility request for a Coverage")
 async def eligibility_request(coverage_id: str, request: Request) -> Response:
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     require(ctx, "r", "Coverage")
     require(ctx, "c", "CoverageEligibilityRequest")
-    params, _ = await _params(request, svc)
+    params, _ = await operation_params(request, svc)
     try:
         serviced = date.fromisoformat(params["servicedDate"]) if params.get("servicedDate") else None
     except ValueError:

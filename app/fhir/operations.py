@@ -11,8 +11,21 @@ from typing import Any
 
 from app.fhir.errors import FhirError
 from app.fhir.validation import check_resource
+from fhir_mappings.vocabulary import OPERATION_DEFINITION
 
 _OPERATIONS: list[dict[str, Any]] = []
+
+
+def operation_definition(op_id: str, code: str, resource: str, *, type_level: bool, instance: bool,
+                         params: list[tuple[str, str, str, int, str]], description: str) -> dict[str, Any]:
+    """An OperationDefinition of ours; ``params``: (name, in/out, type, min, documentation)."""
+    return {
+        "resourceType": "OperationDefinition", "id": op_id, "url": f"{OPERATION_DEFINITION}/{op_id}",
+        "name": op_id.replace("-", ""), "status": "active", "kind": "operation", "code": code,
+        "description": description, "resource": [resource], "system": False, "type": type_level,
+        "instance": instance,
+        "parameter": [{"name": n, "use": use, "min": mn, "max": "1", "type": t} for n, use, t, mn, _ in params],
+    }
 
 
 def register_operation(definition: dict[str, Any]) -> None:

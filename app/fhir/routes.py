@@ -23,7 +23,7 @@ from app.fhir.dates import http_date, parse_range
 from app.fhir.elements import parse_elements, subset
 from app.fhir.errors import FhirError, issue, outcome
 from app.fhir.interactions import permit, require_scope, store_access
-from app.fhir.operations import operation_definitions
+from app.fhir.operations import operation_definitions, operation_input
 from app.fhir.http import (
     FORM, check_accept, fhir_response, parse_if_match, prefer, read_body, read_json, version_headers,
 )
@@ -359,3 +359,19 @@ async def _history(request: Request, svc: Services, ctx: AccessContext, rtype: s
     self_url = url + ("?" + urlencode(kept) if kept else "")
     next_url = (url + "?" + urlencode([*kept, ("_page", next_cursor)])) if next_cursor else None
     return fhir_response(history_bundle(svc.base, self_url, versions, next_url, svc.store.clock()))
+
+
+# -- operations (routes of other packages share these) -------------------------------------
+async def operation_params(request: Request, svc: Services) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """An operation's parameters from the query string and/or a Parameters (or bare resource) body:
+    (named values, the resource given in the body)."""
+    params = dict(request.query_params)
+    if int(request.headers.get("content-length") or 0) > 0 or request.headers.get("transfer-encoding"):
+        return operation_input(await read_json(request, svc.settings.max_body_bytes), params)
+    return params, None
+
+
+async def operation_context(request: Request) -> tuple[Services, AccessContext]:
+    """The services and the caller's access context, for an operation route."""
+    svc: Services = request.app.state.services
+    return svc, await svc.authenticate(request)

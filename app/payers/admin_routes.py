@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.admin_routes import _require_admin
+from app.auth.admin_routes import require_admin
 from app.auth.oauth_routes import engine_of, settings_of
 from app.fhir.errors import FhirError
 from app import directory
@@ -36,7 +36,7 @@ class CredentialsIn(BaseModel):
 
 async def _run(request: Request, fn: Any, status: int = 200) -> JSONResponse:
     try:
-        ctx = _require_admin(request)
+        ctx = require_admin(request)
         result = await run_in_threadpool(fn, ctx.tenant_id)
     except FhirError as err:
         return JSONResponse(err.outcome, status_code=err.status, headers=err.headers)

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.claims.operations import _context, _definition, _params
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
-from app.fhir.operations import register_operation
+from app.fhir.operations import operation_definition, register_operation
 from app.fhir.validation import check_resource
-from app.fhir.routes import require, store_for
+from app.fhir.routes import operation_context, operation_params, require, store_for
 from app.payers import eligibility, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.base import PayerRejection, TransientPayerError
@@ -22,22 +21,22 @@ from payer_adapters.base import PayerRejection, TransientPayerError
 router = APIRouter(prefix="/fhir", tags=["Payers"])
 
 for definition in (
-    _definition("Claim-submit-queued", "submit", "Claim", type_level=False, instance=True,
+    operation_definition("Claim-submit-queued", "submit", "Claim", type_level=False, instance=True,
                 params=[("return", "out", "Claim", 1, "")],
                 description="Queue a clean Claim for submission to its payer (202; 200 when it was already "
                             "queued or submitted). A held claim answers 422 with the scrubber's OperationOutcome."),
-    _definition("CoverageEligibilityRequest-submit", "submit", "CoverageEligibilityRequest", type_level=True,
+    operation_definition("CoverageEligibilityRequest-submit", "submit", "CoverageEligibilityRequest", type_level=True,
                 instance=True, params=[("resource", "in", "CoverageEligibilityRequest", 0, ""),
                                        ("return", "out", "CoverageEligibilityResponse", 0, "")],
                 description="Ask the payer: the CoverageEligibilityResponse when it answers in real time (200), "
                             "else 202 with Content-Location of the search where the answer will appear."),
-    _definition("ExplanationOfBenefit-apply-payment", "apply-payment", "ExplanationOfBenefit", type_level=False,
+    operation_definition("ExplanationOfBenefit-apply-payment", "apply-payment", "ExplanationOfBenefit", type_level=False,
                 instance=True, params=[("claim", "in", "Reference", 1, ""),
                                        ("return", "out", "ExplanationOfBenefit", 1, "")],
                 description="Link an unapplied payment (a remittance for no claim of ours) to the Claim it pays: "
                             "the claim's lifecycle moves as if the remittance had named it and the work item closes. "
                             "409 when the payment is not unapplied."),
-    _definition("ExplanationOfBenefit-return-payment", "return-payment", "ExplanationOfBenefit", type_level=False,
+    operation_definition("ExplanationOfBenefit-return-payment", "return-payment", "ExplanationOfBenefit", type_level=False,
                 instance=True, params=[("reason", "in", "string", 0, ""),
                                        ("return", "out", "ExplanationOfBenefit", 1, "")],
                 description="Record that an unapplied payment goes back to the payer; the work item closes. "
@@ -48,7 +47,7 @@ for definition in (
 
 @router.post("/Claim/{claim_id}/$submit", summary="Submit a clean Claim to its payer")
 async def submit_claim(claim_id: str, request: Request) -> Response:
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     for interaction, rtype in (("r", "Claim"), ("u", "Claim")):
         require(ctx, interaction, rtype)
     ts = store_for(svc, ctx)
@@ -63,10 +62,10 @@ async def submit_claim(claim_id: str, request: Request) -> Response:
 
 
 async def _eligibility(request: Request, request_id: str | None) -> Response:
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     require(ctx, "c" if request_id is None else "r", "CoverageEligibilityRequest")
     require(ctx, "c", "CoverageEligibilityResponse")
-    _, body = await _params(request, svc)
+    _, body = await operation_params(request, svc)
     if request_id is None:
         if body is None:
             raise FhirError(400, "required", "Send the CoverageEligibilityRequest in the body",
@@ -122,10 +121,10 @@ async def submit_stored_eligibility(request_id: str, request: Request) -> Respon
 async def _settle_payment(request: Request, eob_id: str, settle: Any) -> Response:
     """Run ``settle(unit, eob_id, params)``: the caller may read the payment and update claims and
     tasks; what the settlement writes on the payment and its reconciliation is the server's."""
-    svc, ctx = await _context(request)
+    svc, ctx = await operation_context(request)
     for interaction, rtype in (("r", "ExplanationOfBenefit"), ("u", "Claim"), ("u", "Task")):
         require(ctx, interaction, rtype)
-    params, _ = await _params(request, svc)
+    params, _ = await operation_params(request, svc)
     client = store_for(svc, ctx)
     ts = svc.store.for_tenant(ctx.tenant_id, audit=client.audit)  # audited as the caller
 
