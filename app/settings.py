@@ -1,7 +1,10 @@
 """Process configuration, read once from ``THERABRIDGE_*`` environment variables.
 
-Every module takes what it needs from :func:`get_settings`; nothing else reads the
-environment, so a deployment is described completely by its variables.
+Only entry points call :func:`get_settings` (the CLI commands, ``create_app``'s default) and hand
+the object down: routes find it in ``Services``, the payer side in the runtime ``app.bootstrap``
+configures from it, and functions that need a value take it as an argument. (One exception
+remains: ``app.auth.keys`` reads the key-encryption key where it seals private keys.) Nothing
+else reads the environment, so a deployment is described completely by its variables.
 """
 from __future__ import annotations
 

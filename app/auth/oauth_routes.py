@@ -29,7 +29,7 @@ from app.auth.grants import grant_for
 from app.auth.models import JWKS, JWKS_URI, PUBLIC, SECRET, T
 from app.auth.users import check_login, get_user
 from app.db import write_connection
-from app.settings import Settings, get_settings
+from app.settings import Settings
 
 log = logging.getLogger("therabridge.auth")
 # Include ``discovery_router`` before the FHIR routes (``/fhir/.well-known/…`` would otherwise
@@ -55,11 +55,10 @@ def engine_of(request: Request) -> Engine:
 
 
 def settings_of(request: Request) -> Settings:
+    """The app's settings: ``app.state.settings``, else ``app.state.services.settings``."""
     state = request.app.state
     settings = getattr(state, "settings", None)
-    if settings is None and getattr(state, "services", None) is not None:
-        settings = state.services.settings
-    return settings or get_settings()
+    return settings if settings is not None else state.services.settings
 
 
 def _source(request: Request) -> str | None:

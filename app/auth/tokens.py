@@ -29,7 +29,6 @@ from app.auth.crypto import as_aware, digest, in_seconds, new_secret, utcnow
 from app.auth.models import T
 from app.db import write_connection
 from app.settings import Settings
-from app.settings import get_settings
 
 REVOCATION_RELOAD_SECONDS = 600.0  # full reload, dropping revocations of tokens that expired
 VERIFIED_CACHE_SIZE = 10_000
@@ -100,8 +99,7 @@ class _Verifier:
         self.watermark = None
         self.lock = threading.Lock()
 
-    def refresh_revocations(self, engine: Engine, force: bool = False) -> None:
-        poll = get_settings().revocation_poll_seconds
+    def refresh_revocations(self, engine: Engine, poll: float, force: bool = False) -> None:
         if not force and time.monotonic() - self.polled_at < poll:
             return
         with self.lock:
@@ -155,7 +153,7 @@ def verify_access_token(engine: Engine, settings: Settings, token: str) -> dict[
     if claims["exp"] <= now:
         v.verified.pop(token, None)
         raise InvalidToken("token expired")
-    v.refresh_revocations(engine)
+    v.refresh_revocations(engine, settings.revocation_poll_seconds)
     if claims["jti"] in v.revoked or claims["gid"] in v.revoked:
         raise InvalidToken("token revoked")
     return claims

@@ -132,12 +132,12 @@ async def test_revocation_is_seen_by_other_processes(http: httpx.AsyncClient, en
     token, backend = await backend_token(http, engine, tenant)
     replica = tokens_module._Verifier()
     claims = tokens_module._decode(engine, settings, token, time.time())
-    replica.refresh_revocations(engine, force=True)
+    replica.refresh_revocations(engine, 0, force=True)
     assert claims["jti"] not in replica.revoked
     form = backend_form(assertion(backend.client_id, backend.key, "ES384"))
     await http.post("/auth/revoke", data={"token": token, "client_assertion": form["client_assertion"],
                                           "client_assertion_type": form["client_assertion_type"]})
-    replica.refresh_revocations(engine, force=True)
+    replica.refresh_revocations(engine, 0, force=True)
     assert claims["jti"] in replica.revoked
 
 
