@@ -1,25 +1,59 @@
-"""Checks that read the Claim itself (registered by rule id; see ``rules.py``).
+"""The checks that read the Claim itself, each registered here under the rule ids it serves.
 
-Checks that compare the claim with the clinical record use ``ctx.plan`` (what the record
-supports) and return nothing when only the Claim is known.
+``CHECKS`` maps a rule id to its check; ``rules.py`` binds them to the catalog. Checks that
+compare the claim with the clinical record use ``ctx.plan`` (what the record supports) and
+return nothing when only the Claim is known.
 """
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
-from fhir_mappings import identifiers
-from fhir_mappings.claim_items import Item
+import fhir_mappings.identifiers as identifiers
+from fhir_mappings.claim_items import Item, read_items
+from fhir_mappings.inputs import ClaimInputs
 from fhir_mappings.npi import npi_is_valid
 from fhir_mappings.outcome import Finding
+from fhir_mappings.plan import BillingPlan
+from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.resolve import day_of, member_id_of, npi_of, payer_id_of, tin_of
-from fhir_mappings.rules import check
-from fhir_mappings.scrub import ScrubContext
 from fhir_mappings.tables import NUCC_SYSTEM, cpt_codes, disciplines, functional_reporting
+
+
+@dataclass(frozen=True)
+class ScrubContext:
+    """What a check may read. ``inputs`` and ``plan`` are None when only the Claim is known."""
+
+    claim: dict[str, Any]
+    profile: PayerProfile
+    inputs: ClaimInputs | None
+    plan: BillingPlan | None
+
+    @cached_property
+    def items(self) -> list[Item]:
+        """The claim's items, parsed once for all checks."""
+        return read_items(self.claim)
+
+
+Check = Callable[[ScrubContext], Iterable[Finding]]
+
+#: Rule id -> the check that reads the Claim for it (filled by ``@check`` below, in this module only).
+CHECKS: dict[str, Check] = {}
+
+
+def check(rule_id: str) -> Callable[[Check], Check]:
+    """Register the decorated function as the check for ``rule_id`` (one function may serve several)."""
+    def register(fn: Check) -> Check:
+        CHECKS[rule_id] = fn
+        return fn
+    return register
+
 
 ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 DISTINCT = {"59", "XE", "XS", "XP", "XU"}
@@ -238,7 +272,6 @@ def timely_filing(ctx: ScrubContext) -> Iterator[Finding]:
     if p.timely_filing_months:
         deadline = _add_months(first, p.timely_filing_months)
     elif p.timely_filing_days:
-        from datetime import timedelta
         deadline = first + timedelta(days=p.timely_filing_days)
     else:
         return

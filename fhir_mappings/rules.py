@@ -1,33 +1,18 @@
 """The scrub rule catalog: ids, severities, profiles, summaries and sources from ``data/rules.json``,
-each bound to the check function registered for it in ``checks.py``.
+each bound to the check function registered for it in ``checks.py`` (``checks.CHECKS``).
 
 A rule without a registered check reports only the findings the billing plan raised under its
 id (``plan.py``); ``checks.py`` adds the checks that read the Claim itself.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from fhir_mappings.checks import CHECKS, Check
+from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.tables import load_json
-
-if TYPE_CHECKING:
-    from fhir_mappings.outcome import Finding
-    from fhir_mappings.profiles import PayerProfile
-    from fhir_mappings.scrub import ScrubContext
-
-Check = Callable[["ScrubContext"], Iterable["Finding"]]
-_CHECKS: dict[str, Check] = {}
-
-
-def check(rule_id: str) -> Callable[[Check], Check]:
-    """Register the function that checks a Claim for ``rule_id``."""
-    def register(fn: Check) -> Check:
-        _CHECKS[rule_id] = fn
-        return fn
-    return register
 
 
 @dataclass(frozen=True)
@@ -41,7 +26,7 @@ class ScrubRule:
     when: dict[str, Any] = field(default_factory=dict)
     check: Check | None = None
 
-    def applies_to(self, profile: "PayerProfile") -> bool:
+    def applies_to(self, profile: PayerProfile) -> bool:
         """Runs for the profile's base name, and only where the profile has the ``when`` settings."""
         if profile.name not in self.profiles:
             return False
@@ -51,17 +36,15 @@ class ScrubRule:
 @cache
 def catalog() -> tuple[ScrubRule, ...]:
     """All rules in catalog order (the order issues are reported in)."""
-    from fhir_mappings import checks  # noqa: F401  (registers the check functions)
-
     return tuple(
         ScrubRule(r["id"], r["severity"], tuple(r["profiles"]), r["issue_code"], r["summary"], r["source"],
-                  r.get("when", {}), _CHECKS.get(r["id"]))
+                  r.get("when", {}), CHECKS.get(r["id"]))
         for r in load_json("rules.json")["rules"]
     )
 
 
 @lru_cache(maxsize=64)
-def rules_for(profile: "PayerProfile") -> tuple[ScrubRule, ...]:
+def rules_for(profile: PayerProfile) -> tuple[ScrubRule, ...]:
     """The rules that run for ``profile``, in catalog order (cached per profile value)."""
     return tuple(r for r in catalog() if r.applies_to(profile))
 
@@ -72,8 +55,8 @@ def rules_by_id() -> dict[str, ScrubRule]:
 
 
 def registered_check_ids() -> set[str]:
-    catalog()
-    return set(_CHECKS)
+    """The rule ids that have a check reading the Claim (the others are raised by the plan)."""
+    return set(CHECKS)
 
 
 def catalog_markdown() -> str:

@@ -7,32 +7,15 @@ Issues come in catalog order, then in the order found, so the output is determin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from fhir_mappings.charges import ChargeMaster
-from fhir_mappings.claim_items import Item, read_items
+from fhir_mappings.checks import ScrubContext
 from fhir_mappings.inputs import ClaimInputs
 from fhir_mappings.outcome import issue, operation_outcome
 from fhir_mappings.plan import BillingPlan, plan_billing
 from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.rules import rules_for
-
-
-@dataclass(frozen=True)
-class ScrubContext:
-    """What a check may read. ``inputs`` and ``plan`` are None when only the Claim is known."""
-
-    claim: dict[str, Any]
-    profile: PayerProfile
-    inputs: ClaimInputs | None
-    plan: BillingPlan | None
-
-    @cached_property
-    def items(self) -> list[Item]:
-        """The claim's items, parsed once for all checks."""
-        return read_items(self.claim)
 
 
 def scrub(
