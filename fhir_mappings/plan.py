@@ -13,8 +13,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from fhir_mappings import identifiers
-from fhir_mappings import units as unit_math
+import fhir_mappings.identifiers as identifiers
+import fhir_mappings.units as unit_math
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.outcome import Finding

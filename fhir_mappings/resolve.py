@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from fhir_mappings import identifiers
+import fhir_mappings.identifiers as identifiers
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.tables import (
     CPT_SYSTEM, ICD10CM_SYSTEM, NPI_SYSTEM, NUCC_SYSTEM, discipline_category_codes, disciplines,
