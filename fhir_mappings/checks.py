@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any
 
 import fhir_mappings.identifiers as identifiers
+import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.claim_items import Item, read_items
 from fhir_mappings.inputs import ClaimInputs
 from fhir_mappings.npi import npi_is_valid
@@ -378,7 +379,7 @@ def workers_comp(ctx: ScrubContext) -> Iterator[Finding]:
     if not (focal.get("identifier") or {}).get("value"):
         yield Finding("WC-ACCIDENT", "Claim.insurance[0].identifier",
                       "The workers' compensation carrier's claim number is missing; add it to the Coverage "
-                      "identifier (system https://therabridge.dev/fhir/sid/property-casualty-claim-number).")
+                      f"identifier (system {vocabulary.PC_CLAIM_NUMBER}).")
 
 
 @check("INPUT-REQUIRED")
@@ -391,7 +392,7 @@ def required_inputs(ctx: ScrubContext) -> Iterator[Finding]:
         where = f"{inputs.payer.path}.identifier" if inputs.payer else f"{cov.path}.payor"
         yield Finding("INPUT-REQUIRED", where,
                       "The payer has no payer id; add it to the payer Organization "
-                      "(identifier system https://therabridge.dev/fhir/sid/payer-id, or typed C4BB payerid "
+                      f"(identifier system {vocabulary.PAYER_ID}, or typed C4BB payerid "
                       "or v2-0203 NIIP).")
     if not member_id_of(cov.resource):
         yield Finding("INPUT-REQUIRED", f"{cov.path}.subscriberId",

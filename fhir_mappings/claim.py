@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.inputs import ClaimInputs
 from fhir_mappings.plan import BillingPlan, Line, plan_billing
@@ -18,10 +19,6 @@ from fhir_mappings.profiles import PayerProfile, get_profile
 from fhir_mappings.resolve import npi_of, payer_id_of
 from fhir_mappings.tables import CPT_SYSTEM, ICD10CM_SYSTEM, NPI_SYSTEM, NUCC_SYSTEM, modifier_system, place_of_service
 
-PCN_SYSTEM = "https://therabridge.dev/fhir/sid/patient-control-number"
-LINE_CONTROL_EXTENSION = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
-PC_CLAIM_NUMBER_SYSTEM = "https://therabridge.dev/fhir/sid/property-casualty-claim-number"
-PAYER_ID_SYSTEM = "https://therabridge.dev/fhir/sid/payer-id"
 CARE_TEAM_ROLE_R4 = "http://terminology.hl7.org/CodeSystem/claimcareteamrole"
 CARE_TEAM_ROLE_C4BB = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimCareTeamRole"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
@@ -89,16 +86,16 @@ def claim_from_plan(inputs: ClaimInputs, plan: BillingPlan, *, claim_id: str, cr
         (inputs.coverage.resource.get("payor") or [{}])[0])
     payer_id = payer_id_of(payer.resource) if payer else None
     if payer_id:
-        insurer["identifier"] = {"system": PAYER_ID_SYSTEM, "value": payer_id}
+        insurer["identifier"] = {"system": vocabulary.PAYER_ID, "value": payer_id}
     insurance: dict[str, Any] = {"sequence": 1, "focal": True, "coverage": {"reference": inputs.coverage.key}}
     if plan.pc_claim_number:
-        insurance["identifier"] = {"system": PC_CLAIM_NUMBER_SYSTEM, "value": plan.pc_claim_number}
+        insurance["identifier"] = {"system": vocabulary.PC_CLAIM_NUMBER, "value": plan.pc_claim_number}
     if plan.pre_auth_refs:
         insurance["preAuthRef"] = list(plan.pre_auth_refs)
     claim: dict[str, Any] = {
         "resourceType": "Claim",
         "id": claim_id,
-        "identifier": [{"system": PCN_SYSTEM, "value": pcn}],
+        "identifier": [{"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": pcn}],
         "status": "active",
         "type": {"coding": [{"system": CLAIM_TYPE, "code": "professional"}]},
         "use": "claim",
@@ -184,7 +181,7 @@ def _care_team(plan: BillingPlan) -> tuple[list[dict[str, Any]], dict[str, int]]
 def _item(n: int, pcn: str, line: Line, seq_of: dict[str, int], dx_seq: dict[str, int], pos: str | None,
           pos_system: str, encounter_ref: dict[str, Any], net: Decimal, currency: str) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "extension": [{"url": LINE_CONTROL_EXTENSION, "valueString": f"{pcn}-{n}"}],
+        "extension": [{"url": vocabulary.LINE_CONTROL_NUMBER, "valueString": f"{pcn}-{n}"}],
         "sequence": n,
     }
     team = []

@@ -6,16 +6,21 @@ Organization identified the CARIN Blue Button way, or an external Claim carrying
 sender's own identifier, is read the same way everywhere. Which forms are accepted, and in which
 order, is data (``data/identifiers.json``, with sources); ``table_markdown()`` renders it for
 PROFILE.md. Pure: plain dicts in, plain values out.
+
+Of ``fhir_mappings`` this module imports only ``vocabulary`` and reads only its own data file, so
+code outside the mapper (the payer adapters) can use it without the rest of the package.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from typing import Any
 
-from fhir_mappings.tables import load_json
+import fhir_mappings.vocabulary as vocabulary
 
 PAYER_ID = "payer-id"
 MEMBER_ID = "member-id"
@@ -74,8 +79,14 @@ class Resolved:
 
 
 @cache
+def _data() -> Any:
+    """``data/identifiers.json``, parsed once per process."""
+    return json.loads(resources.files(__package__).joinpath("data", "identifiers.json").read_text(encoding="utf-8"))
+
+
+@cache
 def kinds() -> dict[str, Kind]:
-    data = load_json("identifiers.json")
+    data = _data()
     out: dict[str, Kind] = {}
     for k in data["kinds"]:
         forms = []
@@ -96,7 +107,7 @@ def _claimed() -> tuple[str, frozenset[str], frozenset[tuple[str, str]]]:
     systems = frozenset(f.system for k in kinds().values() for f in k.forms if f.system)
     types = frozenset((f.type_system, f.type_code) for k in kinds().values() for f in k.forms
                       if f.type_code and f.type_system)
-    return load_json("identifiers.json")["product_system_prefix"], systems, types
+    return vocabulary.SID, systems, types
 
 
 def _identifiers(holder: Mapping[str, Any]) -> list[tuple[int | None, Mapping[str, Any]]]:
@@ -237,7 +248,7 @@ def table_markdown() -> str:
 
 
 def sources_markdown() -> str:
-    return "\n".join(f"* [{tag}] {text}" for tag, text in load_json("identifiers.json")["sources"].items())
+    return "\n".join(f"* [{tag}] {text}" for tag, text in _data()["sources"].items())
 
 
 if __name__ == "__main__":  # python -m fhir_mappings.identifiers > the table for PROFILE.md

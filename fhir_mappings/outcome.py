@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-RULE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/scrub-rule"
+import fhir_mappings.vocabulary as vocabulary
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ def issue(severity: str, code: str, rule_id: str, summary: str, text: str, expre
     return {
         "severity": severity,
         "code": code,
-        "details": {"coding": [{"system": RULE_SYSTEM, "code": rule_id, "display": summary}], "text": text},
+        "details": {"coding": [{"system": vocabulary.SCRUB_RULE, "code": rule_id, "display": summary}], "text": text},
         "expression": list(expressions),
     }
 
@@ -47,6 +47,6 @@ def rule_ids(outcome: dict[str, Any]) -> list[str]:
     out = []
     for i in outcome.get("issue", ()):
         for c in i.get("details", {}).get("coding", ()):
-            if c.get("system") == RULE_SYSTEM:
+            if c.get("system") == vocabulary.SCRUB_RULE:
                 out.append(c["code"])
     return out

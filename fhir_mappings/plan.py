@@ -15,14 +15,14 @@ from typing import Any
 
 import fhir_mappings.identifiers as identifiers
 import fhir_mappings.units as unit_math
+import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.outcome import Finding
 from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.resolve import (
-    ACCIDENT_DATE_EXTENSION, DOCUMENT_TYPE_SYSTEM, Clinician, care_plan_discipline,
-    clinician, coding_code, cpt_of, day_of, icd10_of, procedure_day, procedure_minutes,
-    procedure_times,
+    Clinician, care_plan_discipline, clinician, coding_code, cpt_of, day_of, icd10_of, procedure_day,
+    procedure_minutes, procedure_times,
 )
 from fhir_mappings.tables import (
     CptCode, certifier_taxonomy, cpt_codes, disciplines, functional_reporting, kx_review_threshold,
@@ -594,7 +594,7 @@ def _authorization(inputs: ClaimInputs, plan: BillingPlan) -> None:
 
 def _workers_comp(inputs: ClaimInputs, plan: BillingPlan) -> None:
     cov = inputs.coverage.resource
-    accident = next((x.get("valueDate") for x in cov.get("extension", ()) if x.get("url") == ACCIDENT_DATE_EXTENSION), None)
+    accident = next((x.get("valueDate") for x in cov.get("extension", ()) if x.get("url") == vocabulary.ACCIDENT_DATE), None)
     if accident is None and plan.profile.requires_accident:
         principal = next((inputs.resolve(d.get("condition")) for d in sorted(
             inputs.encounter.resource.get("diagnosis", ()), key=lambda d: d.get("rank", 10**6))), None)
@@ -621,7 +621,7 @@ def _progress_report(inputs: ClaimInputs, plan: BillingPlan) -> None:
         last_report = poc.start
         for e in inputs.documents:
             doc = e.resource
-            if coding_code(doc.get("type"), DOCUMENT_TYPE_SYSTEM) != "progress-report":
+            if coding_code(doc.get("type"), vocabulary.THERAPY_DOCUMENT_TYPE) != "progress-report":
                 continue
             related = [inputs.resolve(r) for r in (doc.get("context") or {}).get("related", ())]
             if related and poc.entry not in related:

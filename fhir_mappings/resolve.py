@@ -10,14 +10,11 @@ from datetime import date, datetime
 from typing import Any
 
 import fhir_mappings.identifiers as identifiers
+import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.tables import (
     CPT_SYSTEM, ICD10CM_SYSTEM, NPI_SYSTEM, NUCC_SYSTEM, discipline_category_codes, disciplines,
 )
-
-MINUTES_EXTENSION = "https://therabridge.dev/fhir/StructureDefinition/procedure-minutes"
-ACCIDENT_DATE_EXTENSION = "https://therabridge.dev/fhir/StructureDefinition/accident-date"
-DOCUMENT_TYPE_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/therapy-document-type"
 
 
 def parse_dt(value: str | None) -> datetime | None:
@@ -73,7 +70,7 @@ def procedure_minutes(procedure: dict[str, Any]) -> tuple[int | None, str | None
     Returns (None, reason) when neither is usable.
     """
     for ext in procedure.get("extension", ()):
-        if ext.get("url") == MINUTES_EXTENSION:
+        if ext.get("url") == vocabulary.PROCEDURE_MINUTES:
             q = ext.get("valueQuantity") or {}
             if q.get("value") is None or (q.get("code") or q.get("unit")) != "min":
                 return None, "the procedure-minutes extension needs valueQuantity with code 'min'"

@@ -1,8 +1,8 @@
 """Run the rule catalog over a Claim and explain every problem as an OperationOutcome issue.
 
-Each issue carries the rule id in ``details.coding`` (system
-``https://therabridge.dev/fhir/CodeSystem/scrub-rule``), the FHIRPath ``expression`` of the claim
-element or input resource concerned, and a sentence saying what is wrong and how to fix it.
+Each issue carries the rule id in ``details.coding`` (system ``vocabulary.SCRUB_RULE``), the
+FHIRPath ``expression`` of the claim element or input resource concerned, and a sentence saying
+what is wrong and how to fix it.
 Issues come in catalog order, then in the order found, so the output is deterministic.
 """
 from __future__ import annotations

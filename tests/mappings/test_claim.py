@@ -10,7 +10,8 @@ from tests.mappings.helpers import issues_for, lines, run
 from tests.mappings.mapping_builders import SOPT, Block, care_plan, eob, make_encounter_bundle, preauth
 
 from fhir_mappings import ClaimInputs, InputError, generate, get_profile, outcome_has_errors, scrub
-from fhir_mappings.claim import LINE_CONTROL_EXTENSION, PCN_SYSTEM, patient_control_number
+from fhir_mappings.claim import patient_control_number
+from fhir_mappings.vocabulary import LINE_CONTROL_NUMBER, PATIENT_CONTROL_NUMBER
 
 
 def test_medicare_ot_eval_and_treatment_is_clean_and_complete() -> None:
@@ -30,10 +31,10 @@ def test_medicare_ot_eval_and_treatment_is_clean_and_complete() -> None:
     assert roles == [("Practitioner/ot-1", "primary"), ("Practitioner/md-1", "referring")]
     assert claim["careTeam"][0]["qualification"]["coding"][0]["code"] == "225X00000X"
     pcn = claim["identifier"][0]
-    assert pcn["system"] == PCN_SYSTEM and re.fullmatch(r"[A-Z0-9]{1,17}", pcn["value"])
+    assert pcn["system"] == PATIENT_CONTROL_NUMBER and re.fullmatch(r"[A-Z0-9]{1,17}", pcn["value"])
     assert pcn["value"] == patient_control_number("claim-1")
     controls = [i["extension"][0] for i in claim["item"]]
-    assert all(c["url"] == LINE_CONTROL_EXTENSION for c in controls)
+    assert all(c["url"] == LINE_CONTROL_NUMBER for c in controls)
     assert len({c["valueString"] for c in controls}) == 3
     assert {i["locationCodeableConcept"]["coding"][0]["code"] for i in claim["item"]} == {"11"}
     assert all(i["servicedDate"] == "2025-01-14" for i in claim["item"])
