@@ -21,7 +21,8 @@ def build_eligibility_request(
     """A ``benefits`` CoverageEligibilityRequest for one discipline's outpatient therapy benefit.
 
     The item category is the X12 service type code (AD occupational therapy, PT physical therapy,
-    AF speech therapy; reference §5.2) in system ``https://x12.org/codes/service-type-codes``.
+    AF speech therapy: EQ01 of the 270, 005010X279A1) in system
+    ``https://x12.org/codes/service-type-codes``.
     ``insurer_ref`` defaults to the Coverage's first payor. Raises ValueError for an unknown
     discipline or a naive ``created``.
     """
