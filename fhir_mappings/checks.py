@@ -174,28 +174,31 @@ def assistant_modifier(ctx: ScrubContext) -> Iterator[Finding]:
                           f"the unit on their own) but {billed} carry CO/CQ; put CO/CQ on exactly {want} unit(s).")
 
 
-@check("THER-KX-REQUIRED")
-def kx_present(ctx: ScrubContext) -> Iterator[Finding]:
+def _without_planned_modifier(ctx: ScrubContext, category: str, accepted: set[str]) -> Iterator[Item]:
+    """The items on a date and code the plan gave a ``category`` modifier (kx, distinct) that carry
+    none of ``accepted``; nothing when only the Claim is known."""
     if ctx.plan is None:
         return
-    needs = {line.key for line in ctx.plan.lines if "kx" in line.modifiers}
+    needs = {line.key for line in ctx.plan.lines if category in line.modifiers}
     for it in ctx.items:
-        if it.day and (it.day, it.code) in needs and "KX" not in it.modifiers:
-            yield Finding("THER-KX-REQUIRED", f"{it.path}.modifier",
-                          f"{it.code} is past this year's therapy threshold; add KX (the record must support medical "
-                          "necessity) or the line is denied (PR-119).")
+        if it.day and (it.day, it.code) in needs and not accepted & set(it.modifiers):
+            yield it
+
+
+@check("THER-KX-REQUIRED")
+def kx_present(ctx: ScrubContext) -> Iterator[Finding]:
+    for it in _without_planned_modifier(ctx, "kx", {"KX"}):
+        yield Finding("THER-KX-REQUIRED", f"{it.path}.modifier",
+                      f"{it.code} is past this year's therapy threshold; add KX (the record must support medical "
+                      "necessity) or the line is denied (PR-119).")
 
 
 @check("NCCI-PAIR-MODIFIER")
 def ncci_modifier(ctx: ScrubContext) -> Iterator[Finding]:
-    if ctx.plan is None:
-        return
-    needs = {line.key for line in ctx.plan.lines if "distinct" in line.modifiers}
-    for it in ctx.items:
-        if it.day and (it.day, it.code) in needs and not DISTINCT & set(it.modifiers):
-            yield Finding("NCCI-PAIR-MODIFIER", f"{it.path}.modifier",
-                          f"{it.code} is the column-2 code of an NCCI pair billed the same day and was done in a "
-                          f"separate time block; add {ctx.profile.distinct_modifier} (or the fitting X modifier).")
+    for it in _without_planned_modifier(ctx, "distinct", DISTINCT):
+        yield Finding("NCCI-PAIR-MODIFIER", f"{it.path}.modifier",
+                      f"{it.code} is the column-2 code of an NCCI pair billed the same day and was done in a "
+                      f"separate time block; add {ctx.profile.distinct_modifier} (or the fitting X modifier).")
 
 
 @check("MOD-MAX-FOUR")
