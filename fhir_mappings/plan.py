@@ -483,6 +483,14 @@ def _kx(inputs: ClaimInputs, plan: BillingPlan, claim_id: str | None, charges: C
     running = kx_year_to_date(inputs, year, plan.service_day, claim_id, charges)
     review = kx_review_threshold()
     reported: set[tuple[str, str]] = set()
+
+    def first(bucket: str, finding: str) -> bool:
+        """True the first time ``finding`` comes up for ``bucket``: each is reported once per claim."""
+        if (bucket, finding) in reported:
+            return False
+        reported.add((bucket, finding))
+        return True
+
     for index, line in enumerate(plan.lines):
         disc = disciplines().get(line.discipline or "")
         if disc is None:
@@ -491,8 +499,7 @@ def _kx(inputs: ClaimInputs, plan: BillingPlan, claim_id: str | None, charges: C
         before = running.get(bucket, Decimal(0))
         running[bucket] = before + line.expected_allowed
         label = "OT" if bucket == "OT" else "PT and SLP combined"
-        if running[bucket] > review and before <= review and (bucket, "review") not in reported:
-            reported.add((bucket, "review"))
+        if running[bucket] > review and before <= review and first(bucket, "review"):
             plan.add("THER-KX-REVIEW-THRESHOLD", f"Claim.item[{index}]",
                      f"The {label} allowed amount this year passes ${review:,.2f}; the claim may be picked for "
                      "targeted medical review — keep the documentation ready.")
@@ -500,16 +507,14 @@ def _kx(inputs: ClaimInputs, plan: BillingPlan, claim_id: str | None, charges: C
             continue
         poc = plan.plans.get(disc.code)
         if poc is None or not (poc.current and poc.certified):
-            if (bucket, "nocert") not in reported:
-                reported.add((bucket, "nocert"))
+            if first(bucket, "nocert"):
                 plan.add("THER-KX-NO-CERT", f"Claim.item[{index}]",
                          f"The {label} therapy threshold (${thresholds[bucket]:,.2f} for {year}) is passed but the "
                          f"{disc.code} plan of care is not current and certified, so KX cannot be attested; "
                          "get the plan (re)certified first.")
             continue
         line.modifiers["kx"] = "KX"
-        if (bucket, "kx") not in reported:
-            reported.add((bucket, "kx"))
+        if first(bucket, "kx"):
             plan.add("THER-KX-APPLIED", f"Claim.item[{index}].modifier",
                      f"KX was added: the {label} allowed amount this year (about ${running[bucket]:,.2f}) passes "
                      f"the ${thresholds[bucket]:,.2f} threshold for {year}; the record must show the therapy is "
