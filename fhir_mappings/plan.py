@@ -25,7 +25,7 @@ from fhir_mappings.resolve import (
     procedure_minutes, procedure_times,
 )
 from fhir_mappings.tables import (
-    CptCode, certifier_taxonomy, cpt_codes, disciplines, functional_reporting, kx_review_threshold,
+    CPT_SYSTEM, CptCode, certifier_taxonomy, cpt_codes, disciplines, functional_reporting, kx_review_threshold,
     kx_thresholds, ncci_pairs, place_of_service,
 )
 
@@ -463,7 +463,7 @@ def kx_year_to_date(inputs: ClaimInputs, year: int, up_to: date, exclude_claim_i
             bucket, d = item_bucket_day(item, (claim.get("billablePeriod") or {}).get("start"))
             if bucket is None or d is None or d.year != year or d > up_to:
                 continue
-            code = coding_code(item.get("productOrService"), "http://www.ama-assn.org/go/cpt") or ""
+            code = coding_code(item.get("productOrService"), CPT_SYSTEM) or ""
             qty = Decimal(str((item.get("quantity") or {}).get("value", 1)))
             totals[bucket] += allowed.get(code, Decimal(0)) * qty
     return dict(totals)
@@ -642,7 +642,7 @@ def _progress_report(inputs: ClaimInputs, plan: BillingPlan) -> None:
                 if not any(modifier_of.get(m) == disc for m in mods):
                     continue
                 d = day_of(item.get("servicedDate"))
-                code = coding_code(item.get("productOrService"), "http://www.ama-assn.org/go/cpt") or ""
+                code = coding_code(item.get("productOrService"), CPT_SYSTEM) or ""
                 if d is None or d > plan.service_day:
                     continue
                 if code in table and table[code].is_evaluation and d > last_report:
