@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import typer
-from tests.mappings.mapping_builders import Block, care_plan, make_encounter_bundle
+from tests.fhir_mappings.mapping_builders import Block, care_plan, make_encounter_bundle
 from typer.testing import CliRunner
 
 from app.cli import claim as claim_cli

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.mappings.helpers import issues_for, run
-from tests.mappings.mapping_builders import SOPT, make_encounter_bundle
+from tests.fhir_mappings.helpers import issues_for, run
+from tests.fhir_mappings.mapping_builders import SOPT, make_encounter_bundle
 
 from fhir_mappings import identifiers as ids
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from tests.mappings.helpers import run
+from tests.fhir_mappings.helpers import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.mappings.mapping_builders import SOPT, Block, care_plan, make_encounter_bundle
+from tests.fhir_mappings.mapping_builders import SOPT, Block, care_plan, make_encounter_bundle
 
 from fhir_mappings.tables import cpt_codes
 from fhir_mappings.units import units_for_minutes

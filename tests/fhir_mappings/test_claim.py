@@ -6,8 +6,8 @@ import re
 from datetime import datetime, timezone
 
 import pytest
-from tests.mappings.helpers import issues_for, lines, run
-from tests.mappings.mapping_builders import SOPT, Block, care_plan, eob, make_encounter_bundle, preauth
+from tests.fhir_mappings.helpers import issues_for, lines, run
+from tests.fhir_mappings.mapping_builders import SOPT, Block, care_plan, eob, make_encounter_bundle, preauth
 
 from fhir_mappings import ClaimInputs, InputError, generate, get_profile, outcome_has_errors, scrub
 from fhir_mappings.claim import patient_control_number

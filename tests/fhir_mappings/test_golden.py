@@ -1,7 +1,7 @@
 """Golden scenarios: input Bundle -> CLI output Bundle (Claim + OperationOutcome), byte for byte.
 
-Files live in tests/mappings/golden/<scenario>.input.json and <scenario>.expected.json. When a
-change is intended, regenerate with ``THERABRIDGE_UPDATE_GOLDEN=1 pytest tests/mappings`` and
+Files live in tests/fhir_mappings/golden/<scenario>.input.json and <scenario>.expected.json. When a
+change is intended, regenerate with ``THERABRIDGE_UPDATE_GOLDEN=1 pytest tests/fhir_mappings`` and
 have a person review the diff of the expected files before committing.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import typer
 from fhir.resources.R4B.claim import Claim
 from fhir.resources.R4B.operationoutcome import OperationOutcome
-from tests.mappings.mapping_builders import SOPT, Block, care_plan, eob, make_encounter_bundle, preauth
+from tests.fhir_mappings.mapping_builders import SOPT, Block, care_plan, eob, make_encounter_bundle, preauth
 from typer.testing import CliRunner
 
 from app.cli import claim as claim_cli
