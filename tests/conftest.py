@@ -1,5 +1,6 @@
 """Shared fixtures: one database per run (SQLite file, or THERABRIDGE_TEST_DATABASE_URL), one
-app, and a fresh tenant per test so tests never see each other's data."""
+app, a fresh tenant per test so tests never see each other's data, and the sandbox payer
+(in process over ASGITransport, or as a real ``therabridge sandbox-payer`` process)."""
 from __future__ import annotations
 
 import os
@@ -13,10 +14,15 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request
 
 from app.db import make_engine
+from app.fhir.store import Store, TenantStore
+from app.jobs import J
 from app.main import create_app
 from app.migrations import upgrade
+from app.payers import runtime as payer_runtime
 from app.security import AccessContext
 from app.settings import Settings
+from payer_adapters.sandbox import create_sandbox_app, load_config
+from tests.flows import NOW, SANDBOX, Ledger, LiveSandbox
 
 # Like a PostgreSQL deployment, the test session has one key for credentials and signing keys at
 # rest; in the environment so server and CLI subprocesses started by tests share it.
@@ -81,7 +87,7 @@ def settings(database_url: str) -> Settings:
 
 async def tenant_from_header(request: Request) -> AccessContext:
     """Test authenticator: tenant (and optionally SMART scopes and patient) from headers, so each
-    test has its own tenant; the token flows themselves are tested in tests/auth."""
+    test has its own tenant; the token flows themselves are tested in tests/app/auth."""
     scope = request.headers.get("x-test-scope")
     if scope is None:
         return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=AllowAll())
@@ -94,14 +100,26 @@ async def tenant_from_header(request: Request) -> AccessContext:
 
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> FastAPI:
-    return create_app(settings, authenticate=tenant_from_header)
+    """The server app. Tests drain every due job in the database and route every payer call to
+    their own sandbox, so unfinished jobs left behind by an earlier run (or by a server process
+    a test stopped mid-queue) are dropped first: they would reach that sandbox."""
+    server = create_app(settings, authenticate=tenant_from_header)
+    with server.state.services.store.engine.begin() as conn:
+        conn.execute(J.delete().where(J.c.status.in_(("queued", "running"))))
+    return server
 
 
 @pytest.fixture
-def tenant(app: FastAPI) -> str:
+def tenant(app: FastAPI) -> Iterator[str]:
+    """A fresh tenant. Its unfinished jobs are dropped afterwards: the store lives for the
+    session, and a collection left scheduled would otherwise run in a later test, against that
+    test's sandbox, and take its reports."""
+    store = app.state.services.store
     tid = "t-" + uuid.uuid4().hex[:12]
-    app.state.services.store.ensure_tenant(tid)
-    return tid
+    store.ensure_tenant(tid)
+    yield tid
+    with store.engine.begin() as conn:
+        conn.execute(J.delete().where(J.c.tenant_id == tid, J.c.status.in_(("queued", "running"))))
 
 
 @pytest.fixture
@@ -112,8 +130,15 @@ async def api(app: FastAPI, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def store(app: FastAPI, tenant: str):  # type: ignore[no-untyped-def]
-    return app.state.services.store.for_tenant(tenant)
+def store(app: FastAPI) -> Store:
+    """The server's store (every tenant)."""
+    return app.state.services.store
+
+
+@pytest.fixture
+def tenant_store(store: Store, tenant: str) -> TenantStore:
+    """The test tenant's view of the store, with every permission."""
+    return store.for_tenant(tenant)
 
 
 @pytest.fixture
@@ -135,3 +160,51 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     server = start_sshd(base / "state", base / "mailbox")
     yield server
     server.stop()
+
+
+# -- the payer side: the sandbox payer, in process or as a process of its own --------------
+@pytest.fixture(scope="session")
+def payer_settings(settings: Settings) -> Settings:
+    assert settings.key_encryption_key, "the session's settings carry the credential key"
+    return settings
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> FastAPI:
+    return create_sandbox_app(load_config(mailbox=tmp_path / "mailbox", poll_interval=0, pyx12=False),
+                              now=lambda: NOW)
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Path:
+    return tmp_path / "mailbox"
+
+
+@pytest.fixture
+def route_to_sandbox(payer_settings: Settings, sandbox: FastAPI) -> Iterator[None]:
+    """Adapters in jobs and routes reach the in-process sandbox."""
+    previous = payer_runtime.current()
+    payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox), base_url=SANDBOX))
+    yield
+    payer_runtime.use(previous)
+
+
+@pytest.fixture
+def ledger(sandbox: FastAPI) -> Ledger:
+    return lambda: sandbox.state.sandbox.engine.ledger.summary()
+
+
+@pytest.fixture(scope="module")
+def live_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandbox]:
+    box = LiveSandbox(tmp_path_factory.mktemp("live-sandbox"))
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def route_to_live(payer_settings: Settings) -> Iterator[None]:
+    previous = payer_runtime.current()
+    payer_runtime.configure(payer_settings, lambda: httpx.AsyncClient(timeout=10.0))
+    yield
+    payer_runtime.use(previous)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.fhir.queries import find_resources
 from app.jobs import J, Worker
 
-from .conftest import demo_store, worker_env
+from tests.flows import demo_store, worker_env
 
 TENANT = "race"
 VISITS = 40

@@ -20,8 +20,8 @@ from app import directory
 from app.payers.submission import queue_claim
 from app.settings import Settings
 
-from .conftest import lifecycle, worker_env
-from .test_worker_killed import CHC_SUBMIT, WORKER, _wait
+from tests.flows import lifecycle, worker_env
+from tests.e2e.test_worker_killed import CHC_SUBMIT, WORKER, _wait
 
 TENANT = "dead-worker"
 PCN = "https://therabridge.dev/fhir/sid/patient-control-number"

@@ -7,7 +7,7 @@ import asyncio
 from app import directory
 from app.payers.demo import start_demo_payers, stop_children
 
-from .conftest import adrain, claim_for, history, lifecycle, load_practice, make_due
+from tests.flows import adrain, claim_for, history, lifecycle, load_practice, make_due
 
 
 async def test_demo_practice_gets_paid(api, store, tenant, payer_settings, demo_bundle, tmp_path, route_to_live):

@@ -22,7 +22,7 @@ from app.jobs import J, Worker
 from app import directory
 from app.payers.submission import queue_claim
 
-from .conftest import demo_store, lifecycle, worker_env
+from tests.flows import demo_store, lifecycle, worker_env
 
 TENANT = "killed"
 CHC_SUBMIT = "/medicalnetwork/professionalclaims/v3/submission"
