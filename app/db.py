@@ -1,6 +1,6 @@
 """Database engine and schema.
 
-One generic resource store (design.md §2): ``resource`` holds the current version of every
+One generic resource store: ``resource`` holds the current version of every
 resource, ``resource_history`` every version, and the ``search_*`` tables the extracted search
 index values, all written in one transaction. Every row carries its tenant.
 

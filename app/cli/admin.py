@@ -1,4 +1,4 @@
-"""``therabridge tenants|clients|users``: tenants, client registration, people (issue 3).
+"""``therabridge tenants|clients|users``: tenants, client registration, people.
 
 All commands work on the database named by ``THERABRIDGE_DATABASE_URL`` (migrated first) and
 print JSON. Secrets are printed once and stored hashed; passwords are read from standard input.

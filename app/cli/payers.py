@@ -1,4 +1,4 @@
-"""``therabridge payers add|list|rotate-credentials`` and ``therabridge collect`` (issue 6).
+"""``therabridge payers add|list|rotate-credentials`` and ``therabridge collect``.
 
 Commands work on ``THERABRIDGE_DATABASE_URL`` (migrated first) and print JSON without secrets.
 Credentials are given as JSON and stored encrypted (``app/directory/secrets.py``).

@@ -48,7 +48,7 @@ COLLECT = "collect-responses"
 ACK = "acknowledge-response"
 POST = "post-response"
 SCHEDULE = "collect-schedule"
-ORDER = {"999": 0, "277CA": 1, "271": 1, "835": 2}  # reference §5.6
+ORDER = {"999": 0, "277CA": 1, "271": 1, "835": 2}  # each answer builds on the one before it
 
 
 def _insert_ignore(unit: Unit, table: sa.Table, values: dict[str, Any], keys: list[str]) -> int | None:

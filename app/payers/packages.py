@@ -1,5 +1,5 @@
 """What an adapter is handed: a Claim or CoverageEligibilityRequest with everything it points at,
-read from the tenant's store (the PAS rule, reference §1.1: every referenced resource, once)."""
+read from the tenant's store (the Da Vinci PAS rule: every resource the request references, once)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Posting decoded payer answers onto the tenant's claims (reference §5.6: 999 → 277CA → 835).
+"""Posting decoded payer answers onto the tenant's claims (in the order the answers build on each other: 999 → 277CA → 835).
 
 Every resource written has an id derived from the answer (the X12 decoder's uuid5 ids, or
 ours), so posting the same answer twice overwrites rather than duplicates; an 835 whose

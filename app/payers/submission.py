@@ -1,5 +1,5 @@
 """Claim submission: ``$submit`` queues a clean claim under a fresh idempotency key; batches
-of claims go to the payer exactly once (design.md §2 "Outbox"; reference §2.5 item 3).
+of claims go to the payer exactly once (an outbox: every step is committed before the next).
 
 Three steps, each durable before the next:
 1. ``queue_claim`` mints the claim's key and records a ``submit-claims`` job in the same
