@@ -1,6 +1,7 @@
 """HTTP operations for claims and eligibility, with their OperationDefinitions."""
 from __future__ import annotations
 
+from pathlib import Path
 from datetime import date
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from app.claims import workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
-from app.fhir.operations import operation_definition, register_operation
+from app.fhir.operations import register_operations
 from app.fhir.routes import operation_context, operation_params, require, store_for
 from app.fhir.store import Reader
 from app.fhir.validation import check_resource
@@ -19,22 +20,7 @@ from app.fhir.validation import check_resource
 router = APIRouter(prefix="/fhir", tags=["Claims"])
 
 
-for definition in (
-    operation_definition("Encounter-generate-claim", "generate-claim", "Encounter", type_level=False, instance=True,
-                params=[("profile", "in", "code", 0, ""), ("return", "out", "Bundle", 1, "")],
-                description="Build, scrub and store the Claim for a finished Encounter; returns a collection "
-                            "Bundle with the Claim and the OperationOutcome of the scrub."),
-    operation_definition("Claim-scrub", "scrub", "Claim", type_level=True, instance=True,
-                params=[("resource", "in", "Claim", 0, ""), ("profile", "in", "code", 0, ""),
-                        ("return", "out", "OperationOutcome", 1, "")],
-                description="Run the claim edits on a Claim (in the body, or the stored one) and explain every "
-                            "problem as an OperationOutcome."),
-    operation_definition("Coverage-eligibility-request", "eligibility-request", "Coverage", type_level=False, instance=True,
-                params=[("servicedDate", "in", "date", 0, ""), ("discipline", "in", "code", 0, ""),
-                        ("provider", "in", "string", 0, ""), ("return", "out", "CoverageEligibilityRequest", 1, "")],
-                description="Store a CoverageEligibilityRequest for the therapy benefit (OT, PT or SLP) of a Coverage."),
-):
-    register_operation(definition)
+register_operations(Path(__file__).parent / "data" / "operations.json")
 
 
 @router.post("/Encounter/{encounter_id}/$generate-claim", summary="Generate the claim for an Encounter")

@@ -7,6 +7,8 @@ always match the routes. Every operation reads its body with :func:`operation_in
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from app.fhir.errors import FhirError
@@ -16,16 +18,17 @@ from fhir_mappings.vocabulary import OPERATION_DEFINITION
 _OPERATIONS: list[dict[str, Any]] = []
 
 
-def operation_definition(op_id: str, code: str, resource: str, *, type_level: bool, instance: bool,
-                         params: list[tuple[str, str, str, int, str]], description: str) -> dict[str, Any]:
-    """An OperationDefinition of ours; ``params``: (name, in/out, type, min, documentation)."""
-    return {
-        "resourceType": "OperationDefinition", "id": op_id, "url": f"{OPERATION_DEFINITION}/{op_id}",
-        "name": op_id.replace("-", ""), "status": "active", "kind": "operation", "code": code,
-        "description": description, "resource": [resource], "system": False, "type": type_level,
-        "instance": instance,
-        "parameter": [{"name": n, "use": use, "min": mn, "max": "1", "type": t} for n, use, t, mn, _ in params],
-    }
+def register_operations(path: Path) -> None:
+    """Register the OperationDefinitions described in the data file ``path``."""
+    for op in json.loads(path.read_text())["operations"]:
+        register_operation({
+            "resourceType": "OperationDefinition", "id": op["id"], "url": f"{OPERATION_DEFINITION}/{op['id']}",
+            "name": op["id"].replace("-", ""), "status": "active", "kind": "operation", "code": op["code"],
+            "description": op["description"], "resource": [op["resource"]], "system": False, "type": op["type"],
+            "instance": op["instance"],
+            "parameter": [{"name": p["name"], "use": p["use"], "min": p["min"], "max": "1", "type": p["type"]}
+                          for p in op["parameters"]],
+        })
 
 
 def register_operation(definition: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 Include ``router`` in the app (any position: no generic route takes these POST paths)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
-from app.fhir.operations import operation_definition, register_operation
+from app.fhir.operations import register_operations
 from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
 from app.payers import eligibility, submission, unapplied
@@ -20,29 +21,7 @@ from payer_adapters.base import PayerRejection, TransientPayerError
 
 router = APIRouter(prefix="/fhir", tags=["Payers"])
 
-for definition in (
-    operation_definition("Claim-submit-queued", "submit", "Claim", type_level=False, instance=True,
-                params=[("return", "out", "Claim", 1, "")],
-                description="Queue a clean Claim for submission to its payer (202; 200 when it was already "
-                            "queued or submitted). A held claim answers 422 with the scrubber's OperationOutcome."),
-    operation_definition("CoverageEligibilityRequest-submit", "submit", "CoverageEligibilityRequest", type_level=True,
-                instance=True, params=[("resource", "in", "CoverageEligibilityRequest", 0, ""),
-                                       ("return", "out", "CoverageEligibilityResponse", 0, "")],
-                description="Ask the payer: the CoverageEligibilityResponse when it answers in real time (200), "
-                            "else 202 with Content-Location of the search where the answer will appear."),
-    operation_definition("ExplanationOfBenefit-apply-payment", "apply-payment", "ExplanationOfBenefit", type_level=False,
-                instance=True, params=[("claim", "in", "Reference", 1, ""),
-                                       ("return", "out", "ExplanationOfBenefit", 1, "")],
-                description="Link an unapplied payment (a remittance for no claim of ours) to the Claim it pays: "
-                            "the claim's lifecycle moves as if the remittance had named it and the work item closes. "
-                            "409 when the payment is not unapplied."),
-    operation_definition("ExplanationOfBenefit-return-payment", "return-payment", "ExplanationOfBenefit", type_level=False,
-                instance=True, params=[("reason", "in", "string", 0, ""),
-                                       ("return", "out", "ExplanationOfBenefit", 1, "")],
-                description="Record that an unapplied payment goes back to the payer; the work item closes. "
-                            "409 when the payment is not unapplied."),
-):
-    register_operation(definition)
+register_operations(Path(__file__).parent / "data" / "operations.json")
 
 
 @router.post("/Claim/{claim_id}/$submit", summary="Submit a clean Claim to its payer")
