@@ -110,64 +110,54 @@ class ResourceHistoryRow(SQLModel, table=True):
     content: str | None = Field(default=None, sa_column=sa.Column(VerbatimJSON(), nullable=True))
 
 
+class IndexRow(SQLModel):
+    """The columns every search index row has: its tenant, the resource's type and row, the
+    search parameter (each table adds the values of its kind)."""
 
-class SearchToken(SQLModel, table=True):
+    pk: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    res_pk: int = Field(sa_type=BigId, nullable=False)  # resource.pk (no constraint: migration 0008)
+    param: str = Field(max_length=64)
+
+
+class SearchToken(IndexRow, table=True):
     __tablename__ = "search_token"
     __table_args__ = (
         sa.Index("ix_token_lookup", "tenant_id", "type", "param", "code"),
         sa.Index("ix_token_res", "res_pk", "param"),
     )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    type: str = Field(max_length=64)
-    res_pk: int = Field(sa_column=sa.Column(BigId, nullable=False))  # resource.pk (no constraint: migration 0008)
-    param: str = Field(max_length=64)
     system: str | None = Field(default=None, max_length=255)
     code: str | None = Field(default=None, max_length=255)
 
 
-class SearchString(SQLModel, table=True):
+class SearchString(IndexRow, table=True):
     __tablename__ = "search_string"
     __table_args__ = (
         sa.Index("ix_string_lookup", "tenant_id", "type", "param", "value"),
         sa.Index("ix_string_res", "res_pk", "param"),
     )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    type: str = Field(max_length=64)
-    res_pk: int = Field(sa_column=sa.Column(BigId, nullable=False))  # resource.pk (no constraint: migration 0008)
-    param: str = Field(max_length=64)
     value: str = Field(max_length=255)  # case- and accent-folded, for starts-with / contains
     exact: str = Field(max_length=255)  # as written, for :exact
 
 
-class SearchDate(SQLModel, table=True):
+class SearchDate(IndexRow, table=True):
     __tablename__ = "search_date"
     __table_args__ = (
         sa.Index("ix_date_lookup", "tenant_id", "type", "param", "start"),
         sa.Index("ix_date_res", "res_pk", "param"),
     )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    type: str = Field(max_length=64)
-    res_pk: int = Field(sa_column=sa.Column(BigId, nullable=False))  # resource.pk (no constraint: migration 0008)
-    param: str = Field(max_length=64)
     start: datetime
     end: datetime
 
 
-class SearchReference(SQLModel, table=True):
+class SearchReference(IndexRow, table=True):
     __tablename__ = "search_reference"
     __table_args__ = (
         sa.Index("ix_reference_lookup", "tenant_id", "type", "param", "target_id"),
         sa.Index("ix_reference_target", "tenant_id", "target_type", "target_id"),
         sa.Index("ix_reference_res", "res_pk", "param"),
     )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    type: str = Field(max_length=64)
-    res_pk: int = Field(sa_column=sa.Column(BigId, nullable=False))  # resource.pk (no constraint: migration 0008)
-    param: str = Field(max_length=64)
     target_type: str = Field(max_length=64)
     target_id: str = Field(max_length=64)
 

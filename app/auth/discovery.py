@@ -41,15 +41,9 @@ def token_url(settings: Settings) -> str:
 
 
 def smart_configuration(settings: Settings) -> dict[str, Any]:
-    ep = endpoints(settings)
     return {
         "issuer": issuer(settings),
-        "jwks_uri": ep["jwks_uri"],
-        "authorization_endpoint": ep["authorization_endpoint"],
-        "token_endpoint": ep["token_endpoint"],
-        "introspection_endpoint": ep["introspection_endpoint"],
-        "revocation_endpoint": ep["revocation_endpoint"],
-        "registration_endpoint": ep["registration_endpoint"],
+        **endpoints(settings),
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
@@ -61,15 +55,9 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
 
 
 def openid_configuration(settings: Settings) -> dict[str, Any]:
-    ep = endpoints(settings)
     return {
         "issuer": issuer(settings),
-        "authorization_endpoint": ep["authorization_endpoint"],
-        "token_endpoint": ep["token_endpoint"],
-        "jwks_uri": ep["jwks_uri"],
-        "registration_endpoint": ep["registration_endpoint"],
-        "introspection_endpoint": ep["introspection_endpoint"],
-        "revocation_endpoint": ep["revocation_endpoint"],
+        **endpoints(settings),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [ALG],

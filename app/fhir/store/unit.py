@@ -28,6 +28,10 @@ H = ResourceHistoryRow.__table__
 _INSERT_RESOURCE = R.insert().returning(R.c.pk)
 _INSERT_HISTORY = H.insert()
 _INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF)}
+# IndexValues attribute -> (index table, the columns of each of its tuples)
+_INDEX_ROWS = {"tokens": (TOKEN.name, ("param", "system", "code")), "strings": (STRING.name, ("param", "value", "exact")),
+               "dates": (DATE.name, ("param", "start", "end")),
+               "references": (REF.name, ("param", "target_type", "target_id"))}
 
 
 class Unit(Reader):
@@ -251,15 +255,7 @@ class Unit(Reader):
     def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
         idx = self.ts.index_values(rtype, resource)
         common = {"tenant_id": self.tenant_id, "type": rtype, "res_pk": pk}
-        if idx.tokens:
-            self.conn.execute(_INSERT_INDEX["search_token"],
-                              [dict(common, param=p, system=s, code=c) for p, s, c in idx.tokens])
-        if idx.strings:
-            self.conn.execute(_INSERT_INDEX["search_string"],
-                              [dict(common, param=p, value=v, exact=e) for p, v, e in idx.strings])
-        if idx.dates:
-            self.conn.execute(_INSERT_INDEX["search_date"],
-                              [dict(common, param=p, start=s, end=e) for p, s, e in idx.dates])
-        if idx.references:
-            self.conn.execute(_INSERT_INDEX["search_reference"],
-                              [dict(common, param=p, target_type=t, target_id=i) for p, t, i in idx.references])
+        for kind, (table, columns) in _INDEX_ROWS.items():
+            rows = getattr(idx, kind)
+            if rows:
+                self.conn.execute(_INSERT_INDEX[table], [dict(common, **dict(zip(columns, row))) for row in rows])
