@@ -166,18 +166,25 @@ def _token(engine: Engine, settings: Settings, form: dict[str, str], authorizati
 
 # -- introspection and revocation -----------------------------------------------------------
 
-@router.post("/auth/introspect")
-async def introspect(request: Request) -> JSONResponse:
+async def _form_call(request: Request, what: str, call: Any, *args: Any) -> Any:
+    """Read the form and run ``call(engine, settings, form, authorization, *args)`` off the
+    event loop; an OAuth error becomes its RFC 6749 answer, anything else a bare 500 (never a
+    stack trace to the client, nor parameters in the log)."""
     engine, settings = engine_of(request), settings_of(request)
     try:
         form = await read_form(request)
-        body = await run_in_threadpool(_introspect, engine, settings, form, request.headers.get("authorization"))
+        return await run_in_threadpool(call, engine, settings, form, request.headers.get("authorization"), *args)
     except OAuth2Error as err:
         return oauth_error(err)
-    except Exception as exc:  # never a stack trace to the client, nor parameters in the log
-        log.error("introspection failed: %s", type(exc).__name__)
+    except Exception as exc:
+        log.error("%s failed: %s", what, type(exc).__name__)
         return server_error()
-    return JSONResponse(body, headers={**NO_STORE, **ANY_ORIGIN})
+
+
+@router.post("/auth/introspect")
+async def introspect(request: Request) -> Response:
+    body = await _form_call(request, "introspection", _introspect)
+    return body if isinstance(body, Response) else JSONResponse(body, headers={**NO_STORE, **ANY_ORIGIN})
 
 
 def _caller(engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None,
@@ -207,17 +214,8 @@ def _introspect(engine: Engine, settings: Settings, form: dict[str, str], author
 
 @router.post("/auth/revoke")
 async def revoke(request: Request) -> Response:
-    engine, settings = engine_of(request), settings_of(request)
-    try:
-        form = await read_form(request)
-        await run_in_threadpool(_revoke, engine, settings, form, request.headers.get("authorization"),
-                                _source(request))
-    except OAuth2Error as err:
-        return oauth_error(err)
-    except Exception as exc:  # never a stack trace to the client, nor parameters in the log
-        log.error("revocation failed: %s", type(exc).__name__)
-        return server_error()
-    return Response(status_code=200, headers={**NO_STORE, **ANY_ORIGIN})
+    answer = await _form_call(request, "revocation", _revoke, _source(request))
+    return answer if isinstance(answer, Response) else Response(status_code=200, headers={**NO_STORE, **ANY_ORIGIN})
 
 
 def _revoke(engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None,
