@@ -73,30 +73,30 @@ class AssertionJti(SQLModel, table=True):
     expires_at: datetime = Field(index=True)
 
 
-class AuthorizationCode(SQLModel, table=True):
-    __tablename__ = "auth_code"
-    code_hash: str = Field(primary_key=True, max_length=64)
+class Granted(SQLModel):
+    """What a grant gave, kept on each code and refresh token it issued: whose grant, to which
+    client and person, which scopes and launch context."""
+
     grant_id: str = Field(max_length=64, index=True)
     tenant_id: str = Field(max_length=64)
     client_id: str = Field(max_length=64)
     user_id: int | None = None
+    scope: str = Field(sa_type=sa.Text, nullable=False)
+    context: str = Field(default="{}", sa_type=sa.Text, nullable=False)  # JSON
+
+
+class AuthorizationCode(Granted, table=True):
+    __tablename__ = "auth_code"
+    code_hash: str = Field(primary_key=True, max_length=64)
     redirect_uri: str = Field(max_length=2000)
     code_challenge: str = Field(max_length=128)
-    scope: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    context: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))  # JSON
     expires_at: datetime
     used_at: datetime | None = None
 
 
-class RefreshToken(SQLModel, table=True):
+class RefreshToken(Granted, table=True):
     __tablename__ = "auth_refresh_token"
     token_hash: str = Field(primary_key=True, max_length=64)
-    grant_id: str = Field(max_length=64, index=True)
-    tenant_id: str = Field(max_length=64)
-    client_id: str = Field(max_length=64)
-    user_id: int | None = None
-    scope: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    context: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))  # JSON
     created_at: datetime
     expires_at: datetime
     revoked: bool = False
