@@ -72,7 +72,18 @@ class Tenant(SQLModel, table=True):
     created_at: datetime
 
 
-class ResourceRow(SQLModel, table=True):
+class VersionRow(SQLModel):
+    """What identifies one version of one resource of a tenant."""
+
+    pk: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    tenant_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    id: str = Field(max_length=64)
+    version_id: int
+    last_updated: datetime
+
+
+class ResourceRow(VersionRow, table=True):
     """Current version of each resource (deleted ones stay, flagged, so reads can answer 410)."""
 
     __tablename__ = "resource"
@@ -80,17 +91,11 @@ class ResourceRow(SQLModel, table=True):
         sa.UniqueConstraint("tenant_id", "type", "id", name="uq_resource_identity"),
         sa.Index("ix_resource_type_updated", "tenant_id", "type", "last_updated"),
     )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    type: str = Field(max_length=64)
-    id: str = Field(max_length=64)
-    version_id: int
-    last_updated: datetime
     deleted: bool = False
     content: str = Field(sa_column=sa.Column(VerbatimJSON(), nullable=False))
 
 
-class ResourceHistoryRow(SQLModel, table=True):
+class ResourceHistoryRow(VersionRow, table=True):
     """Every version ever written; a deletion is a version without content."""
 
     __tablename__ = "resource_history"
@@ -99,12 +104,6 @@ class ResourceHistoryRow(SQLModel, table=True):
         sa.Index("ix_history_type_updated", "tenant_id", "type", "last_updated"),
         sa.Index("ix_history_updated", "tenant_id", "last_updated"),
     )
-    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
-    tenant_id: str = Field(max_length=64)
-    type: str = Field(max_length=64)
-    id: str = Field(max_length=64)
-    version_id: int
-    last_updated: datetime
     method: str = Field(max_length=8)
     deleted: bool = False
     content: str | None = Field(default=None, sa_column=sa.Column(VerbatimJSON(), nullable=True))
