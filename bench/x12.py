@@ -118,7 +118,7 @@ def _task(name: str, path: str, claims: int) -> int:
     if name == "encode":
         sys.path.insert(0, str(ROOT))
         from payer_adapters.x12 import InMemoryControlNumbers, encode_837p, load_partner
-        from tests.x12.builders import many_claims_bundle
+        from tests.payer_adapters.x12.builders import many_claims_bundle
 
         bundle = many_claims_bundle(claims)
         start = time.perf_counter()

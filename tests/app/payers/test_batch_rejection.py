@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.payers.inbound import queue_collection
-from tests.x12.envelopes import interchange
+from tests.payer_adapters.x12.envelopes import interchange
 
 from tests.flows import adrain, claim_for, history, lifecycle, medicare_practice
 

@@ -10,7 +10,7 @@ from payer_adapters.x12 import InMemoryControlNumbers, load_partner
 
 EXAMPLES = Path("/work/shared/reference/x12-examples")
 if not EXAMPLES.exists():  # repository checkout next to ../shared
-    EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "x12-examples"
+    EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "x12-examples"
 
 NOW = datetime(2025, 1, 15, 10, 30)
 
