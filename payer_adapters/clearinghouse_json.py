@@ -1,7 +1,7 @@
-"""``clearinghouse-json``: the CHC v3 JSON APIs that Stedi and Optum share (reference §2.1–2.5).
+"""``clearinghouse-json``: the CHC v3 JSON APIs that Stedi and Optum share.
 
 * Claims: ``POST {base_url}/medicalnetwork/professionalclaims/v3/submission`` with the
-  professional-claims JSON mapped from our FHIR Claim (§2.3 table) and an ``Idempotency-Key``
+  professional-claims JSON mapped from our FHIR Claim (:func:`claim_json`) and an ``Idempotency-Key``
   header = our key. The body is a pure function of the package and the key (``controlNumber``
   is derived from the key), so a resend with the same key is byte-identical and the
   clearinghouse replays its first answer instead of creating a second claim (a changed body
@@ -10,14 +10,14 @@
   resends with the same key (replayed; ``Receipt.replayed`` from ``Idempotent-Replayed``).
   Stedi keeps keys 24 h: a resend after that window must go through a person.
 * Eligibility: ``POST {base_url}/medicalnetwork/eligibility/v3`` → CoverageEligibilityResponse
-  (§2.2 table: active ``1``/``6``, copay ``B``, coinsurance ``A``, deductible ``C``, visit
+  (benefit codes: active ``1``/``6``, copay ``B``, coinsurance ``A``, deductible ``C``, visit
   limits ``F`` with ``VS``; ``errors[]`` AAA codes → ``CoverageEligibilityResponse.error``).
 * Answers: ``GET {base_url}/medicalnetwork/reports/v2`` lists reports; each 277/835 is fetched
   from ``…/{fileName}/{277|835}`` (X12 text → content type ``x12``; JSON → ``json``, read by
   ``payer_adapters.chc_reports`` when posted) and acknowledged with
   ``POST …/{fileName}/acknowledge`` once stored.
 Auth: ``api_key`` (``Authorization: Key <key>``, Stedi) or OAuth2 client credentials
-(``auth: client_secret`` with ``token_url``, ``client_id``, ``client_secret``; Optum).
+(``auth: client_secret`` with ``token_url``, ``client_id``, ``client_secret``; Optum; ``oauth.py``).
 """
 from __future__ import annotations
 
@@ -28,20 +28,20 @@ from typing import Any
 import httpx
 
 from fhir_mappings import identifiers as ids
-from payer_adapters.base import (
-    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection, Receipt,
-    http_errors, json_body, operation_outcome, raise_for_http_status, register_adapter, utcnow,
+from fhir_mappings import vocabulary
+from payer_adapters.contract import (
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
 )
-from payer_adapters.fhir_payer import TokenSource
+from payer_adapters.errors import PayerRejection, http_errors, json_body, operation_outcome, raise_for_http_status
+from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.control import ControlNumbers
 
-LINE_CONTROL = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
-FILING = "https://therabridge.dev/fhir/CodeSystem/x12-claim-filing-indicator"
+CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1)
 TAXONOMY = "http://nucc.org/provider-taxonomy"
 SERVICE_TYPE = "https://x12.org/codes/service-type-codes"
 BENEFIT = "http://terminology.hl7.org/CodeSystem/benefit-type"
 #: Unambiguous Coverage.type codes (v3-ActCode) → claimFilingCode when no X12 filing coding exists;
-#: otherwise CI, as the 837P encoder does (x12/README.md, SBR09).
+#: otherwise CI, as the 837P encoder does for SBR09 (x12/README.md).
 ACT_CODE_FILING = {"WCBPOL": "WC", "AUTOPOL": "AM"}
 
 
@@ -71,7 +71,7 @@ def _person(r: dict[str, Any] | None) -> dict[str, str]:
 
 def _filing_code(coverage: dict[str, Any] | None) -> str:
     for c in ((coverage or {}).get("type") or {}).get("coding") or []:
-        if c.get("system") == FILING:
+        if c.get("system") == vocabulary.X12_CLAIM_FILING_INDICATOR:
             return str(c["code"])
     for c in ((coverage or {}).get("type") or {}).get("coding") or []:
         if c.get("code") in ACT_CODE_FILING:
@@ -80,7 +80,7 @@ def _filing_code(coverage: dict[str, Any] | None) -> str:
 
 
 def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The CHC v3 professional-claims body for one claim (reference §2.3)."""
+    """The CHC v3 professional-claims body for one claim."""
     claim = pkg.claim
     payer = pkg.find(claim.get("insurer"))
     payer_id = ids.payer_id(payer, claim.get("insurer")) or ""
@@ -118,7 +118,7 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
         line: dict[str, Any] = {
             "serviceDate": _d8(item.get("servicedDate") or (item.get("servicedPeriod") or {}).get("start")),
             "providerControlNumber": next((e.get("valueString") for e in item.get("extension") or []
-                                           if e.get("url") == LINE_CONTROL), str(item.get("sequence", ""))),
+                                           if e.get("url") == vocabulary.LINE_CONTROL_NUMBER), str(item.get("sequence", ""))),
             "professionalService": {
                 "procedureIdentifier": "HC", "procedureCode": code,
                 "procedureModifiers": [c.get("code") for m in item.get("modifier") or [] for c in m.get("coding") or []][:4],
@@ -166,7 +166,7 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
 
 
 def eligibility_json(pkg: EligibilityPackage, settings: dict[str, Any]) -> dict[str, Any]:
-    """The CHC v3 eligibility body (reference §2.2)."""
+    """The CHC v3 eligibility body."""
     req = pkg.request
     coverage = pkg.find(((req.get("insurance") or [{}])[0]).get("coverage"))
     patient = pkg.find(req.get("patient"))
@@ -186,7 +186,7 @@ def eligibility_json(pkg: EligibilityPackage, settings: dict[str, Any]) -> dict[
 
 
 def eligibility_to_fhir(body: dict[str, Any], pkg: EligibilityPackage) -> dict[str, Any]:
-    """CHC v3 eligibility answer → CoverageEligibilityResponse (reference §2.2 table)."""
+    """CHC v3 eligibility answer → CoverageEligibilityResponse (benefit codes as in the module docstring)."""
     req = pkg.request
     out: dict[str, Any] = {
         "resourceType": "CoverageEligibilityResponse", "status": "active",
@@ -265,7 +265,7 @@ class ClearinghouseJsonAdapter:
         self.http = http
         self.timeout = float(settings.get("timeout", 30))
         self.tokens = TokenSource(settings, http) if not settings.get("api_key") else None
-        self.capabilities = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1)
+        self.capabilities = capabilities(settings)
 
     async def _headers(self) -> dict[str, str]:
         if self.s.get("api_key"):
@@ -328,9 +328,11 @@ class ClearinghouseJsonAdapter:
         return None
 
 
+def capabilities(settings: dict[str, Any]) -> Capabilities:
+    """The same for every connection: real-time eligibility, one claim per call."""
+    return CAPABILITIES
+
+
 def factory(settings: dict[str, Any], *, http: httpx.AsyncClient,
             control_numbers: ControlNumbers) -> ClearinghouseJsonAdapter:
     return ClearinghouseJsonAdapter(settings, http)
-
-
-register_adapter("clearinghouse-json", factory)

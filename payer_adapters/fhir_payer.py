@@ -1,120 +1,38 @@
-"""``fhir-payer``: a payer's FHIR API in the Da Vinci PAS style (reference §1.1).
+"""``fhir-payer``: a payer's FHIR API in the Da Vinci PAS style.
 
 * Claims: ``POST {base_url}/Claim/$submit`` with a collection Bundle whose first entry is the
   Claim, followed by every resource it references, each once; ``Bundle.identifier`` is the
-  idempotency key (system ``https://therabridge.dev/fhir/sid/submission-key``), the "submitted
-  transaction identifier" the payer uses to spot a resend. The answer Bundle's first entry is
-  the ClaimResponse → ``Receipt.synchronous_response``. ``outcome == "queued"`` means pended:
-  the core calls :meth:`FhirPayerAdapter.inquire` later (``Claim/$inquire``). An
+  idempotency key (system ``vocabulary.SUBMISSION_KEY``), the "submitted transaction
+  identifier" the payer uses to spot a resend. The answer Bundle's first entry is the
+  ClaimResponse → ``Receipt.synchronous_response``. ``outcome == "queued"`` means pended: the
+  core calls :meth:`FhirPayerAdapter.inquire` later (``Claim/$inquire``). An
   ``outcome == "error"`` ClaimResponse is an answer, not an exception: the core records it like
   a 277CA rejection.
 * Read back: ``GET {base_url}/ClaimResponse?identifier=<key system>|<key>``.
 * Eligibility: ``POST {base_url}/CoverageEligibilityRequest/$submit`` (Bundle, request first) →
   CoverageEligibilityResponse within ``timeout``.
-* Auth (``auth``): ``none``; ``client_secret`` (OAuth2 client credentials, secret in the form
-  body); ``private_key_jwt`` (SMART Backend Services: a JWT signed with ``private_key`` —
-  a JWK dict or PEM — ``alg`` RS384/ES384, ``kid``; iss = sub = client_id, aud = token_url,
-  5-minute expiry, unique jti). Tokens are cached per process until ``token_margin`` seconds
-  before expiry; a 401 drops the cached token and retries once.
+* Auth: ``oauth.py`` (none, client secret, or SMART Backend Services ``private_key_jwt``); a 401
+  drops the cached token and retries once.
 HTTP 4xx → :class:`PayerRejection` with the payer's OperationOutcome; 5xx, timeouts and resets
-→ :class:`TransientPayerError` (PAS transport rules, §1.1).
+→ :class:`TransientPayerError` (the PAS transport rules; ``errors.py``).
 """
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from typing import Any
 
 import httpx
 
 from fhir_mappings import identifiers as ids
-from payer_adapters.base import (
-    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection, Receipt,
-    TransientPayerError, http_errors, json_body, operation_outcome, raise_for_http_status, register_adapter,
+from fhir_mappings import vocabulary
+from payer_adapters.contract import (
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt,
 )
+from payer_adapters.errors import PayerRejection, TransientPayerError, http_errors, json_body, raise_for_http_status
+from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.control import ControlNumbers
 
-SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
 FHIR_JSON = "application/fhir+json"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-_TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}  # (token_url, client_id, scope) -> (token, expiry)
-
-
-class TokenSource:
-    """OAuth2 client credentials with a per-process cache (safe to lose; refilled on demand)."""
-
-    def __init__(self, settings: dict[str, Any], http: httpx.AsyncClient) -> None:
-        self.mode = settings.get("auth", "none")
-        if self.mode not in ("none", "client_secret", "private_key_jwt"):
-            raise ValueError("fhir-payer 'auth' must be none, client_secret or private_key_jwt")
-        if self.mode != "none":
-            for k in ("token_url", "client_id"):
-                if not settings.get(k):
-                    raise ValueError(f"fhir-payer settings need {k!r} for auth {self.mode}")
-        if self.mode == "client_secret" and not settings.get("client_secret"):
-            raise ValueError("fhir-payer settings need 'client_secret'")
-        if self.mode == "private_key_jwt" and not settings.get("private_key"):
-            raise ValueError("fhir-payer settings need 'private_key'")
-        self.s = settings
-        self.http = http
-        self.margin = float(settings.get("token_margin", 60))
-        self._lock = asyncio.Lock()
-
-    @property
-    def _key(self) -> tuple[str, str, str]:
-        return (self.s.get("token_url", ""), self.s.get("client_id", ""), self.s.get("scope", ""))
-
-    def forget(self) -> None:
-        _TOKENS.pop(self._key, None)
-
-    async def header(self) -> dict[str, str]:
-        if self.mode == "none":
-            return {}
-        async with self._lock:
-            cached = _TOKENS.get(self._key)
-            if cached and cached[1] - self.margin > time.monotonic():
-                return {"Authorization": f"Bearer {cached[0]}"}
-            token, ttl = await self._fetch()
-            _TOKENS[self._key] = (token, time.monotonic() + ttl)
-            return {"Authorization": f"Bearer {token}"}
-
-    async def _fetch(self) -> tuple[str, float]:
-        form = {"grant_type": "client_credentials"}
-        if self.s.get("scope"):
-            form["scope"] = self.s["scope"]
-        if self.mode == "client_secret":
-            form.update(client_id=self.s["client_id"], client_secret=self.s["client_secret"])
-        else:
-            form.update(client_assertion_type=ASSERTION_TYPE, client_assertion=self._assertion())
-        async with http_errors("token request"):
-            resp = await self.http.post(self.s["token_url"], data=form, timeout=float(self.s.get("timeout", 30)))
-        if resp.status_code in (400, 401, 403):
-            # A refused client is a configuration problem: retrying will not help.
-            raise PayerRejection("payer refused our client credentials", operation_outcome([{
-                "code": "security", "diagnostics": f"token endpoint answered HTTP {resp.status_code}"}]),
-                status=resp.status_code)
-        raise_for_http_status(resp, "token request")
-        body = json_body(resp, "token request")
-        if not body.get("access_token"):
-            raise TransientPayerError("token request: no access_token in the answer")
-        return str(body["access_token"]), float(body.get("expires_in", 300))
-
-    def _assertion(self) -> str:
-        from joserfc import jwt
-        from joserfc.jwk import import_key
-        key_data = self.s["private_key"]
-        alg = self.s.get("algorithm", "RS384")
-        key = import_key(key_data, "EC" if alg.startswith("ES") else "RSA")
-        now = int(time.time())
-        header = {"alg": alg, "typ": "JWT"}
-        kid = self.s.get("key_id") or (key_data.get("kid") if isinstance(key_data, dict) else None)
-        if kid:
-            header["kid"] = kid
-        claims = {"iss": self.s["client_id"], "sub": self.s["client_id"], "aud": self.s["token_url"],
-                  "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
-        return jwt.encode(header, claims, key, algorithms=[alg])
+CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True)
 
 
 def _full_url(base: str, r: dict[str, Any]) -> str:
@@ -142,7 +60,7 @@ class FhirPayerAdapter:
         self.http = http
         self.timeout = float(settings.get("timeout", 30))
         self.tokens = TokenSource(settings, http)
-        self.capabilities = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True)
+        self.capabilities = capabilities(settings)
 
     async def _call(self, method: str, path: str, what: str, *, json: Any = None, params: Any = None,
                     timeout: float | None = None) -> httpx.Response:
@@ -171,7 +89,7 @@ class FhirPayerAdapter:
             entries.append({"fullUrl": _full_url(self.client_base, r), "resource": r})
         b: dict[str, Any] = {"resourceType": "Bundle", "type": "collection", "timestamp": timestamp, "entry": entries}
         if key:
-            b["identifier"] = {"system": SUBMISSION_KEY, "value": key}
+            b["identifier"] = {"system": vocabulary.SUBMISSION_KEY, "value": key}
         return b
 
     async def submit_claims(self, pkgs: list[ClaimPackage], *, idempotency_key: str) -> Receipt:
@@ -193,7 +111,7 @@ class FhirPayerAdapter:
 
     async def find_submission(self, idempotency_key: str) -> Receipt | None:
         resp = await self._call("GET", "/ClaimResponse", "ClaimResponse search",
-                                params={"identifier": f"{SUBMISSION_KEY}|{idempotency_key}"})
+                                params={"identifier": f"{vocabulary.SUBMISSION_KEY}|{idempotency_key}"})
         cr = _first_resource(json_body(resp, "ClaimResponse search"), "ClaimResponse")
         if cr is None:
             return None
@@ -233,8 +151,10 @@ class FhirPayerAdapter:
         return None
 
 
+def capabilities(settings: dict[str, Any]) -> Capabilities:
+    """The same for every connection: real-time eligibility, one claim per call, ``$inquire``."""
+    return CAPABILITIES
+
+
 def factory(settings: dict[str, Any], *, http: httpx.AsyncClient, control_numbers: ControlNumbers) -> FhirPayerAdapter:
     return FhirPayerAdapter(settings, http)
-
-
-register_adapter("fhir-payer", factory)

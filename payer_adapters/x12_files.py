@@ -12,15 +12,16 @@ claims (the codec writes one ST per billing NPI and payer id); the core names th
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from fhir_mappings import identifiers as ids
-from payer_adapters.base import (
-    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, PayerRejection,
-    Receipt, operation_outcome, register_adapter, safe_key, utcnow,
+from payer_adapters.contract import (
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
 )
+from payer_adapters.errors import PayerRejection, operation_outcome
 from payer_adapters.transports.filedrop import DirectoryDrop, FileDrop
 from payer_adapters.transports.sftp import SftpDrop
 from payer_adapters.x12 import EncodeError, TradingPartner, encode_270, encode_837p, load_partner
@@ -28,6 +29,17 @@ from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.segments import iter_segments
 
 _GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", "HS": "270"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def safe_key(key: str) -> str:
+    """An idempotency key usable in a file name: ``[A-Za-z0-9_-]`` only, ≤ 64 characters.
+
+    Keys are minted by the core (UUIDs or ULIDs), so this only guards against path tricks."""
+    cleaned = _UNSAFE.sub("-", key)[:64]
+    if not cleaned.strip("-"):
+        raise ValueError("idempotency key has no usable characters")
+    return cleaned
 
 
 def envelope_summary(data: bytes) -> dict[str, Any]:
@@ -74,6 +86,12 @@ def batch_size(settings: dict[str, Any]) -> int:
     return int(settings.get("batch_size", 500))
 
 
+def capabilities(settings: dict[str, Any]) -> Capabilities:
+    """Eligibility always queued (a 270 file; the 271 comes back through the mailbox) and claims
+    in batches of :func:`batch_size`."""
+    return Capabilities(realtime_eligibility=False, batch_claims=True, batch_size=batch_size(settings))
+
+
 def _partner(settings: dict[str, Any]) -> TradingPartner:
     partner = load_partner(settings.get("partner", "sandbox"))
     overrides = settings.get("partner_overrides")
@@ -96,8 +114,7 @@ class X12FileAdapter:
         self.outbox = settings.get("outbox", "outbox")
         self.archive_folder = settings.get("archive", "archive")
         self.processed = settings.get("processed", "processed")
-        self.capabilities = Capabilities(realtime_eligibility=False, batch_claims=True,
-                                         batch_size=batch_size(settings))
+        self.capabilities = capabilities(settings)
 
     # -- names --------------------------------------------------------------------------------
     def claim_file(self, key: str) -> str:
@@ -196,7 +213,3 @@ def directory_factory(settings: dict[str, Any], *, http: httpx.AsyncClient,
 def sftp_factory(settings: dict[str, Any], *, http: httpx.AsyncClient,
                  control_numbers: ControlNumbers) -> X12FileAdapter:
     return X12FileAdapter("x12-sftp", SftpDrop(settings), settings, control_numbers)
-
-
-register_adapter("x12-directory", directory_factory, batch_size=batch_size)
-register_adapter("x12-sftp", sftp_factory, batch_size=batch_size)

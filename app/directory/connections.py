@@ -21,7 +21,7 @@ from app.fhir.errors import FhirError
 from app.fhir.store import Store, Unit
 from app.settings import Settings
 from fhir_mappings import identifiers
-from payer_adapters.base import adapter_kinds, create_adapter
+from payer_adapters.registry import adapter_kinds, create_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
 
 

@@ -41,9 +41,9 @@ from app.directory import PayerLink
 from app.payers.models import CIRCUITS as C
 from app.payers.runtime import run_async, runtime
 from app.x12_control import DatabaseControlNumbers
-from payer_adapters.base import (
-    PayerAdapter, PayerDeadlineExceeded, PayerRejection, TransientPayerError, create_adapter, deadline,
-)
+from payer_adapters.contract import PayerAdapter
+from payer_adapters.errors import PayerDeadlineExceeded, PayerRejection, TransientPayerError, deadline
+from payer_adapters.registry import create_adapter
 
 log = logging.getLogger("therabridge.payers")
 R = TypeVar("R")

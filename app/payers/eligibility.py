@@ -19,7 +19,9 @@ from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable
 from app.payers.calls import call_payer, call_payer_async
 from app.payers.runtime import default_http, runtime
 from fhir_mappings import identifiers
-from payer_adapters.base import EligibilityPackage, EligibilityResult, PayerRejection, create_adapter
+from payer_adapters.contract import EligibilityPackage, EligibilityResult
+from payer_adapters.errors import PayerRejection
+from payer_adapters.registry import create_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
 
 KIND = "check-eligibility"

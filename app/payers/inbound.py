@@ -38,8 +38,9 @@ from app.payers.models import INBOUND as M
 from app.payers.outcomes import biller_task
 from app.payers.calls import call_payer
 from app.payers.runtime import runtime
-from payer_adapters.base import InboundMessage, PayerRejection
 from payer_adapters.chc_reports import ReportError, decode_report
+from payer_adapters.contract import InboundMessage
+from payer_adapters.errors import PayerRejection
 from payer_adapters.x12 import DecodeResult, X12Error, decode
 
 log = logging.getLogger("therabridge.payers")

@@ -13,7 +13,7 @@ from app.jobs import J, enqueue
 from app.payers import posting
 from app.payers.calls import call_payer
 from app.payers.packages import claim_package
-from payer_adapters.base import PayerRejection
+from payer_adapters.errors import PayerRejection
 
 log = logging.getLogger("therabridge.payers")
 

@@ -10,7 +10,7 @@ from app.fhir.queries import references_under
 from app.fhir.extract import reference_target
 from app.fhir.store import Reader
 from fhir_mappings.identifiers import patient_control_number
-from payer_adapters.base import ClaimPackage, EligibilityPackage
+from payer_adapters.contract import ClaimPackage, EligibilityPackage
 
 # Elements whose references an adapter needs resolved (two levels: PractitionerRole → Practitioner;
 # policyHolder: a workers' comp employer goes in the 837P's 2010BA).

@@ -17,7 +17,7 @@ from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
 from app.payers import eligibility, submission, unapplied
 from app.payers.calls import CircuitOpen
-from payer_adapters.base import PayerRejection, TransientPayerError
+from payer_adapters.errors import PayerRejection, TransientPayerError
 
 router = APIRouter(prefix="/fhir", tags=["Payers"])
 

@@ -40,9 +40,9 @@ from app.payers.outcomes import biller_task, issues_text, put, rejection_respons
 from app.payers.packages import claim_packages
 from fhir_mappings.identifiers import patient_control_number
 from fhir_mappings.vocabulary import CLAIM_SUBMISSION, PATIENT_CONTROL_NUMBER, SUBMISSION_KEY
-from payer_adapters.base import (
-    ClaimPackage, PayerAdapter, PayerRejection, Receipt, TransientPayerError, claim_batch_size,
-)
+from payer_adapters.contract import ClaimPackage, PayerAdapter, Receipt
+from payer_adapters.errors import PayerRejection, TransientPayerError
+from payer_adapters.registry import claim_batch_size
 from payer_adapters.x12 import batch_trace
 
 log = logging.getLogger("therabridge.payers")

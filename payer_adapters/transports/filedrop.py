@@ -11,7 +11,7 @@ Rules every FileDrop keeps:
 * Hidden names (starting with ``.``) are never listed.
 * Blocking file-system work runs in threads the event loop never waits for, so a call cut off
   at its deadline (a hung network mount) returns at once; see :func:`in_own_thread`.
-* Every OS/SFTP failure becomes :class:`~payer_adapters.base.TransientPayerError` (mapped here,
+* Every OS/SFTP failure becomes :class:`~payer_adapters.errors.TransientPayerError` (mapped here,
   once), with the operation and folder in the message, never file contents.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
-from payer_adapters.base import TransientPayerError
+from payer_adapters.errors import TransientPayerError
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncssh
 
-from payer_adapters.base import TransientPayerError
+from payer_adapters.errors import TransientPayerError
 from payer_adapters.transports.filedrop import check_name
 
 _FAILURES = (asyncssh.Error, OSError, EOFError)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import fhir_mappings
-from payer_adapters.base import ClaimPackage, EligibilityPackage
+from payer_adapters.contract import ClaimPackage, EligibilityPackage
 from payer_adapters.sandbox import create_sandbox_app, load_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from payer_adapters.base import create_adapter
+from payer_adapters.registry import create_adapter
 from payer_adapters.sandbox import Engine, Mailbox, load_config
 from payer_adapters.x12 import InMemoryControlNumbers, decode, validate
 

@@ -6,7 +6,8 @@ import json
 import pytest
 from fhir.resources.R4B.coverageeligibilityresponse import CoverageEligibilityResponse
 
-from payer_adapters.base import PayerRejection, create_adapter
+from payer_adapters.errors import PayerRejection
+from payer_adapters.registry import create_adapter
 from payer_adapters.chc_reports import decode_report, report_kind
 from payer_adapters.clearinghouse_json import claim_json
 from payer_adapters.x12 import InMemoryControlNumbers, validate

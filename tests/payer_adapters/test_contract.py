@@ -6,10 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from payer_adapters.base import (
-    PayerAdapter, PayerRejection, TransientPayerError, adapter_kinds, create_adapter, register_adapter, safe_key,
-)
+from payer_adapters.contract import PayerAdapter
+from payer_adapters.errors import PayerRejection, TransientPayerError
+from payer_adapters.registry import adapter_kinds, capabilities, claim_batch_size, create_adapter, register_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
+from payer_adapters.x12_files import safe_key
 
 from .conftest import claim_package, eligibility_package
 
@@ -23,6 +24,22 @@ def _adapter(handler, kind: str = "fhir-payer", **settings):
 
 def test_builtin_kinds_are_registered():
     assert {"x12-directory", "x12-sftp", "fhir-payer", "clearinghouse-json"} <= set(adapter_kinds())
+
+
+def test_registry_knows_what_each_kind_can_do_before_an_adapter_is_built(tmp_path):
+    """The registry's capabilities and batch size are those of the adapter it builds."""
+    settings = {"x12-directory": {"root": str(tmp_path), "batch_size": 7},
+                "x12-sftp": {"host": "h", "username": "u", "host_key": "ssh-ed25519 AAAA", "batch_size": 3},
+                "fhir-payer": {"base_url": "http://payer/fhir"},
+                "clearinghouse-json": {"base_url": "http://chc", "api_key": "k"}}
+    for kind, s in settings.items():
+        adapter = create_adapter(kind, s, http=httpx.AsyncClient(), control_numbers=InMemoryControlNumbers())
+        assert capabilities(kind, s) == adapter.capabilities, kind
+        assert claim_batch_size(kind, s) == adapter.capabilities.batch_size, kind
+    assert claim_batch_size("x12-directory", {"root": str(tmp_path)}) == 500
+    assert claim_batch_size("carrier-pigeon", {}) == 1
+    with pytest.raises(KeyError, match="carrier-pigeon"):
+        capabilities("carrier-pigeon", {})
 
 
 def test_unknown_kind_and_bad_settings_are_refused():

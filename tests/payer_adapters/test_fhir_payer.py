@@ -7,8 +7,9 @@ from fhir.resources.R4B.claimresponse import ClaimResponse
 from fhir.resources.R4B.coverageeligibilityresponse import CoverageEligibilityResponse
 from joserfc.jwk import RSAKey
 
-from payer_adapters import fhir_payer
-from payer_adapters.base import PayerRejection, create_adapter
+from payer_adapters import oauth
+from payer_adapters.errors import PayerRejection
+from payer_adapters.registry import create_adapter
 from payer_adapters.x12 import InMemoryControlNumbers
 
 from .conftest import claim_package, eligibility_package
@@ -19,9 +20,9 @@ SECRET = {"base_url": "http://sandbox/fhir", "auth": "client_secret", "token_url
 
 @pytest.fixture(autouse=True)
 def _fresh_token_cache():
-    fhir_payer._TOKENS.clear()
+    oauth.clear_cache()
     yield
-    fhir_payer._TOKENS.clear()
+    oauth.clear_cache()
 
 
 def make(http, **settings):
@@ -83,7 +84,7 @@ async def test_private_key_jwt(http, sandbox_app):
     receipt = await a.submit_claims([claim_package("enc-brooks-1")], idempotency_key="jwt-1")
     assert receipt.synchronous_response["outcome"] == "complete"
     other = RSAKey.generate_key(2048, parameters={"kid": "tb-1"})
-    fhir_payer._TOKENS.clear()
+    oauth.clear_cache()
     bad = make(http, auth="private_key_jwt", client_id="tb-backend", private_key=other.as_dict(private=True))
     with pytest.raises(PayerRejection):
         await bad.submit_claims([claim_package("enc-alvarez-1")], idempotency_key="jwt-2")

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from payer_adapters import fhir_payer
-from payer_adapters.base import create_adapter
+from payer_adapters import oauth
+from payer_adapters.registry import create_adapter
 from payer_adapters.clearinghouse_json import claim_json, eligibility_json
 from payer_adapters.sandbox import Engine, Mailbox, load_config
 from payer_adapters.x12 import InMemoryControlNumbers, decode
@@ -98,9 +98,9 @@ def test_clearinghouse_json_reads_a_carin_payer_and_member():
 
 @pytest.fixture
 def fhir(http):
-    fhir_payer._TOKENS.clear()
+    oauth.clear_cache()
     yield create_adapter("fhir-payer", FHIR, http=http, control_numbers=InMemoryControlNumbers())
-    fhir_payer._TOKENS.clear()
+    oauth.clear_cache()
 
 
 async def test_fhir_payer_external_claim_is_adjudicated_and_inquired_by_its_own_number(fhir, ledger):

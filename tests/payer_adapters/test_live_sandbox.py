@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from payer_adapters.base import PayerRejection, TransientPayerError, create_adapter
+from payer_adapters.errors import PayerRejection, TransientPayerError
+from payer_adapters.registry import create_adapter
 from payer_adapters.sandbox.sshd import free_port
 from payer_adapters.x12 import InMemoryControlNumbers, decode
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from payer_adapters.base import PayerRejection, create_adapter
+from payer_adapters.errors import PayerRejection
+from payer_adapters.registry import create_adapter
 from payer_adapters.sandbox import Engine, Mailbox, load_config
 from payer_adapters.x12 import InMemoryControlNumbers, decode, validate
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from app.payers.models import SUBMISSIONS as S
-from payer_adapters.base import PayerRejection, operation_outcome, register_adapter
+from payer_adapters.errors import PayerRejection, operation_outcome
+from payer_adapters.registry import register_adapter
 from payer_adapters.transports.filedrop import DirectoryDrop
 from payer_adapters.x12_files import X12FileAdapter, batch_size, envelope_summary
 

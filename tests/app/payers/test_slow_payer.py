@@ -20,7 +20,7 @@ from app.jobs import J, Worker
 from app.payers import runtime as payer_runtime
 from app.payers.models import CIRCUITS
 from fhir_mappings.vocabulary import ELIGIBILITY_TRACE
-from payer_adapters.base import safe_key
+from payer_adapters.x12_files import safe_key
 
 from tests.flows import adrain, claim_for, connect, jobs, lifecycle, load_practice, make_due
 from tests.app.payers.trickle import TricklingPeer
