@@ -24,9 +24,12 @@ from fhir_mappings import identifiers
 from fhir_mappings.identifiers import patient_control_number
 from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable_id
 from payer_adapters.x12.decode import DecodeResult
-from payer_adapters.x12.decode_277ca import Ack277, LevelAck, level_identity, level_rejection_to_fhir
+from payer_adapters.x12.decode_277ca import Ack277, LevelAck
 from payer_adapters.x12.decode_835 import ClaimPayment
-from payer_adapters.x12.decode_999 import set_to_outcome
+from payer_adapters.x12.fhir_271 import eligibility_to_fhir
+from payer_adapters.x12.fhir_277ca import ack277_to_fhir, level_identity, level_rejection_to_fhir
+from payer_adapters.x12.fhir_835 import remittance_to_fhir
+from payer_adapters.x12.fhir_999 import set_to_outcome
 
 def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
     """The submitted claim with this patient control number (the newest when corrected): the
@@ -72,7 +75,7 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
     for ack in result.claim_acknowledgments:
         claims = {c.patient_control_number: claim_by_pcn(unit, c.patient_control_number) for c in ack.claims}
         known = {k: v for k, v in claims.items() if v}
-        for entry, c in zip(ack.to_fhir(known), ack.claims):
+        for entry, c in zip(ack277_to_fhir(ack, known), ack.claims):
             claim = known.get(c.patient_control_number)
             response = entry["resource"]
             put(unit, response)
@@ -142,7 +145,7 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
     for rem in result.remittances:
         claims = {cp.patient_control_number: claim_by_pcn(unit, cp.patient_control_number) for cp in rem.claims}
         known = {k: v for k, v in claims.items() if v}
-        entries = rem.to_fhir(known)
+        entries = remittance_to_fhir(rem, known)
         recon = next((e["resource"] for e in entries if e["resource"]["resourceType"] == "PaymentReconciliation"), None)
         if recon is not None:
             existing = unit.current("PaymentReconciliation", recon["id"])
@@ -174,7 +177,7 @@ def post_271(unit: Unit, result: DecodeResult) -> int:
     """271: a CoverageEligibilityResponse linked to the request with the same trace number."""
     n = 0
     for elig in result.eligibility:
-        for e in elig.to_fhir():
+        for e in eligibility_to_fhir(elig):
             resource = e["resource"]
             if resource["resourceType"] != "CoverageEligibilityResponse":
                 continue

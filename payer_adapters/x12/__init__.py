@@ -8,7 +8,9 @@ Outbound::
 Inbound::
 
     decode(data) -> DecodeResult          # auto-detected 835 / 999 / 277CA / 271 (and 837P typed only)
-    result.to_fhir(claims=None) -> dict   # collection Bundle
+    result.to_fhir(claims=None) -> dict   # collection Bundle (one mapper per transaction, below)
+    remittance_to_fhir(rem, claims)       # 835 → ExplanationOfBenefits + PaymentReconciliation
+    ack999_to_fhir(ack) / ack277_to_fhir(ack, claims) / eligibility_to_fhir(elig)
     iter_835_claims(stream)               # streaming typed 835 claims for large files
     iter_835_fhir(stream, claims=None)    # streaming Bundle entries (EOBs, then PaymentReconciliation)
     validate(data) -> list[X12Error]      # structural checks + pyx12 where it has a map
@@ -34,7 +36,10 @@ from payer_adapters.x12.errors import (
     X12Error,
     X12SyntaxError,
 )
-from payer_adapters.x12.fhir_835 import match_lines
+from payer_adapters.x12.fhir_271 import eligibility_to_fhir
+from payer_adapters.x12.fhir_277ca import ack277_to_fhir, level_identity, level_rejection_to_fhir
+from payer_adapters.x12.fhir_835 import match_lines, remittance_to_fhir
+from payer_adapters.x12.fhir_999 import ack999_to_fhir, set_to_outcome
 from payer_adapters.x12.fhir_out import operation_outcome
 from payer_adapters.x12.partners import TradingPartner, load_partner
 from payer_adapters.x12.validate import pyx12_errors, validate
@@ -43,6 +48,8 @@ __all__ = [
     "batch_trace", "encode_837p", "encode_270", "decode", "iter_835_claims", "iter_835_fhir", "validate", "pyx12_errors",
     "DecodeResult", "Remittance", "ClaimPayment", "ServicePayment", "Ack999", "SetAck", "Ack277", "ClaimAck",
     "LevelAck", "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
+    "remittance_to_fhir", "ack999_to_fhir", "ack277_to_fhir", "eligibility_to_fhir", "set_to_outcome",
+    "level_rejection_to_fhir", "level_identity",
     "TradingPartner", "load_partner", "ControlNumbers", "InMemoryControlNumbers",
     "X12Error", "X12SyntaxError", "EnvelopeError", "UnsupportedTransaction", "StructureError",
     "DataElementError", "BalanceError", "EncodeError",

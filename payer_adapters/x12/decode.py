@@ -1,9 +1,12 @@
-"""Inbound entry points: detect the transaction from ISA/GS/ST and decode it.
+"""Inbound entry points: detect the transaction from ISA/GS/ST, decode it, map it to FHIR.
 
 ``decode(data)`` reads every interchange in the file, checks envelopes and structure, and returns
 a :class:`DecodeResult` only if the whole file is usable (no partial results); otherwise it raises
 an :class:`X12Error` naming the segment position and loop. ``iter_835_claims`` streams claims of a
 large 835 without keeping them.
+
+This module joins the two halves of the codec's inbound side: the decoders (``decode_*.py``,
+records that know nothing of FHIR) and the mappers (``fhir_*.py``, one per transaction).
 """
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ from payer_adapters.x12.decode_837p import ClaimSubmission, Decoder837P, Submiss
 from payer_adapters.x12.decode_999 import Ack999, Decoder999
 from payer_adapters.x12.envelope import SetHeader, SetHandler, walk
 from payer_adapters.x12.errors import BalanceError, UnsupportedTransaction
+from payer_adapters.x12.fhir_271 import eligibility_to_fhir
+from payer_adapters.x12.fhir_277ca import ack277_to_fhir
+from payer_adapters.x12.fhir_835 import claim_to_eob, remittance_key, remittance_to_fhir
+from payer_adapters.x12.fhir_999 import ack999_to_fhir
+from payer_adapters.x12.fhir_out import entry
 from payer_adapters.x12.segments import Source
 
 #: (ST01, implementation guide version) → decoder. The version is ST03, else GS08.
@@ -32,9 +40,21 @@ DECODERS: dict[tuple[str, str], Callable[[SetHeader], SetHandler]] = {
 }
 
 Decoded = Remittance | Ack999 | Ack277 | Eligibility | Submission837
+Claims = dict[str, dict[str, Any]]
+
+#: Record type → its FHIR mapper (Bundle entries). An 837P is our own outbound transaction:
+#: nothing in it for a biller to act on, so it maps to nothing.
+MAPPERS: dict[type, Callable[[Any, Claims | None], list[dict[str, Any]]]] = {
+    Remittance: remittance_to_fhir,
+    Ack999: ack999_to_fhir,
+    Ack277: ack277_to_fhir,
+    Eligibility: eligibility_to_fhir,
+    Submission837: lambda submission, claims: [],
+}
 
 
-def _factory(header: SetHeader, index: int) -> SetHandler:
+def decoder_for(header: SetHeader, index: int) -> SetHandler:
+    """The decoder for a transaction set (ST01 and version), or :class:`UnsupportedTransaction`."""
     decoder = DECODERS.get((header.transaction, header.version))
     if decoder is None:
         readable = ", ".join(f"{t} {v}" for t, v in sorted(DECODERS))
@@ -87,20 +107,20 @@ class DecodeResult:
         """Problems that do not make the file unusable (835 imbalances)."""
         return [e for r in self.remittances for e in r.balance_errors]
 
-    def to_fhir(self, claims: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    def to_fhir(self, claims: Claims | None = None) -> dict[str, Any]:
         """A collection Bundle. ``claims`` (patient control number → Claim) lets EOBs and
         ClaimResponses reference the real Claim and match lines by REF*6R."""
         entries: list[dict[str, Any]] = []
         with _gc_paused():
             for t in self.transactions:
-                entries.extend(t.to_fhir(claims))
+                entries.extend(MAPPERS[type(t)](t, claims))
         return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
 def decode(data: Source) -> DecodeResult:
     """Decode a whole file (bytes, text, path or binary file object)."""
     with _gc_paused():
-        return DecodeResult(list(walk(data, _factory)))
+        return DecodeResult(list(walk(data, decoder_for)))
 
 
 def iter_835_claims(stream: Source) -> Iterator[ClaimPayment | Remittance]:
@@ -124,13 +144,10 @@ def iter_835_claims(stream: Source) -> Iterator[ClaimPayment | Remittance]:
         yield item
 
 
-def iter_835_fhir(stream: Source, claims: dict[str, dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
+def iter_835_fhir(stream: Source, claims: Claims | None = None) -> Iterator[dict[str, Any]]:
     """Stream an 835 as FHIR: one Bundle entry (ExplanationOfBenefit) per claim as it completes,
     then the PaymentReconciliation (and an OperationOutcome when it does not balance) per SE.
     Same staging caveat as :func:`iter_835_claims`."""
-    from payer_adapters.x12.fhir_835 import claim_to_eob, remittance_key, remittance_to_fhir
-    from payer_adapters.x12.fhir_out import entry
-
     claims = claims or {}
     decoders: list[Decoder835] = []
 
@@ -155,4 +172,5 @@ def iter_835_fhir(stream: Source, claims: dict[str, dict[str, Any]] | None = Non
             n = 0
 
 
-__all__ = ["decode", "iter_835_claims", "iter_835_fhir", "DecodeResult", "DECODERS", "ClaimSubmission"]
+__all__ = ["decode", "decoder_for", "iter_835_claims", "iter_835_fhir", "DecodeResult", "DECODERS", "MAPPERS",
+           "ClaimSubmission"]

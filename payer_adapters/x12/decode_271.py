@@ -1,4 +1,4 @@
-"""271 005010X279A1 → eligibility records → CoverageEligibilityResponse (+ OperationOutcome for AAA).
+"""271 005010X279A1 → eligibility records and per-service-type summaries (``fhir_271`` maps them).
 
 Loop tree::
 
@@ -15,17 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-from payer_adapters.x12 import codes as C
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
-from payer_adapters.x12.fhir_out import concept, entry, operation_outcome, reference_by_identifier
-from payer_adapters.x12.resources import NPI, PAYER_ID, TRACE
 from payer_adapters.x12.values import amount, d8, el
-
-BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
-OUR_BENEFIT_TYPE = "https://therabridge.dev/fhir/CodeSystem/benefit-type"
 
 
 @dataclass(slots=True)
@@ -146,23 +139,6 @@ class Eligibility:
                 elif value is not None and (not base_only or getattr(merged, name) is None):
                     setattr(merged, name, value)
         return merged
-
-    @property
-    def identity(self) -> tuple[str, ...]:
-        """What identifies this answer across deliveries: the payer (2100A), the 271's BHT03 and
-        creation date, our trace (TRN02) and the member — never envelope control numbers."""
-        return ("271", self.payer_id, self.reference, self.created, self.trace_number or "", self.member_id or "",
-                "dependent" if self.dependent else "subscriber")
-
-    def to_fhir(self, claims: Any = None) -> list[dict[str, Any]]:
-        key = self.identity
-        entries = [entry(eligibility_to_fhir(self), *key)]
-        if self.rejects:
-            errs = [StructureError(f"AAA {r.reason}: {C.table('eligibility')['aaa_reasons'].get(r.reason, 'rejected')}"
-                        f" (follow-up {r.follow_up or '-'})", segment_id="AAA", loop_id=r.loop_id,
-                        code=r.reason) for r in self.rejects]
-            entries.append(entry(operation_outcome(errs), *key, "aaa"))
-        return entries
 
 
 def _apply(s: ServiceSummary, b: Benefit) -> None:
@@ -285,92 +261,3 @@ class Decoder271:
 
     def finish(self) -> Eligibility:
         return self.elig
-
-
-def _money(v: Decimal) -> dict[str, Any]:
-    return {"value": float(v), "currency": "USD"}
-
-
-def _benefits(s: ServiceSummary) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    def add(system: str, code: str, display: str, **value: Any) -> None:
-        out.append({"type": concept(system, code, display), **value})
-
-    if s.copay is not None:
-        add(BENEFIT_TYPE, "copay", "Copayment per service", allowedMoney=_money(s.copay))
-    if s.coinsurance_percent is not None:
-        pct = s.coinsurance_percent
-        value = {"allowedUnsignedInt": int(pct)} if pct == int(pct) else {"allowedString": f"{pct}%"}
-        add(BENEFIT_TYPE, "copay-percent", "Coinsurance percent", **value)
-    if s.deductible_total is not None:
-        extra = {"usedMoney": _money(s.deductible_total - s.deductible_remaining)} \
-            if s.deductible_remaining is not None else {}
-        add(BENEFIT_TYPE, "deductible", "Deductible", allowedMoney=_money(s.deductible_total), **extra)
-    if s.deductible_remaining is not None:
-        add(OUR_BENEFIT_TYPE, "deductible-remaining", "Deductible remaining",
-            allowedMoney=_money(s.deductible_remaining))
-    if s.out_of_pocket_total is not None:
-        add(OUR_BENEFIT_TYPE, "out-of-pocket", "Out-of-pocket maximum", allowedMoney=_money(s.out_of_pocket_total))
-    if s.out_of_pocket_remaining is not None:
-        add(OUR_BENEFIT_TYPE, "out-of-pocket-remaining", "Out-of-pocket remaining",
-            allowedMoney=_money(s.out_of_pocket_remaining))
-    if s.visits_total is not None:
-        extra = {"usedUnsignedInt": int(s.visits_used)} if s.visits_used is not None else {}
-        add(BENEFIT_TYPE, "visit", "Visits" + (f" per {C.table('eligibility')['time_period'].get(s.visits_period or '', 'period')}"),
-            allowedUnsignedInt=int(s.visits_total), **extra)
-    if s.visits_remaining is not None:
-        add(OUR_BENEFIT_TYPE, "visit-remaining", "Visits remaining", allowedUnsignedInt=int(s.visits_remaining))
-    return out
-
-
-def eligibility_to_fhir(e: Eligibility) -> dict[str, Any]:
-    g = e.header.group
-    day = e.created[:8] if len(e.created) >= 8 and e.created[:8].isdigit() else g.date
-    created = f"{day[:4]}-{day[4:6]}-{day[6:8]}"  # BHT04, so a re-sent 271 reads the same
-    items = []
-    for s in e.summaries():
-        item: dict[str, Any] = {
-            "category": concept(C.SERVICE_TYPE_SYSTEM, s.service_type, C.describe("service_types", s.service_type)),
-        }
-        if s.in_network is not None:
-            item["network"] = concept("http://terminology.hl7.org/CodeSystem/benefit-network",
-                                      "in" if s.in_network else "out")
-        if s.auth_required is not None:
-            item["authorizationRequired"] = s.auth_required
-        if s.active is not None:  # EB01 1–5 covered, 6–8 not: "covered" differs from "not mentioned"
-            item["excluded"] = not s.active
-        if s.messages:
-            item["description"] = " ".join(s.messages)
-        benefits = _benefits(s)
-        if benefits:
-            item["benefit"] = benefits
-        items.append(item)  # one per service type the 271 names, even when it only confirms coverage
-    res: dict[str, Any] = {
-        "resourceType": "CoverageEligibilityResponse",
-        "status": "active",
-        "purpose": ["benefits", "validation"],
-        "patient": reference_by_identifier("Patient", C.MEMBER_ID, e.member_id),
-        "created": created,
-        "request": {"type": "CoverageEligibilityRequest",
-                    **({"identifier": {"system": TRACE, "value": e.trace_number}} if e.trace_number else {})},
-        "requestor": reference_by_identifier("Organization", NPI, e.provider_npi),
-        "outcome": "error" if e.rejects and not e.benefits else "complete",
-        "insurer": reference_by_identifier("Organization", PAYER_ID, e.payer_id, e.payer_name or None),
-    }
-    if e.active is not None or items:
-        ins: dict[str, Any] = {"coverage": reference_by_identifier("Coverage", C.MEMBER_ID, e.member_id,
-                                                                   e.plan)}
-        if e.active is not None:
-            ins["inforce"] = e.active
-        if "346" in e.plan_dates or "356" in e.plan_dates:
-            ins["benefitPeriod"] = {"start": e.plan_dates.get("346") or e.plan_dates.get("356")}
-        if items:
-            ins["item"] = items
-        res["insurance"] = [ins]
-    if e.rejects:
-        res["error"] = [{"code": concept("https://x12.org/codes/aaa-reject-reason", r.reason,
-                                         C.table("eligibility")["aaa_reasons"].get(r.reason))} for r in e.rejects]
-    if e.rejects:
-        res["disposition"] = "Request rejected: " + ", ".join(r.reason for r in e.rejects)
-    return res

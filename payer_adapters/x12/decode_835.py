@@ -1,4 +1,4 @@
-"""835 005010X221A1 → typed remittance records → ExplanationOfBenefit + PaymentReconciliation.
+"""835 005010X221A1 → typed remittance records (``fhir_835`` maps them to FHIR).
 
 Loop tree read here::
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import BalanceError, DataElementError, StructureError
@@ -129,11 +128,6 @@ class Remittance:
     def payment_identity(self) -> tuple[str, str]:
         """(TRN02 trace number, payer id): the same pair means the same payment delivered again."""
         return self.trace_number, self.payer_id or self.trace_originator
-
-    def to_fhir(self, claims: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        from payer_adapters.x12.fhir_835 import remittance_to_fhir
-
-        return remittance_to_fhir(self, claims)
 
 
 _LOOP_ALLOWED: dict[str, frozenset[str]] = {

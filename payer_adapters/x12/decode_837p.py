@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
@@ -49,9 +48,6 @@ class ClaimSubmission:
 class Submission837:
     header: SetHeader
     claims: list[ClaimSubmission] = field(default_factory=list)
-
-    def to_fhir(self, claims: Any = None) -> list[dict[str, Any]]:
-        return []  # outbound transaction: nothing for a biller to act on
 
 
 class Decoder837P:

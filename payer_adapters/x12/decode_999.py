@@ -1,4 +1,4 @@
-"""999 005010X231A1 → per-transaction-set acknowledgments → OperationOutcome per acknowledged set.
+"""999 005010X231A1 → per-transaction-set acknowledgment records (``fhir_999`` maps them to FHIR).
 
 Loop tree::
 
@@ -14,17 +14,10 @@ Loop tree::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from payer_adapters.x12 import codes as C
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
-from payer_adapters.x12.fhir_out import entry
-from payer_adapters.x12.resources import PCN
 from payer_adapters.x12.values import el
-
-ACK_SET_EXT = "https://therabridge.dev/fhir/StructureDefinition/x12-acknowledged-set"
-PCN_EXT = "https://therabridge.dev/fhir/StructureDefinition/x12-patient-control-number"
 
 
 @dataclass(slots=True)
@@ -84,22 +77,6 @@ class Ack999:
     group_status: str = ""  # AK901
     counts: tuple[int, int, int] = (0, 0, 0)  # AK902-AK904: included, received, accepted
 
-    def to_fhir(self, claims: Any = None) -> list[dict[str, Any]]:
-        return [entry(set_to_outcome(self, s), *set_ack_identity(self, s)) for s in self.sets]
-
-
-def set_ack_identity(ack: Ack999, s: SetAck) -> tuple[str, ...]:
-    """What identifies the acknowledgment of one of our sets across deliveries: who sent the 999
-    (ISA05/06, GS02), the group and set it acknowledges (AK1, AK2) and what it says (IK3/IK4/IK5),
-    never the 999's own envelope control numbers."""
-    isa = ack.header.interchange
-    notes = [f"{n.segment_id}:{n.position}:{n.loop_id}:{n.code}:{','.join(n.context)}:"
-             + ",".join(f"{e.position}.{e.component}:{e.element_reference}:{e.code}" for e in n.elements)
-             for n in s.segments]
-    return ("999", isa.sender_qualifier, isa.sender_id, ack.header.group.sender, ack.group_functional_id,
-            ack.group_control_number, ack.group_version, s.transaction, s.control_number, s.version, s.status,
-            ",".join(s.set_errors), *notes)
-
 
 class Decoder999:
     def __init__(self, header: SetHeader) -> None:
@@ -150,44 +127,6 @@ class Decoder999:
         if self.loop != "AK9":
             raise StructureError("999 ends without AK9", segment_id="AK9", loop_id="HEADER", code="3")
         return self.ack
-
-
-def set_to_outcome(ack: Ack999, s: SetAck) -> dict[str, Any]:
-    acks = C.table("ack_codes")
-    status_text = acks["ack"].get(s.status, s.status)
-    issues: list[dict[str, Any]] = [{
-        "severity": "information" if s.status == "A" else ("warning" if s.status == "E" else "error"),
-        "code": "informational" if s.status in ("A", "E") else "processing",
-        "details": {"coding": [{"system": "https://x12.org/codes/ik5-ack", "code": s.status, "display": status_text}],
-                    "text": f"{s.transaction} set {s.control_number} in group {ack.group_control_number}: {status_text}"},
-    }]
-    for code in s.set_errors:
-        issues.append({"severity": "error", "code": "structure",
-                       "details": {"coding": [{"system": "https://x12.org/codes/ik5-error", "code": code}],
-                                   "text": acks["set_errors"].get(code, code)}})
-    severity = "warning" if s.status == "E" else "error"
-    for n in s.segments:
-        base_text = acks["segment_errors"].get(n.code, n.code)
-        pcn = n.patient_control_number
-        ext = [{"url": PCN_EXT, "valueIdentifier": {"system": PCN, "value": pcn}}] if pcn else []
-        where = f"{n.loop_id or '?'}/{n.segment_id}[{n.position}]"
-        if not n.elements:
-            issues.append({"severity": severity, "code": "structure", **({"extension": ext} if ext else {}),
-                           "details": {"coding": [{"system": "https://x12.org/codes/ik3-error", "code": n.code}],
-                                       "text": f"{n.segment_id} at position {n.position} in loop {n.loop_id or '?'}: {base_text}"},
-                           "expression": [where]})
-        for e in n.elements:
-            ele = f"{n.segment_id}{e.position:02d}" + (f"-{e.component}" if e.component else "")
-            text = acks["element_errors"].get(e.code, e.code)
-            issues.append({"severity": severity, "code": "value", **({"extension": ext} if ext else {}),
-                           "details": {"coding": [{"system": "https://x12.org/codes/ik4-error", "code": e.code}],
-                                       "text": f"{ele} (element {e.element_reference}) at position {n.position} "
-                                               f"in loop {n.loop_id or '?'}: {text}"},
-                           "expression": [f"{where}/{ele}"]})
-    return {"resourceType": "OperationOutcome",
-            "extension": [{"url": ACK_SET_EXT,
-                           "valueString": f"{ack.group_functional_id}/{ack.group_control_number}/{s.control_number}/{s.status}"}],
-            "issue": issues}
 
 
 __all__ = ["Ack999", "SetAck", "SegmentNote", "ElementNote", "Decoder999"]

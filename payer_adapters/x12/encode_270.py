@@ -11,17 +11,18 @@ Loop tree written per request (one transaction set each)::
                          2110D EQ
     SE
 
-TRN02 is the request's trace number (identifier system
-``https://therabridge.dev/fhir/sid/eligibility-trace-number``, else the request's own identifier when it
-fits TRN02; fhir_mappings/PROFILE.md, Identifiers); the 271 echoes it so the answer finds its request.
+TRN02 is the request's trace number (identifier system ``vocabulary.ELIGIBILITY_TRACE``, else the
+request's own identifier when it fits TRN02; fhir_mappings/PROFILE.md, Identifiers); the 271 echoes
+it so the answer finds its request.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from payer_adapters.x12 import codes as C
-from payer_adapters.x12 import resources as R
+import payer_adapters.x12.resources as R
+from fhir_mappings import identifiers as ids
+from payer_adapters.x12.codes import table
 from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.encode_837p import TABLES, clean
 from payer_adapters.x12.envelope import EnvelopeWriter
@@ -34,7 +35,7 @@ THERAPY_DEFAULT = ["30"]
 
 
 def _service_types(req: Mapping[str, Any]) -> list[str]:
-    known = C.table("service_types")
+    known = table("service_types")
     found: list[str] = []
     for item in req.get("item") or []:
         for c in R.codes(item.get("category")):
@@ -57,7 +58,6 @@ def _person(w: SegmentWriter, entity: str, person: Mapping[str, Any], member_id:
 
 def _write_request(w: SegmentWriter, req: Mapping[str, Any], idx: R.ResourceIndex, partner: TradingPartner,
                    date: str, time: str) -> None:
-    ids = R.ids()
     trace = ids.trace_number(req)
     if not trace or not ids.fits(ids.TRACE_NUMBER, trace):
         raise EncodeError("CoverageEligibilityRequest needs a trace-number identifier (1-50 letters/digits; "

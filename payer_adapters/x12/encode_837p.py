@@ -34,7 +34,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from payer_adapters.x12 import resources as R
+import payer_adapters.x12.resources as R
+from fhir_mappings import identifiers as ids
+from fhir_mappings import vocabulary
 from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.envelope import EnvelopeWriter
 from payer_adapters.x12.errors import EncodeError
@@ -44,9 +46,7 @@ from payer_adapters.x12.segments import SegmentWriter
 VERSION = "005010X222A1"
 TABLES: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "encode_837p.json").read_text())
 
-FILING_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/x12-claim-filing-indicator"
 SOPT = "https://nahdo.org/sopt"
-PWK_SYSTEM = "https://therabridge.dev/fhir/CodeSystem/x12-attachment-report-type"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9 !&'()+,\-./;?=@#%$\"]")
 
@@ -75,7 +75,6 @@ class _Ctx:
 
 
 def _resolve(claim: R.Resource, idx: R.ResourceIndex) -> _Ctx:
-    ids = R.ids()
     pcn = ids.patient_control_number(claim)
     if not pcn:
         raise EncodeError("Claim has no patient control number identifier (accepted: "
@@ -105,7 +104,7 @@ def _resolve(claim: R.Resource, idx: R.ResourceIndex) -> _Ctx:
 
 def _filing_indicator(ctx: _Ctx) -> str:
     cov_type = ctx.coverage.get("type")
-    explicit = R.code(cov_type, FILING_SYSTEM)
+    explicit = R.code(cov_type, vocabulary.X12_CLAIM_FILING_INDICATOR)
     if explicit:
         return explicit
     sopt = R.code(cov_type, SOPT)
@@ -170,7 +169,7 @@ def _wc_claim_number(claim: Mapping[str, Any], insurance: Mapping[str, Any], cov
     """REF*Y4: the mapper's supportingInfo (employmentimpacted), else the identifier on
     ``Claim.insurance`` or the Coverage (PROFILE.md, Identifiers)."""
     found = next((s.get("valueString") for s in _supporting(claim, "employmentimpacted") if s.get("valueString")), None)
-    return found or R.ids().pc_claim_number(insurance, cov)
+    return found or ids.pc_claim_number(insurance, cov)
 
 
 def _pos_of(item: Mapping[str, Any]) -> str | None:
@@ -197,7 +196,7 @@ def _frequency(claim: Mapping[str, Any]) -> tuple[str, str | None]:
     prior = None
     for rel in claim.get("related") or []:
         if R.has_code(rel.get("relationship"), "prior"):
-            prior = R.ids().payer_claim_number(rel.get("reference"))
+            prior = ids.payer_claim_number(rel.get("reference"))
             break
     if claim.get("status") == "cancelled":
         freq = TABLES["frequency"]["void"]
@@ -242,7 +241,7 @@ def _line_member(claim: Mapping[str, Any], item: Mapping[str, Any], idx: R.Resou
 
 def _rendering(w: SegmentWriter, prov: R.Resource, member: Mapping[str, Any], skip_npi: str, loop: str) -> str:
     """NM1*82 + PRV*PE for 2310B or 2420A unless the NPI is ``skip_npi``; returns the NPI."""
-    npi = R.ids().npi(prov, member.get("provider"))
+    npi = ids.npi(prov, member.get("provider"))
     if not npi:
         raise EncodeError("rendering provider has no NPI", loop_id=loop, segment_id="NM1", element_position=9)
     if npi != skip_npi:
@@ -296,7 +295,6 @@ def _line_charge(item: Mapping[str, Any]) -> Decimal:
 
 def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int], parent: int) -> None:
     claim, cov, patient = ctx.claim, ctx.coverage, ctx.patient
-    ids = R.ids()
     filing = _filing_indicator(ctx)
     workers_comp = filing == "WC"
     relationship = R.code(cov.get("relationship")) or "self"
@@ -383,7 +381,7 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
         if q in dates:
             w.seg("DTP", q, "D8", dates[q])
     for s in _supporting(claim, "attachment"):
-        report = R.code(s.get("code"), PWK_SYSTEM) or "OZ"
+        report = R.code(s.get("code"), vocabulary.X12_ATTACHMENT_REPORT_TYPE) or "OZ"
         if s.get("valueString"):
             w.seg("PWK", clean(report, 2), "EL", "", "", "AC", clean(s["valueString"], 80))
     auth = next((a for i in claim.get("insurance") or [] for a in i.get("preAuthRef") or []), None)
@@ -397,7 +395,7 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
     # 2310A referring / certifying physician
     referring = _referring(claim, idx)
     if referring is not None:
-        npi = R.ids().npi(referring)
+        npi = ids.npi(referring)
         _person_nm1(w, "DN", referring, "XX", npi, "2310A")
     # 2310B rendering
     rendering = _care_team(claim, idx, "primary")
@@ -427,12 +425,12 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
             raise EncodeError(f"line {n} has no service date", loop_id="2400", segment_id="DTP",
                               element_position=3)
         w.seg("DTP", "472", "D8", R.d8(served))
-        control = R.extension(item, R.LINE_CONTROL)
+        control = R.extension(item, vocabulary.LINE_CONTROL_NUMBER)
         if control:
             w.seg("REF", "6R", clean(control, 50))
         # 2420A: a line rendered by someone other than the claim-level rendering provider
         line_rendering = _line_member(claim, item, idx, "primary")
-        if line_rendering is not None and R.ids().npi(line_rendering[0], line_rendering[1].get("provider")) \
+        if line_rendering is not None and ids.npi(line_rendering[0], line_rendering[1].get("provider")) \
                 != claim_rendering_npi:
             _rendering(w, *line_rendering, claim_rendering_npi, "2420A")
 
@@ -496,7 +494,7 @@ def encode_837p(
             raise EncodeError("billing provider needs a street address (not a PO box)", loop_id="2010AA",
                               segment_id="N3")
         _address(w, street, "2010AA", required=True)
-        tin = R.ids().tin(billing)
+        tin = ids.tin(billing)
         if not tin:
             raise EncodeError("billing provider has no TIN", loop_id="2010AA", segment_id="REF")
         w.seg("REF", "EI", re.sub(r"\D", "", tin))

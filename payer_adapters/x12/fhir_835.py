@@ -10,10 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Iterable
 
-from payer_adapters.x12 import codes as C
+from fhir_mappings import vocabulary
+from payer_adapters.x12.codes import ADJUDICATION, CARC_SYSTEM, GROUP_SYSTEM, describe
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
 from payer_adapters.x12.fhir_out import concept, entry, money, operation_outcome, reference_by_identifier
-from payer_adapters.x12.resources import LINE_CONTROL, NPI, PAYER_ID, PCN, extension
+from payer_adapters.x12.resources import NPI, extension
 
 
 def match_lines(claim_payment: ClaimPayment, claim: dict[str, Any] | None) -> list[int | None]:
@@ -21,7 +22,7 @@ def match_lines(claim_payment: ClaimPayment, claim: dict[str, Any] | None) -> li
     if not claim:
         return [None] * len(claim_payment.services)
     items = claim.get("item") or []
-    by_control = {extension(i, LINE_CONTROL): i["sequence"] for i in items if extension(i, LINE_CONTROL)}
+    by_control = {extension(i, vocabulary.LINE_CONTROL_NUMBER): i["sequence"] for i in items if extension(i, vocabulary.LINE_CONTROL_NUMBER)}
     used: set[int] = set()
     out: list[int | None] = []
     for s in claim_payment.services:
@@ -41,14 +42,14 @@ def match_lines(claim_payment: ClaimPayment, claim: dict[str, Any] | None) -> li
 
 def _adjudications(charge: Decimal, paid: Decimal, allowed: Decimal | None, adjustments: Iterable,
                    remarks_note: list[int] | None = None) -> list[dict[str, Any]]:
-    out = [{"category": concept(C.ADJUDICATION, "submitted"), "amount": money(charge)},
-           {"category": concept(C.ADJUDICATION, "benefit"), "amount": money(paid)}]
+    out = [{"category": concept(ADJUDICATION, "submitted"), "amount": money(charge)},
+           {"category": concept(ADJUDICATION, "benefit"), "amount": money(paid)}]
     if allowed is not None:
-        out.append({"category": concept(C.ADJUDICATION, "eligible"), "amount": money(allowed)})
+        out.append({"category": concept(ADJUDICATION, "eligible"), "amount": money(allowed)})
     for a in adjustments:
         adj: dict[str, Any] = {
-            "category": concept(C.GROUP_SYSTEM, a.group, C.describe("adjustment_groups", a.group)),
-            "reason": concept(C.CARC_SYSTEM, a.reason, C.describe("carc", a.reason)),
+            "category": concept(GROUP_SYSTEM, a.group, describe("adjustment_groups", a.group)),
+            "reason": concept(CARC_SYSTEM, a.reason, describe("carc", a.reason)),
             "amount": money(a.amount),
         }
         if a.quantity is not None:
@@ -73,7 +74,7 @@ def _item(s: ServicePayment, sequence: int, notes: dict[str, int]) -> dict[str, 
         else:
             item["servicedDate"] = s.service_date
     if s.line_control_number:
-        item["extension"] = [{"url": LINE_CONTROL, "valueString": s.line_control_number}]
+        item["extension"] = [{"url": vocabulary.LINE_CONTROL_NUMBER, "valueString": s.line_control_number}]
     if s.remarks:
         item["noteNumber"] = [notes[r] for r in s.remarks]
     return item
@@ -90,13 +91,13 @@ def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None 
     for s, seq in zip(c.services, sequences):
         items.append(_item(s, seq if seq is not None else next(spare), notes))
     patient = (claim or {}).get("patient") or reference_by_identifier(
-        "Patient", C.MEMBER_ID, c.member_id)
+        "Patient", vocabulary.MEMBER_ID, c.member_id)
     eob: dict[str, Any] = {
         "resourceType": "ExplanationOfBenefit",
-        "extension": [{"url": C.CLAIM_STATUS_EXT, "valueCoding": {
-            "system": C.CLP_STATUS_SYSTEM, "code": c.status,
-            **({"display": C.describe("claim_status_835", c.status)} if C.describe("claim_status_835", c.status) else {})}}],
-        "identifier": [{"system": C.PAYER_CLAIM_NUMBER, "value": c.payer_claim_control_number}]
+        "extension": [{"url": vocabulary.X12_CLAIM_STATUS, "valueCoding": {
+            "system": vocabulary.X12_835_CLAIM_STATUS, "code": c.status,
+            **({"display": describe("claim_status_835", c.status)} if describe("claim_status_835", c.status) else {})}}],
+        "identifier": [{"system": vocabulary.PAYER_CLAIM_NUMBER, "value": c.payer_claim_control_number}]
         if c.payer_claim_control_number else [],
         "status": "active",
         "type": concept("http://terminology.hl7.org/CodeSystem/claim-type", "professional"),
@@ -105,19 +106,19 @@ def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None 
         "created": rem.production_date or rem.payment_date or rem.header.group.date[:4] + "-"
         + rem.header.group.date[4:6] + "-" + rem.header.group.date[6:8],
         "insurer": (claim or {}).get("insurer") or reference_by_identifier(
-            "Organization", PAYER_ID, rem.payer_id or rem.trace_originator, rem.payer_name or None),
+            "Organization", vocabulary.PAYER_ID, rem.payer_id or rem.trace_originator, rem.payer_name or None),
         "provider": (claim or {}).get("provider") or reference_by_identifier(
             "Organization", NPI, rem.payee_npi, rem.payee_name or None),
-        "claim": {"type": "Claim", "identifier": {"system": PCN, "value": c.patient_control_number},
+        "claim": {"type": "Claim", "identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": c.patient_control_number},
                   **({"reference": f"Claim/{claim['id']}"} if claim and claim.get("id") else {})},
         "outcome": "complete",
         "insurance": [{"focal": True, "coverage": ((claim or {}).get("insurance") or [{}])[0].get("coverage")
-                       or reference_by_identifier("Coverage", C.MEMBER_ID, c.member_id)}],
+                       or reference_by_identifier("Coverage", vocabulary.MEMBER_ID, c.member_id)}],
         "item": items,
         "total": [
-            {"category": concept(C.ADJUDICATION, "submitted"), "amount": money(c.charge)},
-            {"category": concept(C.ADJUDICATION, "benefit"), "amount": money(c.paid)},
-            {"category": concept(C.OUR_ADJUDICATION, "patient-responsibility", "Patient responsibility"),
+            {"category": concept(ADJUDICATION, "submitted"), "amount": money(c.charge)},
+            {"category": concept(ADJUDICATION, "benefit"), "amount": money(c.paid)},
+            {"category": concept(vocabulary.ADJUDICATION, "patient-responsibility", "Patient responsibility"),
              "amount": money(c.patient_responsibility)},
         ],
         "payment": {"amount": money(c.paid)},
@@ -129,12 +130,12 @@ def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None 
     if rem.payment_date:
         eob["payment"]["date"] = rem.payment_date
     if rem.trace_number:
-        eob["payment"]["identifier"] = {"system": C.TRACE_SYSTEM, "value": rem.trace_number}
+        eob["payment"]["identifier"] = {"system": vocabulary.PAYMENT_TRACE, "value": rem.trace_number}
     if c.period[0]:
         eob["billablePeriod"] = {"start": c.period[0], **({"end": c.period[1]} if c.period[1] else {})}
     if notes:
         eob["processNote"] = [{"number": n, "type": "display",
-                               "text": f"{code}: {C.describe('rarc', code) or 'remark'}"} for code, n in notes.items()]
+                               "text": f"{code}: {describe('rarc', code) or 'remark'}"} for code, n in notes.items()]
     if c.balance_errors:
         eob["disposition"] = "Does not balance: " + "; ".join(e.message for e in c.balance_errors)
     return eob
@@ -160,28 +161,28 @@ def remittance_to_fhir(rem: Remittance, claims: dict[str, dict[str, Any]] | None
         e = entry(claim_to_eob(rem, c, claims.get(c.patient_control_number)), *key, n, c.patient_control_number)
         entries.append(e)
         details.append({"type": concept("http://terminology.hl7.org/CodeSystem/payment-type", "payment"),
-                        "identifier": {"system": PCN, "value": c.patient_control_number},
+                        "identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": c.patient_control_number},
                         "response": {"reference": f"ExplanationOfBenefit/{e['resource']['id']}",
                                      "type": "ExplanationOfBenefit"},
                         "amount": money(c.paid)})
     for p in rem.provider_adjustments:
         details.append({"type": concept("http://terminology.hl7.org/CodeSystem/payment-type", "adjustment"),
-                        "identifier": {"system": C.PLB_SYSTEM + "/" + p.reason, "value": p.reference or p.reason},
+                        "identifier": {"system": vocabulary.X12_PLB_REASON + "/" + p.reason, "value": p.reference or p.reason},
                         "amount": money(-p.amount)})
     pr: dict[str, Any] = {
         "resourceType": "PaymentReconciliation",
-        "identifier": [{"system": C.TRACE_SYSTEM, "value": rem.trace_number}] if rem.trace_number else [],
+        "identifier": [{"system": vocabulary.PAYMENT_TRACE, "value": rem.trace_number}] if rem.trace_number else [],
         "status": "active",
         "created": rem.production_date or rem.payment_date or "1900-01-01",
         "paymentDate": rem.payment_date or rem.production_date or "1900-01-01",
         "paymentAmount": money(rem.total_paid if rem.credit_debit != "D" else -rem.total_paid),
-        "paymentIssuer": reference_by_identifier("Organization", PAYER_ID, rem.payer_id or rem.trace_originator,
+        "paymentIssuer": reference_by_identifier("Organization", vocabulary.PAYER_ID, rem.payer_id or rem.trace_originator,
                                                  rem.payer_name or None),
         "outcome": "error" if rem.balance_errors else "complete",
         "detail": details,
     }
     if rem.trace_number:
-        pr["paymentIdentifier"] = {"system": C.TRACE_SYSTEM, "value": rem.trace_number}
+        pr["paymentIdentifier"] = {"system": vocabulary.PAYMENT_TRACE, "value": rem.trace_number}
     if not pr["identifier"]:
         del pr["identifier"]
     if rem.balance_errors:

@@ -1,15 +1,12 @@
-"""Small builders shared by the decoders' FHIR output: entries with stable ids, money,
-codeable concepts and the OperationOutcome that carries X12 errors."""
+"""Small builders shared by the FHIR mappers (``fhir_*.py``): entries with stable ids, money,
+codeable concepts, logical references and the OperationOutcome that carries X12 errors."""
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 from typing import Any, Iterable
 
-from payer_adapters.x12 import codes as C
+from fhir_mappings import vocabulary
 from payer_adapters.x12.errors import X12Error
-
-NAMESPACE = uuid.UUID("0f7c0a52-5d0e-4b7e-9d0b-7c1a2b3c4d5e")
 
 _ISSUE_CODE = {
     "X12SyntaxError": "structure", "EnvelopeError": "structure", "UnsupportedTransaction": "not-supported",
@@ -18,13 +15,10 @@ _ISSUE_CODE = {
 }
 
 
-def stable_id(*parts: object) -> str:
-    """Same input file → same ids, so a re-delivered file maps onto the same resources."""
-    return str(uuid.uuid5(NAMESPACE, "|".join(str(p) for p in parts)))
-
-
 def entry(resource: dict[str, Any], *key: object) -> dict[str, Any]:
-    rid = stable_id(resource["resourceType"], *key)
+    """A Bundle entry whose id derives from the resource type and ``key`` (what identifies the
+    answer), so the same answer delivered again maps onto the same resource."""
+    rid = vocabulary.stable_id(vocabulary.X12_NAMESPACE, resource["resourceType"], *key)
     resource["id"] = rid
     return {"fullUrl": f"urn:uuid:{rid}", "resource": resource}
 
@@ -44,7 +38,7 @@ def issue(err: X12Error, severity: str = "error") -> dict[str, Any]:
     out: dict[str, Any] = {
         "severity": severity,
         "code": _ISSUE_CODE.get(type(err).__name__, "processing"),
-        "details": {"coding": [{"system": C.X12_LOCATION, "code": f"{err.level}:{err.code}"}],
+        "details": {"coding": [{"system": vocabulary.X12_ERROR, "code": f"{err.level}:{err.code}"}],
                     "text": str(err)},
         "diagnostics": err.message,
     }

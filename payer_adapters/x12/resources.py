@@ -12,10 +12,6 @@ Resource = dict[str, Any]
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
 TIN = "urn:oid:2.16.840.1.113883.4.4"
-PAYER_ID = "https://therabridge.dev/fhir/sid/payer-id"
-PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
-LINE_CONTROL = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
-TRACE = "https://therabridge.dev/fhir/sid/eligibility-trace-number"
 NUCC = "http://nucc.org/provider-taxonomy"
 CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -56,15 +52,6 @@ class ResourceIndex:
         if required:
             raise EncodeError(f"{what} is not in the input bundle")
         return None
-
-
-def ids() -> Any:
-    """The product's identifier resolver (``fhir_mappings.identifiers``; PROFILE.md, Identifiers).
-
-    Imported on first use: the decoders never need it, and importing ``fhir_mappings`` costs
-    about a tenth of a second that ``therabridge x12 decode`` should not pay."""
-    from fhir_mappings import identifiers
-    return identifiers
 
 
 def identifier(res: Mapping[str, Any] | None, system: str) -> str | None:

@@ -12,7 +12,7 @@ import logging
 import re
 
 
-from payer_adapters.x12.decode import DECODERS
+from payer_adapters.x12.decode import decoder_for
 from payer_adapters.x12.decode_835 import Remittance
 from payer_adapters.x12.envelope import SetHeader, SetHandler, walk
 from payer_adapters.x12.errors import DataElementError, StructureError, X12Error, X12SyntaxError
@@ -39,14 +39,9 @@ class _Passthrough:
 
 
 def _factory(header: SetHeader, index: int) -> SetHandler:
-    decoder = DECODERS.get((header.transaction, header.version))
-    if decoder is not None:
-        return decoder(header)
     if (header.transaction, header.version) == ("270", "005010X279A1"):
         return _Passthrough()
-    from payer_adapters.x12.decode import _factory as strict
-
-    return strict(header, index)
+    return decoder_for(header, index)
 
 
 def structural_errors(data: Source) -> list[X12Error]:

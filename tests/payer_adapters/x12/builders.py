@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from payer_adapters.x12 import resources as R
+import payer_adapters.x12.resources as R
+from fhir_mappings import vocabulary
 
 ROLE = "http://terminology.hl7.org/CodeSystem/claimcareteamrole"
 C4BB_ROLE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimCareTeamRole"
@@ -35,7 +36,7 @@ def billing_org(*, po_box: bool = False, npi: str = "1234567893") -> dict[str, A
 
 def payer_org(name: str = "Medicare Part B", payer_id: str = "00952", oid: str = "payer") -> dict[str, Any]:
     return {"resourceType": "Organization", "id": oid, "name": name,
-            "identifier": [{"system": R.PAYER_ID, "value": payer_id}]}
+            "identifier": [{"system": vocabulary.PAYER_ID, "value": payer_id}]}
 
 
 def patient(pid: str = "pat1", family: str = "Doe", given: str = "Jane", birth: str = "1948-03-12",
@@ -79,7 +80,7 @@ def line(seq: int, cpt: str, mods: list[str], units: int | float, charge: float,
         "servicedDate": date,
         "diagnosisSequence": pointers or [1],
         "careTeamSequence": [1],
-        "extension": [{"url": R.LINE_CONTROL, "valueString": control or f"L{seq:03d}"}],
+        "extension": [{"url": vocabulary.LINE_CONTROL_NUMBER, "valueString": control or f"L{seq:03d}"}],
     }
     if pos:
         item["locationCodeableConcept"] = {"coding": [{"system": POS, "code": pos}]}
@@ -98,7 +99,7 @@ def claim(*, cid: str = "claim1", pcn: str = "PCN20250114A", items: list[dict] |
     total = sum(i["net"]["value"] for i in items)
     return {
         "resourceType": "Claim", "id": cid, "status": status,
-        "identifier": [{"system": R.PCN, "value": pcn}],
+        "identifier": [{"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": pcn}],
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
         "use": "claim", "patient": {"reference": "Patient/pat1"}, "created": "2025-01-15",
         "provider": {"reference": "Organization/billing"}, "insurer": {"reference": f"Organization/{payer}"},
@@ -222,7 +223,7 @@ def eligibility_bundle(*, service_types: tuple[str, ...] = ("AD",), dependent: b
 
     req = {
         "resourceType": "CoverageEligibilityRequest", "id": "elig1", "status": "active",
-        "identifier": [{"system": R.TRACE, "value": trace}],
+        "identifier": [{"system": vocabulary.ELIGIBILITY_TRACE, "value": trace}],
         "purpose": ["benefits"], "patient": {"reference": "Patient/pat1"}, "created": "2025-01-10",
         "servicedDate": "2025-01-10", "provider": {"reference": "Organization/billing"},
         "insurer": {"reference": "Organization/acme"},

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from payer_adapters.x12 import decode, encode_837p, iter_835_claims, match_lines, validate
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance
-from payer_adapters.x12.resources import LINE_CONTROL
+from fhir_mappings.vocabulary import LINE_CONTROL_NUMBER as LINE_CONTROL
 
 from . import builders as B
 from .conftest import NOW
