@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from fhir_mappings import identifiers as ids
-from fhir_mappings import vocabulary
+import fhir_mappings.identifiers as ids
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.contract import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
 )

@@ -30,7 +30,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from fhir_mappings import vocabulary
+import fhir_mappings.vocabulary as vocabulary
 
 
 class PayerError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from fhir_mappings import identifiers as ids
+import fhir_mappings.identifiers as ids
 from payer_adapters.contract import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
 )

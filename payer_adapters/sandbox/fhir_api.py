@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from fhir_mappings import identifiers as ids
+import fhir_mappings.identifiers as ids
 
 from payer_adapters.sandbox.engine import ClaimResult
 from payer_adapters.sandbox.fhir_out import claim_response, eligibility_response

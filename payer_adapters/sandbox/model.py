@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fhir_mappings import identifiers as ids
+import fhir_mappings.identifiers as ids
 from payer_adapters.x12.segments import Separators, iter_segments
 
 CPT = "http://www.ama-assn.org/go/cpt"

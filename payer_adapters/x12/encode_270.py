@@ -20,8 +20,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+import fhir_mappings.identifiers as ids
 import payer_adapters.x12.resources as R
-from fhir_mappings import identifiers as ids
 from payer_adapters.x12.codes import table
 from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.encode_837p import TABLES, clean

@@ -34,9 +34,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import fhir_mappings.identifiers as ids
+import fhir_mappings.vocabulary as vocabulary
 import payer_adapters.x12.resources as R
-from fhir_mappings import identifiers as ids
-from fhir_mappings import vocabulary
 from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.envelope import EnvelopeWriter
 from payer_adapters.x12.errors import EncodeError

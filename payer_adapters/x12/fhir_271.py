@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_mappings import vocabulary
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import SERVICE_TYPE_SYSTEM, describe, table
 from payer_adapters.x12.decode_271 import Eligibility, ServiceSummary
 from payer_adapters.x12.errors import StructureError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_mappings import vocabulary
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import ENTITY_SYSTEM, STC_CATEGORY_SYSTEM, STC_STATUS_SYSTEM, describe, table
 from payer_adapters.x12.decode_277ca import LEVELS, Ack277, ClaimAck, LevelAck, Status
 from payer_adapters.x12.fhir_out import concept, entry, money, reference_by_identifier

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Iterable
 
-from fhir_mappings import vocabulary
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import ADJUDICATION, CARC_SYSTEM, GROUP_SYSTEM, describe
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
 from payer_adapters.x12.fhir_out import concept, entry, money, operation_outcome, reference_by_identifier

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_mappings import vocabulary
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import table
 from payer_adapters.x12.decode_999 import Ack999, SetAck
 from payer_adapters.x12.fhir_out import entry

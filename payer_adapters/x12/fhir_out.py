@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Iterable
 
-from fhir_mappings import vocabulary
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.errors import X12Error
 
 _ISSUE_CODE = {

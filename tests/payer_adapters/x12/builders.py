@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import fhir_mappings.vocabulary as vocabulary
 import payer_adapters.x12.resources as R
-from fhir_mappings import vocabulary
 
 ROLE = "http://terminology.hl7.org/CodeSystem/claimcareteamrole"
 C4BB_ROLE = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimCareTeamRole"
