@@ -48,7 +48,7 @@ from app.migrations import upgrade
 from app import directory
 from app.payers.models import SUBMISSIONS as S
 from app.settings import Settings
-from payer_adapters.x12_files import envelope_summary
+from payer_adapters.x12_files import read_batch_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -213,7 +213,7 @@ def at_payer(mailbox: Path) -> tuple[int, int, int]:
     for folder in ("inbox", "processed"):
         for f in (mailbox / folder).glob("837P_*.x12") if (mailbox / folder).exists() else []:
             files += 1
-            clms += envelope_summary(f.read_bytes())["CLM"]
+            clms += read_batch_numbers(f.read_bytes()).claims
     return files, len(clms), len(set(clms))
 
 

@@ -6,13 +6,15 @@ answers to ``outbox/``; we move collected answers to ``archive/``.
 
 Exactly once: the file name is a function of the idempotency key, so after a crash the file is
 found (in ``inbox/`` or ``processed/``) and its control numbers are read back from the file
-itself; a second ``submit_claims`` with the same key uploads nothing. A file is either absent
+itself with the codec's 837P decoder; a second ``submit_claims`` with the same key uploads
+nothing. A file is either absent
 or complete (atomic rename in the FileDrop). Batching: one file per call, up to ``batch_size``
 claims (the codec writes one ST per billing NPI and payer id); the core names the batch.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
 from typing import Any
 
 import httpx
@@ -24,9 +26,10 @@ from payer_adapters.contract import (
 from payer_adapters.errors import PayerRejection, operation_outcome
 from payer_adapters.transports.filedrop import DirectoryDrop, FileDrop
 from payer_adapters.transports.sftp import SftpDrop
-from payer_adapters.x12 import EncodeError, TradingPartner, encode_270, encode_837p, load_partner
-from payer_adapters.x12.control import ControlNumbers
-from payer_adapters.x12.segments import iter_segments
+from payer_adapters.x12 import (
+    BatchNumbers, ControlNumbers, EncodeError, Submission837, TradingPartner, X12Error, batch_numbers, decode,
+    encode_270, encode_837p_batch, headers, load_partner,
+)
 
 _GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", "HS": "270"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -42,31 +45,18 @@ def safe_key(key: str) -> str:
     return cleaned
 
 
-def envelope_summary(data: bytes) -> dict[str, Any]:
-    """ISA13, GS01, GS06, every ST02 and every CLM01 of an X12 file, and which ST carries each
-    CLM01 (for receipts and kinds)."""
-    out: dict[str, Any] = {"ISA": None, "GS": None, "ST": [], "functional_id": None, "CLM": [], "sets": {}}
-    for seg in iter_segments(data):
-        tag = seg[0]
-        if tag == "ISA" and len(seg) > 13:
-            out["ISA"] = seg[13]
-        elif tag == "GS" and len(seg) > 6:
-            out["GS"], out["functional_id"] = seg[6], seg[1]
-        elif tag == "ST" and len(seg) > 2:
-            out["ST"].append(seg[2])
-        elif tag == "CLM" and len(seg) > 1:
-            out["CLM"].append(seg[1])
-            if out["ST"]:
-                out["sets"][seg[1]] = out["ST"][-1]
-    return out
+def read_batch_numbers(data: bytes) -> BatchNumbers:
+    """The control numbers of a claim file we wrote, read back with the codec's 837P decoder."""
+    return batch_numbers(decode(data).of_type(Submission837))
 
 
 def kind_of(data: bytes) -> str | None:
     """The transaction kind of an X12 answer from GS01 (FA 999, HN 277CA, HP 835, HB 271)."""
     try:
-        return _GS_KIND.get(envelope_summary(data)["functional_id"] or "")
-    except Exception:  # a corrupt file is the core's to quarantine; its kind is just unknown
+        found = list(headers(data))
+    except X12Error:  # a corrupt file is the core's to quarantine; its kind is just unknown
         return None
+    return _GS_KIND.get(found[-1].group.functional_id) if found else None
 
 
 def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,7 +86,6 @@ def _partner(settings: dict[str, Any]) -> TradingPartner:
     partner = load_partner(settings.get("partner", "sandbox"))
     overrides = settings.get("partner_overrides")
     if overrides:
-        from dataclasses import fields, replace
         allowed = {f.name for f in fields(partner)}
         partner = replace(partner, **{k: v for k, v in overrides.items() if k in allowed})
     return partner
@@ -129,11 +118,10 @@ class X12FileAdapter:
                 return name
         return None
 
-    def _receipt(self, key: str, fname: str, data: bytes, *, replayed: bool) -> Receipt:
-        env = envelope_summary(data)
+    def _receipt(self, key: str, fname: str, numbers: BatchNumbers, *, replayed: bool) -> Receipt:
         return Receipt(submission_id=fname, idempotency_key=key, file_name=fname,
-                       control_numbers={"ISA": env["ISA"], "GS": env["GS"], "ST": env["ST"]},
-                       patient_control_numbers=env["CLM"], replayed=replayed, claim_sets=env["sets"])
+                       control_numbers={"ISA": numbers.isa, "GS": numbers.gs, "ST": numbers.st},
+                       patient_control_numbers=numbers.claims, replayed=replayed, claim_sets=numbers.claim_sets)
 
     # -- claims -------------------------------------------------------------------------------
     async def submit_claims(self, pkgs: list[ClaimPackage], *, idempotency_key: str) -> Receipt:
@@ -147,21 +135,21 @@ class X12FileAdapter:
             return existing
         resources = _dedupe([p.claim for p in pkgs] + [r for p in pkgs for r in p.resources])
         try:
-            data = encode_837p(resources, self.partner, self.control_numbers)
+            encoded = encode_837p_batch(resources, self.partner, self.control_numbers)
         except EncodeError as exc:
             # Our data cannot be written as an 837P: nothing was sent; a person must fix it.
             raise PayerRejection("837P could not be encoded", operation_outcome([{
                 "code": "invalid", "diagnostics": str(exc),
                 "expression": [f"{exc.loop_id or ''}/{exc.segment_id or ''}".strip("/")]}])) from None
-        await self.drop.put(f"{self.inbox}/{fname}", data)
-        return self._receipt(idempotency_key, fname, data, replayed=False)
+        await self.drop.put(f"{self.inbox}/{fname}", encoded.data)
+        return self._receipt(idempotency_key, fname, encoded.numbers, replayed=False)
 
     async def find_submission(self, idempotency_key: str) -> Receipt | None:
         fname = self.claim_file(idempotency_key)
         where = await self._locate(fname)
         if where is None:
             return None
-        return self._receipt(idempotency_key, fname, await self.drop.get(where), replayed=True)
+        return self._receipt(idempotency_key, fname, read_batch_numbers(await self.drop.get(where)), replayed=True)
 
     # -- eligibility --------------------------------------------------------------------------
     async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:

@@ -3,6 +3,7 @@
 Outbound::
 
     encode_837p(bundle, partner, control_numbers) -> bytes      # Claims → 837P 005010X222A1
+    encode_837p_batch(...) -> Encoded837P                       # the same, with the BatchNumbers written
     encode_270(bundle, partner, control_numbers) -> bytes       # CoverageEligibilityRequests → 270
 
 Inbound::
@@ -14,18 +15,21 @@ Inbound::
     iter_835_claims(stream)               # streaming typed 835 claims for large files
     iter_835_fhir(stream, claims=None)    # streaming Bundle entries (EOBs, then PaymentReconciliation)
     validate(data) -> list[X12Error]      # structural checks + pyx12 where it has a map
+    headers(data)                         # each set's ISA/GS/ST header, nothing checked
 
 Errors: every failure is an :class:`X12Error` subclass naming segment index, set position,
 segment id, loop id and element position (see ``errors.py``).
 """
-from payer_adapters.x12.control import ControlNumbers, InMemoryControlNumbers
+from payer_adapters.x12.control import BatchNumbers, ControlNumbers, InMemoryControlNumbers
 from payer_adapters.x12.decode import DecodeResult, decode, iter_835_claims, iter_835_fhir
 from payer_adapters.x12.decode_271 import Eligibility, ServiceSummary
 from payer_adapters.x12.decode_277ca import Ack277, ClaimAck, LevelAck
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
+from payer_adapters.x12.decode_837p import ClaimSubmission, Submission837, batch_numbers
 from payer_adapters.x12.decode_999 import Ack999, SetAck
 from payer_adapters.x12.encode_270 import encode_270
-from payer_adapters.x12.encode_837p import batch_trace, encode_837p
+from payer_adapters.x12.encode_837p import Encoded837P, batch_trace, encode_837p, encode_837p_batch
+from payer_adapters.x12.envelope import SetHeader, headers
 from payer_adapters.x12.errors import (
     BalanceError,
     DataElementError,
@@ -45,8 +49,10 @@ from payer_adapters.x12.partners import TradingPartner, load_partner
 from payer_adapters.x12.validate import pyx12_errors, validate
 
 __all__ = [
-    "batch_trace", "encode_837p", "encode_270", "decode", "iter_835_claims", "iter_835_fhir", "validate", "pyx12_errors",
+    "batch_trace", "encode_837p", "encode_837p_batch", "Encoded837P", "encode_270", "decode", "iter_835_claims",
+    "iter_835_fhir", "validate", "pyx12_errors", "headers", "SetHeader", "BatchNumbers", "batch_numbers",
     "DecodeResult", "Remittance", "ClaimPayment", "ServicePayment", "Ack999", "SetAck", "Ack277", "ClaimAck",
+    "Submission837", "ClaimSubmission",
     "LevelAck", "Eligibility", "ServiceSummary", "match_lines", "operation_outcome",
     "remittance_to_fhir", "ack999_to_fhir", "ack277_to_fhir", "eligibility_to_fhir", "set_to_outcome",
     "level_rejection_to_fhir", "level_identity",

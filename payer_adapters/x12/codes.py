@@ -18,6 +18,7 @@ STC_STATUS_SYSTEM = "https://x12.org/codes/claim-status-codes"
 ENTITY_SYSTEM = "https://x12.org/codes/entity-identifier-codes"
 SERVICE_TYPE_SYSTEM = "https://x12.org/codes/service-type-codes"
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
+BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
 
 
 @lru_cache(maxsize=None)

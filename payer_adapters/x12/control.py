@@ -2,11 +2,13 @@
 
 The codec only asks for the next number; where it comes from is the caller's business. The server
 supplies a database-backed sequence (unique and increasing across processes and restarts); tests and
-the CLI use :class:`InMemoryControlNumbers`.
+the CLI use :class:`InMemoryControlNumbers`. :class:`BatchNumbers` are those written into one
+claim file.
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Kind = Literal["ISA", "GS", "ST"]
@@ -35,3 +37,29 @@ class InMemoryControlNumbers:
                 raise OverflowError(f"{kind} control numbers exhausted for {partner}")
             self._next[(partner, kind)] = value + 1
             return value
+
+
+@dataclass(frozen=True)
+class BatchNumbers:
+    """The control numbers of one claim file as written in it: ISA13, GS06 and, per transaction
+    set, its ST02 with the patient control numbers (CLM01) it carries. A 999 answers by GS06 and
+    ST02, a 277CA by the BHT03 made of ISA13 and ST02: the receipt of a submission records them."""
+
+    isa: str
+    gs: str
+    sets: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def st(self) -> list[str]:
+        """Every ST02, in file order."""
+        return [st for st, _ in self.sets]
+
+    @property
+    def claims(self) -> list[str]:
+        """Every CLM01, in file order."""
+        return [pcn for _, pcns in self.sets for pcn in pcns]
+
+    @property
+    def claim_sets(self) -> dict[str, str]:
+        """CLM01 → the ST02 of the set carrying it."""
+        return {pcn: st for st, pcns in self.sets for pcn in pcns}

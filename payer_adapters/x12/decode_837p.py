@@ -1,15 +1,17 @@
-"""837P 005010X222A1 → typed claim submissions (for validation, the sandbox payer and tests).
+"""837P 005010X222A1 → typed claim submissions (for validation, receipts, the sandbox payer and tests).
 
-Reads only what a payer needs to adjudicate and answer: 2300 CLM (CLM01, CLM02, CLM05), REF*F8,
-2000B SBR09, 2010BA/BB ids, the subscriber (person, or a workers' comp employer: NM102 = 2) and the
-patient (2000C PAT01, 2010CA NM1*QC, else the subscriber), and per 2400 line SV1, DTP*472 and
-REF*6R. Order is checked loosely: CLM needs an open 2000B, SV1 needs an LX, LX needs a CLM.
+Reads only what a payer needs to adjudicate and answer: BHT03 (the batch a 277CA names), 2010AA
+billing NPI and name, 2000B SBR09, 2010BA/BB ids, the subscriber (person, or a workers' comp
+employer: NM102 = 2) and the patient (2000C PAT01, 2010CA NM1*QC, else the subscriber), 2300 CLM
+(CLM01, CLM02, CLM05), REF*G1 and REF*F8, 2310B rendering NPI, and per 2400 line SV1, DTP*472
+and REF*6R. Order is checked loosely: CLM needs an open 2000B, SV1 needs an LX, LX needs a CLM.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from payer_adapters.x12.control import BatchNumbers
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
 from payer_adapters.x12.values import amount, d8, el
@@ -42,12 +44,25 @@ class ClaimSubmission:
     patient_relationship: str = ""  # 2000C PAT01 (20 employee); empty when the patient is the subscriber
     patient_last: str = ""  # 2010CA NM1*QC, else the subscriber person
     patient_first: str = ""
+    billing_name: str = ""  # 2010AA NM103
+    rendering_npi: str = ""  # 2310B NM109
+    prior_authorization: str = ""  # REF*G1
 
 
 @dataclass
 class Submission837:
     header: SetHeader
+    reference: str = ""  # BHT03: the batch, which a 277CA echoes in 2200B TRN02
     claims: list[ClaimSubmission] = field(default_factory=list)
+
+
+def batch_numbers(submissions: list[Submission837]) -> BatchNumbers:
+    """The control numbers of a claim file read back: ISA13 and GS06 (of its last set, as there is
+    one of each in the files we write) and every set's ST02 with its CLM01s."""
+    last = submissions[-1].header
+    return BatchNumbers(last.interchange.control_number, last.group.control_number,
+                        tuple((s.header.control_number, tuple(c.patient_control_number for c in s.claims))
+                              for s in submissions))
 
 
 class Decoder837P:
@@ -55,7 +70,7 @@ class Decoder837P:
         self.sub = Submission837(header)
         self._comp = header.interchange.separators.component
         self._hl = ""
-        self._npi = self._member = self._payer = ""
+        self._npi = self._billing_name = self._member = self._payer = ""
         self._filing = self._sub_entity = self._sub_last = self._sub_first = ""
         self._pat_rel = self._pat_last = self._pat_first = ""
         self._claim: ClaimSubmission | None = None
@@ -64,7 +79,9 @@ class Decoder837P:
 
     def feed(self, seg: list[str], position: int) -> None:
         tag = seg[0]
-        if tag == "HL":
+        if tag == "BHT":
+            self.sub.reference = el(seg, 3)
+        elif tag == "HL":
             self._hl = el(seg, 3)
             self.loop = {"20": "2000A", "22": "2000B", "23": "2000C"}.get(self._hl, "2000?")
             self._claim = self._line = None
@@ -79,7 +96,7 @@ class Decoder837P:
         elif tag == "NM1":
             q = el(seg, 1)
             if q == "85":
-                self._npi = el(seg, 9)
+                self._npi, self._billing_name = el(seg, 9), el(seg, 3)
             elif q == "IL":
                 self._member = el(seg, 9)
                 self._sub_entity, self._sub_last, self._sub_first = el(seg, 2), el(seg, 3), el(seg, 4)
@@ -87,6 +104,8 @@ class Decoder837P:
                 self._pat_last, self._pat_first = el(seg, 3), el(seg, 4)
             elif q == "PR":
                 self._payer = el(seg, 9)
+            elif q == "82" and self.loop == "2300" and self._claim is not None:
+                self._claim.rendering_npi = el(seg, 9)
         elif tag == "CLM":
             if self._hl not in ("22", "23"):
                 raise StructureError("CLM outside a subscriber or patient loop", segment_id="CLM",
@@ -95,6 +114,7 @@ class Decoder837P:
             self._claim = ClaimSubmission(el(seg, 1), amount(seg, 2), c5[0], c5[2], self._member,  # type: ignore[arg-type]
                                           self._payer, self._npi)
             self._claim.filing_indicator = self._filing
+            self._claim.billing_name = self._billing_name
             self._claim.subscriber_entity, self._claim.subscriber_name = self._sub_entity or "1", self._sub_last
             in_patient_loop = self._hl == "23"
             self._claim.patient_relationship = self._pat_rel if in_patient_loop else ""
@@ -121,6 +141,8 @@ class Decoder837P:
                 self._line.line_control_number = el(seg, 2)
             elif self.loop == "2300" and self._claim is not None and el(seg, 1) == "F8":
                 self._claim.original_reference = el(seg, 2)
+            elif self.loop == "2300" and self._claim is not None and el(seg, 1) == "G1":
+                self._claim.prior_authorization = el(seg, 2)
 
     def finish(self) -> Submission837:
         for c in self.sub.claims:

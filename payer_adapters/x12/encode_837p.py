@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
 import payer_adapters.x12.resources as R
-from payer_adapters.x12.control import ControlNumbers
+from payer_adapters.x12.control import BatchNumbers, ControlNumbers
 from payer_adapters.x12.envelope import EnvelopeWriter
 from payer_adapters.x12.errors import EncodeError
 from payer_adapters.x12.partners import TradingPartner
@@ -441,6 +441,14 @@ def batch_trace(isa_control: int | str, st_control: int | str) -> str:
     return f"{int(isa_control):09d}{int(st_control):04d}"[-30:]
 
 
+@dataclass(frozen=True)
+class Encoded837P:
+    """An 837P interchange and the control numbers written into it."""
+
+    data: bytes
+    numbers: BatchNumbers
+
+
 def encode_837p(
     claims: Mapping[str, Any] | Iterable[R.Resource],
     partner: TradingPartner,
@@ -453,6 +461,17 @@ def encode_837p(
 
     Raises :class:`EncodeError` naming the loop/segment when the input cannot be encoded.
     """
+    return encode_837p_batch(claims, partner, control_numbers, now=now).data
+
+
+def encode_837p_batch(
+    claims: Mapping[str, Any] | Iterable[R.Resource],
+    partner: TradingPartner,
+    control_numbers: ControlNumbers,
+    *,
+    now: datetime | None = None,
+) -> Encoded837P:
+    """:func:`encode_837p`, with the control numbers it wrote (for the submission's receipt)."""
     idx = R.ResourceIndex.from_input(claims)
     found = idx.of_type("Claim")
     if not found:
@@ -471,9 +490,11 @@ def encode_837p(
     env = EnvelopeWriter(partner, control_numbers.next(partner.name, "ISA"),
                          control_numbers.next(partner.name, "GS"), "HC", VERSION, date, time,
                          newline=partner.newline_after_segment)
+    sets: list[tuple[str, tuple[str, ...]]] = []
     for ctxs in groups.values():
         st = control_numbers.next(partner.name, "ST")
         w = env.begin_set("837", st)
+        sets.append((w.control, tuple(ctx.pcn for ctx in ctxs)))
         w.seg("BHT", "0019", "00", batch_trace(env.isa_control, st), date, time, "CH")
         w.seg("NM1", "41", "2", clean(partner.submitter_name or partner.sender_id, 60), "", "", "", "",
               "46", clean(partner.sender_id, 80))
@@ -509,4 +530,4 @@ def encode_837p(
                 err.message = f"claim {ctx.claim.get('id', '?')}: {err.message}"
                 raise
         env.end_set(w)
-    return env.text().encode("utf-8")
+    return Encoded837P(env.text().encode("utf-8"), BatchNumbers(env.interchange_control, env.group_control, tuple(sets)))

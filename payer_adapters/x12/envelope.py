@@ -1,6 +1,6 @@
-"""ISA/GS/ST envelopes: reading them with every count and control number checked, writing them.
+"""ISA/GS/ST envelopes: the codec's one reader of them, and their writer.
 
-Reading walks the segment stream::
+:func:`walk` reads the segment stream with every count and control number checked::
 
     ISA ─┬─ GS ─┬─ ST … SE     (SE01 = segments ST..SE, SE02 = ST02)
          │      └─ GE          (GE01 = number of ST, GE02 = GS06)
@@ -8,6 +8,10 @@ Reading walks the segment stream::
 
 and hands the segments between ST and SE to a per-transaction handler. Errors raised by a handler
 are completed with the file position and the set control number before they propagate.
+
+:func:`headers` reads the same ISA/GS/ST segments into the same records without checking
+anything else: for naming a file's kind, or for answering a file (a 999) even when the checks
+fail.
 """
 from __future__ import annotations
 
@@ -89,7 +93,25 @@ def _int(seg: list[str], pos: int, index: int, loop: str) -> int:
 INTERCHANGE_VERSION = "00501"
 
 
+def _interchange_of(seg: list[str], seps: Separators) -> Interchange:
+    """ISA as read (the tokeniser already made sure it has its 16 elements)."""
+    return Interchange(seg[5], seg[6].strip(), seg[7], seg[8].strip(), seg[9], seg[10], seg[12],
+                       seg[13], seg[14] == "1", seg[15], seps)
+
+
+def _group_of(seg: list[str]) -> Group:
+    """GS01-GS06 and GS08 as read (empty when missing)."""
+    return Group(*(seg[i] if i < len(seg) else "" for i in (1, 2, 3, 4, 5, 6, 8)))
+
+
+def _set_of(seg: list[str], isa: Interchange, gs: Group, index: int) -> SetHeader:
+    """ST01, ST02 and the version: ST03, else GS08."""
+    version = seg[3] if len(seg) > 3 and seg[3] else gs.version
+    return SetHeader(seg[1] if len(seg) > 1 else "", seg[2] if len(seg) > 2 else "", version, isa, gs, index)
+
+
 def _interchange(seg: list[str], seps: Separators, index: int) -> Interchange:
+    """ISA with its control number and version checked."""
     if len(seg) != 17:
         raise X12SyntaxError("ISA must have 16 elements", segment_index=index, segment_id="ISA",
                              loop_id="ISA")
@@ -103,8 +125,24 @@ def _interchange(seg: list[str], seps: Separators, index: int) -> Interchange:
                                      f"this codec reads 5010 ({INTERCHANGE_VERSION})", segment_index=index,
                                      segment_id="ISA", loop_id="ISA", element_position=12, code="017",
                                      level="interchange")
-    return Interchange(seg[5], seg[6].strip(), seg[7], seg[8].strip(), seg[9], seg[10], seg[12],
-                       ctl, seg[14] == "1", seg[15], seps)
+    return _interchange_of(seg, seps)
+
+
+def headers(source: Source) -> Iterator[SetHeader]:
+    """Each transaction set's header (its ST with the ISA and GS around it), in file order,
+    checking nothing but that the file can be tokenised (:class:`X12SyntaxError` otherwise). A
+    set outside any GS gets an empty group."""
+    reader = SegmentReader(source)
+    isa: Interchange | None = None
+    gs = Group("", "", "", "", "", "", "")
+    for seg in reader:
+        tag = seg[0]
+        if tag == "ISA":
+            isa = _interchange_of(seg, reader.separators or Separators())
+        elif tag == "GS":
+            gs = _group_of(seg)
+        elif tag == "ST" and isa is not None:
+            yield _set_of(seg, isa, gs, reader.index)
 
 
 def walk(source: Source, factory: HandlerFactory) -> Iterator[Any]:
@@ -170,7 +208,7 @@ def walk(source: Source, factory: HandlerFactory) -> Iterator[Any]:
             if len(seg) < 9:
                 raise EnvelopeError("GS must have 8 elements", segment_index=index, segment_id="GS",
                                     level="group", code="1")
-            gs = Group(seg[1], seg[2], seg[3], seg[4], seg[5], seg[6], seg[8])
+            gs = _group_of(seg)
             _int(seg, 6, index, "GS")
             gs_count += 1
             set_count = 0
@@ -181,8 +219,7 @@ def walk(source: Source, factory: HandlerFactory) -> Iterator[Any]:
             if len(seg) < 3 or not seg[2]:
                 raise EnvelopeError("ST02 control number missing", segment_index=index,
                                     segment_id="ST", element_position=2, code="1")
-            version = seg[3] if len(seg) > 3 and seg[3] else gs.version
-            st = SetHeader(seg[1], seg[2], version, isa, gs, index)
+            st = _set_of(seg, isa, gs, index)
             st_count = 1
             set_count += 1
             try:
@@ -282,6 +319,16 @@ class EnvelopeWriter:
             w.seg("ST", transaction, ctl)
         return w
 
+    @property
+    def interchange_control(self) -> str:
+        """ISA13 and IEA02 as written."""
+        return f"{self.isa_control:09d}"
+
+    @property
+    def group_control(self) -> str:
+        """GS06 and GE02 as written."""
+        return str(self.gs_control)
+
     def end_set(self, w: SetWriter) -> None:
         w.seg("SE", w.count + 1, w.control)
         self._body.append(w.text())
@@ -295,14 +342,14 @@ class EnvelopeWriter:
             "ISA", "00", " " * 10, "00", " " * 10,
             p.sender_qualifier, p.sender_id.ljust(15)[:15],
             p.receiver_qualifier, p.receiver_id.ljust(15)[:15],
-            self.date[2:], self.time, s.repetition, "00501", f"{self.isa_control:09d}",
+            self.date[2:], self.time, s.repetition, "00501", self.interchange_control,
             "1" if p.ack_requested else "0", p.usage_indicator, s.component,
         ])
         w.raw(isa)
         w.seg("GS", self.functional_id, p.application_sender, p.application_receiver, self.date,
-              self.time, self.gs_control, "X", self.version)
+              self.time, self.group_control, "X", self.version)
         head = w.text()
         t = SegmentWriter(s, newline=self.newline)
-        t.seg("GE", self._sets, self.gs_control)
-        t.seg("IEA", 1, f"{self.isa_control:09d}")
+        t.seg("GE", self._sets, self.group_control)
+        t.seg("IEA", 1, self.interchange_control)
         return head + "".join(self._body) + t.text()

@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import fhir_mappings.vocabulary as vocabulary
-from payer_adapters.x12.codes import SERVICE_TYPE_SYSTEM, describe, table
+from payer_adapters.x12.codes import BENEFIT_TYPE, SERVICE_TYPE_SYSTEM, describe, table
 from payer_adapters.x12.decode_271 import Eligibility, ServiceSummary
 from payer_adapters.x12.errors import StructureError
 from payer_adapters.x12.fhir_out import concept, entry, money, operation_outcome, reference_by_identifier
 from payer_adapters.x12.resources import NPI
-
-BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
 
 
 def eligibility_to_fhir(e: Eligibility, claims: Any = None) -> list[dict[str, Any]]:

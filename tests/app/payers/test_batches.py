@@ -10,7 +10,7 @@ from app.payers.models import SUBMISSIONS as S
 from payer_adapters.errors import PayerRejection, operation_outcome
 from payer_adapters.registry import register_adapter
 from payer_adapters.transports.filedrop import DirectoryDrop
-from payer_adapters.x12_files import X12FileAdapter, batch_size, envelope_summary
+from payer_adapters.x12_files import X12FileAdapter, batch_size, read_batch_numbers
 
 from tests.flows import adrain, claim_for, connect, history, jobs, lifecycle, load_practice
 
@@ -39,16 +39,16 @@ async def test_claims_to_one_payer_share_one_file(api, store, tenant, payer_sett
     assert all(history(c)[:2] == ["queued", "submitted"] for c in claims)
 
     [name] = [p.name for p in (mailbox / "inbox").iterdir()]
-    env = envelope_summary((mailbox / "inbox" / name).read_bytes())
+    numbers = read_batch_numbers((mailbox / "inbox" / name).read_bytes())
     receipts = [receipt(c) for c in claims]
-    assert sorted(env["CLM"]) == sorted(c["identifier"][0]["value"] for c in claims)  # both claims, once each
+    assert sorted(numbers.claims) == sorted(c["identifier"][0]["value"] for c in claims)  # both claims, once each
     assert {r["fileName"] for r in receipts} == {name}
     assert len({r["key"] for r in receipts}) == 2  # each claim keeps its own key …
     assert len({r["batch"] for r in receipts}) == 1  # … and names the batch it went in
     assert name == f"837P_{receipts[0]['batch']}.x12"
     rows = submissions(store, tenant)
     assert {r.status for r in rows} == {"submitted"} and len({r.batch_key for r in rows}) == 1
-    assert {r.set_controls for r in rows} == set(env["ST"])  # the 999 is matched per transaction set
+    assert {r.set_controls for r in rows} == set(numbers.st)  # the 999 is matched per transaction set
     assert len(jobs(store, tenant, "send-claim-batch")) == 1
 
 
@@ -80,7 +80,7 @@ async def test_a_refused_batch_is_split_and_only_the_bad_claim_is_rejected(api, 
     good, bad = [(await api.get(f"/fhir/Claim/{c['id']}")).json() for c in claims]
     assert lifecycle(good) == "submitted" and lifecycle(bad) == "rejected"
     [name] = [p.name for p in (mailbox / "inbox").iterdir()]
-    assert envelope_summary((mailbox / "inbox" / name).read_bytes())["CLM"] == [good["identifier"][0]["value"]]
+    assert read_batch_numbers((mailbox / "inbox" / name).read_bytes()).claims == [good["identifier"][0]["value"]]
     assert len(jobs(store, tenant, "send-claim-batch")) == 3  # the pair, then each claim alone
     tasks = (await api.get(f"/fhir/Task?focus=Claim/{bad['id']}")).json()
     assert tasks["total"] == 1
