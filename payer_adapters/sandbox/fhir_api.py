@@ -3,14 +3,15 @@
 * ``POST /oauth/token`` — client credentials: ``client_secret_basic``/``_post`` against the
   data file's ``oauth_clients``, or SMART Backend Services ``private_key_jwt`` (a
   ``client_assertion`` signed with a key in ``config.jwks[client_id]``, checked with joserfc).
-* ``POST /fhir/Claim/$submit`` — a collection Bundle whose first entry is the Claim (§1.1);
+* ``POST /fhir/Claim/$submit`` — a collection Bundle whose first entry is the Claim (Da Vinci PAS);
   answers a Bundle with the ClaimResponse first. The same Bundle.identifier again replays the
   first answer (no second claim). Members with ``pend_fhir_claims`` get ``outcome: queued``.
 * ``POST /fhir/Claim/$inquire`` — Bundle with a Claim carrying the patient control number;
   answers a Bundle with the final ClaimResponse (after ``config.pended_inquiries`` pended ones).
 * ``GET /fhir/ClaimResponse?identifier=<system>|<key>`` — read back by submission key.
 * ``POST /fhir/CoverageEligibilityRequest/$submit`` — Bundle (request first) → response.
-4xx answers are OperationOutcomes; 5xx come only from fault injection (PAS transport, §1.1).
+4xx answers are OperationOutcomes; 5xx come only from fault injection (the PAS transport rules
+make 4xx final and 5xx temporary).
 """
 from __future__ import annotations
 
@@ -26,12 +27,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 import fhir_mappings.identifiers as ids
-
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.sandbox.engine import ClaimResult
 from payer_adapters.sandbox.fhir_out import claim_response, eligibility_response
 from payer_adapters.sandbox.model import claim_from_fhir
 
-SUBMISSION_KEY = "https://therabridge.dev/fhir/sid/submission-key"
 FHIR_JSON = "application/fhir+json"
 
 
@@ -137,10 +137,10 @@ def router(app_state: Any) -> APIRouter:
         pend = bool(member.get("pend_fhir_claims")) and not result.rejected
         resp = claim_response(result, entries[0], now=now, queued=pend)
         if key:
-            resp.setdefault("identifier", []).append({"system": SUBMISSION_KEY, "value": key})
+            resp.setdefault("identifier", []).append({"system": vocabulary.SUBMISSION_KEY, "value": key})
         if pend:
             st.pended[claim.pcn] = {"result": result, "request": entries[0], "inquiries": 0, "key": key}
-        out = _bundle([resp], identifier={"system": SUBMISSION_KEY, "value": key or claim.pcn}, now=now)
+        out = _bundle([resp], identifier={"system": vocabulary.SUBMISSION_KEY, "value": key or claim.pcn}, now=now)
         if key:
             st.by_key[key] = out
         return JSONResponse(out, media_type=FHIR_JSON)
@@ -163,7 +163,7 @@ def router(app_state: Any) -> APIRouter:
         final = p["inquiries"] > cfg.pended_inquiries
         resp = claim_response(result, p["request"], now=now, queued=not final)
         if p.get("key"):
-            resp.setdefault("identifier", []).append({"system": SUBMISSION_KEY, "value": p["key"]})
+            resp.setdefault("identifier", []).append({"system": vocabulary.SUBMISSION_KEY, "value": p["key"]})
         return JSONResponse(_bundle([resp], identifier=None, now=now), media_type=FHIR_JSON)
 
     @r.get("/fhir/ClaimResponse")
@@ -171,7 +171,7 @@ def router(app_state: Any) -> APIRouter:
         if not authorized(request):
             return outcome(401, "login", "missing or expired access token")
         system, _, value = identifier.rpartition("|")
-        found = st.by_key.get(value) if system in ("", SUBMISSION_KEY) else None
+        found = st.by_key.get(value) if system in ("", vocabulary.SUBMISSION_KEY) else None
         entries = [{"resource": found["entry"][0]["resource"], "search": {"mode": "match"}}] if found else []
         return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries},
                             media_type=FHIR_JSON)

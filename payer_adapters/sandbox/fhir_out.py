@@ -1,4 +1,5 @@
-"""FHIR R4 answers of the sandbox: ClaimResponse (PAS-style, §1.1) and CoverageEligibilityResponse.
+"""FHIR R4 answers of the sandbox: ClaimResponse (in the Da Vinci PAS style) and
+CoverageEligibilityResponse.
 
 Adjudication categories use the base ``adjudication`` code system (submitted, eligible, benefit)
 plus the CARC as ``reason`` (system ``https://x12.org/codes/claim-adjustment-reason-codes``) and
@@ -12,28 +13,24 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.sandbox.engine import Benefits, ClaimResult, Ledger
-from payer_adapters.sandbox.model import PCN
+from payer_adapters.x12.codes import (
+    ADJUDICATION, BENEFIT_TYPE, CARC_SYSTEM, GROUP_SYSTEM, SERVICE_TYPE_SYSTEM, STC_STATUS_SYSTEM,
+)
+from payer_adapters.x12.fhir_out import money
 
-ADJ = "http://terminology.hl7.org/CodeSystem/adjudication"
-CARC = "https://x12.org/codes/claim-adjustment-reason-codes"
-GROUP = "https://x12.org/codes/claim-adjustment-group-codes"
-STC = "https://x12.org/codes/claim-status-codes"
-SERVICE_TYPE = "https://x12.org/codes/service-type-codes"
-BENEFIT = "http://terminology.hl7.org/CodeSystem/benefit-type"
+#: The simulated payer's own resource ids (not a TheraBridge namespace: the server derives its
+#: ids from these, so they stay as they are).
 NS = uuid.UUID("6f1c1f0e-7d8a-4c1e-9b5e-2f7c0a5d9e11")
 
 
-def _money(v: Decimal) -> dict[str, Any]:
-    return {"value": float(v), "currency": "USD"}
-
-
 def _adj(code: str, amount: Decimal, reason: tuple[str, str] | None = None) -> dict[str, Any]:
-    a: dict[str, Any] = {"category": {"coding": [{"system": ADJ, "code": code}]}, "amount": _money(amount)}
+    a: dict[str, Any] = {"category": {"coding": [{"system": ADJUDICATION, "code": code}]}, "amount": money(amount)}
     if reason:
         group, carc = reason
-        a["category"] = {"coding": [{"system": GROUP, "code": group}]}
-        a["reason"] = {"coding": [{"system": CARC, "code": carc}]}
+        a["category"] = {"coding": [{"system": GROUP_SYSTEM, "code": group}]}
+        a["reason"] = {"coding": [{"system": CARC_SYSTEM, "code": carc}]}
     return a
 
 
@@ -42,15 +39,15 @@ def claim_response(result: ClaimResult, request: dict[str, Any], *, now: datetim
     """The ClaimResponse for a submitted Claim; ``queued`` gives the pended form (outcome
     ``queued``, no adjudication yet) that the client follows up with ``$inquire``."""
     c = result.claim
-    rid = str(uuid.uuid5(NS, f"{result.icn}|{'queued' if queued else 'final'}"))
+    rid = vocabulary.stable_id(NS, result.icn, "queued" if queued else "final")
     out: dict[str, Any] = {
         "resourceType": "ClaimResponse", "id": rid, "status": "active",
-        "identifier": [{"system": "https://therabridge.dev/fhir/sid/payer-claim-control-number", "value": result.icn}],
+        "identifier": [{"system": vocabulary.PAYER_CLAIM_NUMBER, "value": result.icn}],
         "type": request.get("type") or {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
                                                     "code": "professional"}]},
         "use": request.get("use", "claim"), "patient": request.get("patient") or {"display": "patient"},
         "created": now.isoformat(), "insurer": request.get("insurer") or {"display": c.payer_id},
-        "request": {"identifier": {"system": PCN, "value": c.pcn}},
+        "request": {"identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": c.pcn}},
     }
     if request.get("id"):
         out["request"]["reference"] = f"Claim/{request['id']}"
@@ -61,7 +58,7 @@ def claim_response(result: ClaimResult, request: dict[str, Any], *, now: datetim
     if result.rejected:
         out["outcome"] = "error"
         out["disposition"] = "Rejected by front-end edits"
-        out["error"] = [{"code": {"coding": [{"system": STC, "code": f"{e.category}:{e.status}"}], "text": e.text},
+        out["error"] = [{"code": {"coding": [{"system": STC_STATUS_SYSTEM, "code": f"{e.category}:{e.status}"}], "text": e.text},
                          **({"itemSequence": e.line.sequence} if e.line else {})} for e in result.edits]
         return out
     out["outcome"] = "complete"
@@ -82,16 +79,16 @@ def claim_response(result: ClaimResult, request: dict[str, Any], *, now: datetim
     out["item"] = items
     out["total"] = [_adj("submitted", c.total), _adj("benefit", result.paid)]
     out["payment"] = {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/ex-paymenttype",
-                                           "code": "complete"}]}, "amount": _money(result.paid)}
+                                           "code": "complete"}]}, "amount": money(result.paid)}
     if notes:
         out["processNote"] = notes
     return out
 
 
 def eligibility_response(ben: Benefits, request: dict[str, Any], ledger: Ledger, *, now: datetime) -> dict[str, Any]:
-    """CoverageEligibilityResponse with one item per service type (§2.2 mapping: copay,
-    coinsurance, visits allowed/used, authorizationRequired)."""
-    rid = str(uuid.uuid5(NS, f"elig|{request.get('id')}|{ben.member_id}"))
+    """CoverageEligibilityResponse with one item per service type (copay, coinsurance, visits
+    allowed/used, deductible, authorizationRequired)."""
+    rid = vocabulary.stable_id(NS, "elig", request.get("id"), ben.member_id)
     out: dict[str, Any] = {
         "resourceType": "CoverageEligibilityResponse", "id": rid, "status": "active",
         "purpose": request.get("purpose") or ["benefits"], "patient": request.get("patient") or {"display": "patient"},
@@ -113,20 +110,20 @@ def eligibility_response(ben: Benefits, request: dict[str, Any], ledger: Ledger,
     for st in ben.service_types:
         benefits: list[dict[str, Any]] = []
         if m.get("copay"):
-            benefits.append({"type": {"coding": [{"system": BENEFIT, "code": "copay"}]}, "allowedMoney": _money(Decimal(str(m["copay"])))})
+            benefits.append({"type": {"coding": [{"system": BENEFIT_TYPE, "code": "copay"}]}, "allowedMoney": money(Decimal(str(m["copay"])))})
         if m.get("coinsurance"):
-            benefits.append({"type": {"coding": [{"system": BENEFIT, "code": "copay-percent"}]},
+            benefits.append({"type": {"coding": [{"system": BENEFIT_TYPE, "code": "copay-percent"}]},
                              "allowedUnsignedInt": int(round(float(m["coinsurance"]) * 100))})
         total, used = ben.visits(st, ledger)
         if total is not None:
-            benefits.append({"type": {"coding": [{"system": BENEFIT, "code": "visit"}]},
+            benefits.append({"type": {"coding": [{"system": BENEFIT_TYPE, "code": "visit"}]},
                              "allowedUnsignedInt": int(total), "usedUnsignedInt": int(used)})
         d = m.get("deductible") or {}
         if d.get("total"):
-            benefits.append({"type": {"coding": [{"system": BENEFIT, "code": "deductible"}]},
-                             "allowedMoney": _money(Decimal(str(d["total"]))),
-                             "usedMoney": _money(Decimal(str(d["total"])) - ben.deductible_remaining(ledger))})
-        item: dict[str, Any] = {"category": {"coding": [{"system": SERVICE_TYPE, "code": st}]},
+            benefits.append({"type": {"coding": [{"system": BENEFIT_TYPE, "code": "deductible"}]},
+                             "allowedMoney": money(Decimal(str(d["total"]))),
+                             "usedMoney": money(Decimal(str(d["total"])) - ben.deductible_remaining(ledger))})
+        item: dict[str, Any] = {"category": {"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": st}]},
                                 "authorizationRequired": ben.auth_required(st)}
         if benefits:
             item["benefit"] = benefits

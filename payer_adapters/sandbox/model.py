@@ -1,10 +1,11 @@
 """The claim as the sandbox adjudicates it, read from any of the three wire forms.
 
-* 837P: ``claims_from_837`` walks the segments (2010BA member, 2010BB payer, 2010AA billing NPI,
-  2310B rendering NPI, 2300 CLM/REF*G1, 2400 SV1/DTP*472/REF*6R);
+* 837P: ``claims_from_837`` reads the file with the codec's 837P decoder (2010BA member, 2010BB
+  payer, 2010AA billing NPI, 2310B rendering NPI, 2300 CLM/REF*G1, 2400 SV1/DTP*472/REF*6R, and
+  the BHT03 batch a 277CA answers by);
 * FHIR: ``claim_from_fhir`` reads a Claim plus the resources of its Bundle (identifiers through the
   product's resolver, fhir_mappings/PROFILE.md, Identifiers);
-* CHC v3 JSON: ``claim_from_chc`` reads the professional-claims body (reference §2.3).
+* CHC v3 JSON: ``claim_from_chc`` reads the professional-claims body.
 """
 from __future__ import annotations
 
@@ -13,11 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 import fhir_mappings.identifiers as ids
-from payer_adapters.x12.segments import Separators, iter_segments
-
-CPT = "http://www.ama-assn.org/go/cpt"
-PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
-LINE_CONTROL = "https://therabridge.dev/fhir/StructureDefinition/line-control-number"
+import fhir_mappings.vocabulary as vocabulary
+from payer_adapters.x12 import ClaimSubmission, Submission837, decode
 
 
 @dataclass
@@ -58,60 +56,22 @@ class Claim:
 
 
 def claims_from_837(data: bytes | str) -> list[Claim]:
-    """Every 2300 claim of an 837P file (the file is assumed to have passed the 999 checks)."""
-    claims: list[Claim] = []
-    seps = Separators()
-    member = payer = npi = bname = last = first = filing = batch = ""
-    claim: Claim | None = None
-    line: Line | None = None
-    in_lines = False
-    for seg in iter_segments(data):
-        tag = seg[0]
-        get = (lambda i, s=seg: s[i] if len(s) > i else "")
-        if tag == "ISA":
-            seps = Separators(element="*", repetition=get(11) or "^", component=get(16) or ":", segment="~")
-        elif tag == "BHT":
-            batch = get(3)
-        elif tag == "HL":
-            claim, line, in_lines = None, None, False
-            if get(3) == "22":
-                last = first = ""
-        elif tag == "SBR":
-            filing = get(9)
-        elif tag == "NM1":
-            q = get(1)
-            if q == "85":
-                npi, bname = get(9), get(3)
-            elif q == "IL":
-                member, last, first = get(9), get(3), get(4)
-            elif q == "QC":
-                last, first = get(3), get(4)
-            elif q == "PR":
-                payer = get(9)
-            elif q == "82" and claim is not None and not in_lines:
-                claim.rendering_npi = get(9)
-        elif tag == "CLM":
-            freq = (get(5).split(seps.component) + ["", "", ""])[2]
-            claim = Claim(pcn=get(1), member_id=member, payer_id=payer, billing_npi=npi, billing_name=bname,
-                          patient_last=last, patient_first=first, filing_code=filing, frequency=freq or "1",
-                          total=Decimal(get(2) or "0"), batch=batch)
-            claims.append(claim)
-            in_lines = False
-        elif tag == "REF" and claim is not None and not in_lines and get(1) == "G1":
-            claim.prior_auth = get(2)
-        elif tag == "LX":
-            in_lines = True
-        elif tag == "SV1" and claim is not None:
-            comp = get(1).split(seps.component)
-            line = Line(code=comp[1] if len(comp) > 1 else "", modifiers=[m for m in comp[2:6] if m],
-                        charge=Decimal(get(2) or "0"), units=Decimal(get(4) or "1"), service_date="",
-                        sequence=len(claim.lines) + 1)
-            claim.lines.append(line)
-        elif tag == "DTP" and line is not None and in_lines and get(1) == "472":
-            line.service_date = get(3)[:8]
-        elif tag == "REF" and line is not None and in_lines and get(1) == "6R":
-            line.control = get(2)
-    return claims
+    """Every 2300 claim of an 837P file, read with the codec's 837P decoder (the file passed the
+    999 checks, which decode it the same way)."""
+    return [_claim_from_submission(sub.reference, c) for sub in decode(data).of_type(Submission837)
+            for c in sub.claims]
+
+
+def _claim_from_submission(batch: str, c: ClaimSubmission) -> Claim:
+    claim = Claim(pcn=c.patient_control_number, member_id=c.member_id, payer_id=c.payer_id,
+                  billing_npi=c.billing_npi, billing_name=c.billing_name, rendering_npi=c.rendering_npi,
+                  patient_last=c.patient_last, patient_first=c.patient_first, filing_code=c.filing_indicator,
+                  prior_auth=c.prior_authorization, frequency=c.frequency or "1", total=c.total, batch=batch)
+    for n, line in enumerate(c.lines, start=1):
+        claim.lines.append(Line(code=line.code, modifiers=[m for m in line.modifiers if m], charge=line.charge,
+                                units=line.units, service_date=(line.service_date or "").replace("-", ""),
+                                control=line.line_control_number or "", sequence=n))
+    return claim
 
 
 def _index(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -161,7 +121,7 @@ def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> C
         charge = Decimal(str(net)) if net is not None else \
             Decimal(str((item.get("unitPrice") or {}).get("value", 0))) * qty
         date = str(item.get("servicedDate") or (item.get("servicedPeriod") or {}).get("start", "")).replace("-", "")
-        control = next((e.get("valueString", "") for e in item.get("extension") or [] if e.get("url") == LINE_CONTROL), "")
+        control = next((e.get("valueString", "") for e in item.get("extension") or [] if e.get("url") == vocabulary.LINE_CONTROL_NUMBER), "")
         out.lines.append(Line(code=coding[0].get("code", ""), modifiers=mods, charge=charge, units=qty,
                               service_date=date[:8], control=control, sequence=int(item.get("sequence", 0))))
     out.total = sum((ln.charge for ln in out.lines), Decimal(0))
@@ -169,7 +129,7 @@ def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> C
 
 
 def claim_from_chc(body: dict[str, Any]) -> Claim:
-    """The CHC v3 professional-claims JSON (reference §2.3) in the sandbox's terms."""
+    """The CHC v3 professional-claims JSON in the sandbox's terms."""
     info = body.get("claimInformation") or {}
     sub = body.get("subscriber") or {}
     billing = body.get("billing") or {}

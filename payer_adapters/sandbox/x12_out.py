@@ -2,7 +2,8 @@
 
 Each uses the codec's :class:`~payer_adapters.x12.envelope.EnvelopeWriter` (ISA/GS/ST…SE/GE/IEA
 counts) with a trading partner that mirrors the inbound interchange (our receiver becomes the
-sender). Loop and segment ids follow ``therapy-billing-and-x12.md`` §5.2–5.5.
+sender). Loops and segments are those of the 5010 implementation guides (999 005010X231A1,
+277CA 005010X214, 835 005010X221A1, 271 005010X279A1), in the shapes the codec's decoders read.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from payer_adapters.sandbox.engine import Benefits, ClaimResult, Ledger, money
-from payer_adapters.x12 import X12Error, load_partner
+from payer_adapters.x12 import X12Error, headers, load_partner
 from payer_adapters.x12.envelope import EnvelopeWriter
 from payer_adapters.x12.resources import fmt_amount
-from payer_adapters.x12.segments import Separators, iter_segments
+from payer_adapters.x12.segments import iter_segments
 
 
 @dataclass
@@ -33,23 +34,22 @@ class InboundEnvelope:
     gs_receiver: str = ""
     gs_control: str = ""
     gs_version: str = ""
-    sets: list[tuple[str, str, str]] = field(default_factory=list)  # (ST01, ST02, ST03)
-    separators: Separators = field(default_factory=Separators)
+    sets: list[tuple[str, str, str]] = field(default_factory=list)  # (ST01, ST02, version: ST03 else GS08)
 
 
 def read_envelope(data: bytes) -> InboundEnvelope:
-    env = InboundEnvelope()
-    for seg in iter_segments(data):
-        g = (lambda i, s=seg: s[i].strip() if len(s) > i else "")
-        if seg[0] == "ISA":
-            env.sender_qualifier, env.sender_id = g(5), g(6)
-            env.receiver_qualifier, env.receiver_id = g(7), g(8)
-            env.isa_control, env.usage = g(13), g(15) or "T"
-        elif seg[0] == "GS" and not env.gs_control:
-            env.gs_functional_id, env.gs_sender, env.gs_receiver = g(1), g(2), g(3)
-            env.gs_control, env.gs_version = g(6), g(8)
-        elif seg[0] == "ST":
-            env.sets.append((g(1), g(2), g(3)))
+    """Who sent a file and which sets it holds, read with the codec's envelope reader, which
+    checks nothing (so a file that fails the checks is still answered, by a 999): the sender
+    from the last interchange, the group from the first."""
+    found = list(headers(data))
+    env = InboundEnvelope(sets=[(h.transaction, h.control_number, h.version) for h in found])
+    if found:
+        isa, gs = found[-1].interchange, found[0].group
+        env.sender_qualifier, env.sender_id = isa.sender_qualifier, isa.sender_id
+        env.receiver_qualifier, env.receiver_id = isa.receiver_qualifier, isa.receiver_id
+        env.isa_control, env.usage = isa.control_number, isa.usage or "T"
+        env.gs_functional_id, env.gs_sender, env.gs_receiver = gs.functional_id, gs.sender, gs.receiver
+        env.gs_control, env.gs_version = gs.control_number, gs.version
     return env
 
 
@@ -222,7 +222,7 @@ def _counts(s: Any, ok: list, bad: list, total_ok: Decimal, total_bad: Decimal, 
 # -- 835 ------------------------------------------------------------------------------------------
 
 def write_835(reply: ReplyWriter, results: list[ClaimResult], *, trace_seed: str, config: dict[str, Any]) -> str:
-    """One ST per payer over the adjudicated claims (§5.3): BPR/TRN, 1000A payer, 1000B payee,
+    """One ST per payer over the adjudicated claims: BPR/TRN, 1000A payer, 1000B payee,
     2100 CLP + NM1*QC per claim, 2110 SVC/DTM*472/CAS/REF*6R/AMT*B6/LQ*HE per line."""
     by_payer: dict[str, list[ClaimResult]] = {}
     for r in results:
