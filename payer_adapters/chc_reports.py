@@ -1,4 +1,4 @@
-"""CHC v3 JSON reports (277CA and 835; reference §2.4) → the records the X12 decoders produce.
+"""CHC v3 JSON reports (277CA and 835) → the records the X12 decoders produce.
 
 A clearinghouse's JSON 277CA (``GET …/reports/v2/{id}/277``) and 835 (``…/835``) carry the data
 of the X12 transaction they were converted from. Read into the same :class:`Ack277` and

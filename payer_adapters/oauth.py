@@ -17,6 +17,8 @@ import uuid
 from typing import Any
 
 import httpx
+from joserfc import jwt
+from joserfc.jwk import import_key
 
 from payer_adapters.errors import (
     PayerRejection, TransientPayerError, http_errors, json_body, operation_outcome, raise_for_http_status,
@@ -93,9 +95,6 @@ class TokenSource:
         return str(body["access_token"]), float(body.get("expires_in", 300))
 
     def _assertion(self) -> str:
-        # joserfc (and the cryptography it loads) only for clients that sign their assertions.
-        from joserfc import jwt
-        from joserfc.jwk import import_key
         key_data = self.s["private_key"]
         alg = self.s.get("algorithm", "RS384")
         key = import_key(key_data, "EC" if alg.startswith("ES") else "RSA")

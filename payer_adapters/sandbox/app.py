@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -30,6 +31,8 @@ from payer_adapters.sandbox.engine import Engine
 from payer_adapters.sandbox.faults import FaultMiddleware, FaultTable
 from payer_adapters.sandbox.mailbox import Mailbox
 from payer_adapters.sandbox.x12_out import Counter
+
+log = logging.getLogger("therabridge.sandbox")
 
 
 class SandboxState:
@@ -122,6 +125,5 @@ async def _poll(state: SandboxState) -> None:
         try:
             await asyncio.to_thread(state.mailbox.process, state.now())  # type: ignore[union-attr]
         except Exception:  # keep serving HTTP; the file stays in inbox/ for the next round
-            import logging
-            logging.getLogger("therabridge.sandbox").exception("sandbox mailbox round failed")
+            log.exception("sandbox mailbox round failed")
         await asyncio.sleep(state.config.poll_interval)

@@ -1,4 +1,4 @@
-"""The sandbox's CHC v3 JSON surface (the dialect Stedi and Optum share; reference §2.1–2.4).
+"""The sandbox's CHC v3 JSON surface (the dialect Stedi and Optum share).
 
 * ``POST /medicalnetwork/eligibility/v3`` — eligibility JSON → ``benefitsInformation[]``
   (codes 1/6 active/inactive, B copay, A coinsurance, C deductible, F visit limits with

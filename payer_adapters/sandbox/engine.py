@@ -19,6 +19,7 @@ PR-3 copay (once per claim), PR-2 coinsurance.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -208,7 +209,7 @@ class Engine:
     # -- 277CA ------------------------------------------------------------------------------
     def front_end_edits(self, claim: Claim) -> list[Edit]:
         """The clearinghouse/payer front end: unknown payer or member, NPI check digits,
-        discipline modifiers. Any edit rejects the whole claim (277CA A6/A7, §5.5)."""
+        discipline modifiers. Any edit rejects the whole claim (277CA status category A6/A7)."""
         edits: list[Edit] = []
         if self.payer(claim.payer_id) is None:
             edits.append(self._edit("unknown-payer"))
@@ -232,7 +233,6 @@ class Engine:
     # -- 835 --------------------------------------------------------------------------------
     def icn(self, claim: Claim, salt: str) -> str:
         """A payer claim control number derived from the claim and the submission (CLP07)."""
-        import hashlib
         h = hashlib.sha256(f"{salt}|{claim.pcn}|{claim.member_id}".encode()).hexdigest()
         return "SBX" + str(int(h[:12], 16)).zfill(15)[:12]
 

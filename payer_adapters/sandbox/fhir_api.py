@@ -25,6 +25,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
@@ -201,9 +204,6 @@ def router(app_state: Any) -> APIRouter:
 def _check_assertion(assertion: str, cfg: Any, st: FhirState, audience: str) -> tuple[bool, str | None]:
     """SMART Backend Services client authentication: iss = sub = client_id, aud = token URL,
     exp within 5 minutes, jti not reused; signature by a key in the client's JWKS."""
-    from joserfc import jwt
-    from joserfc.errors import JoseError
-    from joserfc.jwk import KeySet
     try:
         payload = assertion.split(".")[1]
         client_id = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("iss")

@@ -3,7 +3,8 @@
 For ``inbox/837P_<key>.x12``: ``outbox/999_<key>.x12`` (syntax, via
 ``payer_adapters.x12.validate``, plus the data file's ``syntax_edits``); when accepted,
 ``outbox/277CA_<key>.x12`` (front-end edits) and, when any claim passed them, ``outbox/835_<key>.x12`` (adjudication). For
-``inbox/270_<trace>.x12``: 999 and ``outbox/271_<trace>.x12``. Response order follows §5.6.
+``inbox/270_<trace>.x12``: 999 and ``outbox/271_<trace>.x12``. Answers come in the order a
+clearinghouse sends them: the 999 first, then the 277CA, then the 835.
 A processed file moves to ``processed/`` (that is where ``find_submission`` finds it later);
 an unreadable one moves to ``quarantine/`` with no answer (a real mailbox would send a TA1).
 

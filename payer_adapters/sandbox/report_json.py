@@ -1,7 +1,7 @@
 """The sandbox clearinghouse's JSON reports: its X12 277CA and 835, converted to CHC v3 JSON.
 
 Optum's ``GET /medicalnetwork/reports/v2/{file}/277|835`` (and Stedi's) return the report as
-JSON, the plain ``…/{file}`` as the X12 it was converted from (reference §2.1, §2.4). The sandbox
+JSON, the plain ``…/{file}`` as the X12 it was converted from. The sandbox
 writes X12 (``x12_out.py``) and converts it here, through the codec's decoder, so the JSON says
 exactly what the X12 says; descriptions (``…CodeValue``, ``adjustmentReason1``, ``remark``) come
 from the codec's code tables (``payer_adapters/x12/data``). The inverse, for the server, is

@@ -88,6 +88,7 @@ def pyx12_errors(data: Source) -> list[X12Error] | None:
     versions = _versions(text)
     if not versions or not versions <= PYX12_VERSIONS:
         return None
+    # pyx12 loads only when it validates: ``therabridge x12 decode`` and the server never need it.
     import pyx12.params
     import pyx12.x12n_document
 
