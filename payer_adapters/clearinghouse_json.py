@@ -32,7 +32,7 @@ import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.contract import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
 )
-from payer_adapters.errors import PayerRejection, http_errors, json_body, operation_outcome, raise_for_http_status
+from payer_adapters.errors import PayerRejection, json_body, operation_outcome, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.control import ControlNumbers
 
@@ -275,9 +275,8 @@ class ClearinghouseJsonAdapter:
     async def _call(self, method: str, path: str, what: str, *, timeout: float | None = None,
                     **kwargs: Any) -> httpx.Response:
         headers = {**kwargs.pop("headers", {}), **(await self._headers())}
-        async with http_errors(what):
-            resp = await self.http.request(method, f"{self.base}{path}", headers=headers,
-                                           timeout=timeout or self.timeout, **kwargs)
+        resp = await send(self.http, method, f"{self.base}{path}", what, headers=headers,
+                          timeout=timeout or self.timeout, **kwargs)
         raise_for_http_status(resp, what)
         return resp
 

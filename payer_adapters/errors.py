@@ -8,7 +8,7 @@ The worker's retry decision rests on this split::
      └── PayerRejection        a business answer (4xx with reasons, refused credentials) -> no
                                retry; carries an OperationOutcome dict for the work queue
 
-Foreign exceptions are mapped once, at the edge: httpx here (:func:`http_errors`,
+Foreign exceptions are mapped once, at the edge: httpx here (:func:`send`, :func:`http_errors`,
 :func:`raise_for_http_status`, :func:`json_body`), file systems and SFTP in the FileDrops.
 Messages never contain PHI or credentials: they name the operation and the status, not the
 payload.
@@ -125,6 +125,13 @@ async def http_errors(what: str) -> AsyncIterator[None]:
         raise TransientPayerError(f"{what}: transport failure ({type(exc).__name__})") from None
     except ValueError as exc:  # JSONDecodeError from a cut-off body
         raise TransientPayerError(f"{what}: unreadable answer ({type(exc).__name__})") from None
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+    """One HTTP request, its transport failures mapped by :func:`http_errors`; the answer's status
+    is the caller's to classify (:func:`raise_for_http_status`)."""
+    async with http_errors(what):
+        return await http.request(method, url, **kwargs)
 
 
 def json_body(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.contract import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt,
 )
-from payer_adapters.errors import PayerRejection, TransientPayerError, http_errors, json_body, raise_for_http_status
+from payer_adapters.errors import PayerRejection, TransientPayerError, json_body, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.control import ControlNumbers
 
@@ -68,9 +68,8 @@ class FhirPayerAdapter:
             headers = {"Accept": FHIR_JSON, **(await self.tokens.header())}
             if json is not None:
                 headers["Content-Type"] = FHIR_JSON
-            async with http_errors(what):
-                resp = await self.http.request(method, f"{self.base}{path}", json=json, params=params,
-                                               headers=headers, timeout=timeout or self.timeout)
+            resp = await send(self.http, method, f"{self.base}{path}", what, json=json, params=params,
+                              headers=headers, timeout=timeout or self.timeout)
             if resp.status_code == 401 and attempt == 1 and self.tokens.mode != "none":
                 self.tokens.forget()
                 continue

@@ -21,7 +21,7 @@ from joserfc import jwt
 from joserfc.jwk import import_key
 
 from payer_adapters.errors import (
-    PayerRejection, TransientPayerError, http_errors, json_body, operation_outcome, raise_for_http_status,
+    PayerRejection, TransientPayerError, json_body, operation_outcome, raise_for_http_status, send,
 )
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -81,8 +81,8 @@ class TokenSource:
             form.update(client_id=self.s["client_id"], client_secret=self.s["client_secret"])
         else:
             form.update(client_assertion_type=ASSERTION_TYPE, client_assertion=self._assertion())
-        async with http_errors("token request"):
-            resp = await self.http.post(self.s["token_url"], data=form, timeout=float(self.s.get("timeout", 30)))
+        resp = await send(self.http, "POST", self.s["token_url"], "token request", data=form,
+                          timeout=float(self.s.get("timeout", 30)))
         if resp.status_code in (400, 401, 403):
             # A refused client is a configuration problem: retrying will not help.
             raise PayerRejection("payer refused our client credentials", operation_outcome([{

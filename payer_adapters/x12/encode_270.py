@@ -18,7 +18,7 @@ it so the answer finds its request.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import fhir_mappings.identifiers as ids
 import payer_adapters.x12.resources as R
@@ -103,13 +103,8 @@ def _write_request(w: SegmentWriter, req: Mapping[str, Any], idx: R.ResourceInde
     w.seg("EQ", w.seps.repetition.join(types))
 
 
-def encode_270(
-    requests: Mapping[str, Any] | Iterable[R.Resource],
-    partner: TradingPartner,
-    control_numbers: ControlNumbers,
-    *,
-    now: datetime | None = None,
-) -> bytes:
+def encode_270(requests: R.Input, partner: TradingPartner, control_numbers: ControlNumbers, *,
+               now: datetime | None = None) -> bytes:
     """Encode every CoverageEligibilityRequest in ``requests`` (Bundle or resource list) into one
     interchange with one GS (HS) and one transaction set per request."""
     idx = R.ResourceIndex.from_input(requests)

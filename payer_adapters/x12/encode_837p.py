@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
@@ -449,29 +449,20 @@ class Encoded837P:
     numbers: BatchNumbers
 
 
-def encode_837p(
-    claims: Mapping[str, Any] | Iterable[R.Resource],
-    partner: TradingPartner,
-    control_numbers: ControlNumbers,
-    *,
-    now: datetime | None = None,
-) -> bytes:
-    """Encode every Claim in ``claims`` (a Bundle or a list of resources with what they reference)
-    into one interchange: one GS (HC), one transaction set per billing provider NPI + payer id.
-
-    Raises :class:`EncodeError` naming the loop/segment when the input cannot be encoded.
-    """
+def encode_837p(claims: R.Input, partner: TradingPartner, control_numbers: ControlNumbers, *,
+                now: datetime | None = None) -> bytes:
+    """The file :func:`encode_837p_batch` writes."""
     return encode_837p_batch(claims, partner, control_numbers, now=now).data
 
 
-def encode_837p_batch(
-    claims: Mapping[str, Any] | Iterable[R.Resource],
-    partner: TradingPartner,
-    control_numbers: ControlNumbers,
-    *,
-    now: datetime | None = None,
-) -> Encoded837P:
-    """:func:`encode_837p`, with the control numbers it wrote (for the submission's receipt)."""
+def encode_837p_batch(claims: R.Input, partner: TradingPartner, control_numbers: ControlNumbers, *,
+                      now: datetime | None = None) -> Encoded837P:
+    """Encode every Claim in ``claims`` (a Bundle or a list of resources with what they reference)
+    into one interchange: one GS (HC), one transaction set per billing provider NPI + payer id;
+    with the control numbers written (for the submission's receipt).
+
+    Raises :class:`EncodeError` naming the loop/segment when the input cannot be encoded.
+    """
     idx = R.ResourceIndex.from_input(claims)
     found = idx.of_type("Claim")
     if not found:

@@ -177,15 +177,8 @@ def walk(source: Source, factory: HandlerFactory) -> Iterator[Any]:
                 if item is not None:
                     yield item
                 continue
-            declared = _int(seg, 1, index, "SE")
-            if declared != st_count:
-                raise EnvelopeError(f"SE01 says {declared} segments, the set has {st_count}",
-                                    segment_index=index, segment_id="SE", element_position=1,
-                                    set_position=st_count, control_number=st.control_number, code="4")
-            if (seg[2] if len(seg) > 2 else "") != st.control_number:
-                raise EnvelopeError("SE02 does not match ST02", segment_index=index, segment_id="SE",
-                                    element_position=2, set_position=st_count,
-                                    control_number=st.control_number, code="3")
+            _check_trailer(seg, index, st_count, st.control_number, counts="segments", within="set", header="ST02",
+                           codes=("4", "3"), set_position=st_count, control_number=st.control_number)
             try:
                 result = handler.finish()  # type: ignore[union-attr]
             except X12Error as err:
@@ -231,27 +224,15 @@ def walk(source: Source, factory: HandlerFactory) -> Iterator[Any]:
             if gs is None:
                 raise EnvelopeError("GE without GS", segment_index=index, segment_id="GE",
                                     level="group", code="2")
-            declared = _int(seg, 1, index, "GE")
-            if declared != set_count:
-                raise EnvelopeError(f"GE01 says {declared} transaction sets, the group has {set_count}",
-                                    segment_index=index, segment_id="GE", element_position=1,
-                                    level="group", code="5")
-            if (seg[2] if len(seg) > 2 else "") != gs.control_number:
-                raise EnvelopeError("GE02 does not match GS06", segment_index=index, segment_id="GE",
-                                    element_position=2, level="group", code="4")
+            _check_trailer(seg, index, set_count, gs.control_number, counts="transaction sets", within="group",
+                           header="GS06", codes=("5", "4"), level="group")
             gs = None
         elif tag == "IEA":
             if isa is None or gs is not None:
                 raise EnvelopeError("IEA without ISA or before GE", segment_index=index,
                                     segment_id="IEA", level="interchange", code="023")
-            declared = _int(seg, 1, index, "IEA")
-            if declared != gs_count:
-                raise EnvelopeError(f"IEA01 says {declared} functional groups, the interchange has {gs_count}",
-                                    segment_index=index, segment_id="IEA", element_position=1,
-                                    level="interchange", code="021")
-            if (seg[2] if len(seg) > 2 else "") != isa.control_number:
-                raise EnvelopeError("IEA02 does not match ISA13", segment_index=index, segment_id="IEA",
-                                    element_position=2, level="interchange", code="001")
+            _check_trailer(seg, index, gs_count, isa.control_number, counts="functional groups", within="interchange",
+                           header="ISA13", codes=("021", "001"), level="interchange")
             isa = None
         elif tag == "TA1" and isa is not None and gs is None:
             continue
@@ -270,6 +251,20 @@ def walk(source: Source, factory: HandlerFactory) -> Iterator[Any]:
                              segment_id="IEA")
     if index == 0:
         raise X12SyntaxError("file is empty")
+
+
+def _check_trailer(seg: list[str], index: int, count: int, control: str, *, counts: str, within: str, header: str,
+                   codes: tuple[str, str], **where: Any) -> None:
+    """SE, GE and IEA: element 1 counts what the envelope holds, element 2 repeats the control
+    number of its header (ST02, GS06, ISA13); ``codes`` are the 999/TA1 codes of each mismatch."""
+    tag = seg[0]
+    declared = _int(seg, 1, index, tag)
+    if declared != count:
+        raise EnvelopeError(f"{tag}01 says {declared} {counts}, the {within} has {count}", segment_index=index,
+                            segment_id=tag, element_position=1, code=codes[0], **where)
+    if (seg[2] if len(seg) > 2 else "") != control:
+        raise EnvelopeError(f"{tag}02 does not match {header}", segment_index=index, segment_id=tag,
+                            element_position=2, code=codes[1], **where)
 
 
 def _complete(err: X12Error, index: int, position: int, control: str) -> None:

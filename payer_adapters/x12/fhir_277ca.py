@@ -13,7 +13,7 @@ from typing import Any
 import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import ENTITY_SYSTEM, STC_CATEGORY_SYSTEM, STC_STATUS_SYSTEM, describe, table
 from payer_adapters.x12.decode_277ca import LEVELS, Ack277, ClaimAck, LevelAck, Status
-from payer_adapters.x12.fhir_out import concept, entry, money, reference_by_identifier
+from payer_adapters.x12.fhir_out import coding, concept, entry, money, reference_by_identifier
 from payer_adapters.x12.resources import NPI, extension
 
 ID_QUALIFIER_SYSTEM = "https://x12.org/codes/identification-code-qualifier"
@@ -64,14 +64,12 @@ def _status_text(s: Status) -> str:
 
 
 def _status_concept(s: Status) -> dict[str, Any]:
-    coding = [{"system": STC_CATEGORY_SYSTEM, "code": s.category,
-               **({"display": describe("stc_categories", s.category)} if describe("stc_categories", s.category) else {})}]
+    codings = [coding(STC_CATEGORY_SYSTEM, s.category, describe("stc_categories", s.category))]
     if s.code:
-        coding.append({"system": STC_STATUS_SYSTEM, "code": s.code,
-                       **({"display": describe("stc_status", s.code)} if describe("stc_status", s.code) else {})})
+        codings.append(coding(STC_STATUS_SYSTEM, s.code, describe("stc_status", s.code)))
     if s.entity:
-        coding.append({"system": ENTITY_SYSTEM, "code": s.entity})
-    return {"coding": coding, "text": _status_text(s)}
+        codings.append(coding(ENTITY_SYSTEM, s.entity))
+    return {"coding": codings, "text": _status_text(s)}
 
 
 def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -129,9 +127,7 @@ def _billing_provider(c: ClaimAck) -> dict[str, Any]:
 
 def _identifier(qualifier: str, value: str) -> dict[str, Any]:
     known = table("id_qualifiers").get(qualifier) or {}
-    ident: dict[str, Any] = {"type": {"coding": [{"system": ID_QUALIFIER_SYSTEM, "code": qualifier,
-                                                  **({"display": known["text"]} if known else {})}]},
-                             "value": value}
+    ident: dict[str, Any] = {"type": concept(ID_QUALIFIER_SYSTEM, qualifier, known.get("text")), "value": value}
     if known:
         ident["system"] = known["system"]
     return ident
@@ -139,12 +135,11 @@ def _identifier(qualifier: str, value: str) -> dict[str, Any]:
 
 def _level_extension(lvl: LevelAck) -> dict[str, Any]:
     info = next(v for v in LEVELS.values() if v["loop"] == lvl.loop)
-    parts: list[dict[str, Any]] = [{"url": "loop", "valueCoding": {
-        "system": vocabulary.X12_277CA_LEVEL_CODES, "code": lvl.loop, "display": info["text"]}}]
+    parts: list[dict[str, Any]] = [{"url": "loop", "valueCoding": coding(
+        vocabulary.X12_277CA_LEVEL_CODES, lvl.loop, info["text"])}]
     if lvl.entity:
-        parts.append({"url": "entity", "valueCoding": {
-            "system": ENTITY_SYSTEM, "code": lvl.entity,
-            **({"display": describe("entity_codes", lvl.entity)} if describe("entity_codes", lvl.entity) else {})}})
+        parts.append({"url": "entity", "valueCoding": coding(ENTITY_SYSTEM, lvl.entity,
+                                                             describe("entity_codes", lvl.entity))})
     if lvl.id:
         parts.append({"url": "identifier", "valueIdentifier": _identifier(lvl.id_qualifier, lvl.id)})
     if lvl.tin and lvl.id_qualifier != "FI":

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import ADJUDICATION, CARC_SYSTEM, GROUP_SYSTEM, describe
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance, ServicePayment
-from payer_adapters.x12.fhir_out import concept, entry, money, operation_outcome, reference_by_identifier
+from payer_adapters.x12.fhir_out import coding, concept, entry, money, operation_outcome, reference_by_identifier
 from payer_adapters.x12.resources import NPI, extension
 
 
@@ -94,9 +94,8 @@ def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None 
         "Patient", vocabulary.MEMBER_ID, c.member_id)
     eob: dict[str, Any] = {
         "resourceType": "ExplanationOfBenefit",
-        "extension": [{"url": vocabulary.X12_CLAIM_STATUS, "valueCoding": {
-            "system": vocabulary.X12_835_CLAIM_STATUS, "code": c.status,
-            **({"display": describe("claim_status_835", c.status)} if describe("claim_status_835", c.status) else {})}}],
+        "extension": [{"url": vocabulary.X12_CLAIM_STATUS, "valueCoding": coding(
+            vocabulary.X12_835_CLAIM_STATUS, c.status, describe("claim_status_835", c.status))}],
         "identifier": [{"system": vocabulary.PAYER_CLAIM_NUMBER, "value": c.payer_claim_control_number}]
         if c.payer_claim_control_number else [],
         "status": "active",

@@ -27,11 +27,16 @@ def money(value: Decimal | None) -> dict[str, Any]:
     return {"value": float(value or 0), "currency": "USD"}
 
 
-def concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    coding: dict[str, Any] = {"system": system, "code": code}
+def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    """A Coding, with ``display`` only when there is one (a code table may not know the code)."""
+    out: dict[str, Any] = {"system": system, "code": code}
     if display:
-        coding["display"] = display
-    return {"coding": [coding]}
+        out["display"] = display
+    return out
+
+
+def concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    return {"coding": [coding(system, code, display)]}
 
 
 def issue(err: X12Error, severity: str = "error") -> dict[str, Any]:

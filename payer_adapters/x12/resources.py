@@ -9,6 +9,8 @@ from typing import Any, Iterable, Mapping
 from payer_adapters.x12.errors import EncodeError
 
 Resource = dict[str, Any]
+#: What the encoders take: a Bundle, or the resources themselves (one or a list).
+Input = Mapping[str, Any] | Iterable[Resource]
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
 TIN = "urn:oid:2.16.840.1.113883.4.4"
@@ -29,7 +31,7 @@ class ResourceIndex:
                 self._by_ref[f"{r['resourceType']}/{r['id']}"] = r
 
     @classmethod
-    def from_input(cls, data: Mapping[str, Any] | Iterable[Resource]) -> "ResourceIndex":
+    def from_input(cls, data: Input) -> "ResourceIndex":
         if isinstance(data, Mapping) and data.get("resourceType") == "Bundle":
             entries = data.get("entry") or []
             res = [e["resource"] for e in entries if "resource" in e]
