@@ -3,7 +3,7 @@
 A clearinghouse's JSON 277CA (``GET …/reports/v2/{id}/277``) and 835 (``…/835``) carry the data
 of the X12 transaction they were converted from. Read into the same :class:`Ack277` and
 :class:`Remittance` records, they are posted by the very functions that post X12 answers
-(``app.payers.posting``): the same ClaimResponses, lifecycle moves and biller Tasks, the same
+(the server's posting): the same ClaimResponses, lifecycle moves and biller Tasks, the same
 ExplanationOfBenefit/PaymentReconciliation, the same duplicate check — an 835's payment identity
 (TRN02 ``checkOrEFTTraceNumber`` + payer id) is the same whichever form it came in, so an ERA
 delivered once as X12 and once as JSON is posted once.

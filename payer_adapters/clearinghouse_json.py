@@ -34,12 +34,11 @@ from payer_adapters.contract import (
 )
 from payer_adapters.errors import PayerRejection, json_body, operation_outcome, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
+from payer_adapters.x12.codes import BENEFIT_TYPE, SERVICE_TYPE_SYSTEM
 from payer_adapters.x12.control import ControlNumbers
+from payer_adapters.x12.resources import NUCC
 
 CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1)
-TAXONOMY = "http://nucc.org/provider-taxonomy"
-SERVICE_TYPE = "https://x12.org/codes/service-type-codes"
-BENEFIT = "http://terminology.hl7.org/CodeSystem/benefit-type"
 #: Unambiguous Coverage.type codes (v3-ActCode) → claimFilingCode when no X12 filing coding exists;
 #: otherwise CI, as the 837P encoder does for SBR09 (x12/README.md).
 ACT_CODE_FILING = {"WCBPOL": "WC", "AUTOPOL": "AM"}
@@ -95,7 +94,7 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
         npi = ids.npi(prac, ct.get("provider")) or ""
         entry = {"npi": npi, **_person(prac)}
         tax = next((c.get("code") for c in (ct.get("qualification") or {}).get("coding") or []
-                    if c.get("system") == TAXONOMY), None)
+                    if c.get("system") == NUCC), None)
         if role == "primary" and rendering is None:
             rendering = {"providerType": "RenderingProvider", **entry, **({"taxonomyCode": tax} if tax else {})}
         elif role == "referring" and referring is None:
@@ -213,7 +212,7 @@ def eligibility_to_fhir(body: dict[str, Any], pkg: EligibilityPackage) -> dict[s
         for st in b.get("serviceTypeCodes") or []:
             if st == "30" or b.get("code") in ("1", "6", "C"):
                 continue
-            item = items.setdefault(st, {"category": {"coding": [{"system": SERVICE_TYPE, "code": st}]}, "benefit": []})
+            item = items.setdefault(st, {"category": {"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": st}]}, "benefit": []})
             if b.get("authOrCertIndicator") in ("Y", "N"):
                 item["authorizationRequired"] = b["authOrCertIndicator"] == "Y"
             for extra in b.get("additionalInformation") or []:
@@ -221,10 +220,10 @@ def eligibility_to_fhir(body: dict[str, Any], pkg: EligibilityPackage) -> dict[s
                     item["description"] = extra["description"]
             code = b.get("code")
             if code == "B" and b.get("benefitAmount"):
-                item["benefit"].append({"type": {"coding": [{"system": BENEFIT, "code": "copay"}]},
+                item["benefit"].append({"type": {"coding": [{"system": BENEFIT_TYPE, "code": "copay"}]},
                                         "allowedMoney": {"value": float(b["benefitAmount"]), "currency": "USD"}})
             elif code == "A" and b.get("benefitPercent"):
-                item["benefit"].append({"type": {"coding": [{"system": BENEFIT, "code": "copay-percent"}]},
+                item["benefit"].append({"type": {"coding": [{"system": BENEFIT_TYPE, "code": "copay-percent"}]},
                                         "allowedUnsignedInt": int(round(float(b["benefitPercent"]) * 100))})
             elif code == "F":
                 q = next((d for d in b.get("benefitsServiceDelivery") or [] if d.get("quantityQualifierCode") == "VS"), None)
@@ -232,7 +231,7 @@ def eligibility_to_fhir(body: dict[str, Any], pkg: EligibilityPackage) -> dict[s
                     continue
                 visit = next((x for x in item["benefit"] if x["type"]["coding"][0]["code"] == "visit"), None)
                 if visit is None:
-                    visit = {"type": {"coding": [{"system": BENEFIT, "code": "visit"}]}}
+                    visit = {"type": {"coding": [{"system": BENEFIT_TYPE, "code": "visit"}]}}
                     item["benefit"].append(visit)
                 if b.get("timeQualifierCode") == "29":
                     visit["_remaining"] = int(float(q["quantity"]))
