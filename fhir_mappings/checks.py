@@ -19,7 +19,7 @@ import fhir_mappings.identifiers as identifiers
 import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.claim_items import Item, read_items
 from fhir_mappings.inputs import ClaimInputs
-from fhir_mappings.npi import npi_is_valid
+from fhir_mappings.identifiers import npi_is_valid
 from fhir_mappings.outcome import Finding
 from fhir_mappings.plan import BillingPlan
 from fhir_mappings.profiles import PayerProfile

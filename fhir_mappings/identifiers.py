@@ -251,6 +251,23 @@ def sources_markdown() -> str:
     return "\n".join(f"* [{tag}] {text}" for tag, text in _data()["sources"].items())
 
 
+def npi_is_valid(npi: str) -> bool:
+    """True when ``npi`` is ten digits and its last digit is the Luhn check digit (ISO/IEC 7812)
+    over the prefix 80840 and the first nine digits."""
+    if len(npi) != 10 or not npi.isdigit():
+        return False
+    digits = [int(c) for c in "80840" + npi[:9]]
+    total = 0
+    # Double every second digit counting from the right of the payload (the check digit is excluded).
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
 if __name__ == "__main__":  # python -m fhir_mappings.identifiers > the table for PROFILE.md
     print(table_markdown())
     print()

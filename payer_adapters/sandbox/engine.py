@@ -26,7 +26,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from fhir_mappings.npi import npi_is_valid
+from fhir_mappings.identifiers import npi_is_valid
 from payer_adapters.sandbox.config import SandboxConfig
 from payer_adapters.sandbox.model import Claim, Line
 from payer_adapters.x12.errors import DataElementError, X12Error

@@ -1,6 +1,6 @@
 import pytest
 
-from fhir_mappings.npi import npi_is_valid
+from fhir_mappings.identifiers import npi_is_valid
 
 
 @pytest.mark.parametrize("npi", ["1234567893", "1245319599", "1982736450"])

@@ -8,9 +8,9 @@ import pytest
 
 from payer_adapters.x12 import InMemoryControlNumbers, load_partner
 
-EXAMPLES = Path("/work/shared/reference/x12-examples")
-if not EXAMPLES.exists():  # repository checkout next to ../shared
-    EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "reference" / "x12-examples"
+#: Hand-built 5010 files of an OT practice (837P original, replacement, workers' comp and one that
+#: must fail; 999 accept and reject; 277CA; 835; 270; 271).
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 NOW = datetime(2025, 1, 15, 10, 30)
 
@@ -27,8 +27,6 @@ def numbers():
 
 @pytest.fixture
 def examples() -> Path:
-    if not EXAMPLES.exists():
-        pytest.skip("shared X12 examples not available")
     return EXAMPLES
 
 
