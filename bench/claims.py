@@ -20,7 +20,7 @@ import orjson
 from fhir_mappings import ChargeMaster, ClaimInputs, profile_for
 from fhir_mappings.claim import claim_from_plan
 from fhir_mappings.plan import plan_billing
-from fhir_mappings.scrub import scrub
+from fhir_mappings.scrubbing import scrub
 from tests.fhir_mappings.mapping_builders import Block, eob, make_encounter_bundle
 
 CREATED = datetime(2025, 1, 20, 15, 0, tzinfo=timezone.utc)

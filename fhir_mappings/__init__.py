@@ -3,19 +3,29 @@
 Imports nothing of the server; no clock, database or network — time and ids are arguments.
 Entry points: ``ClaimInputs.from_resources``, ``generate``, ``build_claim``, ``scrub``,
 ``scrub_claim``, ``build_eligibility_request``, ``outcome_has_errors``. See PROFILE.md.
-"""
-from fhir_mappings.charges import ChargeMaster
-from fhir_mappings.claim import build_claim, patient_control_number
-from fhir_mappings.eligibility import build_eligibility_request
-from fhir_mappings.generate import generate, profile_for, scrub_claim
-from fhir_mappings.inputs import ClaimInputs, InputError
-from fhir_mappings.outcome import outcome_has_errors
-from fhir_mappings.profiles import PayerProfile, get_profile
-from fhir_mappings.rules import ScrubRule, catalog
-from fhir_mappings.scrub import scrub
 
-__all__ = [
-    "ChargeMaster", "ClaimInputs", "InputError", "PayerProfile", "ScrubRule", "build_claim",
-    "build_eligibility_request", "catalog", "generate", "get_profile", "outcome_has_errors",
-    "patient_control_number", "profile_for", "scrub", "scrub_claim",
-]
+The names below are loaded on first use (PEP 562), so a module that needs only the vocabulary
+or the identifier resolver (the X12 codec, a CLI command) does not load the whole mapper.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "ChargeMaster": "charges", "build_claim": "claim", "patient_control_number": "claim",
+    "build_eligibility_request": "eligibility", "generate": "pipeline", "profile_for": "pipeline",
+    "scrub_claim": "pipeline", "ClaimInputs": "inputs", "InputError": "inputs", "outcome_has_errors": "outcome",
+    "PayerProfile": "profiles", "get_profile": "profiles", "ScrubRule": "rules", "catalog": "rules",
+    "scrub": "scrubbing",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'fhir_mappings' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"fhir_mappings.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value

@@ -10,7 +10,7 @@ from fhir_mappings.inputs import ClaimInputs
 from fhir_mappings.plan import plan_billing
 from fhir_mappings.profiles import PayerProfile, get_profile, select_profile_name
 from fhir_mappings.resolve import payer_id_of
-from fhir_mappings.scrub import scrub
+from fhir_mappings.scrubbing import scrub
 from fhir_mappings.tables import load_json
 
 
