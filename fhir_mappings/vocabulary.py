@@ -24,6 +24,9 @@ PAYMENT_TRACE = f"{SID}payment-trace-number"  # 835 TRN02: the check or EFT numb
 SUBMISSION_KEY = f"{SID}submission-key"  # a claim's idempotency key at the payer
 CLAIM_BATCH = f"{SID}x12-claim-batch"  # 277CA 2200B TRN02: the BHT03 of our 837
 X12_277CA_TRACE = f"{SID}x12-277ca-trace"  # 277CA 2200A/2200C TRN02
+X12_ETIN = f"{SID}x12-etin"  # an Electronic Transmitter Identification Number (NM108 46)
+CMS_PLAN_ID = f"{SID}cms-plan-id"  # NM108 XV
+X12_SERVICE_PROVIDER_NUMBER = f"{SID}x12-service-provider-number"  # NM108 SV
 
 # -- extensions (Extension.url) -----------------------------------------------------------
 CLAIM_LIFECYCLE = f"{BASE}/StructureDefinition/claim-lifecycle"

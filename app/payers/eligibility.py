@@ -17,12 +17,11 @@ from app.payers.outcomes import put
 from app.payers.packages import eligibility_package
 from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable_id
 from app.payers.calls import call_payer, call_payer_async
-from app.payers.runtime import default_http, runtime
+from app.payers.runtime import runtime
 from fhir_mappings import identifiers
 from payer_adapters.contract import EligibilityPackage, EligibilityResult
 from payer_adapters.errors import PayerRejection
-from payer_adapters.registry import create_adapter
-from payer_adapters.x12 import InMemoryControlNumbers
+from payer_adapters.registry import capabilities
 
 KIND = "check-eligibility"
 
@@ -89,10 +88,7 @@ async def check_now(ts: TenantStore, prepared: Prepared) -> EligibilityResult:
 
 def realtime(link: directory.PayerLink) -> bool:
     """Whether the connection's adapter answers eligibility inside the request."""
-    rt = runtime()
-    adapter = create_adapter(link.kind, link.adapter_settings(rt.settings), http=default_http(),
-                             control_numbers=InMemoryControlNumbers())
-    return adapter.capabilities.realtime_eligibility
+    return capabilities(link.kind, link.settings).realtime_eligibility
 
 
 def run_check(ts: TenantStore, payload: dict[str, Any]) -> None:
