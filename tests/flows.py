@@ -198,3 +198,13 @@ def demo_store(url: str, var: Path, tenant: str) -> tuple[Settings, Any]:
     store.ensure_tenant(tenant)
     load_demo(store, tenant)
     return settings, store
+
+
+def demo_with_acme(url: str, var: Path, tenant: str, sandbox_base: str, *, timeout: float) -> tuple[Settings, Any]:
+    """``demo_store`` with Acme on the clearinghouse JSON API of a live sandbox payer, and the
+    demo's claims generated."""
+    settings, store = demo_store(url, var, tenant)
+    directory.add(store, settings, tenant, "payer-acme", "clearinghouse-json",
+                  {"base_url": sandbox_base, "timeout": timeout}, {"api_key": "test_sandbox_key"}, profile="commercial")
+    drain(store)
+    return settings, store

@@ -214,9 +214,11 @@ def _supporting(claim: Mapping[str, Any], category: str) -> list[Mapping[str, An
     return [s for s in claim.get("supportingInfo") or [] if category in R.codes(s.get("category"))]
 
 
-def _care_team(claim: Mapping[str, Any], idx: R.ResourceIndex, role: str) -> tuple[R.Resource, Mapping] | None:
+def _care_team(claim: Mapping[str, Any], idx: R.ResourceIndex, role: str,
+               sequences: set[int] | None = None) -> tuple[R.Resource, Mapping] | None:
+    """The careTeam member with ``role`` (among ``sequences`` when given) and its practitioner."""
     for member in claim.get("careTeam") or []:
-        if role in R.codes(member.get("role")):
+        if role in R.codes(member.get("role")) and (sequences is None or member.get("sequence") in sequences):
             prov = idx.get(member.get("provider"), what=f"careTeam {role} provider", required=False)
             if prov is not None and prov.get("resourceType") == "PractitionerRole":
                 prov = idx.get(prov.get("practitioner"), what="PractitionerRole.practitioner")
@@ -228,15 +230,7 @@ def _care_team(claim: Mapping[str, Any], idx: R.ResourceIndex, role: str) -> tup
 def _line_member(claim: Mapping[str, Any], item: Mapping[str, Any], idx: R.ResourceIndex,
                  role: str) -> tuple[R.Resource, Mapping] | None:
     """The careTeam member with ``role`` among the line's ``careTeamSequence``."""
-    wanted = set(item.get("careTeamSequence") or [])
-    for member in claim.get("careTeam") or []:
-        if member.get("sequence") in wanted and role in R.codes(member.get("role")):
-            prov = idx.get(member.get("provider"), what=f"careTeam {role} provider", required=False)
-            if prov is not None and prov.get("resourceType") == "PractitionerRole":
-                prov = idx.get(prov.get("practitioner"), what="PractitionerRole.practitioner")
-            if prov is not None:
-                return prov, member
-    return None
+    return _care_team(claim, idx, role, set(item.get("careTeamSequence") or []))
 
 
 def _rendering(w: SegmentWriter, prov: R.Resource, member: Mapping[str, Any], skip_npi: str, loop: str) -> str:

@@ -11,20 +11,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.bootstrap import build_store, load_demo
 from app.fhir.queries import find_resources
-from app.db import make_engine
 from app.jobs import J, Worker
-from app.migrations import upgrade
-from app import directory
 from app.payers.submission import queue_claim
-from app.settings import Settings
-
-from tests.flows import lifecycle, worker_env
 from tests.e2e.test_worker_killed import CHC_SUBMIT, WORKER, _wait
+from fhir_mappings.vocabulary import PATIENT_CONTROL_NUMBER
+from tests.flows import demo_with_acme, lifecycle, worker_env
 
 TENANT = "dead-worker"
-PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
 CLAIMS = 4
 
 
@@ -35,23 +29,15 @@ def _sends(engine: sa.Engine) -> list[sa.Row]:
 
 
 def test_a_dead_worker_delays_only_the_job_it_was_running(own_database: str, tmp_path: Path, live_sandbox) -> None:
-    settings = Settings(database_url=own_database, var_dir=str(tmp_path))
-    engine = make_engine(own_database)
-    upgrade(engine)
-    store = build_store(settings, engine)
-    store.ensure_tenant(TENANT)
-    load_demo(store, TENANT)
-    directory.add(store, settings, TENANT, "payer-acme", "clearinghouse-json",
-                  {"base_url": live_sandbox.base, "timeout": 30}, {"api_key": "test_sandbox_key"}, profile="commercial")
+    _, store = demo_with_acme(own_database, tmp_path, TENANT, live_sandbox.base, timeout=30)
+    engine = store.engine
     worker = Worker(store)
-    while worker.run_once():
-        pass  # the demo's claims are generated
     with store.for_tenant(TENANT).unit() as unit:
         template = next(c for c in find_resources(unit, "Claim", [("encounter", "Encounter/enc-brooks-1")])
                         if lifecycle(c) == "clean")
         for n in range(CLAIMS):  # claims to one payer API, one call each
             claim = copy.deepcopy(template)
-            claim["identifier"] = [{"system": PCN, "value": f"DEAD{n:03d}"}]
+            claim["identifier"] = [{"system": PATIENT_CONTROL_NUMBER, "value": f"DEAD{n:03d}"}]
             for i, item in enumerate(claim["item"], start=1):
                 for ext in item.get("extension", []):
                     ext["valueString"] = f"DEAD{n:03d}-{i}"

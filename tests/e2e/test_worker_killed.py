@@ -19,10 +19,9 @@ import sqlalchemy as sa
 
 from app.fhir.queries import find_resources
 from app.jobs import J, Worker
-from app import directory
 from app.payers.submission import queue_claim
 
-from tests.flows import demo_store, lifecycle, worker_env
+from tests.flows import demo_with_acme, lifecycle, worker_env
 
 TENANT = "killed"
 CHC_SUBMIT = "/medicalnetwork/professionalclaims/v3/submission"
@@ -39,13 +38,9 @@ def _wait(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyped-
 
 
 def test_worker_killed_between_sending_and_recording(own_database: str, tmp_path: Path, live_sandbox) -> None:
-    settings, store = demo_store(own_database, tmp_path, TENANT)
+    _, store = demo_with_acme(own_database, tmp_path, TENANT, live_sandbox.base, timeout=10)
     engine = store.engine
-    directory.add(store, settings, TENANT, "payer-acme", "clearinghouse-json",
-                  {"base_url": live_sandbox.base, "timeout": 10}, {"api_key": "test_sandbox_key"}, profile="commercial")
     worker = Worker(store)
-    while worker.run_once():
-        pass  # the demo's claims are generated
     with store.for_tenant(TENANT).unit() as unit:
         claim = next(c for c in find_resources(unit, "Claim", [("encounter", "Encounter/enc-brooks-1")])
                      if lifecycle(c) == "clean")
