@@ -3,6 +3,7 @@ from its answers, a replacement (frequency 7) and a void (8) quoting it in REF*F
 reversal (CLP02 22) posted once on the claim it takes the money back from."""
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from tests.flows import NOW, SANDBOX, adrain, claim_for, connect, lifecycle, loa
 
 PAYER_NUMBER = "https://therabridge.dev/fhir/sid/payer-claim-control-number"
 FREQUENCY = "https://therabridge.dev/fhir/StructureDefinition/claim-frequency"
-STATUS_835 = "https://therabridge.dev/fhir/StructureDefinition/x12-claim-status"
+#: What a biller may ever be granted (the role's ceiling).
+BILLER = " ".join(s for s in json.loads((Path(__file__).parents[3] / "app/auth/data/roles.json").read_text())["biller"] if "/" in s)
 
 
 def number(claim: dict[str, Any]) -> str | None:
@@ -126,7 +128,9 @@ async def test_a_paid_claim_corrected_by_regeneration_is_replaced_and_reversed(
 async def test_void_end_to_end(api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
     original, payer = await _paid_original(api, store, tenant, payer_settings, mailbox, demo_bundle)
     icn = number(original)
-    r = await api.post(f"/fhir/Claim/{original['id']}/$void")
+    denied = await api.post(f"/fhir/Claim/{original['id']}/$void", headers={"x-test-scope": "user/Claim.rs"})
+    assert denied.status_code == 403 and denied.json()["resourceType"] == "OperationOutcome"
+    r = await api.post(f"/fhir/Claim/{original['id']}/$void", headers={"x-test-scope": BILLER})
     assert r.status_code == 201, r.text
     void = r.json()
     assert lifecycle(void) == "queued" and void["id"] != original["id"]
@@ -189,6 +193,21 @@ async def test_correction_and_void_wait_for_the_payers_number(api, store, tenant
     after = (await api.get(f"/fhir/Claim?encounter=Encounter/enc-alvarez-1")).json()["total"]
     assert after == before  # no correction, no void was stored
     assert (await api.get(f"/fhir/Claim/{claim['id']}")).json()["meta"]["versionId"] == sent["meta"]["versionId"]
+
+    # The payer's 277CA accepts it with its number (REF*1K); its 835 is not here yet.
+    payer = Mailbox(mailbox, Engine(load_config()))
+    written = payer.process(NOW)
+    (mailbox / "outbox" / next(w for w in written if w.startswith("835_"))).unlink()
+    with store.for_tenant(tenant).unit() as unit:
+        queue_collection(unit)
+    await adrain(store)
+    accepted = (await api.get(f"/fhir/Claim/{claim['id']}")).json()
+    [ref_1k] = [s[2] for s in segments(mailbox / "archive" / next(w for w in written if w.startswith("277CA_")))
+                if s[:2] == ["REF", "1K"]]
+    assert lifecycle(accepted) == "accepted" and number(accepted) == ref_1k
+    r = await api.post("/fhir/Encounter/enc-alvarez-1/$generate-claim")
+    assert r.status_code == 200, r.text
+    assert r.json()["entry"][0]["resource"]["related"][0]["reference"]["value"] == ref_1k
 
 
 async def test_a_billers_corrected_claim_goes_as_a_replacement_over_the_json_api(
