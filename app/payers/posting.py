@@ -198,12 +198,13 @@ def post_271(unit: Unit, result: DecodeResult) -> int:
     return n
 
 
-def answer_states(response: dict[str, Any]) -> list[str]:
-    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through."""
+def answer_states(response: dict[str, Any], claim: dict[str, Any] | None = None) -> list[str]:
+    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through (a void the
+    payer processed is ``accepted``: it pays nothing and denies nothing)."""
     outcome = response.get("outcome")
     if outcome == "error":
         return ["rejected"]
-    if outcome == "queued":
+    if outcome == "queued" or (claim is not None and voided_by(claim)):
         return ["accepted"]
     if outcome in ("complete", "partial"):
         return ["accepted", paid_state_of(response)]
@@ -221,7 +222,7 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
     outcome = response.get("outcome")
     corrections.record_payer_number(unit, claim["id"], identifiers.payer_claim_number(response),
                                     adjudicated=outcome in ("complete", "partial"))
-    if (voided := voided_by(claim)) and VOID_TAKEN & set(answer_states(response)):
+    if (voided := voided_by(claim)) and VOID_TAKEN & set(answer_states(response, claim)):
         cancel(unit, voided)
     if outcome == "error":
         biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
