@@ -15,6 +15,7 @@ from payer_adapters.x12.validate import validate
 
 from tests.flows import NOW, SANDBOX, adrain, claim_for, connect, lifecycle, load_practice, medicare_practice
 
+PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
 PAYER_NUMBER = "https://therabridge.dev/fhir/sid/payer-claim-control-number"
 FREQUENCY = "https://therabridge.dev/fhir/StructureDefinition/claim-frequency"
 #: What a biller may ever be granted (the role's ceiling).
@@ -96,6 +97,7 @@ async def test_a_paid_claim_corrected_by_regeneration_is_replaced_and_reversed(
 
     written = await answer_and_collect(store, tenant, payer)
     assert [w.split("_")[0] for w in written] == ["999", "277CA", "835"]
+    assert validate((mailbox / "archive" / written[2]).read_bytes()) == []
     clps = [s for s in segments(mailbox / "archive" / written[2]) if s[0] == "CLP"]
     assert [(c[2], c[7]) for c in clps][0] == ("22", icn)  # the reversal first, then the new payment
     assert clps[1][2] == "1" and clps[1][7] != icn
@@ -146,9 +148,9 @@ async def test_void_end_to_end(api, store, tenant, payer_settings, mailbox: Path
     assert ["REF", "F8", icn] in segs
     written = await answer_and_collect(store, tenant, payer)
     segs_835 = segments(mailbox / "archive" / written[2])
-    assert [(c[1], c[2], c[7]) for c in segs_835 if c[0] == "CLP"] == [
-        (next(s for s in segments(mailbox / "processed" / sorted(p.name for p in (mailbox / "processed").iterdir())[0])
-              if s[0] == "CLM")[1], "22", icn)]  # the reversal only, under the original's CLP01
+    pcn = next(i["value"] for i in original["identifier"] if i["system"] == PCN)
+    assert [(c[1], c[2], c[7]) for c in segs_835 if c[0] == "CLP"] == [(pcn, "22", icn)]  # the reversal only
+    assert validate((mailbox / "archive" / written[2]).read_bytes()) == []  # negative amounts, PLB: pyx12 too
     plb = [s for s in segs_835 if s[0] == "PLB"]
     assert plb and plb[0][3].split(":") == ["FB", icn]  # the balance the payer carries forward
 
