@@ -15,6 +15,7 @@ from payer_adapters.x12.validate import validate
 
 from tests.flows import NOW, SANDBOX, adrain, claim_for, connect, lifecycle, load_practice, medicare_practice
 
+TRACE = "https://therabridge.dev/fhir/sid/payment-trace-number"
 PCN = "https://therabridge.dev/fhir/sid/patient-control-number"
 PAYER_NUMBER = "https://therabridge.dev/fhir/sid/payer-claim-control-number"
 FREQUENCY = "https://therabridge.dev/fhir/StructureDefinition/claim-frequency"
@@ -164,6 +165,49 @@ async def test_void_end_to_end(api, store, tenant, payer_settings, mailbox: Path
     assert [d.get("request") for d in adjustments] == [{"reference": f"Claim/{original['id']}"}]
     # A voided claim cannot be voided again, nor its void.
     assert (await api.post(f"/fhir/Claim/{void['id']}/$void")).status_code == 422
+
+    # A later 835 recovers the balance: PLB WO naming the original by its patient control number,
+    # offsetting the forwarded balance (FB, by its payer number). Both stay with that claim.
+    recovered = Decimal(plb[0][4])
+    name = recoupment_835(mailbox, [("WO", pcn, -recovered), ("FB", icn, recovered)])
+    with store.for_tenant(tenant).unit() as unit:
+        queue_collection(unit)
+    await adrain(store)
+    assert [m["status"] for m in messages(store, tenant) if m["kind"] == "835"][-1] == "posted", name
+    [recon] = [e["resource"] for e in (await api.get("/fhir/PaymentReconciliation?identifier=" + TRACE + "|RECOUP1"))
+               .json()["entry"]]
+    assert [(d["identifier"]["value"], d["amount"]["value"], d.get("request")) for d in recon["detail"]] == [
+        (pcn, float(recovered), {"reference": f"Claim/{original['id']}"}),
+        (icn, float(-recovered), {"reference": f"Claim/{original['id']}"})]
+    assert paid(store, tenant, original["id"]) == 0  # linked, not counted again
+
+
+def recoupment_835(mailbox: Path, adjustments: list[tuple[str, str, Decimal]]) -> str:
+    """An 835 from the sandbox payer with no claim payment, only provider adjustments (PLB)."""
+    from payer_adapters.sandbox.x12_out import Counter, ReplyWriter, read_envelope
+    from payer_adapters.x12.resources import fmt_amount
+
+    sent = next(p for p in (mailbox / "processed").iterdir() if p.name.startswith("837P_"))
+    reply = ReplyWriter(read_envelope(sent.read_bytes()), NOW, Counter(990001))
+    w = reply.envelope("HP", "005010X221A1")
+    s = w.begin_set("835", 1, st03=False)
+    s.seg("BPR", "H", "0", "C", "NON", "", "", "", "", "", "", "", "", "", "", "", "20261123")
+    s.seg("TRN", "1", "RECOUP1", "1999999999")
+    s.seg("DTM", "405", "20261123")
+    s.seg("N1", "PR", "DEMO MEDICARE", "XV", "MCRDEMO")
+    s.seg("N3", "PO BOX 1000")
+    s.seg("N4", "SPRINGFIELD", "IL", "627010000")
+    s.seg("PER", "BL", "EDI SUPPORT", "TE", "8005550199")
+    s.seg("N1", "PE", "PROVIDER", "XX", "1234567893")
+    elements: list = []
+    for reason, ref, amount in adjustments:
+        elements += [(reason, ref), fmt_amount(amount)]
+    s.seg("PLB", "1234567893", "20261231", *elements)
+    w.end_set(s)
+    text = w.text()
+    assert validate(text.encode()) == []
+    (mailbox / "outbox" / "835_RECOUP1.x12").write_text(text)
+    return "835_RECOUP1.x12"
 
 
 async def test_correction_and_void_wait_for_the_payers_number(api, store, tenant, payer_settings, mailbox: Path,
