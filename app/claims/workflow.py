@@ -3,8 +3,9 @@
 A claim is regenerated in place until it has left for the payer (a queued claim not yet in a
 batch being sent is rebuilt in place too, and keeps its place in the queue); a claim that has
 left is never overwritten: the correction is a new Claim whose ``related`` names the old one
-(relationship ``prior``, with the payer's claim number: ``corrections``). A held claim (any error) is stored as ``draft`` and gets an open biller
-``Task`` listing the issues; a clean one is ``active`` and its review Task, if any, is completed.
+(relationship ``prior``, with the payer's claim number: ``corrections``). A held claim (any
+error) is stored as ``draft`` and gets an open biller ``Task`` listing the issues; a clean one
+is ``active`` and its review Task, if any, is completed.
 
 One visit never has two claims being built at once: generation takes a lock on the visit for
 the rest of its transaction, so two workers regenerating the same visit find each other's claim
