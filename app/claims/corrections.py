@@ -20,6 +20,7 @@ from typing import Any
 from app.claims.lifecycle import UNSUBMITTED, lifecycle, rank, set_lifecycle, without_server_owned
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
+from app.fhir.queries import find_resources
 from app.fhir.store import Unit, Version
 from fhir_mappings.vocabulary import (
     CLAIM_FREQUENCY, PATIENT_CONTROL_NUMBER, PAYER_CLAIM_NUMBER, SERVER_NAMESPACE, stable_id,
@@ -126,6 +127,18 @@ def link_client_correction(unit: Unit, claim: dict[str, Any]) -> None:
             del claim["identifier"]
 
 
+def replaced_by(unit: Unit, claim: dict[str, Any]) -> str | None:
+    """The id of a correction of ``claim`` (a Claim of the same visit naming it as ``prior``)."""
+    visits = {ref.get("reference") for item in claim.get("item") or [] for ref in item.get("encounter") or []}
+    for visit in sorted(v for v in visits if v):
+        for other in find_resources(unit, "Claim", [("encounter", visit)]):
+            if other["id"] != claim["id"] and not is_void(other) and any(
+                    _has(r, "prior") and (r.get("claim") or {}).get("reference") == f"Claim/{claim['id']}"
+                    for r in other.get("related") or []):
+                return str(other["id"])
+    return None
+
+
 def void_id(claim_id: str) -> str:
     """The id of the void of ``Claim/claim_id``: one void per claim, however often it is asked for."""
     return stable_id(SERVER_NAMESPACE, "void", claim_id)
@@ -135,7 +148,8 @@ def void(unit: Unit, claim_id: str) -> tuple[Version, bool]:
     """The void of ``Claim/claim_id`` (a frequency-8 copy quoting the payer's number), stored
     ``clean`` for the caller to queue: (the void Claim, whether it was created now). Asking
     again returns the same void. 422, nothing written, for a claim that never reached the
-    payer, one rejected before adjudication, a void itself, or one the payer has not numbered."""
+    payer, one rejected before adjudication, a void itself, one a correction replaces, or one
+    the payer has not numbered."""
     unit.lock("claim-void", claim_id)
     prior = unit.read("Claim", claim_id).resource()
     existing = unit.current("Claim", void_id(claim_id))
@@ -153,6 +167,10 @@ def void(unit: Unit, claim_id: str) -> tuple[Version, bool]:
     if lifecycle(prior) == "rejected" and not payer_number(prior):
         raise FhirError(422, "business-rule", f"Claim/{claim_id} was rejected before the payer adjudicated it: "
                         "there is nothing to void", expression=["Claim"])
+    successor = replaced_by(unit, prior)
+    if successor is not None:
+        raise FhirError(422, "business-rule", f"Claim/{claim_id} was replaced by Claim/{successor}: the payer "
+                        "holds the replacement now; void that one", expression=["Claim"])
     related = related_to(prior, "Claim.identifier")
     claim = {k: v for k, v in without_server_owned(prior).items() if k not in ("id", "text")}
     pcn = {i.get("value") for i in prior.get("identifier") or [] if i.get("system") == PATIENT_CONTROL_NUMBER}

@@ -124,8 +124,10 @@ async def test_a_paid_claim_corrected_by_regeneration_is_replaced_and_reversed(
     assert paid(store, tenant, original["id"]) == 0 and paid(store, tenant, correction["id"]) == second_payment
     assert (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{original['id']}")).json()["total"] == 2
 
-    # A second replacement naming the replaced number is refused by the payer (277CA A7).
+    # The payer holds the replacement now: the original is no longer the one to void.
     assert icn not in payer.engine.ledger.standing
+    r = await api.post(f"/fhir/Claim/{original['id']}/$void")
+    assert r.status_code == 422 and f"replaced by Claim/{correction['id']}" in r.json()["issue"][0]["diagnostics"]
 
 
 async def test_void_end_to_end(api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
