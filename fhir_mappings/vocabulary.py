@@ -32,6 +32,7 @@ X12_SERVICE_PROVIDER_NUMBER = f"{SID}x12-service-provider-number"  # NM108 SV
 CLAIM_LIFECYCLE = f"{BASE}/StructureDefinition/claim-lifecycle"
 CLAIM_LIFECYCLE_HISTORY = f"{BASE}/StructureDefinition/claim-lifecycle-history"
 CLAIM_SUBMISSION = f"{BASE}/StructureDefinition/claim-submission"
+CLAIM_FREQUENCY = f"{BASE}/StructureDefinition/claim-frequency"  # CLM05-3 8 of a void claim
 PAYMENT_APPLICATION = f"{BASE}/StructureDefinition/payment-application"
 LINE_CONTROL_NUMBER = f"{BASE}/StructureDefinition/line-control-number"
 PROCEDURE_MINUTES = f"{BASE}/StructureDefinition/procedure-minutes"

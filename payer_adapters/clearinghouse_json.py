@@ -36,6 +36,7 @@ from payer_adapters.errors import PayerRejection, json_body, operation_outcome, 
 from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.codes import BENEFIT_TYPE, SERVICE_TYPE_SYSTEM
 from payer_adapters.x12.control import ControlNumbers
+from payer_adapters.x12.encode_837p import claim_frequency
 from payer_adapters.x12.resources import NUCC
 
 CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1)
@@ -140,9 +141,12 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
         "benefitsAssignmentCertificationIndicator": "Y", "releaseInformationCode": "Y",
         "healthCareCodeInformation": diagnoses, "serviceLines": lines,
     }
+    frequency, original = claim_frequency(claim)
+    info["claimFrequencyCode"] = frequency
     auth = next((p for i in claim.get("insurance") or [] for p in i.get("preAuthRef") or []), None)
-    if auth:
-        info["claimSupplementalInformation"] = {"priorAuthorizationNumber": auth}
+    supplemental = {k: v for k, v in (("priorAuthorizationNumber", auth), ("claimControlNumber", original)) if v}
+    if supplemental:  # the payer's number of the claim a replacement (7) or void (8) stands for
+        info["claimSupplementalInformation"] = supplemental
     body: dict[str, Any] = {
         "controlNumber": control_number(key),
         "tradingPartnerServiceId": (settings.get("payer_ids") or {}).get(payer_id, payer_id),

@@ -30,6 +30,7 @@ from payer_adapters.contract import (
 from payer_adapters.errors import PayerRejection, TransientPayerError, json_body, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.control import ControlNumbers
+from payer_adapters.x12.encode_837p import claim_frequency
 
 FHIR_JSON = "application/fhir+json"
 CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True)
@@ -47,6 +48,15 @@ def _first_resource(body: dict[str, Any], rtype: str) -> dict[str, Any] | None:
         if r.get("resourceType") == rtype:
             return r
     return None
+
+
+def _wire(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource as the payer reads it: a void Claim (frequency 8) goes as a ``cancelled``
+    Claim whose ``related`` (relationship prior) quotes the payer's number; a replacement keeps
+    that ``related`` entry as it is."""
+    if resource.get("resourceType") != "Claim" or claim_frequency(resource)[0] != "8":
+        return resource
+    return {**resource, "status": "cancelled"}
 
 
 class FhirPayerAdapter:
@@ -95,7 +105,7 @@ class FhirPayerAdapter:
         if len(pkgs) != 1:
             raise ValueError("fhir-payer submits one claim per call (capabilities.batch_size == 1)")
         pkg = pkgs[0]
-        bundle = self._bundle(pkg.all_resources(), key=idempotency_key,
+        bundle = self._bundle([_wire(r) for r in pkg.all_resources()], key=idempotency_key,
                               timestamp=str(pkg.claim.get("created") or "1970-01-01T00:00:00Z"))
         resp = await self._call("POST", "/Claim/$submit", "Claim/$submit", json=bundle)
         body = json_body(resp, "Claim/$submit")

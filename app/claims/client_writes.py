@@ -1,7 +1,10 @@
 """What a client may write of a Claim (the store's guard for the type).
 
-The lifecycle, its history, the submission key and the submission receipt are the server's
-facts: a client's write keeps those of the stored version (none on a create) whatever it sends.
+The lifecycle, its history, the submission key, the submission receipt, the payer's claim number
+and the void marker are the server's facts: a client's write keeps those of the stored version
+(none on a create) whatever it sends. A client's Claim whose ``related.claim`` names a claim the
+payer holds is a correction of it: the server fills ``related.reference`` with the payer's claim
+number (``corrections``), or refuses it (422) while the payer has not numbered that claim.
 The lifecycle of a claim that has not left is the scrubber's verdict on what the client wrote
 (``draft`` when an error holds it, ``clean`` otherwise); a queued claim not yet in a batch keeps
 its place while it stays clean. A claim that has left for the payer is never changed or deleted
@@ -12,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import fhir_mappings
-from app.claims import workflow
+from app.claims import corrections, workflow
 from app.claims.lifecycle import lifecycle, without_server_owned, with_server_owned
 from app.fhir.errors import FhirError
 from app.fhir.store import Unit, Version
@@ -27,6 +30,7 @@ def guard(unit: Unit, incoming: dict[str, Any] | None, current: Version | None) 
     if incoming is None:
         return None
     claim = with_server_owned(incoming, stored)
+    corrections.link_client_correction(unit, claim)
     workflow.settle_lifecycle(claim, stored, held=_held(unit, claim))
     return claim
 

@@ -4,8 +4,8 @@ Codes and their order live in ``data/lifecycle.json``. Answers arrive in any ord
 lists files alphabetically, so an 835 can be read before its 999), so a state never moves a
 claim back to a lower rank; the history still records when each answer came.
 
-The lifecycle, its history, the submission key and the submission receipt are the server's
-facts about a claim (``SERVER_OWNED_*``): clients read them but never write them.
+The lifecycle, its history, the submission key, the submission receipt, the payer's claim
+number and the void marker are the server's facts about a claim (``SERVER_OWNED_*``): clients read them but never write them.
 """
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ from typing import Any
 
 from app.fhir.dates import instant
 from app.fhir.store import Unit
-from fhir_mappings.vocabulary import CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, SUBMISSION_KEY
+from fhir_mappings.vocabulary import (
+    CLAIM_FREQUENCY, CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, PAYER_CLAIM_NUMBER, SUBMISSION_KEY,
+)
 
 #: States in which nothing has left for the payer: the claim may be rebuilt in place.
 UNSUBMITTED = frozenset({None, "draft", "clean"})
-SERVER_OWNED_EXTENSIONS = frozenset({CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION})
-SERVER_OWNED_IDENTIFIERS = frozenset({SUBMISSION_KEY})
+SERVER_OWNED_EXTENSIONS = frozenset({CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, CLAIM_FREQUENCY})
+#: The payer's claim number (835 CLP07, 277CA REF*1K) is recorded by posting its answers.
+SERVER_OWNED_IDENTIFIERS = frozenset({SUBMISSION_KEY, PAYER_CLAIM_NUMBER})
 
 
 @lru_cache(maxsize=1)
@@ -71,12 +74,45 @@ def advance(claim: dict[str, Any], code: str, when: datetime, *, force: bool = F
     return True
 
 
+#: States in which the payer has taken a void in: the claim it voids is then ``cancelled``.
+VOID_TAKEN = frozenset({"accepted", "paid", "partially-paid", "denied"})
+
+
 def move(unit: Unit, claim_id: str, *codes: str) -> None:
     """Record states reached now on ``Claim/claim_id`` as it is stored (each only forward),
-    never over a state another answer recorded meanwhile."""
+    never over a state another answer recorded meanwhile. A void the payer accepted cancels
+    the claim it voids."""
+    voided: list[str] = []
+
     def change(claim: dict[str, Any]) -> None:
+        voided[:] = [v for v in [voided_by(claim)] if v and VOID_TAKEN & set(codes)]
         for code in codes:
             advance(claim, code, unit.now)
+
+    unit.modify("Claim", claim_id, change)
+    for prior in voided:
+        cancel(unit, prior)
+
+
+def voided_by(claim: dict[str, Any]) -> str | None:
+    """The id of the claim a void claim (extension ``…/claim-frequency`` = 8) voids, else None."""
+    if not any(e.get("url") == CLAIM_FREQUENCY and e.get("valueCode") == "8" for e in claim.get("extension") or []):
+        return None
+    for rel in claim.get("related") or []:
+        ref = ((rel.get("claim") or {}).get("reference")) or ""
+        if ref.startswith("Claim/") and any(c.get("code") == "prior" for c in
+                                            (rel.get("relationship") or {}).get("coding") or []):
+            return ref.removeprefix("Claim/")
+    return None
+
+
+def cancel(unit: Unit, claim_id: str) -> None:
+    """``Claim/claim_id`` is void at the payer: its status becomes ``cancelled`` (once)."""
+    def change(claim: dict[str, Any]) -> bool:
+        if claim.get("status") == "cancelled":
+            return False
+        claim["status"] = "cancelled"
+        return True
 
     unit.modify("Claim", claim_id, change)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.claims import workflow
+from app.claims import corrections, workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
@@ -16,6 +16,7 @@ from app.fhir.operations import register_operations
 from app.fhir.routes import operation_context, operation_params, require, store_for
 from app.fhir.store import Reader
 from app.fhir.validation import check_resource
+from app.payers import submission
 
 router = APIRouter(prefix="/fhir", tags=["Claims"])
 
@@ -93,3 +94,26 @@ async def eligibility_request(coverage_id: str, request: Request) -> Response:
     v = await run_in_threadpool(run)
     return fhir_response(v.content, 201, {"Location": f"{svc.base}/CoverageEligibilityRequest/{v.id}/_history/1",
                                           "ETag": v.etag})
+
+
+@router.post("/Claim/{claim_id}/$void", summary="Void a Claim the payer holds (frequency 8)")
+async def void_claim(claim_id: str, request: Request) -> Response:
+    """The void of a submitted or adjudicated claim: a new Claim quoting the payer's number,
+    queued for its payer (201, Location); the same void again (200) however often it is asked."""
+    svc, ctx = await operation_context(request)
+    for interaction, rtype in (("r", "Claim"), ("c", "Claim"), ("u", "Claim")):
+        require(ctx, interaction, rtype)
+    ts = store_for(svc, ctx)
+
+    def run() -> tuple:
+        with ts.unit() as unit:
+            stored, created = corrections.void(unit, claim_id)
+            if created:
+                stored, _ = submission.queue_claim(unit, stored.id)
+            return stored, created
+
+    stored, created = await run_in_threadpool(run)
+    headers = {"ETag": stored.etag, "Content-Location": f"{svc.base}/Claim/{stored.id}"}
+    if created:
+        headers["Location"] = f"{svc.base}/Claim/{stored.id}/_history/{stored.version_id}"
+    return fhir_response(stored.content, 201 if created else 200, headers)

@@ -3,8 +3,9 @@
 A claim is regenerated in place until it has left for the payer (a queued claim not yet in a
 batch being sent is rebuilt in place too, and keeps its place in the queue); a claim that has
 left is never overwritten: the correction is a new Claim whose ``related`` names the old one
-(relationship ``prior``). A held claim (any error) is stored as ``draft`` and gets an open biller
-``Task`` listing the issues; a clean one is ``active`` and its review Task, if any, is completed.
+(relationship ``prior``, with the payer's claim number: ``corrections``). A held claim (any
+error) is stored as ``draft`` and gets an open biller ``Task`` listing the issues; a clean one
+is ``active`` and its review Task, if any, is completed.
 
 One visit never has two claims being built at once: generation takes a lock on the visit for
 the rest of its transaction, so two workers regenerating the same visit find each other's claim
@@ -20,6 +21,7 @@ from typing import Any, Callable
 import orjson
 
 import fhir_mappings
+from app.claims import corrections
 from app.claims.gather import gather_encounter, gather_visit
 from app.claims.lifecycle import UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
 from app.fhir.dates import instant
@@ -30,7 +32,7 @@ from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import is_open, task_input, work_item
 from fhir_mappings.vocabulary import SUBMISSION_KEY, TASK_CODE
 
-RELATED = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
+RELATED = corrections.RELATED
 
 AfterStore = Callable[[Version], None]
 #: Called with (unit, claim) just before a generated Claim is stored; may change the claim and
@@ -45,7 +47,7 @@ UNSENT_CHECKS: list[Callable[[Unit, dict[str, Any]], bool]] = []
 
 def editable(unit: Unit, claim: dict[str, Any]) -> bool:
     """Whether ``claim`` may still be rebuilt in place: nothing of it has left for the payer."""
-    if claim.get("status") == "cancelled":
+    if claim.get("status") == "cancelled" or corrections.is_void(claim):
         return False
     code = lifecycle(claim)
     if code in UNSUBMITTED:
@@ -125,10 +127,10 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
         raise _unusable(err) from None
     held = fhir_mappings.outcome_has_errors(outcome)
     claim["status"] = "draft" if held else "active"
-    submitted = [c for c in existing if lifecycle(c) not in UNSUBMITTED and c not in open_claims]
-    if target is None and submitted:
-        claim["related"] = [{"claim": {"reference": f"Claim/{submitted[-1]['id']}"},
-                             "relationship": {"coding": [{"system": RELATED, "code": "prior"}]}}]
+    submitted = [c for c in existing if lifecycle(c) not in UNSUBMITTED and c not in open_claims
+                 and not corrections.is_void(c)]
+    if target is None and submitted:  # a correction of what the payer holds (422 until it numbered it)
+        claim["related"] = [corrections.related_to(corrections.latest(submitted, existing))]
     claim = with_server_owned(claim, target)
     settle_lifecycle(claim, target, held)
     after = [f for prepare in CLAIM_PREPARERS if (f := prepare(unit, claim)) is not None]

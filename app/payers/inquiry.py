@@ -57,7 +57,7 @@ def run_inquire(ts: TenantStore, payload: dict[str, Any]) -> None:
         def settle(current: dict[str, Any]) -> bool:  # the claim as it is now, not as it was before the call
             if rank(lifecycle(current)) > rank("accepted"):
                 return False
-            for code in posting.answer_states(response):
+            for code in posting.answer_states(response, current):
                 advance(current, code, unit.now)
             return True
 

@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.fhir.queries import find_resources
-from app.claims.lifecycle import lifecycle_rank_of, move, paid_state, paid_state_of
+from app.claims import corrections
+from app.claims.lifecycle import VOID_TAKEN, cancel, lifecycle_rank_of, move, paid_state, paid_state_of, voided_by
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
-from app.payers import unapplied
+from app.payers import reversals, unapplied
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from fhir_mappings import identifiers
@@ -81,6 +82,7 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
             put(unit, response)
             if claim is None:
                 continue
+            corrections.record_payer_number(unit, claim["id"], c.payer_claim_control_number, adjudicated=False)
             if c.outcome == "error":
                 move(unit, claim["id"], "rejected")
                 biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer (277CA)",
@@ -151,10 +153,12 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             existing = unit.current("PaymentReconciliation", recon["id"])
             if existing is not None and not existing.deleted:
                 continue  # same payment identity: already posted
+        targets = reversals.targets(unit, rem, known)
+        reversals.prepare(unit, rem, entries, targets, claim_by_pcn)
         eobs = [e["resource"] for e in entries if e["resource"]["resourceType"] == "ExplanationOfBenefit"]
         unmatched = []  # payments for no claim of ours: unapplied until a person links or returns them
         for n, (cp, eob) in enumerate(zip(rem.claims, eobs)):
-            if cp.patient_control_number not in known:
+            if targets[n] is None:
                 unapplied.mark_unapplied(eob, recon["detail"][n] if recon else None)
                 unmatched.append((cp, eob))
         for e in entries:
@@ -164,9 +168,9 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             unapplied.open_work_item(unit, eob, recon["id"] if recon else None, pcn=cp.patient_control_number,
                                      paid=cp.paid, payer_claim_number=cp.payer_claim_control_number or None,
                                      trace=rem.trace_number or None)
-        for cp in rem.claims:
-            claim = known.get(cp.patient_control_number)
-            if claim is None:
+        reversals.record_numbers(unit, rem, targets)
+        for cp, claim in zip(rem.claims, targets):
+            if claim is None or reversals.is_reversal(cp):
                 continue
             move(unit, claim["id"], "accepted", paid_state(cp.paid, _claim_lines(cp)))
         posted_any = True
@@ -194,12 +198,13 @@ def post_271(unit: Unit, result: DecodeResult) -> int:
     return n
 
 
-def answer_states(response: dict[str, Any]) -> list[str]:
-    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through."""
+def answer_states(response: dict[str, Any], claim: dict[str, Any] | None = None) -> list[str]:
+    """The lifecycle states a payer's FHIR ClaimResponse moves its claim through (a void the
+    payer processed is ``accepted``: it pays nothing and denies nothing)."""
     outcome = response.get("outcome")
     if outcome == "error":
         return ["rejected"]
-    if outcome == "queued":
+    if outcome == "queued" or (claim is not None and voided_by(claim)):
         return ["accepted"]
     if outcome in ("complete", "partial"):
         return ["accepted", paid_state_of(response)]
@@ -215,6 +220,10 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
     response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
     put(unit, response)
     outcome = response.get("outcome")
+    corrections.record_payer_number(unit, claim["id"], identifiers.payer_claim_number(response),
+                                    adjudicated=outcome in ("complete", "partial"))
+    if (voided := voided_by(claim)) and VOID_TAKEN & set(answer_states(response, claim)):
+        cancel(unit, voided)
     if outcome == "error":
         biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
                     "The payer rejected this claim: correct it and generate a new claim.",

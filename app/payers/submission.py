@@ -273,7 +273,7 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
             advance(current, "submitted", unit.now)
             _record_receipt(current, receipt, key)
             if answer is not None:
-                for code in posting.answer_states(answer):
+                for code in posting.answer_states(answer, current):
                     advance(current, code, unit.now)
             return True
 

@@ -165,6 +165,10 @@ def router(app_state: Any) -> APIRouter:
         claim = claim_from_chc(body)
         now = app_state.now()
         result = engine.process(claim, received=now.date(), salt=key or digest)
+        if any(e.id == "unknown-original-claim" for e in result.edits):  # refused at the door
+            engine.ledger.record("chc", claim, "refused", key)
+            return _err(400, "33", f"Input Errors: claimSupplementalInformation.claimControlNumber: "
+                        f"{result.edits[0].text}")
         engine.ledger.record("chc", claim, "rejected" if result.rejected else "adjudicated", key)
         correlation = "SBXC" + digest[:16].upper()
         env = InboundEnvelope(sender_id="THERABRIDGE", receiver_id=cfg.data["clearinghouse"]["id"],

@@ -10,6 +10,11 @@ get a 999 rejection from a well-formed file.
 
 Order of the checks (first match wins per claim, then per line):
 
+A replacement (CLM05-3 7) or void (8) must name, in REF*F8, a claim this sandbox adjudicated
+and that still stands (not replaced or voided since); otherwise the front end rejects it
+(``unknown-original-claim``). The 835 then reverses the original (CLP02 22) and, for a
+replacement, pays the new claim under a new payer claim number.
+
 claim: inactive coverage (CO-27) → timely filing (CO-29) → authorization required and no
 REF*G1 / preAuthRef (CO-197);
 line:  duplicate pcn+date+code (CO-18) → not medically necessary (CO-50 + RARC) → discipline
@@ -68,6 +73,13 @@ class ClaimResult:
     icn: str
     edits: list[Edit] = field(default_factory=list)
     lines: list[LineResult] = field(default_factory=list)
+    #: The earlier adjudication a replacement (7) or void (8) takes back: the 835 reverses it
+    #: (CLP02 22, every amount negated) before the replacement's own payment.
+    reversal: "ClaimResult | None" = None
+
+    @property
+    def void(self) -> bool:
+        return self.claim.frequency == "8"
 
     @property
     def rejected(self) -> bool:
@@ -126,6 +138,9 @@ class Ledger:
         self.visits_used: dict[tuple[str, str], int] = {}
         self.kx_ytd: dict[tuple[str, str], Decimal] = {}
         self.claims_received: list[dict[str, Any]] = []  # one per claim the payer received
+        #: Claims adjudicated and still standing, by payer claim number: what a replacement or a
+        #: void may name (and takes out of here).
+        self.standing: dict[str, "ClaimResult"] = {}
 
     def record(self, surface: str, claim: Claim, outcome: str, key: str | None = None) -> None:
         self.claims_received.append({"surface": surface, "patient_control_number": claim.pcn,
@@ -240,8 +255,17 @@ class Engine:
         """Edits, and when none fire, adjudication (which updates the ledger)."""
         with self.ledger.lock:
             result = ClaimResult(claim, self.icn(claim, salt), edits=self.front_end_edits(claim))
-            if not result.rejected:
+            if claim.frequency in ("7", "8") and not result.rejected:
+                result.reversal = self.ledger.standing.get(claim.original_icn)
+                if result.reversal is None:
+                    result.edits.append(self._edit("unknown-original-claim"))
+            if result.rejected:
+                return result
+            if result.reversal is not None:
+                del self.ledger.standing[claim.original_icn]
+            if not result.void:
                 result.lines = self._adjudicate(claim, received)
+                self.ledger.standing[result.icn] = result
             return result
 
     def _deny(self, line: Line, rule: str) -> LineResult:

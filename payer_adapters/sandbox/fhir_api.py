@@ -135,6 +135,9 @@ def router(app_state: Any) -> APIRouter:
         if not claim.lines:
             return outcome(400, "required", "Claim.item is required")
         result = engine.process(claim, received=now.date(), salt=key or claim.pcn)
+        if any(e.id == "unknown-original-claim" for e in result.edits):  # refused at the door
+            engine.ledger.record("fhir", claim, "refused", key)
+            return outcome(422, "business-rule", f"Claim.related.reference: {result.edits[0].text}")
         engine.ledger.record("fhir", claim, "rejected" if result.rejected else "adjudicated", key)
         member = engine.member(claim.member_id) or {}
         pend = bool(member.get("pend_fhir_claims")) and not result.rejected

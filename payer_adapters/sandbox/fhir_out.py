@@ -62,7 +62,7 @@ def claim_response(result: ClaimResult, request: dict[str, Any], *, now: datetim
                          **({"itemSequence": e.line.sequence} if e.line else {})} for e in result.edits]
         return out
     out["outcome"] = "complete"
-    out["disposition"] = "Processed" if result.status == "1" else "Denied"
+    out["disposition"] = "Voided" if result.void else "Processed" if result.status == "1" else "Denied"
     items = []
     notes = []
     for lr in result.lines:

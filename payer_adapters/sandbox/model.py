@@ -41,7 +41,8 @@ class Claim:
     patient_first: str = ""
     filing_code: str = ""
     prior_auth: str = ""
-    frequency: str = "1"
+    frequency: str = "1"  # CLM05-3: 1 original, 7 replacement, 8 void
+    original_icn: str = ""  # REF*F8: the payer's number of the claim a replacement or void stands for
     total: Decimal = Decimal(0)
     batch: str = ""  # BHT03 of the 837 transaction set the claim came in
     lines: list[Line] = field(default_factory=list)
@@ -66,7 +67,8 @@ def _claim_from_submission(batch: str, c: ClaimSubmission) -> Claim:
     claim = Claim(pcn=c.patient_control_number, member_id=c.member_id, payer_id=c.payer_id,
                   billing_npi=c.billing_npi, billing_name=c.billing_name, rendering_npi=c.rendering_npi,
                   patient_last=c.patient_last, patient_first=c.patient_first, filing_code=c.filing_indicator,
-                  prior_auth=c.prior_authorization, frequency=c.frequency or "1", total=c.total, batch=batch)
+                  prior_auth=c.prior_authorization, frequency=c.frequency or "1",
+                  original_icn=c.original_reference or "", total=c.total, batch=batch)
     for n, line in enumerate(c.lines, start=1):
         claim.lines.append(Line(code=line.code, modifiers=[m for m in line.modifiers if m], charge=line.charge,
                                 units=line.units, service_date=(line.service_date or "").replace("-", ""),
@@ -107,7 +109,12 @@ def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> C
         if "primary" in roles:
             rendering = ids.npi(_ref(index, ct.get("provider")), ct.get("provider")) or ""
             break
-    out = Claim(pcn=ids.patient_control_number(claim) or str(claim.get("id", "")),
+    prior = next((r for r in claim.get("related") or [] if any(
+        c.get("code") == "prior" for c in (r.get("relationship") or {}).get("coding") or [])), None)
+    original = (ids.payer_claim_number(prior.get("reference")) or "") if prior else ""
+    frequency = "8" if claim.get("status") == "cancelled" else "7" if prior else "1"
+    out = Claim(pcn=ids.patient_control_number(claim) or str(claim.get("id", "")), frequency=frequency,
+                original_icn=original,
                 member_id=ids.member_id(coverage) or "", payer_id=payer_id, billing_npi=npi,
                 billing_name=str((provider or {}).get("name", "")).upper(), rendering_npi=rendering,
                 patient_last=str(name.get("family", "")).upper(),
@@ -141,6 +148,7 @@ def claim_from_chc(body: dict[str, Any]) -> Claim:
                 patient_last=str(sub.get("lastName", "")).upper(), patient_first=str(sub.get("firstName", "")).upper(),
                 filing_code=str(info.get("claimFilingCode", "")), frequency=str(info.get("claimFrequencyCode", "1")),
                 prior_auth=str((info.get("claimSupplementalInformation") or {}).get("priorAuthorizationNumber", "")),
+                original_icn=str((info.get("claimSupplementalInformation") or {}).get("claimControlNumber", "")),
                 total=Decimal(str(info.get("claimChargeAmount", "0"))))
     for n, sl in enumerate(info.get("serviceLines") or [], start=1):
         ps = sl.get("professionalService") or {}

@@ -223,7 +223,11 @@ def _counts(s: Any, ok: list, bad: list, total_ok: Decimal, total_bad: Decimal, 
 
 def write_835(reply: ReplyWriter, results: list[ClaimResult], *, trace_seed: str, config: dict[str, Any]) -> str:
     """One ST per payer over the adjudicated claims: BPR/TRN, 1000A payer, 1000B payee,
-    2100 CLP + NM1*QC per claim, 2110 SVC/DTM*472/CAS/REF*6R/AMT*B6/LQ*HE per line."""
+    2100 CLP + NM1*QC per claim, 2110 SVC/DTM*472/CAS/REF*6R/AMT*B6/LQ*HE per line. A replacement
+    or void first reverses the claim it stands for (CLP02 22 under the original's CLP01 and
+    CLP07, every amount negated); a void adds nothing else. When the reversals take back more
+    than the payments pay, the payment is zero and the rest is a PLB forwarding balance (FB,
+    negative) naming the reversed claim's number."""
     by_payer: dict[str, list[ClaimResult]] = {}
     for r in results:
         by_payer.setdefault(r.claim.payer_id, []).append(r)
@@ -233,7 +237,8 @@ def write_835(reply: ReplyWriter, results: list[ClaimResult], *, trace_seed: str
     for n, (payer_id, group) in enumerate(sorted(by_payer.items()), start=1):
         payer = config["payers"][payer_id]
         s = w.begin_set("835", n, st03=False)
-        total = sum((r.paid for r in group), Decimal(0))
+        reversed_ = [r.reversal for r in group if r.reversal is not None]
+        total = sum((r.paid for r in group), Decimal(0)) - sum((r.paid for r in reversed_), Decimal(0))
         if total > 0:
             s.seg("BPR", "I", fmt_amount(total), "C", "ACH", "CCP", "01", ch["bank_routing"], "DA", ch["bank_account"],
                   payer["tax_id"], "", "01", "999988880", "DA", "98765", d)
@@ -250,32 +255,42 @@ def write_835(reply: ReplyWriter, results: list[ClaimResult], *, trace_seed: str
         s.seg("N1", "PE", first.billing_name or "PROVIDER", "XX", first.billing_npi)
         s.seg("LX", "1")
         for r in group:
-            c = r.claim
-            s.seg("CLP", c.pcn, r.status, fmt_amount(c.total), fmt_amount(r.paid), fmt_amount(r.patient_responsibility),
-                  payer["claim_filing_code"], r.icn, "11", "1")
-            s.seg("NM1", "QC", "1", c.patient_last or "UNKNOWN", c.patient_first, "", "", "", "MI", c.member_id)
-            for lr in r.lines:
-                ln = lr.line
-                s.seg("SVC", ("HC", ln.code, *ln.modifiers), fmt_amount(ln.charge), fmt_amount(lr.paid), "",
-                      fmt_amount(ln.units))
-                if ln.service_date:
-                    s.seg("DTM", "472", ln.service_date)
-                groups: dict[str, list[tuple[str, Decimal]]] = {}
-                for g, carc, amount in lr.adjustments:
-                    groups.setdefault(g, []).append((carc, amount))
-                for g, items in groups.items():
-                    elems: list[Any] = []
-                    for carc, amount in items[:6]:
-                        elems += [carc, fmt_amount(amount), ""]
-                    s.seg("CAS", g, *elems)
-                if ln.control:
-                    s.seg("REF", "6R", ln.control)
-                if lr.allowed is not None:
-                    s.seg("AMT", "B6", fmt_amount(lr.allowed))
-                for rarc in lr.remarks:
-                    s.seg("LQ", "HE", rarc)
+            if r.reversal is not None:
+                _clp(s, r.reversal, payer, status="22", sign=Decimal(-1))
+            if not r.void:
+                _clp(s, r, payer, status=r.status, sign=Decimal(1))
+        if total < 0:
+            s.seg("PLB", first.billing_npi, f"{reply.now.year}1231", ("FB", reversed_[-1].icn), fmt_amount(total))
         w.end_set(s)
     return w.text()
+
+
+def _clp(s: Any, r: ClaimResult, payer: dict[str, Any], *, status: str, sign: Decimal) -> None:
+    """One 2100 claim payment (``sign`` -1: its reversal, every amount negated)."""
+    c = r.claim
+    s.seg("CLP", c.pcn, status, fmt_amount(sign * c.total), fmt_amount(sign * r.paid),
+          fmt_amount(sign * r.patient_responsibility), payer["claim_filing_code"], r.icn, "11", "1")
+    s.seg("NM1", "QC", "1", c.patient_last or "UNKNOWN", c.patient_first, "", "", "", "MI", c.member_id)
+    for lr in r.lines:
+        ln = lr.line
+        s.seg("SVC", ("HC", ln.code, *ln.modifiers), fmt_amount(sign * ln.charge), fmt_amount(sign * lr.paid), "",
+              fmt_amount(ln.units))
+        if ln.service_date:
+            s.seg("DTM", "472", ln.service_date)
+        groups: dict[str, list[tuple[str, Decimal]]] = {}
+        for g, carc, amount in lr.adjustments:
+            groups.setdefault(g, []).append((carc, amount))
+        for g, items in groups.items():
+            elems: list[Any] = []
+            for carc, amount in items[:6]:
+                elems += [carc, fmt_amount(sign * amount), ""]
+            s.seg("CAS", g, *elems)
+        if ln.control:
+            s.seg("REF", "6R", ln.control)
+        if lr.allowed is not None:
+            s.seg("AMT", "B6", fmt_amount(sign * lr.allowed))
+        for rarc in lr.remarks:
+            s.seg("LQ", "HE", rarc)
 
 
 # -- 271 ------------------------------------------------------------------------------------------

@@ -193,12 +193,22 @@ def _claim_pos(claim: Mapping[str, Any], idx: R.ResourceIndex) -> str:
 
 def _frequency(claim: Mapping[str, Any]) -> tuple[str, str | None]:
     """(CLM05-3, REF*F8 value)."""
+    return claim_frequency(claim)
+
+
+def claim_frequency(claim: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(claim frequency code, the payer's number of the claim it replaces or voids): ``8`` for a
+    void (extension ``…/claim-frequency`` = 8, or a cancelled Claim), ``7`` for a replacement
+    (``related`` relationship ``prior``), else ``1``. Every wire form (837P CLM05-3 + REF*F8, the
+    JSON APIs' claimFrequencyCode) reads it here."""
     prior = None
     for rel in claim.get("related") or []:
         if R.has_code(rel.get("relationship"), "prior"):
             prior = ids.payer_claim_number(rel.get("reference"))
             break
-    if claim.get("status") == "cancelled":
+    void = any(isinstance(e, Mapping) and e.get("url") == vocabulary.CLAIM_FREQUENCY
+               and e.get("valueCode") == TABLES["frequency"]["void"] for e in claim.get("extension") or [])
+    if void or claim.get("status") == "cancelled":
         freq = TABLES["frequency"]["void"]
     elif prior is not None or any(R.has_code(r.get("relationship"), "prior") for r in claim.get("related") or []):
         freq = TABLES["frequency"]["replacement"]

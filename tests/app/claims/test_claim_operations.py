@@ -5,6 +5,7 @@ import pytest
 from fhir.resources.R4B.claim import Claim
 from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
 
+from app.claims.corrections import record_payer_number
 from app.claims.lifecycle import move
 
 
@@ -48,12 +49,17 @@ async def test_submitted_claim_is_never_overwritten(practice, tenant_store):
     first = (await generate(practice, "enc-alvarez-2")).json()["entry"][0]["resource"]
     with tenant_store.unit() as unit:  # the server sent it (a client cannot set the lifecycle)
         move(unit, first["id"], "queued", "submitted")
+    refused = await generate(practice, "enc-alvarez-2")  # the payer has not numbered it yet
+    assert refused.status_code == 422 and refused.json()["issue"][0]["expression"] == ["Claim.related.reference"]
+    with tenant_store.unit() as unit:  # its 277CA gave the payer's claim number
+        record_payer_number(unit, first["id"], "PCN-AT-PAYER-1", adjudicated=False)
     correction = (await generate(practice, "enc-alvarez-2")).json()["entry"][0]["resource"]
     assert correction["id"] != first["id"]
     assert correction["related"][0]["claim"]["reference"] == f"Claim/{first['id']}"
     assert correction["related"][0]["relationship"]["coding"][0]["code"] == "prior"
+    assert correction["related"][0]["reference"]["value"] == "PCN-AT-PAYER-1"
     untouched = (await practice.get(f"/fhir/Claim/{first['id']}")).json()
-    assert untouched["meta"]["versionId"] == "2"
+    assert untouched["meta"]["versionId"] == "3"
 
 
 async def test_held_claim_opens_a_task_listing_the_issues(practice):
