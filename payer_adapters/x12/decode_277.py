@@ -185,6 +185,7 @@ class Decoder277:
         self._suffix = "D"
         self._claim: ClaimStatus | None = None
         self._line: LineStatus277 | None = None
+        self._named = False  # the current 2000D/E has its NM1
 
     # -- STC ---------------------------------------------------------------------------------
     def _stc(self, seg: list[str]) -> Stc:
@@ -222,6 +223,7 @@ class Decoder277:
             raise StructureError("a subscriber or dependent HL needs a service provider HL (19) before it",
                                  segment_id="HL", loop_id="2000C", code="3")
         self._level = None
+        self._named = False
         self._suffix = PATIENT_LEVELS[code]
         self.loop = f"2000{self._suffix}"
         if code == "22":
@@ -321,6 +323,9 @@ class Decoder277:
             self._level_segment(self._level, tag, seg)
             return
         if tag == "TRN":
+            if not self._named:
+                raise StructureError(f"TRN before the NM1 of 2100{self._suffix}", segment_id="TRN",
+                                     loop_id=self.loop, code="3")
             self._start_claim(seg)
             return
         if self._claim is None:
@@ -330,6 +335,7 @@ class Decoder277:
                     self._subscriber = who
                 else:
                     self._patient = who
+                self._named = True
                 self.loop = f"2100{self._suffix}"
                 return
             if tag == "DMG":

@@ -391,6 +391,7 @@ def test_bad_stc_date_and_amount():
 @pytest.mark.parametrize("body, segment, loop", [
     (HEAD[:5] + ["HL*3*2*22*0", "NM1*IL*1*DOE*JANE****MI*W1"] + claim_loop("PCN1", "F1:65"), "HL", "2000C"),
     (HEAD + ["HL*4*3*PT*0"], "HL", "2000"),
+    (HEAD + ["HL*4*3*22*0", "TRN*2*PCN1", "STC*F1:65"], "TRN", "2000D"),
     (HEAD + subscriber(4, "W1", "DOE", "JANE") + ["STC*F1:65"], "STC", "2100D"),
     (HEAD + subscriber(4, "W1", "DOE", "JANE") + ["TRN*2*PCN1", "SVC*HC:97110*10", "STC*F1:65"], "SVC", "2200D"),
     (HEAD + subscriber(4, "W1", "DOE", "JANE") + ["TRN*2*", "STC*F1:65"], "TRN", "2200D"),
