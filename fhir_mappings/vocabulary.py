@@ -27,6 +27,7 @@ X12_277CA_TRACE = f"{SID}x12-277ca-trace"  # 277CA 2200A/2200C TRN02
 X12_ETIN = f"{SID}x12-etin"  # an Electronic Transmitter Identification Number (NM108 46)
 CMS_PLAN_ID = f"{SID}cms-plan-id"  # NM108 XV
 X12_SERVICE_PROVIDER_NUMBER = f"{SID}x12-service-provider-number"  # NM108 SV
+CLAIM_STATUS_TRACE = f"{SID}claim-status-trace-number"  # 276 TRN02, echoed in the 277
 
 # -- extensions (Extension.url) -----------------------------------------------------------
 CLAIM_LIFECYCLE = f"{BASE}/StructureDefinition/claim-lifecycle"
@@ -41,6 +42,8 @@ X12_ACKNOWLEDGED_SET = f"{BASE}/StructureDefinition/x12-acknowledged-set"
 X12_PATIENT_CONTROL_NUMBER = f"{BASE}/StructureDefinition/x12-patient-control-number"
 X12_CLAIM_STATUS = f"{BASE}/StructureDefinition/x12-claim-status"
 X12_277CA_LEVEL = f"{BASE}/StructureDefinition/x12-277ca-level"
+X12_STC_STATUS = f"{BASE}/StructureDefinition/x12-stc-status"  # 277: one STC status, its date and money
+CLAIM_STATUS_LIFECYCLE = f"{BASE}/StructureDefinition/claim-status-lifecycle"  # 277: where the claim stands
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
@@ -58,6 +61,7 @@ X12_835_CLAIM_STATUS = f"{BASE}/CodeSystem/x12-835-claim-status"
 X12_PLB_REASON = f"{BASE}/CodeSystem/x12-plb-reason"
 X12_277CA_LEVEL_CODES = f"{BASE}/CodeSystem/x12-277ca-level"
 X12_ERROR = f"{BASE}/CodeSystem/x12-error"
+CLAIM_STATUS_LIFECYCLE_CODES = f"{BASE}/CodeSystem/claim-status-lifecycle"  # data/claim_status_lifecycle.json
 
 # -- other URIs ---------------------------------------------------------------------------
 OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls

@@ -14,7 +14,7 @@ import orjson
 import typer
 
 x12_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                      help="X12 5010: 837P/270 out, 999/277CA/271/835 in.")
+                      help="X12 5010: 837P/270/276 out, 999/277CA/277/271/835 in.")
 
 
 def _print_json(data: Any, compact: bool = False) -> None:
@@ -51,9 +51,19 @@ def encode(
     file: Path = typer.Argument(..., help="JSON Bundle with Claims or CoverageEligibilityRequests"),
     partner: str = typer.Option("default", "--partner", help="trading partner from partners.json"),
     control_number: Optional[int] = typer.Option(None, "--control-number", help="first ISA13/GS06 to use"),
+    transaction: str = typer.Option("auto", "--transaction",
+                                    help="auto (Claims → 837P, else CoverageEligibilityRequests → 270), "
+                                         "837P, 270, or 276 (status requests for the bundle's submitted Claims)"),
 ) -> None:
-    """Write an 837P (Claims) or 270 (CoverageEligibilityRequests) to standard output."""
-    from payer_adapters.x12 import X12Error, encode_270, encode_837p, load_partner
+    """Write an 837P (Claims), 270 (CoverageEligibilityRequests) or, with ``--transaction 276``, a
+    claim status request to standard output."""
+    from payer_adapters.x12 import X12Error, encode_270, encode_276, encode_837p, load_partner
+
+    encoders = {"837P": encode_837p, "837": encode_837p, "270": encode_270, "276": encode_276}
+    wanted = transaction.upper()
+    if wanted != "AUTO" and wanted not in encoders:
+        _print_json(_outcome(f"--transaction must be auto, 837P, 270 or 276, not {transaction[:12]}"))
+        raise typer.Exit(2)
 
     try:
         bundle = orjson.loads(file.read_bytes())
@@ -70,7 +80,9 @@ def encode(
     types = {e.get("resource", {}).get("resourceType") for e in bundle.get("entry") or []} \
         if bundle.get("resourceType") == "Bundle" else {bundle.get("resourceType")}
     try:
-        if "Claim" in types:
+        if wanted != "AUTO":
+            out = encoders[wanted](bundle, tp, numbers)
+        elif "Claim" in types:
             out = encode_837p(bundle, tp, numbers)
         elif "CoverageEligibilityRequest" in types:
             out = encode_270(bundle, tp, numbers)
@@ -85,7 +97,7 @@ def encode(
 
 @x12_app.command("decode")
 def decode(
-    file: Path = typer.Argument(..., help="X12 file (999, 277CA, 271 or 835)"),
+    file: Path = typer.Argument(..., help="X12 file (999, 277CA, 277, 271 or 835)"),
     compact: bool = typer.Option(False, "--compact", help="one-line JSON instead of indented"),
 ) -> None:
     """Print a FHIR Bundle (collection) of what the file becomes."""

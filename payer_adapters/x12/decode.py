@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from payer_adapters.x12.decode_271 import Decoder271, Eligibility
+from payer_adapters.x12.decode_276 import Decoder276, StatusRequest276
+from payer_adapters.x12.decode_277 import ClaimStatus, Decoder277, StatusResponse277
 from payer_adapters.x12.decode_277ca import Ack277, Decoder277CA
 from payer_adapters.x12.decode_835 import ClaimPayment, Decoder835, Remittance
 from payer_adapters.x12.decode_837p import ClaimSubmission, Decoder837P, Submission837
@@ -23,6 +25,7 @@ from payer_adapters.x12.decode_999 import Ack999, Decoder999
 from payer_adapters.x12.envelope import SetHeader, SetHandler, walk
 from payer_adapters.x12.errors import BalanceError, UnsupportedTransaction
 from payer_adapters.x12.fhir_271 import eligibility_to_fhir
+from payer_adapters.x12.fhir_277 import status277_to_fhir
 from payer_adapters.x12.fhir_277ca import ack277_to_fhir
 from payer_adapters.x12.fhir_835 import claim_to_eob, remittance_key, remittance_to_fhir
 from payer_adapters.x12.fhir_999 import ack999_to_fhir
@@ -35,14 +38,16 @@ DECODERS: dict[tuple[str, str], Callable[[SetHeader], SetHandler]] = {
     ("999", "005010X231A1"): Decoder999,
     ("999", "005010X231"): Decoder999,
     ("277", "005010X214"): Decoder277CA,
+    ("277", "005010X212"): Decoder277,
+    ("276", "005010X212"): Decoder276,
     ("271", "005010X279A1"): Decoder271,
     ("837", "005010X222A1"): Decoder837P,
 }
 
-Decoded = Remittance | Ack999 | Ack277 | Eligibility | Submission837
+Decoded = Remittance | Ack999 | Ack277 | Eligibility | Submission837 | StatusResponse277 | StatusRequest276
 Claims = dict[str, dict[str, Any]]
 
-#: Record type → its FHIR mapper (Bundle entries). An 837P is our own outbound transaction:
+#: Record type → its FHIR mapper (Bundle entries). An 837P or 276 is our own outbound transaction:
 #: nothing in it for a biller to act on, so it maps to nothing.
 MAPPERS: dict[type, Callable[[Any, Claims | None], list[dict[str, Any]]]] = {
     Remittance: remittance_to_fhir,
@@ -50,6 +55,8 @@ MAPPERS: dict[type, Callable[[Any, Claims | None], list[dict[str, Any]]]] = {
     Ack277: ack277_to_fhir,
     Eligibility: eligibility_to_fhir,
     Submission837: lambda submission, claims: [],
+    StatusResponse277: status277_to_fhir,
+    StatusRequest276: lambda request, claims: [],
 }
 
 
@@ -101,6 +108,11 @@ class DecodeResult:
     @property
     def eligibility(self) -> list[Eligibility]:
         return self.of_type(Eligibility)
+
+    @property
+    def claim_statuses(self) -> list[ClaimStatus]:
+        """Every claim answered by the file's 277s (claim status responses), in file order."""
+        return [c for r in self.of_type(StatusResponse277) for c in r.claims]
 
     @property
     def warnings(self) -> list[BalanceError]:
@@ -173,4 +185,4 @@ def iter_835_fhir(stream: Source, claims: Claims | None = None) -> Iterator[dict
 
 
 __all__ = ["decode", "decoder_for", "iter_835_claims", "iter_835_fhir", "DecodeResult", "DECODERS", "MAPPERS",
-           "ClaimSubmission"]
+           "ClaimSubmission", "ClaimStatus"]

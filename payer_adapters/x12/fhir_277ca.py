@@ -174,7 +174,7 @@ def _level_subject(lvl: LevelAck) -> str:
     return f"{lvl.loop} {who}"
 
 
-def level_rejection_to_fhir(ack: Ack277, lvl: LevelAck) -> dict[str, Any]:
+def level_rejection_to_fhir(ack: Ack277 | None, lvl: LevelAck, *, transaction: str = "277CA") -> dict[str, Any]:
     """A rejection above the claim as an OperationOutcome: it concerns claims the 277CA does not
     list one by one (a ClaimResponse needs one claim and its patient), so it says where (loop,
     entity, identifier, batch trace — in the ``x12-277ca-level`` extension and the diagnostics)
@@ -191,7 +191,7 @@ def level_rejection_to_fhir(ack: Ack277, lvl: LevelAck) -> dict[str, Any]:
             "severity": "error" if s.rejected else "information",
             "code": "processing" if s.rejected else "informational",
             "details": _status_concept(s),
-            "diagnostics": f"277CA {subject}: {'rejected' if s.rejected else 'status'} {_status_text(s)}"
+            "diagnostics": f"{transaction} {subject}: {'rejected' if s.rejected else 'status'} {_status_text(s)}"
                            + (f" (rejected: {', '.join(counts)})" if counts and s.rejected else "")
                            + (f" — {s.message}" if s.message else ""),
         }

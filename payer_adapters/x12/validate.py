@@ -1,6 +1,6 @@
 """Validation: our structural checks (envelopes, counts, control numbers, loop order, dates and
 amounts, 835 balancing) plus pyx12's implementation-guide checks where pyx12 ships a map
-(5010: 837P, 835, 277CA, 999 — not 270/271).
+(5010: 837P, 835, 277CA, 999 — not 270/271 nor the X212 276/277).
 
 pyx12's exit code is unusable, so :func:`pyx12_errors` calls ``x12n_document`` in-process, reads its
 boolean result and collects the ERROR records it logs.
