@@ -27,6 +27,7 @@ X12_277CA_TRACE = f"{SID}x12-277ca-trace"  # 277CA 2200A/2200C TRN02
 X12_ETIN = f"{SID}x12-etin"  # an Electronic Transmitter Identification Number (NM108 46)
 CMS_PLAN_ID = f"{SID}cms-plan-id"  # NM108 XV
 X12_SERVICE_PROVIDER_NUMBER = f"{SID}x12-service-provider-number"  # NM108 SV
+PATIENT_ACCOUNT = f"{SID}patient-account"  # the account number of a patient's Account (on statements)
 
 # -- extensions (Extension.url) -----------------------------------------------------------
 CLAIM_LIFECYCLE = f"{BASE}/StructureDefinition/claim-lifecycle"
@@ -40,6 +41,9 @@ X12_ACKNOWLEDGED_SET = f"{BASE}/StructureDefinition/x12-acknowledged-set"
 X12_PATIENT_CONTROL_NUMBER = f"{BASE}/StructureDefinition/x12-patient-control-number"
 X12_CLAIM_STATUS = f"{BASE}/StructureDefinition/x12-claim-status"
 X12_277CA_LEVEL = f"{BASE}/StructureDefinition/x12-277ca-level"
+PATIENT_PAYMENT = f"{BASE}/StructureDefinition/patient-payment"  # a PaymentReconciliation from a patient: the method
+PAYMENT_CREDIT = f"{BASE}/StructureDefinition/payment-credit"  # a patient payment above the balance, kept as credit
+STATEMENT_DOCUMENT = f"{BASE}/StructureDefinition/statement-document"  # an Invoice's printable DocumentReference
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
@@ -57,6 +61,7 @@ X12_835_CLAIM_STATUS = f"{BASE}/CodeSystem/x12-835-claim-status"
 X12_PLB_REASON = f"{BASE}/CodeSystem/x12-plb-reason"
 X12_277CA_LEVEL_CODES = f"{BASE}/CodeSystem/x12-277ca-level"
 X12_ERROR = f"{BASE}/CodeSystem/x12-error"
+BILLING = f"{BASE}/CodeSystem/billing"  # statement price components, patient payment kinds, document type
 
 # -- other URIs ---------------------------------------------------------------------------
 OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls

@@ -1,0 +1,224 @@
+"""The patient's share end to end: a claim through the sandbox payer (837P → 999/277CA/835), the
+PR adjustments of the posted EOB become the patient's balance, payments by API and command line
+lower it, a statement (Invoice + PDF) bills what is due, and a 271 answer gives a visit estimate."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pypdf
+
+from tests.flows import NOW, adrain, claim_for, connect, load_practice, payer_answers_and_collect
+
+GROUP = "https://x12.org/codes/claim-adjustment-group-codes"
+PATIENT_PAYMENT = "https://therabridge.dev/fhir/StructureDefinition/patient-payment"
+PAYMENT_CREDIT = "https://therabridge.dev/fhir/StructureDefinition/payment-credit"
+STATEMENT_DOCUMENT = "https://therabridge.dev/fhir/StructureDefinition/statement-document"
+PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/payment-type"
+
+
+def pr_total(eob: dict) -> Decimal:
+    """Σ of the EOB's PR adjustments, as the 835 gave them (lines and claim level)."""
+    adjudications = [a for item in eob.get("item", []) for a in item.get("adjudication", [])]
+    adjudications += eob.get("adjudication", [])
+    return sum((Decimal(str(a["amount"]["value"])) for a in adjudications
+                if any(c["system"] == GROUP and c["code"] == "PR" for c in a["category"]["coding"])), Decimal("0"))
+
+
+def money(params: dict, name: str) -> Decimal:
+    return next(Decimal(str(p["valueMoney"]["value"])) for p in params["parameter"] if p["name"] == name)
+
+
+async def balance(api, patient: str = "pat-alvarez") -> Decimal:
+    r = await api.post(f"/fhir/Patient/{patient}/$balance")
+    assert r.status_code == 200, r.text
+    return money(r.json(), "balance")
+
+
+def payment(amount, patient: str = "pat-alvarez", *, kind: str = "payment", credit: bool = False) -> dict:
+    ext = [{"url": PATIENT_PAYMENT, "valueCode": "card"}]
+    if credit:
+        ext.append({"url": PAYMENT_CREDIT, "valueBoolean": True})
+    return {"resourceType": "PaymentReconciliation", "extension": ext, "status": "active",
+            "created": "2026-12-01T10:00:00Z", "paymentDate": "2026-12-01",
+            "paymentAmount": {"value": amount, "currency": "USD"}, "paymentIdentifier": {"value": "R-1001"},
+            "detail": [{"type": {"coding": [{"system": PAYMENT_TYPE, "code": kind}]},
+                        "submitter": {"reference": f"Patient/{patient}"}, "date": "2026-12-01",
+                        "amount": {"value": amount, "currency": "USD"}}]}
+
+
+async def count(api, query: str) -> int:
+    return (await api.get(f"/fhir/{query}", params={"_summary": "count"})).json()["total"]
+
+
+def cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "THERABRIDGE_DATABASE_URL": database_url, "THERABRIDGE_LOG_LEVEL": "warning"}
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+async def adjudicated(api, store, tenant, payer_settings, mailbox: Path, demo_bundle) -> dict:
+    """The demo practice with Medicare over an X12 mailbox; the Alvarez visit's claim sent, and
+    the sandbox payer's 835 posted. Returns the EOB."""
+    await load_practice(api, demo_bundle)
+    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)},
+            profile="medicare")
+    await adrain(store)
+    claim = await claim_for(api, "enc-alvarez-1")
+    assert (await api.post(f"/fhir/Claim/{claim['id']}/$submit")).status_code == 202
+    await adrain(store)
+    await payer_answers_and_collect(store, tenant, mailbox)
+    eobs = (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{claim['id']}")).json()
+    assert eobs["total"] == 1
+    return eobs["entry"][0]["resource"]
+
+
+async def test_balance_payments_and_statement(api, store, tenant, payer_settings, mailbox, demo_bundle,
+                                              route_to_sandbox, database_url, app):
+    eob = await adjudicated(api, store, tenant, payer_settings, mailbox, demo_bundle)
+    owed = pr_total(eob)
+    assert owed > 0  # Medicare: what is left of the deductible, then 20 % coinsurance
+
+    # The balance is Σ PR, and the same when asked again; the Account is made once.
+    assert await balance(api) == owed
+    assert await balance(api) == owed
+    accounts = (await api.get("/fhir/Account?patient=Patient/pat-alvarez")).json()
+    assert accounts["total"] == 1
+    account = accounts["entry"][0]["resource"]
+    assert account["type"]["coding"][0]["code"] == "PBILLACCT"
+    assert account["guarantor"][0]["party"]["reference"] == "Patient/pat-alvarez"
+    assert account["owner"]["reference"] == "Organization/demo-practice"
+
+    # A payment through the API lowers it.
+    r = await api.post("/fhir/PaymentReconciliation", json=payment(10.00))
+    assert r.status_code == 201, r.text
+    assert await balance(api) == owed - Decimal("10.00")
+
+    # Bad payments: refused with the element named, nothing written.
+    before = await count(api, "PaymentReconciliation")
+    for body, status, where in ((payment(-5), 400, "PaymentReconciliation.detail[0].amount"),
+                                (payment(0), 400, "PaymentReconciliation.detail[0].amount"),
+                                (payment(1.005), 400, "PaymentReconciliation.detail[0].amount"),
+                                (payment(float(owed) + 100), 422, "PaymentReconciliation.detail[0].amount"),
+                                (payment(5, kind="adjustment") | {"detail": []}, 400, "PaymentReconciliation.detail"),
+                                (payment(5, "pat-nobody"), 404, "PaymentReconciliation.detail[0].submitter")):
+        r = await api.post("/fhir/PaymentReconciliation", json=body)
+        assert r.status_code == status, r.text
+        issue = r.json()["issue"][0]
+        assert issue["expression"] == [where], issue
+    assert await count(api, "PaymentReconciliation") == before
+    assert await balance(api) == owed - Decimal("10.00")
+
+    # A recorded patient payment is not changed or deleted by a client.
+    mine = r_id = (await api.get("/fhir/PaymentReconciliation?submitter=Patient/pat-alvarez")).json()
+    assert mine["total"] == 1
+    r_id = mine["entry"][0]["resource"]["id"]
+    assert (await api.delete(f"/fhir/PaymentReconciliation/{r_id}")).status_code == 422
+
+    # The command line: a bad amount writes nothing (exit 1); a good one prints the new balance.
+    bad = cli(database_url, "payments", "record", "--tenant", tenant, "--patient", "pat-alvarez", "--amount", "-3")
+    assert bad.returncode == 1 and "more than zero" in bad.stderr
+    bad = cli(database_url, "payments", "record", "--tenant", tenant, "--patient", "pat-alvarez", "--amount", "abc")
+    assert bad.returncode == 1
+    assert await count(api, "PaymentReconciliation") == before
+    ok = cli(database_url, "payments", "record", "--tenant", tenant, "--patient", "pat-alvarez", "--amount", "5.50",
+             "--date", "2026-12-02", "--method", "check", "--reference", "CHK 311")
+    assert ok.returncode == 0, ok.stderr
+    expected = owed - Decimal("15.50")
+    assert f'"balance": "{expected}"' in ok.stdout
+    assert await balance(api) == expected
+
+    # The statement: an Invoice whose totalNet is Σ PR − payments, and its PDF.
+    r = await api.post("/fhir/Patient/pat-alvarez/$statement")
+    assert r.status_code == 201, r.text
+    invoice = r.json()
+    assert invoice["status"] == "issued" and invoice["subject"]["reference"] == "Patient/pat-alvarez"
+    assert invoice["account"]["reference"] == f"Account/{account['id']}"
+    assert Decimal(str(invoice["totalNet"]["value"])) == expected
+    informational = sum((Decimal(str(c["amount"]["value"])) for item in invoice["lineItem"]
+                         for c in item["priceComponent"] if c["type"] == "informational"), Decimal("0"))
+    assert informational == owed
+    paid = sum((Decimal(str(c["amount"]["value"])) for c in invoice["totalPriceComponent"]
+                if c["code"]["coding"][0]["code"] == "patient-payment"), Decimal("0"))
+    assert paid == Decimal("15.50")
+    for item in invoice["lineItem"]:  # charge − insurance paid − payer adjustments = the patient's share
+        comps = {t: sum((Decimal(str(c["amount"]["value"])) for c in item["priceComponent"] if c["type"] == t),
+                        Decimal("0")) for t in ("base", "deduction", "discount", "informational")}
+        assert comps["base"] - comps["deduction"] - comps["discount"] == comps["informational"]
+    doc_ref = next(e["valueReference"]["reference"] for e in invoice["extension"] if e["url"] == STATEMENT_DOCUMENT)
+    doc = (await api.get(f"/fhir/{doc_ref}")).json()
+    assert doc["context"]["related"][0]["reference"] == f"Invoice/{invoice['id']}"
+    attachment = doc["content"][0]["attachment"]
+    assert attachment["contentType"] == "application/pdf"
+    body = base64.b64decode(attachment["data"])
+    assert body.startswith(b"%PDF")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(body)).pages)
+    assert f"${expected:,.2f}" in text and "Riverside Therapy Associates" in text
+    assert "Account number" in text and "Due date" in text
+    assert "97110" not in text  # plain-language service names, not codes or their descriptors
+
+    # Asked again the same day for the same balance: the same statement.
+    again = await api.post("/fhir/Patient/pat-alvarez/$statement")
+    assert again.status_code == 200 and again.json()["id"] == invoice["id"]
+    assert await count(api, "Invoice") == 1 and await count(api, "DocumentReference?patient=Patient/pat-alvarez") == 1
+
+    # The statement run finds that one already issued; nothing new.
+    run = cli(database_url, "statements", "run", "--tenant", tenant)
+    assert run.returncode == 0, run.stderr
+    assert "0 statement(s) issued, 1 already issued today" in run.stdout
+    assert await count(api, "Invoice") == 1
+
+
+async def test_statement_run_is_once_per_day_and_balance(api, store, tenant, payer_settings, mailbox, demo_bundle,
+                                                         route_to_sandbox, database_url):
+    eob = await adjudicated(api, store, tenant, payer_settings, mailbox, demo_bundle)
+    first = cli(database_url, "statements", "run", "--tenant", tenant, "--date", "2026-12-05")
+    assert first.returncode == 0, first.stderr
+    assert "1 statement(s) issued" in first.stdout
+    second = cli(database_url, "statements", "run", "--tenant", tenant, "--date", "2026-12-05")
+    assert "0 statement(s) issued, 1 already issued today" in second.stdout
+    invoices = (await api.get("/fhir/Invoice?patient=Patient/pat-alvarez")).json()
+    assert invoices["total"] == 1
+    assert Decimal(str(invoices["entry"][0]["resource"]["totalNet"]["value"])) == pr_total(eob)
+    # Paid in full: the next run bills nobody.
+    r = await api.post("/fhir/PaymentReconciliation", json=payment(float(pr_total(eob))))
+    assert r.status_code == 201, r.text
+    third = cli(database_url, "statements", "run", "--tenant", tenant, "--date", "2026-12-06")
+    assert "0 statement(s) issued, 0 already issued today, 1 patient(s) owe nothing" in third.stdout
+    # An overpayment is only taken as a credit.
+    assert (await api.post("/fhir/PaymentReconciliation", json=payment(1))).status_code == 422
+    assert (await api.post("/fhir/PaymentReconciliation", json=payment(1, credit=True))).status_code == 201
+    assert await balance(api) == Decimal("-1.00")
+
+
+async def test_other_practice_and_other_patient_see_nothing(api, app, store, tenant, demo_bundle):
+    await load_practice(api, demo_bundle)
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                 headers={"x-test-tenant": "t-other-practice"}) as other:
+        store.ensure_tenant("t-other-practice")
+        r = await other.post("/fhir/Patient/pat-alvarez/$statement")
+        assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
+        r = await other.post("/fhir/PaymentReconciliation", json=payment(5))
+        assert r.status_code == 404, r.text
+        assert (await other.get("/fhir/Invoice", params={"_summary": "count"})).json()["total"] == 0
+        assert (await other.get("/fhir/Account", params={"_summary": "count"})).json()["total"] == 0
+    # A token for one patient cannot ask about another's account.
+    scoped = {"x-test-scope": "patient/*.rs", "x-test-patient": "pat-brooks"}
+    r = await api.post("/fhir/Patient/pat-alvarez/$balance", headers=scoped)
+    assert r.status_code == 404, r.text
+    r = await api.post("/fhir/Patient/pat-brooks/$balance", headers=scoped)
+    assert r.status_code == 200, r.text
+    # A biller may; an auditor may not.
+    biller = {"x-test-scope": "user/Patient.rs user/Account.crus user/ExplanationOfBenefit.rs user/Invoice.rs "
+                              "user/DocumentReference.rs"}
+    assert (await api.post("/fhir/Patient/pat-alvarez/$statement", headers=biller)).status_code == 201
+    auditor = {"x-test-scope": "user/AuditEvent.rs"}
+    assert (await api.post("/fhir/Patient/pat-alvarez/$statement", headers=auditor)).status_code == 403
+    assert (await api.get("/fhir/Invoice", params={"_summary": "count"})).json()["total"] == 1
