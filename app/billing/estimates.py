@@ -97,10 +97,11 @@ def latest_answer(reader: Reader, patient_id: str, coverage: dict[str, Any] | No
     return max(answers, key=lambda r: (r.get("created") or "", r["meta"]["lastUpdated"])) if answers else None
 
 
-def _item(response: dict[str, Any], discipline: str) -> tuple[dict[str, Any] | None, bool]:
-    """(the benefit item for the discipline, whether coverage is in force)."""
+def _items(response: dict[str, Any], discipline: str) -> tuple[list[dict[str, Any]], bool]:
+    """(the benefit items that apply, best first: the discipline's service type, then the general
+    ones — a 271 often gives the deductible at plan level and the coinsurance per service type —
+    in network before out; whether coverage is in force)."""
     insurance = (response.get("insurance") or [{}])[0]
-    items = insurance.get("item") or []
     wanted = [terms()["discipline_service_types"].get(discipline, "AD"), *terms()["general_service_types"]]
 
     def rank(item: dict[str, Any]) -> tuple[int, int]:
@@ -109,14 +110,14 @@ def _item(response: dict[str, Any], discipline: str) -> tuple[dict[str, Any] | N
         network = next((c.get("code") for c in (item.get("network") or {}).get("coding") or []), None)
         return (wanted.index(code) if code in wanted else len(wanted), 0 if network in (None, "in") else 1)
 
-    candidates = sorted(items, key=rank)
-    return (candidates[0] if candidates else None), insurance.get("inforce") is not False
+    return sorted(insurance.get("item") or [], key=rank), insurance.get("inforce") is not False
 
 
-def _benefit(item: dict[str, Any], system: str, code: str) -> dict[str, Any] | None:
-    return next((b for b in item.get("benefit") or []
-                 if any(c.get("system") == system and c.get("code") == code for c in (b.get("type") or {}).get("coding") or [])),
-                None)
+def _benefit(items: list[dict[str, Any]], system: str, code: str) -> dict[str, Any] | None:
+    """The first benefit of that type among ``items`` (best first)."""
+    return next((b for item in items for b in item.get("benefit") or []
+                 if any(c.get("system") == system and c.get("code") == code
+                        for c in (b.get("type") or {}).get("coding") or [])), None)
 
 
 def _amount(benefit: dict[str, Any] | None, key: str = "allowedMoney") -> Decimal | None:
@@ -167,25 +168,24 @@ def estimate(reader: Reader, encounter_id: str, *, codes: list[tuple[str, int]] 
             {"name": "units", "valueInteger": units},
             {"name": "charge", "valueMoney": money(p.charge * units)},
             {"name": "expectedAllowed", "valueMoney": money(p.allowed * units)}]})
-    item, inforce = _item(answer, discipline or "OT")
+    items, inforce = _items(answer, discipline or "OT")
     notes = []
     deductible = coinsurance = copay = ZERO
-    if not inforce or (item or {}).get("excluded"):
+    if not inforce or (items and items[0].get("excluded")):
         total = charge
         notes.append("The payer's answer says this service is not covered: the charge is the patient's.")
     else:
-        item = item or {}
-        remaining = _amount(_benefit(item, OUR_BENEFIT_TYPE, "deductible-remaining"))
+        remaining = _amount(_benefit(items, OUR_BENEFIT_TYPE, "deductible-remaining"))
         if remaining is None:
-            ded = _benefit(item, BENEFIT_TYPE, "deductible")
+            ded = _benefit(items, BENEFIT_TYPE, "deductible")
             total_ded, used = _amount(ded), _amount(ded, "usedMoney")
             remaining = (total_ded - (used or ZERO)) if total_ded is not None else ZERO
         deductible = min(max(remaining, ZERO), basis)
-        pct = _percent(_benefit(item, BENEFIT_TYPE, "copay-percent")) or ZERO
+        pct = _percent(_benefit(items, BENEFIT_TYPE, "copay-percent")) or ZERO
         coinsurance = ((basis - deductible) * pct / 100).quantize(CENT, ROUND_HALF_UP)
-        copay = _amount(_benefit(item, BENEFIT_TYPE, "copay")) or ZERO
+        copay = _amount(_benefit(items, BENEFIT_TYPE, "copay")) or ZERO
         total = min(deductible + coinsurance + copay, basis)
-        oop = _amount(_benefit(item, OUR_BENEFIT_TYPE, "out-of-pocket-remaining"))
+        oop = _amount(_benefit(items, OUR_BENEFIT_TYPE, "out-of-pocket-remaining"))
         if oop is not None and total > oop:
             total = max(oop, ZERO)
             notes.append("Capped at what remains of the out-of-pocket maximum.")

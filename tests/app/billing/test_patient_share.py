@@ -222,3 +222,115 @@ async def test_other_practice_and_other_patient_see_nothing(api, app, store, ten
     auditor = {"x-test-scope": "user/AuditEvent.rs"}
     assert (await api.post("/fhir/Patient/pat-alvarez/$statement", headers=auditor)).status_code == 403
     assert (await api.get("/fhir/Invoice", params={"_summary": "count"})).json()["total"] == 1
+
+
+async def _eligibility_answer(api, store, tenant, mailbox: Path) -> dict:
+    """Alvarez's Medicare coverage asked over the X12 mailbox (270); the sandbox's 271 posted."""
+    from payer_adapters.sandbox import Engine, Mailbox, load_config
+    from app.payers.inbound import queue_collection
+
+    r = await api.post("/fhir/Coverage/cov-alvarez/$eligibility-request",
+                       params={"servicedDate": "2026-11-23", "discipline": "OT"})
+    assert r.status_code == 201, r.text
+    assert (await api.post(f"/fhir/CoverageEligibilityRequest/{r.json()['id']}/$submit")).status_code == 202
+    await adrain(store)
+    Mailbox(mailbox, Engine(load_config()), use_pyx12=False).process(NOW)
+    with store.for_tenant(tenant).unit() as unit:
+        queue_collection(unit)
+    await adrain(store)
+    found = (await api.get("/fhir/CoverageEligibilityResponse?patient=Patient/pat-alvarez")).json()
+    assert found["total"] == 1
+    return found["entry"][0]["resource"]
+
+
+async def test_visit_estimate_from_the_271(api, store, tenant, payer_settings, mailbox, demo_bundle,
+                                           route_to_sandbox):
+    await load_practice(api, demo_bundle)
+    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox)})
+    planned = {"resourceType": "Encounter", "id": "enc-alvarez-next", "status": "planned",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+               "subject": {"reference": "Patient/pat-alvarez"}}
+    assert (await api.put("/fhir/Encounter/enc-alvarez-next", json=planned)).status_code == 201
+
+    # No eligibility answer yet: a clear outcome, nothing invented.
+    r = await api.post("/fhir/Encounter/enc-alvarez-next/$estimate", params={"code": "97530*2,97110"})
+    assert r.status_code == 422, r.text
+    issue = r.json()["issue"][0]
+    assert "No eligibility answer" in issue["diagnostics"] and issue["expression"] == ["Encounter.subject"]
+
+    answer = await _eligibility_answer(api, store, tenant, mailbox)
+    r = await api.post("/fhir/Encounter/enc-alvarez-next/$estimate", params={"code": "97530*2,97110"})
+    assert r.status_code == 200, r.text
+    est = r.json()
+    # The sandbox's Medicare member has $83 of the deductible left and 20 % coinsurance; the
+    # charge master expects 2 × $35 + $29 = $99 allowed: $83 deductible + 20 % of $16.
+    assert money(est, "expectedAllowed") == Decimal("99.00")
+    assert money(est, "charge") == Decimal("175.00")
+    assert money(est, "deductible") == Decimal("83.00")
+    assert money(est, "coinsurance") == Decimal("3.20")
+    assert money(est, "copay") == Decimal("0.00")
+    assert money(est, "patientAmount") == Decimal("86.20")
+    source = next(p["valueReference"]["reference"] for p in est["parameter"] if p["name"] == "eligibility")
+    assert source == f"CoverageEligibilityResponse/{answer['id']}"
+
+    bad = await api.post("/fhir/Encounter/enc-alvarez-next/$estimate", params={"code": "97530*x"})
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["code"]
+    assert (await api.post("/fhir/Encounter/nope/$estimate", params={"code": "97530"})).status_code == 404
+
+
+def _claim(cid: str, insurance: list[dict], **extra) -> dict:
+    return {"resourceType": "Claim", "id": cid, "status": "active",
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+            "use": "claim", "patient": {"reference": "Patient/pat-alvarez"}, "created": "2026-11-20",
+            "provider": {"reference": "Organization/demo-practice"}, "priority": {"coding": [{"code": "normal"}]},
+            "insurance": insurance,
+            "item": [{"sequence": 1, "productOrService": {"coding": [{"system": "http://www.ama-assn.org/go/cpt",
+                                                                       "code": "97530"}]},
+                      "servicedDate": "2026-11-18", "encounter": [{"reference": "Encounter/enc-alvarez-1"}]}], **extra}
+
+
+def _eob(eid: str, claim: str, pr: tuple[str, str], paid: str, charge: str = "60.00") -> dict:
+    amount = lambda v: {"value": float(v), "currency": "USD"}  # noqa: E731
+    return {"resourceType": "ExplanationOfBenefit", "id": eid, "status": "active",
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+            "use": "claim", "patient": {"reference": "Patient/pat-alvarez"}, "created": "2026-11-25",
+            "insurer": {"reference": "Organization/payer-medicare"}, "provider": {"reference": "Organization/demo-practice"},
+            "claim": {"reference": f"Claim/{claim}"}, "outcome": "complete",
+            "insurance": [{"focal": True, "coverage": {"reference": "Coverage/cov-alvarez"}}],
+            "item": [{"sequence": 1, "servicedDate": "2026-11-18",
+                      "productOrService": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97530"}]},
+                      "adjudication": [
+                          {"category": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adjudication",
+                                                    "code": "submitted"}]}, "amount": amount(charge)},
+                          {"category": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adjudication",
+                                                    "code": "benefit"}]}, "amount": amount(paid)},
+                          {"category": {"coding": [{"system": GROUP, "code": "PR"}]},
+                           "reason": {"coding": [{"system": "https://x12.org/codes/claim-adjustment-reason-codes",
+                                                  "code": pr[0]}]}, "amount": amount(pr[1])}]}]}
+
+
+async def test_what_a_later_payer_still_owes_is_not_billed(api, tenant_store, demo_bundle):
+    """A claim whose Claim.insurance lists a payer after the focal one: its PR waits for that
+    payer; once the later payer's claim has its EOB, that claim's PR is what the patient owes."""
+    await load_practice(api, demo_bundle)
+    secondary = {"resourceType": "Coverage", "id": "cov-alvarez-2", "status": "active", "order": 2,
+                 "beneficiary": {"reference": "Patient/pat-alvarez"}, "payor": [{"reference": "Organization/payer-acme"}]}
+    primary_ins = [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/cov-alvarez"}},
+                   {"sequence": 2, "focal": False, "coverage": {"reference": "Coverage/cov-alvarez-2"}}]
+    with tenant_store.unit() as unit:
+        unit.update("Coverage", "cov-alvarez-2", secondary)
+        unit.update("Claim", "c-primary", _claim("c-primary", primary_ins))
+        unit.update("ExplanationOfBenefit", "e-primary", _eob("e-primary", "c-primary", ("1", "50.00"), "10.00"))
+    r = (await api.post("/fhir/Patient/pat-alvarez/$balance")).json()
+    assert money(r, "balance") == Decimal("0.00") and money(r, "pendingOtherPayers") == Decimal("50.00")
+    statement = (await api.post("/fhir/Patient/pat-alvarez/$statement")).json()
+    assert Decimal(str(statement["totalNet"]["value"])) == Decimal("0.00") and "lineItem" not in statement
+
+    secondary_ins = [{"sequence": 1, "focal": False, "coverage": {"reference": "Coverage/cov-alvarez"}},
+                     {"sequence": 2, "focal": True, "coverage": {"reference": "Coverage/cov-alvarez-2"}}]
+    with tenant_store.unit() as unit:
+        unit.update("Claim", "c-secondary", _claim("c-secondary", secondary_ins,
+                                                   related=[{"claim": {"reference": "Claim/c-primary"}}]))
+        unit.update("ExplanationOfBenefit", "e-secondary", _eob("e-secondary", "c-secondary", ("2", "12.00"), "48.00"))
+    r = (await api.post("/fhir/Patient/pat-alvarez/$balance")).json()
+    assert money(r, "balance") == Decimal("12.00") and money(r, "pendingOtherPayers") == Decimal("0.00")
