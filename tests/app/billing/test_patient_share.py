@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pypdf
 
+from app.fhir.validation import check_resource
+
 from tests.flows import NOW, adrain, claim_for, connect, load_practice, payer_answers_and_collect
 
 GROUP = "https://x12.org/codes/claim-adjustment-group-codes"
@@ -37,6 +39,7 @@ def money(params: dict, name: str) -> Decimal:
 async def balance(api, patient: str = "pat-alvarez") -> Decimal:
     r = await api.post(f"/fhir/Patient/{patient}/$balance")
     assert r.status_code == 200, r.text
+    check_resource(r.json(), expected_type="Parameters", served=False)
     return money(r.json(), "balance")
 
 
@@ -52,8 +55,10 @@ def payment(amount, patient: str = "pat-alvarez", *, kind: str = "payment", cred
                         "amount": {"value": amount, "currency": "USD"}}]}
 
 
-async def count(api, query: str) -> int:
-    return (await api.get(f"/fhir/{query}", params={"_summary": "count"})).json()["total"]
+async def count(api, query: str, headers: dict | None = None) -> int:
+    r = await api.get(f"/fhir/{query}{'&' if '?' in query else '?'}_summary=count", headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["total"]
 
 
 def cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
@@ -137,6 +142,7 @@ async def test_balance_payments_and_statement(api, store, tenant, payer_settings
     r = await api.post("/fhir/Patient/pat-alvarez/$statement")
     assert r.status_code == 201, r.text
     invoice = r.json()
+    check_resource(invoice, expected_type="Invoice")  # what the server wrote is valid R4
     assert invoice["status"] == "issued" and invoice["subject"]["reference"] == "Patient/pat-alvarez"
     assert invoice["account"]["reference"] == f"Account/{account['id']}"
     assert Decimal(str(invoice["totalNet"]["value"])) == expected
@@ -152,6 +158,8 @@ async def test_balance_payments_and_statement(api, store, tenant, payer_settings
         assert comps["base"] - comps["deduction"] - comps["discount"] == comps["informational"]
     doc_ref = next(e["valueReference"]["reference"] for e in invoice["extension"] if e["url"] == STATEMENT_DOCUMENT)
     doc = (await api.get(f"/fhir/{doc_ref}")).json()
+    check_resource(doc, expected_type="DocumentReference")
+    check_resource(account, expected_type="Account")
     assert doc["context"]["related"][0]["reference"] == f"Invoice/{invoice['id']}"
     attachment = doc["content"][0]["attachment"]
     assert attachment["contentType"] == "application/pdf"
@@ -166,6 +174,9 @@ async def test_balance_payments_and_statement(api, store, tenant, payer_settings
     again = await api.post("/fhir/Patient/pat-alvarez/$statement")
     assert again.status_code == 200 and again.json()["id"] == invoice["id"]
     assert await count(api, "Invoice") == 1 and await count(api, "DocumentReference?patient=Patient/pat-alvarez") == 1
+    for written in (f"Invoice/{invoice['id']}", doc_ref, f"Account/{account['id']}"):  # audited with the writes
+        assert await count(api, f"AuditEvent?entity={written}&action=C",
+                           {"x-test-scope": "user/AuditEvent.rs"}) == 1, written
 
     # The statement run finds that one already issued; nothing new.
     run = cli(database_url, "statements", "run", "--tenant", tenant)
@@ -262,6 +273,7 @@ async def test_visit_estimate_from_the_271(api, store, tenant, payer_settings, m
     r = await api.post("/fhir/Encounter/enc-alvarez-next/$estimate", params={"code": "97530*2,97110"})
     assert r.status_code == 200, r.text
     est = r.json()
+    check_resource(est, expected_type="Parameters", served=False)
     # The sandbox's Medicare member has $83 of the deductible left and 20 % coinsurance; the
     # charge master expects 2 × $35 + $29 = $99 allowed: $83 deductible + 20 % of $16.
     assert money(est, "expectedAllowed") == Decimal("99.00")
