@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.utils import simpleSplit
 from reportlab.pdfgen.canvas import Canvas
 
 MARGIN = 54.0
@@ -43,6 +44,7 @@ class StatementView:
     adjusted: Decimal
     amount_due: Decimal
     notes: list[str] = field(default_factory=list)
+    stage: str = ""  # a notice shown under the amount due (past due), empty on a first statement
 
 
 def _usd(amount: Decimal) -> str:
@@ -91,7 +93,11 @@ def render(view: StatementView) -> bytes:
     p.next(0.5)
     p.text(MARGIN, "Amount due:", size=12, bold=True)
     p.text(MARGIN + 110, _usd(view.amount_due), size=12, bold=True)
-    p.next(2)
+    p.next()
+    if view.stage:
+        p.text(MARGIN, view.stage, size=11, bold=True)
+        p.next()
+    p.next()
 
     heads = ("Date", "Service", "Charge", "Insurance paid", "Adjustments", "Your share")
     p.need(3)
@@ -125,9 +131,10 @@ def render(view: StatementView) -> bytes:
         p.next()
     p.next()
     for note in view.notes:
-        p.need()
-        p.text(MARGIN, note, size=9)
-        p.next()
+        for line in simpleSplit(note, "Helvetica", 9, LETTER[0] - 2 * MARGIN):
+            p.need()
+            p.text(MARGIN, line, size=9)
+            p.next()
     canvas.showPage()
     canvas.save()
     return out.getvalue()

@@ -29,9 +29,10 @@ import sqlalchemy as sa
 
 from app.billing import pdf
 from app.billing.ledger import (
-    ZERO, Ledger, account_number, adjustment_concept, ensure_account, ledger, money, practice_reference,
+    ZERO, Ledger, account_number, adjustment_concept, dec, ensure_account, ledger, money, practice_reference,
     read_patient, terms,
 )
+from app.fhir.queries import find_resources
 from app.fhir.dates import instant
 from app.fhir.search_sql import REF, R
 from app.fhir.store import Reader, Unit, Version
@@ -83,8 +84,40 @@ def _practice(unit: Unit, patient: dict[str, Any]) -> tuple[dict[str, Any] | Non
     return ref, (org or {}).get("name") or "Your therapy practice", contact[:3]
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Where this statement stands: the statement before it (its date and amount due) and the
+    notice stage (``first``, or ``past-due`` when that statement's due date has passed and
+    something is still owed)."""
+    stage: str
+    previous_date: str | None = None
+    previous_due: Decimal | None = None
+
+    @property
+    def text(self) -> str:
+        return terms()["notice_stages"][self.stage]
+
+
+def _is_statement(inv: dict[str, Any]) -> bool:
+    return any(c.get("system") == BILLING and c.get("code") == "patient-statement"
+               for c in (inv.get("type") or {}).get("coding") or [])
+
+
+def notice(unit: Unit, patient_id: str, day: date, balance: Decimal) -> Notice:
+    """The notice stage from the patient's latest earlier statement."""
+    earlier = [i for i in find_resources(unit, "Invoice", [("patient", f"Patient/{patient_id}")])
+               if _is_statement(i) and i.get("status") in ("issued", "balanced") and (i.get("date") or "") < day.isoformat()]
+    if not earlier:
+        return Notice("first")
+    last = max(earlier, key=lambda i: (i["date"], i["meta"]["lastUpdated"]))
+    due = date.fromisoformat(last["date"][:10]) + timedelta(days=terms()["statement_due_days"])
+    previous = dec((last.get("totalNet") or {}).get("value"))
+    stage = "past-due" if due < day and balance > 0 and previous > 0 else "first"
+    return Notice(stage, last["date"][:10], previous)
+
+
 def invoice(led: Ledger, account: dict[str, Any], patient: dict[str, Any], issuer: dict[str, Any] | None,
-            day: date, document_id: str) -> dict[str, Any]:
+            day: date, document_id: str, stage: Notice | None = None) -> dict[str, Any]:
     """The statement Invoice (see the module's docstring)."""
     due = day + timedelta(days=terms()["statement_due_days"])
     items = []
@@ -127,27 +160,40 @@ def invoice(led: Ledger, account: dict[str, Any], patient: dict[str, Any], issue
     }
     if issuer:
         result["issuer"] = issuer
+    notes = []
+    if stage is not None and stage.previous_date:
+        notes.append(f"Previous statement {stage.previous_date}: amount due {stage.previous_due}.")
+    if stage is not None and stage.stage != "first":
+        notes.append(stage.text)
     if led.pending:
-        result["note"] = [{"text": f"Waiting for another insurer on {led.pending_responsibility} of services; "
-                                   "that part is not billed yet."}]
+        notes.append(f"Waiting for another insurer on {led.pending_responsibility} of services; "
+                     "that part is not billed yet.")
+    if notes:
+        result["note"] = [{"text": n} for n in notes]
     if not items:
         del result["lineItem"]
     return result
 
 
-def _view(led: Ledger, patient: dict[str, Any], practice: str, contact: list[str], day: date) -> pdf.StatementView:
+def _view(led: Ledger, patient: dict[str, Any], practice: str, contact: list[str], day: date,
+          stage: Notice) -> pdf.StatementView:
     due = day + timedelta(days=terms()["statement_due_days"])
     rows = [pdf.StatementRow(ln.service_date or "", ln.name, ln.charge, ln.insurance_paid, ln.adjusted,
                              ln.responsibility) for ln in led.lines]
     payments = [(e.date, f"{(e.method or '').capitalize()} payment" if e.kind == "payment" else "Account adjustment",
                  e.amount) for e in led.entries]
-    notes = [terms()["statement_terms"].format(days=terms()["statement_due_days"])]
+    notes = []
+    if stage.previous_date:
+        notes.append(f"Previous statement of {stage.previous_date}: amount due ${stage.previous_due:,.2f}.")
+    notes += [terms()["statement_terms"].format(days=terms()["statement_due_days"]), terms()["payment_options"],
+              terms()["assistance_note"]]
     if led.pending:
         notes.append(f"Another insurer has yet to answer for ${led.pending_responsibility:,.2f}; "
                      "that part is not billed yet.")
     return pdf.StatementView(practice, contact, patient_name(patient), account_number(patient["id"]), day.isoformat(),
                              due.isoformat(), rows, payments, led.responsibility, led.payments,
-                             led.patient_adjustments, led.balance, notes)
+                             led.patient_adjustments, led.balance, notes,
+                             stage.text if stage.stage != "first" else "")
 
 
 def make_statement(unit: Unit, patient_id: str, day: date | None = None) -> Statement:
@@ -163,8 +209,9 @@ def make_statement(unit: Unit, patient_id: str, day: date | None = None) -> Stat
         return Statement(existing, doc, False)
     account = ensure_account(unit, patient)
     issuer, practice, contact = _practice(unit, patient)
-    body = pdf.render(_view(led, patient, practice, contact, day))
-    inv = invoice(led, account, patient, issuer, day, did)
+    stage = notice(unit, patient_id, day, led.balance)
+    body = pdf.render(_view(led, patient, practice, contact, day, stage))
+    inv = invoice(led, account, patient, issuer, day, did, stage)
     document: dict[str, Any] = {
         "resourceType": "DocumentReference", "status": "current", "docStatus": "final", "type": STATEMENT_TYPE,
         "subject": {"reference": f"Patient/{patient_id}"}, "date": instant(unit.now),

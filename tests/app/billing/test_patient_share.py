@@ -196,10 +196,20 @@ async def test_statement_run_is_once_per_day_and_balance(api, store, tenant, pay
     invoices = (await api.get("/fhir/Invoice?patient=Patient/pat-alvarez")).json()
     assert invoices["total"] == 1
     assert Decimal(str(invoices["entry"][0]["resource"]["totalNet"]["value"])) == pr_total(eob)
+    # Unpaid after its due date (30 days): the next statement is a past-due notice naming the last.
+    late = cli(database_url, "statements", "run", "--tenant", tenant, "--date", "2027-01-10")
+    assert "1 statement(s) issued" in late.stdout, late.stderr
+    latest = (await api.get("/fhir/Invoice?patient=Patient/pat-alvarez&date=2027-01-10")).json()["entry"][0]["resource"]
+    notes = [n["text"] for n in latest["note"]]
+    assert any(n.startswith("PAST DUE") for n in notes)
+    assert f"Previous statement 2026-12-05: amount due {pr_total(eob):.2f}." in notes
+    doc = (await api.get("/fhir/" + latest["extension"][0]["valueReference"]["reference"])).json()
+    text = pypdf.PdfReader(io.BytesIO(base64.b64decode(doc["content"][0]["attachment"]["data"]))).pages[0].extract_text()
+    assert "PAST DUE" in text and "Previous statement of 2026-12-05" in text
     # Paid in full: the next run bills nobody.
     r = await api.post("/fhir/PaymentReconciliation", json=payment(float(pr_total(eob))))
     assert r.status_code == 201, r.text
-    third = cli(database_url, "statements", "run", "--tenant", tenant, "--date", "2026-12-06")
+    third = cli(database_url, "statements", "run", "--tenant", tenant, "--date", "2027-01-11")
     assert "0 statement(s) issued, 0 already issued today, 1 patient(s) owe nothing" in third.stdout
     # An overpayment is only taken as a credit.
     assert (await api.post("/fhir/PaymentReconciliation", json=payment(1))).status_code == 422
