@@ -15,7 +15,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 MARGIN = 54.0
 LINE = 14.0
-COLUMNS = (MARGIN, MARGIN + 70, MARGIN + 260, MARGIN + 330, MARGIN + 400, MARGIN + 470)  # left edges / right edges
+COLUMNS = (MARGIN, MARGIN + 70, 300.0, 370.0, 435.0, 498.0)  # text columns start here; amounts end 60 pt right of it
 
 
 @dataclass
