@@ -84,7 +84,7 @@ async def adjudicated(api, store, tenant, payer_settings, mailbox: Path, demo_bu
 
 
 async def test_balance_payments_and_statement(api, store, tenant, payer_settings, mailbox, demo_bundle,
-                                              route_to_sandbox, database_url, app):
+                                              route_to_sandbox, database_url):
     eob = await adjudicated(api, store, tenant, payer_settings, mailbox, demo_bundle)
     owed = pr_total(eob)
     assert owed > 0  # Medicare: what is left of the deductible, then 20 % coinsurance
@@ -120,7 +120,7 @@ async def test_balance_payments_and_statement(api, store, tenant, payer_settings
     assert await balance(api) == owed - Decimal("10.00")
 
     # A recorded patient payment is not changed or deleted by a client.
-    mine = r_id = (await api.get("/fhir/PaymentReconciliation?submitter=Patient/pat-alvarez")).json()
+    mine = (await api.get("/fhir/PaymentReconciliation?submitter=Patient/pat-alvarez")).json()
     assert mine["total"] == 1
     r_id = mine["entry"][0]["resource"]["id"]
     assert (await api.delete(f"/fhir/PaymentReconciliation/{r_id}")).status_code == 422
@@ -217,19 +217,26 @@ async def test_statement_run_is_once_per_day_and_balance(api, store, tenant, pay
     assert await balance(api) == Decimal("-1.00")
 
 
-async def test_other_practice_and_other_patient_see_nothing(api, app, store, tenant, demo_bundle):
-    await load_practice(api, demo_bundle)
+async def test_other_practice_and_other_patient_see_nothing(api, app, store, tenant, demo_bundle, database_url):
+    import uuid
+
     import httpx
 
+    await load_practice(api, demo_bundle)
+    elsewhere = "t-" + uuid.uuid4().hex[:12]  # another practice, without that patient
+    store.ensure_tenant(elsewhere)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
-                                 headers={"x-test-tenant": "t-other-practice"}) as other:
-        store.ensure_tenant("t-other-practice")
+                                 headers={"x-test-tenant": elsewhere}) as other:
         r = await other.post("/fhir/Patient/pat-alvarez/$statement")
         assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
         r = await other.post("/fhir/PaymentReconciliation", json=payment(5))
         assert r.status_code == 404, r.text
         assert (await other.get("/fhir/Invoice", params={"_summary": "count"})).json()["total"] == 0
-        assert (await other.get("/fhir/Account", params={"_summary": "count"})).json()["total"] == 0
+        refused = cli(database_url, "payments", "record", "--tenant", elsewhere, "--patient", "pat-alvarez",
+                      "--amount", "5")
+        assert refused.returncode == 1 and "not a patient of this practice" in refused.stderr
+        for rtype in ("Account", "Invoice", "PaymentReconciliation", "DocumentReference"):
+            assert (await other.get(f"/fhir/{rtype}", params={"_summary": "count"})).json()["total"] == 0
     # A token for one patient cannot ask about another's account.
     scoped = {"x-test-scope": "patient/*.rs", "x-test-patient": "pat-brooks"}
     r = await api.post("/fhir/Patient/pat-alvarez/$balance", headers=scoped)
