@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.auth.oauth_routes import discovery_router
     from app.auth.oauth_routes import router as oauth_router
     from app.audit_routes import router as audit_router
+    from app.billing.operations import router as billing_router
     from app.claims.operations import router as claims_router
     from app.payers.admin_routes import router as admin_payers_router
     from app.payers.routes import router as payers_router
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     app.include_router(discovery_router)
     app.include_router(claims_router)
     app.include_router(payers_router)
+    app.include_router(billing_router)
     app.include_router(oauth_router)
     app.include_router(admin_router)
     app.include_router(admin_payers_router)

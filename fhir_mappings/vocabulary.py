@@ -28,6 +28,7 @@ X12_ETIN = f"{SID}x12-etin"  # an Electronic Transmitter Identification Number (
 CMS_PLAN_ID = f"{SID}cms-plan-id"  # NM108 XV
 X12_SERVICE_PROVIDER_NUMBER = f"{SID}x12-service-provider-number"  # NM108 SV
 CLAIM_STATUS_TRACE = f"{SID}claim-status-trace-number"  # 276 TRN02, echoed in the 277
+PATIENT_ACCOUNT = f"{SID}patient-account"  # the account number of a patient's Account (on statements)
 
 # -- extensions (Extension.url) -----------------------------------------------------------
 CLAIM_LIFECYCLE = f"{BASE}/StructureDefinition/claim-lifecycle"
@@ -44,6 +45,9 @@ X12_CLAIM_STATUS = f"{BASE}/StructureDefinition/x12-claim-status"
 X12_277CA_LEVEL = f"{BASE}/StructureDefinition/x12-277ca-level"
 X12_STC_STATUS = f"{BASE}/StructureDefinition/x12-stc-status"  # 277: one STC status, its date and money
 CLAIM_STATUS_LIFECYCLE = f"{BASE}/StructureDefinition/claim-status-lifecycle"  # 277: where the claim stands
+PATIENT_PAYMENT = f"{BASE}/StructureDefinition/patient-payment"  # a PaymentReconciliation from a patient: the method
+PAYMENT_CREDIT = f"{BASE}/StructureDefinition/payment-credit"  # a patient payment above the balance, kept as credit
+STATEMENT_DOCUMENT = f"{BASE}/StructureDefinition/statement-document"  # an Invoice's printable DocumentReference
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
@@ -62,6 +66,7 @@ X12_PLB_REASON = f"{BASE}/CodeSystem/x12-plb-reason"
 X12_277CA_LEVEL_CODES = f"{BASE}/CodeSystem/x12-277ca-level"
 X12_ERROR = f"{BASE}/CodeSystem/x12-error"
 CLAIM_STATUS_LIFECYCLE_CODES = f"{BASE}/CodeSystem/claim-status-lifecycle"  # data/claim_status_lifecycle.json
+BILLING = f"{BASE}/CodeSystem/billing"  # statement price components, patient payment kinds, document type
 
 # -- other URIs ---------------------------------------------------------------------------
 OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls
