@@ -40,6 +40,10 @@ X12_ACKNOWLEDGED_SET = f"{BASE}/StructureDefinition/x12-acknowledged-set"
 X12_PATIENT_CONTROL_NUMBER = f"{BASE}/StructureDefinition/x12-patient-control-number"
 X12_CLAIM_STATUS = f"{BASE}/StructureDefinition/x12-claim-status"
 X12_277CA_LEVEL = f"{BASE}/StructureDefinition/x12-277ca-level"
+# COB: the X12 CAS group code (CO, PR, OA, PI, CR) of a ClaimResponse/EOB adjudication, which R4
+# has no element for (valueCode), and why a claim's next payer is not billed by us (crossover).
+X12_ADJUSTMENT_GROUP = f"{BASE}/StructureDefinition/x12-adjustment-group"
+CLAIM_CROSSOVER = f"{BASE}/StructureDefinition/claim-crossover"
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
