@@ -18,11 +18,17 @@ from typing import Any
 
 from app.fhir.dates import instant
 from app.fhir.store import Unit
-from fhir_mappings.vocabulary import CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, SUBMISSION_KEY
+from fhir_mappings.vocabulary import (
+    CLAIM_CROSSOVER,
+    CLAIM_LIFECYCLE,
+    CLAIM_LIFECYCLE_HISTORY,
+    CLAIM_SUBMISSION,
+    SUBMISSION_KEY,
+)
 
 #: States in which nothing has left for the payer: the claim may be rebuilt in place.
 UNSUBMITTED = frozenset({None, "draft", "clean"})
-SERVER_OWNED_EXTENSIONS = frozenset({CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION})
+SERVER_OWNED_EXTENSIONS = frozenset({CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, CLAIM_CROSSOVER})
 SERVER_OWNED_IDENTIFIERS = frozenset({SUBMISSION_KEY})
 
 

@@ -254,6 +254,9 @@ def write_835(reply: ReplyWriter, results: list[ClaimResult], *, trace_seed: str
             s.seg("CLP", c.pcn, r.status, fmt_amount(c.total), fmt_amount(r.paid), fmt_amount(r.patient_responsibility),
                   payer["claim_filing_code"], r.icn, "11", "1")
             s.seg("NM1", "QC", "1", c.patient_last or "UNKNOWN", c.patient_first, "", "", "", "MI", c.member_id)
+            if r.crossover is not None:
+                s.seg("NM1", "TT", "2", r.crossover[0], "", "", "", "", "PI", r.crossover[1])
+                s.seg("MOA", "", "", "MA18")
             for lr in r.lines:
                 ln = lr.line
                 s.seg("SVC", ("HC", ln.code, *ln.modifiers), fmt_amount(ln.charge), fmt_amount(lr.paid), "",
