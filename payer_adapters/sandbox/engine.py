@@ -19,8 +19,9 @@ PR-3 copay (once per claim), PR-2 coinsurance.
 
 A secondary or tertiary claim (837P SBR01 S/T with 2430 lines; FHIR insurance with
 claimResponses; CHC ``otherSubscriberInformation``) is paid against the prior payers: per line
-the patient's share the last of them left, up to this payer's allowed amount less what they paid
-(OA-23 for the rest of the charge, PR-2 for what is still the patient's). A primary claim of a
+the patient's share the last of them left, up to this payer's allowed amount less what they paid,
+less the member's coinsurance on it (OA-23 for the rest of the charge, PR-2 for what is still
+the patient's). A primary claim of a
 member with ``crossover`` in the data file is answered as forwarded (CLP02 19, NM1*TT, MA18).
 """
 from __future__ import annotations
@@ -283,7 +284,7 @@ class Engine:
             return [self._deny(ln, claim_rule) for ln in claim.lines]
 
         if claim.payer_sequence != "P" and any(ln.prior_liability is not None for ln in claim.lines):
-            return [self._after_prior_payers(claim, line, payer) for line in claim.lines]
+            return [self._after_prior_payers(claim, line, payer, member) for line in claim.lines]
         results: list[LineResult] = []
         copay_left = money(member.get("copay", 0))
         coins = Decimal(str(member.get("coinsurance", 0)))
@@ -346,16 +347,18 @@ class Engine:
             results.append(LineResult(line, allowed, rest, adjustments))
         return results
 
-    def _after_prior_payers(self, claim: Claim, line: Line, payer: dict[str, Any]) -> LineResult:
+    def _after_prior_payers(self, claim: Claim, line: Line, payer: dict[str, Any], member: dict[str, Any]) -> LineResult:
         """A line of a secondary/tertiary claim: the patient's share the prior payer left, up to
-        this payer's allowed amount less what the prior payers paid."""
+        this payer's allowed amount less what the prior payers paid, less the member's own
+        coinsurance on it."""
         key = (claim.pcn, line.service_date, line.code)
         if key in self.ledger.adjudicated and claim.frequency == "1":
             return self._deny(line, "duplicate")
         self.ledger.adjudicated.add(key)
         allowed = self._allowed(line, payer)
         remaining = money(line.prior_liability or 0)
-        paid = max(min(remaining, allowed - line.prior_paid), Decimal(0))
+        covered = max(min(remaining, allowed - line.prior_paid), Decimal(0))
+        paid = money(covered * (1 - Decimal(str(member.get("coinsurance", 0)))))
         adjustments: list[tuple[str, str, Decimal]] = []
         if line.charge - remaining > 0:
             adjustments.append(("OA", "23", money(line.charge - remaining)))

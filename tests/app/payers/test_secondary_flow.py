@@ -13,7 +13,7 @@ from app.payers import secondary
 from app.payers.inbound import messages, queue_collection
 from fhir_mappings.vocabulary import CLAIM_CROSSOVER, PAYER_CLAIM_NUMBER, TASK_CODE
 from payer_adapters.sandbox import Engine, Mailbox, load_config
-from payer_adapters.x12 import decode, validate
+from payer_adapters.x12 import ClaimPayment, Remittance, decode, validate
 
 from tests.flows import NOW, adrain, claim_for, connect, history, lifecycle, load_practice
 
@@ -184,3 +184,80 @@ async def test_medicare_crossover_sends_no_secondary_and_records_why(
     primary = (await api.get(f"/fhir/Claim/{primary['id']}")).json()
     assert any(e["url"] == CLAIM_CROSSOVER for e in primary["extension"])
     assert acme.engine.ledger.summary()["by_member"] == {"MCRXOVER0001": 1}
+
+
+async def test_tertiary_claim_follows_the_secondarys_835(api, store, tenant, payer_settings, mailbox: Path,
+                                                         demo_bundle, route_to_sandbox):
+    """Medicare, then a supplement paying half of what is left, then a gap plan: after the
+    supplement's 835 the server bills the third payer with both prior payers in order."""
+    bundle = _with_supplemental(demo_bundle)
+    supplement = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "cov-alvarez-supp")
+    supplement["subscriberId"] = "ACMSUPP00002"  # coinsurance 50 %: leaves a balance
+    gap = copy.deepcopy(supplement)
+    gap.update(id="cov-alvarez-gap", order=3, subscriberId="GAP000000001", payor=[{"reference": "Organization/payer-gap"}])
+    org = {"resourceType": "Organization", "id": "payer-gap", "active": True, "name": "Gap Supplement Plan",
+           "identifier": [{"system": "https://therabridge.dev/fhir/sid/payer-id", "value": "GAPPLAN"}]}
+    for r in (org, gap):
+        bundle["entry"].append({"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r,
+                                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}})
+    mcr, acme = await _practice(api, store, tenant, payer_settings, mailbox, bundle)
+    connect(store, payer_settings, tenant, "payer-gap", "x12-directory", {"root": str(mailbox / "gap")},
+            profile="commercial", auto_submit=True)
+    gap_box = Mailbox(mailbox / "gap", acme.engine, use_pyx12=False)
+    primary = await claim_for(api, "enc-alvarez-1")
+    assert (await api.post(f"/fhir/Claim/{primary['id']}/$submit")).status_code == 202
+    await adrain(store)
+    mcr.process(NOW)
+    await _collect(store, tenant)
+    acme.process(NOW)
+    await _collect(store, tenant)
+
+    claims = await _claims_of(api, "pat-alvarez")
+    [second] = [c for c in claims if c["insurer"]["reference"] == "Organization/payer-acme"]
+    [third] = [c for c in claims if c["insurer"]["reference"] == "Organization/payer-gap"]
+    assert lifecycle(second) in ("paid", "partially-paid") and lifecycle(third) == "submitted"
+    assert [(i["sequence"], i["focal"], i["coverage"]["reference"], "claimResponse" in i) for i in third["insurance"]] == [
+        (1, False, "Coverage/cov-alvarez", True), (2, False, "Coverage/cov-alvarez-supp", True),
+        (3, True, "Coverage/cov-alvarez-gap", False)]
+    assert third["insurance"][0]["claimResponse"] == second["insurance"][0]["claimResponse"]
+    [data] = [p.read_bytes() for p in (mailbox / "gap" / "inbox").iterdir()]
+    assert validate(data) == []
+    segs = _segments(data)
+    assert [s[1] for s in segs if s[0] == "SBR"] == ["T", "P", "S"]
+    assert [s[9] for s in segs if s[:2] == ["NM1", "PR"]] == ["GAPPLAN", "MCRDEMO", "ACME01"]
+    assert len([s for s in segs if s[:2] == ["REF", "F8"]]) == 2
+
+    assert "835" in [w.split("_")[0] for w in gap_box.process(NOW)]
+    await _collect(store, tenant)
+    third = (await api.get(f"/fhir/Claim/{third['id']}")).json()
+    assert lifecycle(third) in ("paid", "partially-paid")
+    eob = (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{third['id']}")).json()["entry"][0]["resource"]
+    assert eob["extension"][0]["valueCoding"]["code"] == "3"  # processed as tertiary
+    assert len([c for c in await _claims_of(api, "pat-alvarez")]) == 4  # nothing after the last coverage
+
+
+async def test_paid_in_full_bills_no_one_else_and_crossover_signals_are_each_enough(
+        api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
+    from payer_adapters.x12.decode_835 import Adjustment, ServicePayment
+
+    await _practice(api, store, tenant, payer_settings, mailbox, _with_supplemental(demo_bundle))
+    primary = await claim_for(api, "enc-alvarez-1")
+    rem = Remittance(header=None)  # type: ignore[arg-type]
+    rem.payment_date, rem.trace_number, rem.payer_id = "2026-11-20", "EFTFULL", "MCRDEMO"
+    total = sum(Decimal(str(i["net"]["value"])) for i in primary["item"])
+    full = ClaimPayment(primary["identifier"][0]["value"], "1", total, total, Decimal(0), "MB", "ICN1", "11", "1")
+    with store.for_tenant(tenant).unit() as unit:
+        secondary.after_payment(unit, rem, full, primary)
+    assert [c for c in await _claims_of(api, "pat-alvarez") if c["insurer"]["reference"] != "Organization/payer-medicare"] == []
+
+    owed = ClaimPayment("X", "1", Decimal(100), Decimal(80), Decimal(20), "MB", "ICN2", "11", "1")
+    owed.services = [ServicePayment("HC", "97110", ["GO"], Decimal(100), Decimal(80), Decimal(1))]
+    owed.services[0].adjustments = [Adjustment("PR", "2", Decimal(20))]
+    assert secondary.crossover_reason(owed) is None
+    owed.services[0].remarks = ["N89"]
+    assert "N89" in (secondary.crossover_reason(owed) or "")
+    owed.services[0].remarks = []
+    owed.crossover_payer = ("ACME HEALTH PLAN", "ACME01")
+    assert "NM1*TT" in (secondary.crossover_reason(owed) or "")
+    owed.crossover_payer, owed.status = None, "20"
+    assert "CLP02 20" in (secondary.crossover_reason(owed) or "")
