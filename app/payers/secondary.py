@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import fhir_mappings
+from app import directory
 from app.claims import workflow
 from app.claims.lifecycle import set_lifecycle, without_server_owned
 from app.fhir.dates import instant
@@ -111,7 +112,8 @@ def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str
         rem, cp, claim, response_id=stable_id(SERVER_NAMESPACE, "cob-response", claim["id"], *remittance_key(rem)))
     put(unit, response)
     new = next_claim(claim, response, nxt, claim_id, unit.now)
-    outcome = workflow.scrub_claim(unit, new, profile=None)
+    link = directory.for_insurer_in(unit, new.get("insurer"))  # scrubbed under the next payer's profile
+    outcome = workflow.scrub_claim(unit, new, profile=link.profile if link is not None else None)
     held = fhir_mappings.outcome_has_errors(outcome)
     new["status"] = "draft" if held else "active"
     set_lifecycle(new, "draft" if held else "clean")
