@@ -261,3 +261,30 @@ async def test_paid_in_full_bills_no_one_else_and_crossover_signals_are_each_eno
     assert "NM1*TT" in (secondary.crossover_reason(owed) or "")
     owed.crossover_payer, owed.status = None, "20"
     assert "CLP02 20" in (secondary.crossover_reason(owed) or "")
+
+
+async def test_regenerating_the_visit_leaves_the_secondary_claim_alone(
+        api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
+    """A secondary claim not sent yet (its payer does not auto-submit) is the payer side's: a new
+    generation of the visit corrects the primary claim and neither rebuilds nor names it."""
+    await load_practice(api, _with_supplemental(demo_bundle))
+    connect(store, payer_settings, tenant, "payer-medicare", "x12-directory", {"root": str(mailbox / "mcr")},
+            profile="medicare")
+    connect(store, payer_settings, tenant, "payer-acme", "x12-directory", {"root": str(mailbox / "acme")},
+            profile="commercial")
+    await adrain(store)
+    primary = await claim_for(api, "enc-alvarez-1")
+    assert (await api.post(f"/fhir/Claim/{primary['id']}/$submit")).status_code == 202
+    await adrain(store)
+    Mailbox(mailbox / "mcr", Engine(load_config()), use_pyx12=False).process(NOW)
+    await _collect(store, tenant)
+    [second] = [c for c in await _claims_of(api, "pat-alvarez") if c["insurer"]["reference"] == "Organization/payer-acme"]
+    assert lifecycle(second) == "clean" and second["status"] == "active"  # waits for a person's $submit
+
+    r = await api.post("/fhir/Encounter/enc-alvarez-1/$generate-claim")
+    assert r.status_code in (200, 201), r.text
+    corrected = next(e["resource"] for e in r.json()["entry"] if e["resource"]["resourceType"] == "Claim")
+    assert corrected["id"] not in (primary["id"], second["id"])
+    assert corrected["insurer"]["reference"] == "Organization/payer-medicare"
+    assert corrected["related"][0]["claim"]["reference"] == f"Claim/{primary['id']}"
+    assert (await api.get(f"/fhir/Claim/{second['id']}")).json()["meta"]["versionId"] == second["meta"]["versionId"]
