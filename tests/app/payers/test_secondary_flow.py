@@ -133,6 +133,7 @@ async def test_primary_partial_payment_bills_the_secondary_which_the_sandbox_pay
     assert lifecycle(second) in ("paid", "partially-paid")
     eob2 = (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{second['id']}")).json()["entry"][0]["resource"]
     assert eob2["extension"][0]["valueCoding"]["code"] == "2"  # processed as secondary
+    assert eob2["insurance"][0]["coverage"]["reference"] == "Coverage/cov-alvarez-supp"  # the payer that paid
     assert 0 < Decimal(str(eob2["payment"]["amount"]["value"])) <= owed
     # No third coverage: nothing more is billed.
     assert len(await _claims_of(api, "pat-alvarez")) == 3  # two visits' primaries + one secondary
