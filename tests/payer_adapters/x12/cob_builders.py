@@ -8,14 +8,12 @@ from typing import Any
 
 from payer_adapters.x12.cob import payment_to_claim_response
 from payer_adapters.x12.decode_835 import Adjustment, ClaimPayment, Remittance, ServicePayment
-from payer_adapters.x12.envelope import SetHeader
 
 from . import builders as B
 
 
 def remittance(payment_date: str = "2025-02-03") -> Remittance:
-    rem = Remittance.__new__(Remittance)
-    Remittance.__init__(rem, header=None)  # type: ignore[arg-type]
+    rem = Remittance(header=None)  # type: ignore[arg-type]  (no envelope: built, not decoded)
     rem.payment_date, rem.trace_number, rem.payer_id = payment_date, "TRACE1", "00952"
     return rem
 
