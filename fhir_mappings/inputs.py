@@ -201,6 +201,12 @@ class ClaimInputs:
             return [e for e in items if probe.resolve(e.resource.get(attr)) is patient]
 
         auths = [e for e in by_type.get("ClaimResponse", []) if e.resource.get("use") == "preauthorization"]
+        # A visit's claims to its secondary/tertiary payers repeat the primary's lines: they are
+        # neither earlier claims of the visit nor usage (KX, visits) to count again.
+        claims = of_patient(by_type.get("Claim", []), "patient")
+        later = {e.id for e in claims if follows_another_payer(e.resource)}
+        eobs = [e for e in of_patient(by_type.get("ExplanationOfBenefit", []), "patient")
+                if str((e.resource.get("claim") or {}).get("reference") or "").split("/")[-1] not in later]
         return cls(
             encounter=encounter,
             patient=patient,
@@ -211,12 +217,21 @@ class ClaimInputs:
             care_plans=of_patient(by_type.get("CarePlan", []), "subject"),
             conditions=by_type.get("Condition", []),
             service_requests=of_patient(by_type.get("ServiceRequest", []), "subject"),
-            prior_claims=of_patient(by_type.get("Claim", []), "patient"),
-            eobs=of_patient(by_type.get("ExplanationOfBenefit", []), "patient"),
+            prior_claims=[e for e in claims if e.id not in later],
+            eobs=eobs,
             authorizations=of_patient(auths, "patient"),
             documents=of_patient(by_type.get("DocumentReference", []), "subject"),
             index=index,
         )
+
+
+def follows_another_payer(claim: dict[str, Any]) -> bool:
+    """Whether ``claim`` bills a payer after another one (a secondary or tertiary claim): its
+    focal insurance has a sequence above 1, or an insurance entry carries a prior payer's
+    ``claimResponse``."""
+    insurances = claim.get("insurance") or []
+    focal = next((i for i in insurances if i.get("focal")), None)
+    return any(i.get("claimResponse") for i in insurances) or int((focal or {}).get("sequence", 1) or 1) > 1
 
 
 def _entries(resources: dict[str, Any] | Iterable[dict[str, Any]]) -> list[Entry]:

@@ -48,6 +48,10 @@ CLAIM_STATUS_LIFECYCLE = f"{BASE}/StructureDefinition/claim-status-lifecycle"  #
 PATIENT_PAYMENT = f"{BASE}/StructureDefinition/patient-payment"  # a PaymentReconciliation from a patient: the method
 PAYMENT_CREDIT = f"{BASE}/StructureDefinition/payment-credit"  # a patient payment above the balance, kept as credit
 STATEMENT_DOCUMENT = f"{BASE}/StructureDefinition/statement-document"  # an Invoice's printable DocumentReference
+# COB: the X12 CAS group code (CO, PR, OA, PI, CR) of a ClaimResponse/EOB adjudication, which R4
+# has no element for (valueCode), and why a claim's next payer is not billed by us (crossover).
+X12_ADJUSTMENT_GROUP = f"{BASE}/StructureDefinition/x12-adjustment-group"
+CLAIM_CROSSOVER = f"{BASE}/StructureDefinition/claim-crossover"
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"

@@ -34,10 +34,12 @@ from payer_adapters.contract import (
 )
 from payer_adapters.errors import PayerRejection, json_body, operation_outcome, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
+from payer_adapters.x12.cob import PriorAdjustment, PriorPayer, prior_payers
 from payer_adapters.x12.codes import BENEFIT_TYPE, SERVICE_TYPE_SYSTEM
 from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.encode_837p import claim_frequency
-from payer_adapters.x12.resources import NUCC
+from payer_adapters.x12.errors import EncodeError
+from payer_adapters.x12.resources import NUCC, ResourceIndex
 
 CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1)
 #: Unambiguous Coverage.type codes (v3-ActCode) → claimFilingCode when no X12 filing coding exists;
@@ -100,7 +102,13 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
             rendering = {"providerType": "RenderingProvider", **entry, **({"taxonomyCode": tax} if tax else {})}
         elif role == "referring" and referring is None:
             referring = {"providerType": "ReferringProvider", **entry}
-    subscriber = {"memberId": ids.member_id(coverage) or "", "paymentResponsibilityLevelCode": "P",
+    try:
+        priors = prior_payers(claim, ResourceIndex([claim, *pkg.resources]))
+    except EncodeError as err:
+        raise PayerRejection(f"the claim's prior payers cannot be read: {err.message}", operation_outcome(
+            [{"code": "required", "diagnostics": err.message, "expression": ["Claim.insurance"]}])) from None
+    sequence = SEQUENCE.get(int(ins.get("sequence", 1)), "P") if priors else "P"
+    subscriber = {"memberId": ids.member_id(coverage) or "", "paymentResponsibilityLevelCode": sequence,
                   **_person(patient), "gender": {"male": "M", "female": "F"}.get(str((patient or {}).get("gender")), "U"),
                   "dateOfBirth": _d8((patient or {}).get("birthDate")), "address": _address(patient)}
     group = next((c.get("value") for c in (coverage or {}).get("class") or []
@@ -127,6 +135,9 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
             }}
         if rendering:
             line["renderingProvider"] = rendering
+        adjudicated = [_line_adjudication(p, item, code) for p in priors if int(item.get("sequence", 0)) in p.lines]
+        if adjudicated:
+            line["lineAdjudicationInformation"] = adjudicated
         lines.append(line)
     pos = next((c.get("code") for item in claim.get("item") or []
                 for c in (item.get("locationCodeableConcept") or {}).get("coding") or []), "11")
@@ -147,6 +158,8 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
     supplemental = {k: v for k, v in (("priorAuthorizationNumber", auth), ("claimControlNumber", original)) if v}
     if supplemental:  # the payer's number of the claim a replacement (7) or void (8) stands for
         info["claimSupplementalInformation"] = supplemental
+    if priors:
+        info["otherSubscriberInformation"] = [_other_subscriber(p, pkg, patient) for p in priors]
     body: dict[str, Any] = {
         "controlNumber": control_number(key),
         "tradingPartnerServiceId": (settings.get("payer_ids") or {}).get(payer_id, payer_id),
@@ -166,6 +179,62 @@ def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict
     if referring:
         body["referring"] = referring
     return body
+
+
+SEQUENCE = {1: "P", 2: "S", 3: "T"}
+RELATIONSHIP = {"self": "18", "spouse": "01", "child": "19"}
+
+
+def _adjustments(adjustments: list[PriorAdjustment]) -> list[dict[str, Any]]:
+    """CAS as CHC v3 JSON: one entry per group code with its (reason, amount) details."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for a in adjustments:
+        groups.setdefault(a.group, []).append({"adjustmentReasonCode": a.reason, "adjustmentAmount": _amount(a.amount)})
+    return [{"adjustmentGroupCode": g, "adjustmentDetails": d} for g, d in groups.items()]
+
+
+def _other_subscriber(prior: PriorPayer, pkg: ClaimPackage, patient: dict[str, Any] | None) -> dict[str, Any]:
+    """A prior payer (837P loop 2320/2330A/2330B) as ``otherSubscriberInformation``."""
+    cov = prior.coverage
+    relationship = next((c.get("code") for c in (cov.get("relationship") or {}).get("coding") or []), "self")
+    person = pkg.find(cov.get("subscriber"))
+    if person is None or person.get("resourceType") not in ("Patient", "RelatedPerson"):
+        person = patient
+    name = _person(person)
+    out: dict[str, Any] = {
+        "paymentResponsibilityLevelCode": SEQUENCE.get(prior.sequence, "P"),
+        "individualRelationshipCode": RELATIONSHIP.get(str(relationship), "G8"),
+        "claimFilingIndicatorCode": _filing_code(cov),
+        "benefitsAssignmentCertificationIndicator": "Y", "releaseOfInformationCode": "Y",
+        "payerPaidAmount": _amount(prior.paid), "remainingPatientLiability": _amount(prior.patient_liability),
+        "otherSubscriberName": {"otherInsuredQualifier": "1", "otherInsuredLastName": name["lastName"],
+                                "otherInsuredFirstName": name["firstName"], "otherInsuredIdentifierTypeCode": "MI",
+                                "otherInsuredIdentifier": ids.member_id(cov) or ""},
+        "otherPayerName": {"otherPayerOrganizationName": prior.payer_name, "otherPayerIdentifierTypeCode": "PI",
+                           "otherPayerIdentifier": prior.payer_id},
+    }
+    if prior.adjustments:
+        out["claimLevelAdjustments"] = _adjustments(prior.adjustments)
+    if prior.claim_number:
+        out["otherPayerName"]["otherPayerSecondaryIdentifier"] = [{"qualifier": "F8", "identifier": prior.claim_number}]
+    if not prior.lines and prior.date:
+        out["otherPayerName"]["otherPayerAdjudicationOrPaymentDate"] = _d8(prior.date)
+    return out
+
+
+def _line_adjudication(prior: PriorPayer, item: dict[str, Any], code: str) -> dict[str, Any]:
+    """A prior payer's decision on one line (837P loop 2430) as ``lineAdjudicationInformation``."""
+    found = prior.lines[int(item.get("sequence", 0))]
+    out: dict[str, Any] = {
+        "otherPayerPrimaryIdentifier": prior.payer_id, "serviceLinePaidAmount": _amount(found.paid),
+        "serviceIdQualifier": "HC", "procedureCode": code,
+        "procedureModifier": [c.get("code") for m in item.get("modifier") or [] for c in m.get("coding") or []][:4],
+        "paidServiceUnitCount": format(Decimal(str((item.get("quantity") or {}).get("value", 1))).normalize(), "f"),
+        "adjudicationOrPaymentDate": _d8(prior.date),
+    }
+    if found.adjustments:
+        out["claimAdjustmentInformation"] = _adjustments(found.adjustments)
+    return out
 
 
 def eligibility_json(pkg: EligibilityPackage, settings: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import is_open, task_input, work_item
+from fhir_mappings.inputs import follows_another_payer
 from fhir_mappings.vocabulary import SUBMISSION_KEY, TASK_CODE
 
 RELATED = corrections.RELATED
@@ -116,7 +117,10 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
         inputs = fhir_mappings.ClaimInputs.from_resources(resources, encounter_id=encounter_id, validate=False)
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
-    existing = sorted(claims_so_far, key=lambda c: c["meta"]["lastUpdated"])
+    # The visit's claims to later payers (secondary, tertiary) are the payer side's: never rebuilt
+    # here, never the prior claim a correction names.
+    existing = sorted((c for c in claims_so_far if not follows_another_payer(c)),
+                      key=lambda c: c["meta"]["lastUpdated"])
     open_claims = [c for c in existing if editable(unit, c)]
     target = open_claims[-1] if open_claims else None
     claim_id = target["id"] if target else str(uuid.uuid4())

@@ -13,10 +13,11 @@ from fhir_mappings.identifiers import patient_control_number
 from payer_adapters.contract import ClaimPackage, EligibilityPackage
 
 # Elements whose references an adapter needs resolved (two levels: PractitionerRole → Practitioner;
-# policyHolder: a workers' comp employer goes in the 837P's 2010BA).
+# policyHolder: a workers' comp employer goes in the 837P's 2010BA; claimResponse: a prior payer's
+# adjudication on a secondary claim, with its insurer).
 FOLLOW = ("patient", "beneficiary", "subscriber", "policyHolder", "payor", "insurer", "provider", "coverage",
           "condition", "diagnosisReference", "practitioner", "organization", "facility", "referral", "requester",
-          "enterer", "location", "valueReference")
+          "enterer", "location", "valueReference", "claimResponse")
 
 
 def referenced_many(reader: Reader, roots: list[dict[str, Any]], depth: int = 3) -> list[list[dict[str, Any]]]:

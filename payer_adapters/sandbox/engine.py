@@ -21,6 +21,13 @@ line:  duplicate pcn+date+code (CO-18) → not medically necessary (CO-50 + RARC
 modifier inconsistent with an evaluation code (CO-4) → visit limit reached (CO-119) → Medicare
 KX threshold crossed without KX (CO-119) → paid: CO-45 (charge − allowed), PR-1 deductible,
 PR-3 copay (once per claim), PR-2 coinsurance.
+
+A secondary or tertiary claim (837P SBR01 S/T with 2430 lines; FHIR insurance with
+claimResponses; CHC ``otherSubscriberInformation``) is paid against the prior payers: per line
+the patient's share the last of them left, up to this payer's allowed amount less what they paid,
+less the member's coinsurance on it (OA-23 for the rest of the charge, PR-2 for what is still
+the patient's). A primary claim of a
+member with ``crossover`` in the data file is answered as forwarded (CLP02 19, NM1*TT, MA18).
 """
 from __future__ import annotations
 
@@ -73,6 +80,7 @@ class ClaimResult:
     icn: str
     edits: list[Edit] = field(default_factory=list)
     lines: list[LineResult] = field(default_factory=list)
+    crossover: tuple[str, str] | None = None  # (name, payer id) the claim was forwarded to
     #: The earlier adjudication a replacement (7) or void (8) takes back: the 835 reverses it
     #: (CLP02 22, every amount negated) before the replacement's own payment.
     reversal: "ClaimResult | None" = None
@@ -95,8 +103,13 @@ class ClaimResult:
 
     @property
     def status(self) -> str:
-        """CLP02: 1 processed as primary, 4 denied."""
-        return "1" if any(r.allowed is not None for r in self.lines) else "4"
+        """CLP02: 1/2/3 processed as primary/secondary/tertiary (19 primary and forwarded to the
+        crossover payer), 4 denied."""
+        if not any(r.allowed is not None for r in self.lines):
+            return "4"
+        if self.crossover is not None:
+            return "19"
+        return {"S": "2", "T": "3"}.get(self.claim.payer_sequence, "1")
 
 
 @dataclass
@@ -266,6 +279,9 @@ class Engine:
             if not result.void:
                 result.lines = self._adjudicate(claim, received)
                 self.ledger.standing[result.icn] = result
+                crossover = (self.member(claim.member_id) or {}).get("crossover")
+                if crossover and claim.payer_sequence == "P" and result.patient_responsibility > 0:
+                    result.crossover = (crossover["name"], crossover["payer_id"])
             return result
 
     def _deny(self, line: Line, rule: str) -> LineResult:
@@ -291,6 +307,8 @@ class Engine:
         if claim_rule:
             return [self._deny(ln, claim_rule) for ln in claim.lines]
 
+        if claim.payer_sequence != "P" and any(ln.prior_liability is not None for ln in claim.lines):
+            return [self._after_prior_payers(claim, line, payer, member) for line in claim.lines]
         results: list[LineResult] = []
         copay_left = money(member.get("copay", 0))
         coins = Decimal(str(member.get("coinsurance", 0)))
@@ -352,6 +370,25 @@ class Engine:
                 rest -= co
             results.append(LineResult(line, allowed, rest, adjustments))
         return results
+
+    def _after_prior_payers(self, claim: Claim, line: Line, payer: dict[str, Any], member: dict[str, Any]) -> LineResult:
+        """A line of a secondary/tertiary claim: the patient's share the prior payer left, up to
+        this payer's allowed amount less what the prior payers paid, less the member's own
+        coinsurance on it."""
+        key = (claim.pcn, line.service_date, line.code)
+        if key in self.ledger.adjudicated and claim.frequency == "1":
+            return self._deny(line, "duplicate")
+        self.ledger.adjudicated.add(key)
+        allowed = self._allowed(line, payer)
+        remaining = money(line.prior_liability or 0)
+        covered = max(min(remaining, allowed - line.prior_paid), Decimal(0))
+        paid = money(covered * (1 - Decimal(str(member.get("coinsurance", 0)))))
+        adjustments: list[tuple[str, str, Decimal]] = []
+        if line.charge - remaining > 0:
+            adjustments.append(("OA", "23", money(line.charge - remaining)))
+        if remaining - paid > 0:
+            adjustments.append(("PR", "2", money(remaining - paid)))
+        return LineResult(line, allowed, money(paid), adjustments)
 
     def _allowed(self, line: Line, payer: dict[str, Any]) -> Decimal:
         fee = Decimal(str(self.data["base_fee_schedule"].get(line.code, 0))) * Decimal(str(payer.get("fee_multiplier", 1)))

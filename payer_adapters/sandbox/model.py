@@ -16,6 +16,10 @@ from typing import Any
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12 import ClaimSubmission, Submission837, decode
+from payer_adapters.x12.cob import prior_payers
+from payer_adapters.x12.resources import ResourceIndex
+
+_SEQUENCE = {1: "P", 2: "S", 3: "T"}
 
 
 @dataclass
@@ -27,6 +31,9 @@ class Line:
     service_date: str  # CCYYMMDD
     control: str = ""
     sequence: int = 0
+    #: what the payers before this one decided on the line (secondary/tertiary claims)
+    prior_paid: Decimal = Decimal(0)  # Σ their payments
+    prior_liability: Decimal | None = None  # the patient's share the last of them left (its PR)
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Claim:
     original_icn: str = ""  # REF*F8: the payer's number of the claim a replacement or void stands for
     total: Decimal = Decimal(0)
     batch: str = ""  # BHT03 of the 837 transaction set the claim came in
+    payer_sequence: str = "P"  # P primary, S secondary, T tertiary (837P SBR01)
     lines: list[Line] = field(default_factory=list)
 
     @property
@@ -69,10 +77,15 @@ def _claim_from_submission(batch: str, c: ClaimSubmission) -> Claim:
                   patient_last=c.patient_last, patient_first=c.patient_first, filing_code=c.filing_indicator,
                   prior_auth=c.prior_authorization, frequency=c.frequency or "1",
                   original_icn=c.original_reference or "", total=c.total, batch=batch)
+    claim.payer_sequence = c.payer_sequence or "P"
     for n, line in enumerate(c.lines, start=1):
-        claim.lines.append(Line(code=line.code, modifiers=[m for m in line.modifiers if m], charge=line.charge,
-                                units=line.units, service_date=(line.service_date or "").replace("-", ""),
-                                control=line.line_control_number or "", sequence=n))
+        ln = Line(code=line.code, modifiers=[m for m in line.modifiers if m], charge=line.charge,
+                  units=line.units, service_date=(line.service_date or "").replace("-", ""),
+                  control=line.line_control_number or "", sequence=n)
+        if line.prior_payments:
+            ln.prior_paid = sum((paid for _, paid, _ in line.prior_payments), Decimal(0))
+            ln.prior_liability = sum((a for g, _, a in line.prior_payments[-1][2] if g == "PR"), Decimal(0))
+        claim.lines.append(ln)
     return claim
 
 
@@ -132,6 +145,14 @@ def claim_from_fhir(claim: dict[str, Any], resources: list[dict[str, Any]]) -> C
         out.lines.append(Line(code=coding[0].get("code", ""), modifiers=mods, charge=charge, units=qty,
                               service_date=date[:8], control=control, sequence=int(item.get("sequence", 0))))
     out.total = sum((ln.charge for ln in out.lines), Decimal(0))
+    priors = prior_payers(claim, ResourceIndex(resources))
+    if priors:
+        out.payer_sequence = _SEQUENCE.get(int(ins.get("sequence", 1)), "S")
+        for ln in out.lines:
+            found = [p.lines[ln.sequence] for p in priors if ln.sequence in p.lines]
+            if found:
+                ln.prior_paid = sum((f.paid for f in found), Decimal(0))
+                ln.prior_liability = sum((a.amount for a in found[-1].adjustments if a.group == "PR"), Decimal(0))
     return out
 
 
@@ -150,13 +171,23 @@ def claim_from_chc(body: dict[str, Any]) -> Claim:
                 prior_auth=str((info.get("claimSupplementalInformation") or {}).get("priorAuthorizationNumber", "")),
                 original_icn=str((info.get("claimSupplementalInformation") or {}).get("claimControlNumber", "")),
                 total=Decimal(str(info.get("claimChargeAmount", "0"))))
+    out.payer_sequence = {"primary": "P", "secondary": "S", "tertiary": "T"}.get(
+        str((sub.get("paymentResponsibilityLevelCode") or "")).lower(), str(sub.get("paymentResponsibilityLevelCode") or "P")[:1])
     for n, sl in enumerate(info.get("serviceLines") or [], start=1):
         ps = sl.get("professionalService") or {}
-        out.lines.append(Line(code=str(ps.get("procedureCode", "")), modifiers=list(ps.get("procedureModifiers") or []),
-                              charge=Decimal(str(ps.get("lineItemChargeAmount", "0"))),
-                              units=Decimal(str(ps.get("serviceUnitCount", "1"))),
-                              service_date=str(sl.get("serviceDate", "")), control=str(sl.get("providerControlNumber", "")),
-                              sequence=n))
+        ln = Line(code=str(ps.get("procedureCode", "")), modifiers=list(ps.get("procedureModifiers") or []),
+                  charge=Decimal(str(ps.get("lineItemChargeAmount", "0"))),
+                  units=Decimal(str(ps.get("serviceUnitCount", "1"))),
+                  service_date=str(sl.get("serviceDate", "")), control=str(sl.get("providerControlNumber", "")),
+                  sequence=n)
+        adjudications = sl.get("lineAdjudicationInformation") or []
+        if adjudications:
+            ln.prior_paid = sum((Decimal(str(a.get("serviceLinePaidAmount", "0"))) for a in adjudications), Decimal(0))
+            ln.prior_liability = sum((Decimal(str(adj.get("adjustmentAmount", "0")))
+                                      for group in adjudications[-1].get("claimAdjustmentInformation") or []
+                                      if group.get("adjustmentGroupCode") == "PR"
+                                      for adj in group.get("adjustmentDetails") or []), Decimal(0))
+        out.lines.append(ln)
         if not out.rendering_npi:
             out.rendering_npi = str((sl.get("renderingProvider") or {}).get("npi", ""))
     return out

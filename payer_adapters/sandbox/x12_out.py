@@ -271,6 +271,9 @@ def _clp(s: Any, r: ClaimResult, payer: dict[str, Any], *, status: str, sign: De
     s.seg("CLP", c.pcn, status, fmt_amount(sign * c.total), fmt_amount(sign * r.paid),
           fmt_amount(sign * r.patient_responsibility), payer["claim_filing_code"], r.icn, "11", "1")
     s.seg("NM1", "QC", "1", c.patient_last or "UNKNOWN", c.patient_first, "", "", "", "MI", c.member_id)
+    if r.crossover is not None and sign > 0:
+        s.seg("NM1", "TT", "2", r.crossover[0], "", "", "", "", "PI", r.crossover[1])
+        s.seg("MOA", "", "", "MA18")
     for lr in r.lines:
         ln = lr.line
         s.seg("SVC", ("HC", ln.code, *ln.modifiers), fmt_amount(sign * ln.charge), fmt_amount(sign * lr.paid), "",

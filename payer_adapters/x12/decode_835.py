@@ -7,7 +7,7 @@ Loop tree read here::
     1000A   N1*PR N2 N3 N4 REF PER           payer
     1000B   N1*PE N2 N3 N4 REF RDM           payee
     2000    LX TS3 TS2                       header number (grouping only)
-      2100  CLP CAS NM1 MIA MOA REF DTM PER AMT QTY       one claim
+      2100  CLP CAS NM1 MIA MOA REF DTM PER AMT QTY       one claim (NM1*TT: the crossover payer)
         2110 SVC DTM CAS REF AMT QTY LQ                   one service line
     Summary PLB
     SE
@@ -74,6 +74,7 @@ class ClaimPayment:
     patient_name: tuple[str, str] | None = None  # NM1*QC (family, given) — PHI, never logged
     member_id: str | None = None
     rendering_npi: str | None = None
+    crossover_payer: tuple[str, str] | None = None  # NM1*TT (name, NM109): the payer it was forwarded to
     received_date: str | None = None  # DTM*050
     period: tuple[str | None, str | None] = (None, None)  # DTM*232/233
     remarks: list[str] = field(default_factory=list)  # MOA/MIA remark codes
@@ -224,6 +225,8 @@ class Decoder835:
                     c.member_id = el(seg, 9) or None
                 elif seg[1] == "82":
                     c.rendering_npi = el(seg, 9) or None
+                elif seg[1] == "TT":
+                    c.crossover_payer = (el(seg, 3), el(seg, 9))
             return None
         if tag in ("MOA", "MIA"):
             rng = range(3, 8) if tag == "MOA" else (5, 20, 21, 22, 23)

@@ -4,7 +4,9 @@ Reads only what a payer needs to adjudicate and answer: BHT03 (the batch a 277CA
 billing NPI and name, 2000B SBR09, 2010BA/BB ids, the subscriber (person, or a workers' comp
 employer: NM102 = 2) and the patient (2000C PAT01, 2010CA NM1*QC, else the subscriber), 2300 CLM
 (CLM01, CLM02, CLM05), REF*G1 and REF*F8, 2310B rendering NPI, and per 2400 line SV1, DTP*472
-and REF*6R. Order is checked loosely: CLM needs an open 2000B, SV1 needs an LX, LX needs a CLM.
+and REF*6R. For a secondary or tertiary claim also the 2000B SBR01 (payer order) and, per prior
+payer, 2320 SBR01/CAS/AMT*D/AMT*EAF, 2330B NM109 and REF*F8, and its 2430 SVD02 and CAS per line.
+Order is checked loosely: CLM needs an open 2000B, SV1 needs an LX, LX needs a CLM.
 """
 from __future__ import annotations
 
@@ -25,6 +27,20 @@ class LineSubmission:
     units: Decimal
     service_date: str | None = None
     line_control_number: str | None = None
+    #: 2430 per prior payer: (SVD01 payer id, SVD02 paid, [(CAS group, CARC, amount)])
+    prior_payments: list[tuple[str, Decimal, list[tuple[str, str, Decimal]]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OtherPayer:
+    """Loop 2320 with its 2330B: a payer that adjudicated the claim before this one."""
+
+    sequence: str  # SBR01
+    payer_id: str = ""  # 2330B NM109
+    paid: Decimal = Decimal(0)  # AMT*D
+    patient_liability: Decimal | None = None  # AMT*EAF
+    claim_number: str = ""  # 2330B REF*F8
+    adjustments: list[tuple[str, str, Decimal]] = field(default_factory=list)  # claim-level CAS
 
 
 @dataclass(slots=True)
@@ -47,6 +63,8 @@ class ClaimSubmission:
     billing_name: str = ""  # 2010AA NM103
     rendering_npi: str = ""  # 2310B NM109
     prior_authorization: str = ""  # REF*G1
+    payer_sequence: str = "P"  # 2000B SBR01
+    other_payers: list[OtherPayer] = field(default_factory=list)  # 2320 loops
 
 
 @dataclass
@@ -72,6 +90,7 @@ class Decoder837P:
         self._hl = ""
         self._npi = self._billing_name = self._member = self._payer = ""
         self._filing = self._sub_entity = self._sub_last = self._sub_first = ""
+        self._sequence = "P"
         self._pat_rel = self._pat_last = self._pat_first = ""
         self._claim: ClaimSubmission | None = None
         self._line: LineSubmission | None = None
@@ -89,19 +108,40 @@ class Decoder837P:
                 self._filing = self._sub_entity = self._sub_last = self._sub_first = ""
             if self._hl in ("22", "23"):
                 self._pat_rel = self._pat_last = self._pat_first = ""
+        elif tag == "SBR" and self._claim is not None and self.loop in ("2300", "2320"):
+            self._claim.other_payers.append(OtherPayer(el(seg, 1)))
+            self.loop = "2320"
         elif tag == "SBR":
             self._filing = el(seg, 9)
+            self._sequence = el(seg, 1) or "P"
+        elif self.loop == "2320" and self._claim is not None and tag in ("CAS", "AMT"):
+            other = self._claim.other_payers[-1]
+            if tag == "CAS":
+                other.adjustments += _cas(seg)
+            elif el(seg, 1) == "D":
+                other.paid = amount(seg, 2)  # type: ignore[assignment]
+            elif el(seg, 1) == "EAF":
+                other.patient_liability = amount(seg, 2)
+        elif tag == "SVD" and self._line is not None:
+            self._line.prior_payments.append((el(seg, 1), amount(seg, 2), []))  # type: ignore[arg-type]
+            self.loop = "2430"
+        elif tag == "CAS" and self.loop == "2430" and self._line is not None:
+            self._line.prior_payments[-1][2].extend(_cas(seg))
         elif tag == "PAT":
             self._pat_rel = el(seg, 1)
         elif tag == "NM1":
             q = el(seg, 1)
             if q == "85":
                 self._npi, self._billing_name = el(seg, 9), el(seg, 3)
+            elif q == "IL" and self.loop == "2320":
+                pass  # 2330A: the other payer's subscriber
             elif q == "IL":
                 self._member = el(seg, 9)
                 self._sub_entity, self._sub_last, self._sub_first = el(seg, 2), el(seg, 3), el(seg, 4)
             elif q == "QC":
                 self._pat_last, self._pat_first = el(seg, 3), el(seg, 4)
+            elif q == "PR" and self.loop == "2320" and self._claim is not None:
+                self._claim.other_payers[-1].payer_id = el(seg, 9)
             elif q == "PR":
                 self._payer = el(seg, 9)
             elif q == "82" and self.loop == "2300" and self._claim is not None:
@@ -120,6 +160,7 @@ class Decoder837P:
             self._claim.patient_relationship = self._pat_rel if in_patient_loop else ""
             self._claim.patient_last = self._pat_last if in_patient_loop else self._sub_last
             self._claim.patient_first = self._pat_first if in_patient_loop else self._sub_first
+            self._claim.payer_sequence = self._sequence
             self.sub.claims.append(self._claim)
             self.loop = "2300"
         elif tag == "LX":
@@ -139,6 +180,8 @@ class Decoder837P:
         elif tag == "REF":
             if self.loop == "2400" and self._line is not None and el(seg, 1) == "6R":
                 self._line.line_control_number = el(seg, 2)
+            elif self.loop == "2320" and self._claim is not None and el(seg, 1) == "F8":
+                self._claim.other_payers[-1].claim_number = el(seg, 2)
             elif self.loop == "2300" and self._claim is not None and el(seg, 1) == "F8":
                 self._claim.original_reference = el(seg, 2)
             elif self.loop == "2300" and self._claim is not None and el(seg, 1) == "G1":
@@ -149,3 +192,12 @@ class Decoder837P:
             if not c.lines:
                 raise StructureError("claim has no service lines", segment_id="LX", loop_id="2400", code="3")
         return self.sub
+
+
+def _cas(seg: list[str]) -> list[tuple[str, str, Decimal]]:
+    """A CAS segment's (group, CARC, amount) triplets."""
+    out = []
+    for i in range(2, len(seg), 3):
+        if seg[i]:
+            out.append((el(seg, 1), seg[i], amount(seg, i + 1)))
+    return out  # type: ignore[return-value]

@@ -16,8 +16,12 @@ Loop tree written per transaction set (one set per billing provider + payer)::
         2300 CLM DTP*431/454/304/439 PWK REF*G1 REF*F8 HI
           2310A NM1*DN                       referring / certifying physician
           2310B NM1*82 PRV*PE                rendering provider
+          2320 SBR CAS AMT*D AMT*EAF OI      one per prior payer (secondary/tertiary claims: cob.py)
+            2330A NM1*IL N3 N4               other subscriber
+            2330B NM1*PR DTP*573 REF*F8      other payer (DTP*573 here only without line data)
           2400 LX SV1 DTP*472 REF*6R         one per Claim.item
             2420A NM1*82 PRV*PE              line rendering provider, when not the claim's
+            2430 SVD CAS DTP*573             per prior payer: its line adjudication
     SE
 
 Where each element comes from is tabled in ``payer_adapters/x12/README.md``.
@@ -37,6 +41,7 @@ from typing import Any, Mapping
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
 import payer_adapters.x12.resources as R
+from payer_adapters.x12.cob import PriorAdjustment, PriorPayer, prior_payers
 from payer_adapters.x12.control import BatchNumbers, ControlNumbers
 from payer_adapters.x12.envelope import EnvelopeWriter
 from payer_adapters.x12.errors import EncodeError
@@ -103,14 +108,18 @@ def _resolve(claim: R.Resource, idx: R.ResourceIndex) -> _Ctx:
 
 
 def _filing_indicator(ctx: _Ctx) -> str:
-    cov_type = ctx.coverage.get("type")
+    return _coverage_filing_indicator(ctx.coverage, ctx.claim)
+
+
+def _coverage_filing_indicator(coverage: Mapping[str, Any], claim: Mapping[str, Any]) -> str:
+    cov_type = coverage.get("type")
     explicit = R.code(cov_type, vocabulary.X12_CLAIM_FILING_INDICATOR)
     if explicit:
         return explicit
     sopt = R.code(cov_type, SOPT)
     if sopt and sopt in TABLES["claim_filing_indicator"]["sopt"]:
         return TABLES["claim_filing_indicator"]["sopt"][sopt]
-    accident = ctx.claim.get("accident") or {}
+    accident = claim.get("accident") or {}
     if R.code(accident.get("type")) == "WPA":
         return "WC"
     return "CI"
@@ -407,6 +416,12 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
     if rendering is not None:
         claim_rendering_npi = _rendering(w, *rendering, ctx.billing_npi, "2310B")
 
+    # 2320/2330A/2330B: the payers before this one (a secondary or tertiary claim)
+    priors = prior_payers(claim, idx)
+    for prior in priors:
+        _check_balance(prior, items, charges, total)
+        _write_other_payer(w, prior, claim, patient, idx)
+
     # 2400 lines
     for n, (item, charge) in enumerate(zip(items, charges), start=1):
         coding = R.code(item.get("productOrService"), R.CPT) or R.code(item.get("productOrService"), R.HCPCS) \
@@ -437,6 +452,86 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
         if line_rendering is not None and ids.npi(line_rendering[0], line_rendering[1].get("provider")) \
                 != claim_rendering_npi:
             _rendering(w, *line_rendering, claim_rendering_npi, "2420A")
+        # 2430: each prior payer's adjudication of this line
+        for prior in priors:
+            adjudicated = prior.lines.get(int(item.get("sequence", n)))
+            if adjudicated is None:
+                continue
+            w.seg("SVD", clean(prior.payer_id, 80), R.fmt_amount(adjudicated.paid), ("HC", clean(coding, 48), *mods),
+                  "", R.fmt_quantity(units))
+            _cas(w, adjudicated.adjustments)
+            w.seg("DTP", "573", "D8", R.d8(prior.date))
+
+
+def _cas(w: SegmentWriter, adjustments: list[PriorAdjustment]) -> None:
+    """CAS segments: one per group code (in the order first met), up to six reasons each."""
+    groups: "OrderedDict[str, list[PriorAdjustment]]" = OrderedDict()
+    for a in adjustments:
+        groups.setdefault(a.group, []).append(a)
+    for group, found in groups.items():
+        for start in range(0, len(found), 6):
+            elems: list[Any] = []
+            for a in found[start:start + 6]:
+                elems += [clean(a.reason, 5), R.fmt_amount(a.amount),
+                          R.fmt_quantity(a.quantity) if a.quantity is not None else ""]
+            while elems and elems[-1] == "":
+                elems.pop()
+            w.seg("CAS", group, *elems)
+
+
+def _check_balance(prior: PriorPayer, items: list[Mapping[str, Any]], charges: list[Decimal], total: Decimal) -> None:
+    """The TR3 COB balancing (per prior payer): CLM02 = AMT*D + claim CAS + line CAS, and per
+    line SV102 = SVD02 + line CAS. A prior adjudication that does not balance against this claim
+    (other lines, other charges) cannot be sent: the payer would reject the claim."""
+    line_cas = Decimal(0)
+    for n, (item, charge) in enumerate(zip(items, charges), start=1):
+        found = prior.lines.get(int(item.get("sequence", n)))
+        if found is None:
+            continue
+        adj = sum((a.amount for a in found.adjustments), Decimal(0))
+        line_cas += adj
+        if found.paid + adj != charge:
+            raise EncodeError(f"line {n}: prior payer {prior.sequence} paid {found.paid} + adjustments {adj} "
+                              f"!= line charge {charge}", loop_id="2430", segment_id="SVD", element_position=2)
+    claim_cas = sum((a.amount for a in prior.adjustments), Decimal(0))
+    if prior.paid + claim_cas + line_cas != total:
+        raise EncodeError(f"prior payer {prior.sequence}: paid {prior.paid} + adjustments {claim_cas + line_cas} "
+                          f"!= claim charge {total}", loop_id="2320", segment_id="AMT", element_position=2)
+
+
+def _write_other_payer(w: SegmentWriter, prior: PriorPayer, claim: Mapping[str, Any], patient: R.Resource,
+                       idx: R.ResourceIndex) -> None:
+    """Loop 2320 (the prior payer's order, the subscriber's relationship, group, filing
+    indicator, claim-level CAS, AMT*D paid, AMT*EAF remaining patient liability, OI) with 2330A
+    (the other subscriber) and 2330B (the other payer, its claim control number as REF*F8)."""
+    cov = prior.coverage
+    relationship = R.code(cov.get("relationship")) or "self"
+    group = next((c.get("value") for c in cov.get("class") or [] if R.has_code(c.get("type"), "group")), "")
+    w.seg("SBR", TABLES["payer_sequence"].get(str(prior.sequence), "P"),
+          TABLES["individual_relationship"].get(relationship, "G8"), clean(group, 50), "", "", "", "", "",
+          _coverage_filing_indicator(cov, claim))
+    _cas(w, prior.adjustments)
+    w.seg("AMT", "D", R.fmt_amount(prior.paid))
+    w.seg("AMT", "EAF", R.fmt_amount(prior.patient_liability))
+    w.seg("OI", "", "", "Y", "", "", "Y")
+    subscriber = idx.get(cov.get("subscriber"), what="Coverage.subscriber", required=False)
+    if subscriber is None or subscriber.get("resourceType") not in ("Patient", "RelatedPerson"):
+        subscriber = patient
+    member_id = ids.member_id(cov)
+    if not member_id:
+        raise EncodeError(f"prior payer's Coverage (insurance sequence {prior.sequence}) has no member id",
+                          loop_id="2330A", segment_id="NM1", element_position=9)
+    _person_nm1(w, "IL", subscriber, "MI", clean(member_id, 80), "2330A")
+    address = (subscriber.get("address") or [None])[0]
+    if address and (address.get("line") and address.get("city") and address.get("state") and address.get("postalCode")):
+        _address(w, address, "2330A", required=False)
+    w.seg("NM1", "PR", "2", clean(prior.payer_name, 60), "", "", "", "", "PI", clean(prior.payer_id, 80))
+    if not prior.lines:
+        if not prior.date:
+            raise EncodeError("prior payer's adjudication has no date", loop_id="2330B", segment_id="DTP")
+        w.seg("DTP", "573", "D8", R.d8(prior.date))
+    if prior.claim_number:
+        w.seg("REF", "F8", clean(prior.claim_number, 50))
 
 
 def batch_trace(isa_control: int | str, st_control: int | str) -> str:

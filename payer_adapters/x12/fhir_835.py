@@ -80,6 +80,13 @@ def _item(s: ServicePayment, sequence: int, notes: dict[str, int]) -> dict[str, 
     return item
 
 
+def _focal_coverage(claim: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The Coverage the claim billed (its focal insurance; a secondary claim lists the primary first)."""
+    insurances = (claim or {}).get("insurance") or []
+    focal = next((i for i in insurances if i.get("focal")), insurances[0] if insurances else {})
+    return focal.get("coverage")
+
+
 def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None = None) -> dict[str, Any]:
     notes: dict[str, int] = {}
     for r in [*c.remarks, *[r for s in c.services for r in s.remarks]]:
@@ -111,7 +118,7 @@ def claim_to_eob(rem: Remittance, c: ClaimPayment, claim: dict[str, Any] | None 
         "claim": {"type": "Claim", "identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": c.patient_control_number},
                   **({"reference": f"Claim/{claim['id']}"} if claim and claim.get("id") else {})},
         "outcome": "complete",
-        "insurance": [{"focal": True, "coverage": ((claim or {}).get("insurance") or [{}])[0].get("coverage")
+        "insurance": [{"focal": True, "coverage": _focal_coverage(claim)
                        or reference_by_identifier("Coverage", vocabulary.MEMBER_ID, c.member_id)}],
         "item": items,
         "total": [
