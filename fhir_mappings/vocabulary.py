@@ -40,6 +40,8 @@ X12_ACKNOWLEDGED_SET = f"{BASE}/StructureDefinition/x12-acknowledged-set"
 X12_PATIENT_CONTROL_NUMBER = f"{BASE}/StructureDefinition/x12-patient-control-number"
 X12_CLAIM_STATUS = f"{BASE}/StructureDefinition/x12-claim-status"
 X12_277CA_LEVEL = f"{BASE}/StructureDefinition/x12-277ca-level"
+FEE_MODIFIER = f"{BASE}/StructureDefinition/fee-modifier"  # a CPT modifier a fee is for (on code.coding)
+FEE_PAYER = f"{BASE}/StructureDefinition/fee-payer"  # the payer Organization of a contracted amount
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
@@ -57,8 +59,10 @@ X12_835_CLAIM_STATUS = f"{BASE}/CodeSystem/x12-835-claim-status"
 X12_PLB_REASON = f"{BASE}/CodeSystem/x12-plb-reason"
 X12_277CA_LEVEL_CODES = f"{BASE}/CodeSystem/x12-277ca-level"
 X12_ERROR = f"{BASE}/CodeSystem/x12-error"
+PRICE_COMPONENT = f"{BASE}/CodeSystem/price-component"  # ChargeItemDefinition priceComponent.code
 
 # -- other URIs ---------------------------------------------------------------------------
+FEE_SCHEDULE = f"{BASE}/fee-schedule"  # base of a practice's ChargeItemDefinition urls
 OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls
 AUDIT_EVENT_TYPE = "https://therabridge.dev/audit"  # AuditEvent.type system of our own events
 SERVICE_AGENT = "urn:therabridge:service"  # AuditEvent agent systems: the server's own work,
