@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from app import directory, jobs
-from app.claims import automation, client_writes, workflow
+from app.claims import automation, client_writes, fee_schedule, workflow
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
@@ -48,6 +48,7 @@ def install(store: Store, settings: Settings) -> None:
         runtime.configure(settings, current.http_factory if current else None)
     # what clients may write, and the jobs writes queue
     store.guards["Claim"] = client_writes.guard
+    store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
     # the claim workflow asks the payer side

@@ -17,7 +17,7 @@ from app.fhir.queries import find_resources
 from app.claims.lifecycle import lifecycle_rank_of, move, paid_state, paid_state_of
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
-from app.payers import unapplied
+from app.payers import unapplied, underpayment
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from fhir_mappings import identifiers
@@ -169,6 +169,7 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             if claim is None:
                 continue
             move(unit, claim["id"], "accepted", paid_state(cp.paid, _claim_lines(cp)))
+        underpayment.open_work_items(unit, rem, known, eobs)
         posted_any = True
     return posted_any
 
