@@ -74,12 +74,27 @@ def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]
 
 def fee_schedule(reader: Reader, codes: Iterable[str]) -> list[dict[str, Any]]:
     """The tenant's active ChargeItemDefinitions for ``codes`` (every version: the mapping picks
-    the one in force on each line's date). One search, by code."""
+    the one in force on each line's date). One search by code for the codes not yet read in this
+    transaction (``Unit.memo``: a batch of generations reads each code's fees once)."""
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    # a fee written in this transaction makes what was read before stale
+    stamp = sum(1 for _, v in getattr(reader, "written", ()) if v.type == "ChargeItemDefinition")
     wanted = sorted({c for c in codes if c})
-    if not wanted:
-        return []
-    escaped = ",".join("".join("\\" + ch if ch in ",|$\\" else ch for ch in c) for c in wanted)
-    return find_resources(reader, "ChargeItemDefinition", [("code", escaped), ("status", "active")])
+    missing = [c for c in wanted if ("fees", c, stamp) not in memo]
+    if missing:
+        escaped = ",".join("".join("\\" + ch if ch in ",|$\\" else ch for ch in c) for c in missing)
+        found: dict[str, list[dict[str, Any]]] = {c: [] for c in missing}
+        for res in find_resources(reader, "ChargeItemDefinition", [("code", escaped), ("status", "active")]):
+            for coding in (res.get("code") or {}).get("coding") or ():
+                if coding.get("code") in found:
+                    found[coding["code"]].append(res)
+        for code, fees in found.items():
+            memo[("fees", code, stamp)] = fees
+    out: dict[str, dict[str, Any]] = {}
+    for code in wanted:
+        for res in memo.get(("fees", code, stamp), ()):
+            out[res["id"]] = res
+    return list(out.values())
 
 
 def _codes(resources: Iterable[dict[str, Any]]) -> set[str]:
