@@ -265,8 +265,7 @@ def definition(code: str, modifiers: Iterable[str], amount: Decimal, *, definiti
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, Any]:
-    # JSON numbers: the store keeps the text of a decimal (75.00 stays 75.00) only when parsed
-    # from a body, so amounts are written with two places through float (exact for cents).
+    # A JSON number, as every amount the server writes; ``_amount`` reads it back to the cent.
     return {"value": float(amount), "currency": currency}
 
 
