@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from app import directory, jobs
 from app.billing import payments
-from app.claims import automation, client_writes, workflow
+from app.claims import automation, client_writes, fee_schedule, workflow
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
@@ -50,6 +50,7 @@ def install(store: Store, settings: Settings) -> None:
     # what clients may write, and the jobs writes queue
     store.guards["Claim"] = client_writes.guard
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
+    store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
     # the claim workflow asks the payer side

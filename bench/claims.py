@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     inputs = sample_inputs()
-    charges = ChargeMaster.sample()
+    charges = ChargeMaster.of_inputs(inputs)  # the fee schedule given with the visit
     for n in range(200):  # warm caches (data tables, imports)
         one_claim(inputs, n, charges)
 

@@ -57,10 +57,10 @@ def build_claim(
     """The professional Claim for the inputs' Encounter, as FHIR R4 JSON (dict).
 
     ``profile`` is a PayerProfile or a profile name. ``created`` must be timezone-aware
-    (ValueError otherwise). ``charges`` defaults to the sample charge master; the server passes
-    the practice's. ``plan`` lets a caller reuse a plan it already computed.
+    (ValueError otherwise). ``charges`` defaults to the ChargeItemDefinitions among the inputs
+    (none: every line is unpriced, a CHARGE-MISSING error). ``plan`` lets a caller reuse a plan it already computed.
     """
-    charges = charges or ChargeMaster.sample()
+    charges = charges if charges is not None else ChargeMaster.of_inputs(inputs)
     if isinstance(profile, str):
         profile = get_profile(profile, payer_id_of(inputs.payer.resource) if inputs.payer else None)
     plan = plan or plan_billing(inputs, profile, charges, claim_id=claim_id)

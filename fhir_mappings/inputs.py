@@ -3,7 +3,8 @@
 ``ClaimInputs.from_resources`` takes a Bundle dict or a list of resource dicts, validates each
 resource with ``fhir.resources.R4B`` (the only place outputs of other systems are trusted or not),
 indexes them for reference resolution and picks the Encounter, its Procedures, the patient's
-primary Coverage, the payer and the billing Organization. When a claim cannot be formed at all it
+primary Coverage, the payer and the billing Organization; ChargeItemDefinitions among them are
+the practice's fee schedule. When a claim cannot be formed at all it
 raises ``InputError`` carrying OperationOutcome issues with FHIRPath expressions; everything
 short of that becomes a scrub finding on the claim instead (see PROFILE.md).
 
@@ -105,6 +106,7 @@ class ClaimInputs:
     eobs: list[Entry] = field(default_factory=list)
     authorizations: list[Entry] = field(default_factory=list)
     documents: list[Entry] = field(default_factory=list)
+    charge_definitions: list[Entry] = field(default_factory=list)  # the practice's fee schedule
     index: dict[str, Entry] = field(default_factory=dict)
 
     def resolve(self, ref: dict[str, Any] | None) -> Entry | None:
@@ -221,6 +223,7 @@ class ClaimInputs:
             eobs=eobs,
             authorizations=of_patient(auths, "patient"),
             documents=of_patient(by_type.get("DocumentReference", []), "subject"),
+            charge_definitions=by_type.get("ChargeItemDefinition", []),
             index=index,
         )
 

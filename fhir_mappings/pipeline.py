@@ -35,8 +35,10 @@ def generate(
 
     The Claim's status is ``active``; the caller stores it as ``draft`` when
     ``outcome_has_errors(outcome)`` is true. Deterministic: same inputs and arguments, same output.
+    ``charges`` is the practice's fee schedule; by default the ChargeItemDefinitions among the
+    inputs (none: every line is unpriced, a CHARGE-MISSING error).
     """
-    charges = charges or ChargeMaster.sample()
+    charges = charges if charges is not None else ChargeMaster.of_inputs(inputs)
     prof = profile if isinstance(profile, PayerProfile) else profile_for(inputs, profile)
     plan = plan_billing(inputs, prof, charges, claim_id=claim_id)
     claim = claim_from_plan(inputs, plan, claim_id=claim_id, created=created, currency=charges.currency)

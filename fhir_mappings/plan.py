@@ -123,7 +123,7 @@ def plan_billing(inputs: ClaimInputs, profile: PayerProfile, charges: ChargeMast
     _ncci(plan)
     _assistant_modifiers(plan)
     _discipline_modifiers(plan)
-    _fees(plan, charges)
+    _fees(inputs, plan, charges)
     _kx(inputs, plan, claim_id, charges)
     _order_modifiers(plan)
     _diagnoses(inputs, plan)
@@ -412,13 +412,19 @@ def _ncci(plan: BillingPlan) -> None:
                      f"block from {pair.column1}; the note must show both blocks.")
 
 
-def _fees(plan: BillingPlan, charges: ChargeMaster) -> None:
+def _fees(inputs: ClaimInputs, plan: BillingPlan, charges: ChargeMaster) -> None:
+    """The fee in force on each line's date of service, for its code and modifiers."""
+    payer = inputs.payer.key if inputs.payer else None
     for line in plan.lines:
-        line.fee = charges.fee(line.code)
-        line.expected_allowed = charges.expected_allowed.get(line.code, Decimal(0)) * line.units
+        mods = line.modifiers.values()
+        line.fee = charges.fee(line.code, mods, on=line.day)
+        line.expected_allowed = charges.allowed_estimate(line.code, mods, on=line.day, payer=payer) * line.units
         if line.fee is None:
+            billed = " ".join([line.code, *sorted(m for m in mods if m)])
             plan.add("CHARGE-MISSING", line.blocks[0].entry.path + ".code",
-                     f"{line.code} has no fee in the practice charge master; add its fee before billing.")
+                     f"{billed} has no fee in force on {line.day.isoformat()} in the practice's fee schedule; "
+                     "add an active ChargeItemDefinition for the code covering that date (or load the schedule "
+                     "with `therabridge fees load`) and regenerate the claim.")
 
 
 def kx_year_to_date(inputs: ClaimInputs, year: int, up_to: date, exclude_claim_id: str | None,
@@ -426,8 +432,9 @@ def kx_year_to_date(inputs: ClaimInputs, year: int, up_to: date, exclude_claim_i
     """Allowed therapy amounts already used this year per KX bucket (OT; PT+SLP).
 
     ExplanationOfBenefit lines count their ``eligible`` adjudication (the allowed amount,
-    deductible and coinsurance included [NGS-KX2024]); Claims without an EOB count the charge
-    master's expected allowed amount per unit. The bucket comes from each line's GO/GP/GN.
+    deductible and coinsurance included [NGS-KX2024]); Claims without an EOB count the fee
+    schedule's expected allowed amount per unit (``ChargeMaster.allowed_estimate``; none without
+    ``charges``). The bucket comes from each line's GO/GP/GN.
     """
     by_modifier = {d.modifier: d.kx_bucket for d in disciplines().values()}
     totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -454,7 +461,7 @@ def kx_year_to_date(inputs: ClaimInputs, year: int, up_to: date, exclude_claim_i
             for adj in item.get("adjudication", ()):
                 if coding_code(adj.get("category"), "http://terminology.hl7.org/CodeSystem/adjudication") == "eligible":
                     totals[bucket] += Decimal(str((adj.get("amount") or {}).get("value", 0)))
-    allowed = (charges or ChargeMaster.sample()).expected_allowed
+    schedule = charges or ChargeMaster.empty()
     for e in inputs.prior_claims:
         claim = e.resource
         if e.id in adjudicated or e.id == exclude_claim_id or claim.get("status") != "active" or claim.get("use") != "claim":
@@ -465,7 +472,9 @@ def kx_year_to_date(inputs: ClaimInputs, year: int, up_to: date, exclude_claim_i
                 continue
             code = coding_code(item.get("productOrService"), CPT_SYSTEM) or ""
             qty = Decimal(str((item.get("quantity") or {}).get("value", 1)))
-            totals[bucket] += allowed.get(code, Decimal(0)) * qty
+            mods = [c.get("code") for m in item.get("modifier", ()) for c in m.get("coding", ())]
+            payer = (claim.get("insurer") or {}).get("reference")
+            totals[bucket] += schedule.allowed_estimate(code, mods, on=d, payer=payer) * qty
     return dict(totals)
 
 

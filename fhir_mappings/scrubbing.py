@@ -32,7 +32,7 @@ def scrub(
     modifiers, plan of care, KX …); without them only the claim-level edits run.
     """
     if plan is None and inputs is not None:
-        plan = plan_billing(inputs, profile, charges or ChargeMaster.sample(), claim_id=claim.get("id"))
+        plan = plan_billing(inputs, profile, charges if charges is not None else ChargeMaster.of_inputs(inputs), claim_id=claim.get("id"))
     ctx = ScrubContext(claim, profile, inputs, plan)
     planned: dict[str, list[Any]] = {}
     for f in plan.findings if plan else ():

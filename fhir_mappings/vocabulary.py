@@ -52,6 +52,8 @@ STATEMENT_DOCUMENT = f"{BASE}/StructureDefinition/statement-document"  # an Invo
 # has no element for (valueCode), and why a claim's next payer is not billed by us (crossover).
 X12_ADJUSTMENT_GROUP = f"{BASE}/StructureDefinition/x12-adjustment-group"
 CLAIM_CROSSOVER = f"{BASE}/StructureDefinition/claim-crossover"
+FEE_MODIFIER = f"{BASE}/StructureDefinition/fee-modifier"  # a CPT modifier a fee is for (on code.coding)
+FEE_PAYER = f"{BASE}/StructureDefinition/fee-payer"  # the payer Organization of a contracted amount
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
@@ -71,8 +73,10 @@ X12_277CA_LEVEL_CODES = f"{BASE}/CodeSystem/x12-277ca-level"
 X12_ERROR = f"{BASE}/CodeSystem/x12-error"
 CLAIM_STATUS_LIFECYCLE_CODES = f"{BASE}/CodeSystem/claim-status-lifecycle"  # data/claim_status_lifecycle.json
 BILLING = f"{BASE}/CodeSystem/billing"  # statement price components, patient payment kinds, document type
+PRICE_COMPONENT = f"{BASE}/CodeSystem/price-component"  # ChargeItemDefinition priceComponent.code
 
 # -- other URIs ---------------------------------------------------------------------------
+FEE_SCHEDULE = f"{BASE}/fee-schedule"  # base of a practice's ChargeItemDefinition urls
 OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls
 AUDIT_EVENT_TYPE = "https://therabridge.dev/audit"  # AuditEvent.type system of our own events
 SERVICE_AGENT = "urn:therabridge:service"  # AuditEvent agent systems: the server's own work,

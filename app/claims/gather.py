@@ -3,10 +3,12 @@
 The mapping is pure and takes a list of resources; this module decides which resources of the
 tenant belong to the visit: the Encounter, its Procedures and their performers, the patient's
 Coverages and payers, CarePlans, Conditions, referrals, authorizations, and this year's earlier
-claims and remittances (for the KX threshold).
+claims and remittances (for the KX threshold), and the practice's fee schedule for the codes
+billed (its active ChargeItemDefinitions for the visit's codes and those of the earlier claims).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -46,6 +48,8 @@ def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]
         if res["resourceType"] == "Claim" and _bills_encounter(res, encounter_id):
             continue  # the claim being (re)generated is not a prior claim
         found[f"{res['resourceType']}/{res['id']}"] = res
+    for res in fee_schedule(reader, _codes(found.values())):
+        found[f"ChargeItemDefinition/{res['id']}"] = res
     wanted = []
     # References are followed from the visit's record, not from past billing (prior claims and
     # remittances are read for their amounts; what they point at is the practice's own).
@@ -66,6 +70,43 @@ def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]
         if memo.get(("resource", *key)) is not None:
             found[f"{key[0]}/{key[1]}"] = memo[("resource", *key)]
     return list(found.values()), own_claims
+
+
+def fee_schedule(reader: Reader, codes: Iterable[str]) -> list[dict[str, Any]]:
+    """The tenant's active ChargeItemDefinitions for ``codes`` (every version: the mapping picks
+    the one in force on each line's date). One search by code for the codes not yet read in this
+    transaction (``Unit.memo``: a batch of generations reads each code's fees once)."""
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    # a fee written in this transaction makes what was read before stale
+    stamp = sum(1 for _, v in getattr(reader, "written", ()) if v.type == "ChargeItemDefinition")
+    wanted = sorted({c for c in codes if c})
+    missing = [c for c in wanted if ("fees", c, stamp) not in memo]
+    if missing:
+        escaped = ",".join("".join("\\" + ch if ch in ",|$\\" else ch for ch in c) for c in missing)
+        found: dict[str, list[dict[str, Any]]] = {c: [] for c in missing}
+        for res in find_resources(reader, "ChargeItemDefinition", [("code", escaped), ("status", "active")]):
+            for coding in (res.get("code") or {}).get("coding") or ():
+                if coding.get("code") in found:
+                    found[coding["code"]].append(res)
+        for code, fees in found.items():
+            memo[("fees", code, stamp)] = fees
+    out: dict[str, dict[str, Any]] = {}
+    for code in wanted:
+        for res in memo.get(("fees", code, stamp), ()):
+            out[res["id"]] = res
+    return list(out.values())
+
+
+def _codes(resources: Iterable[dict[str, Any]]) -> set[str]:
+    """The codes a claim of the visit may bill: its Procedures' and the earlier claims' (KX)."""
+    out: set[str] = set()
+    for res in resources:
+        if res.get("resourceType") == "Procedure":
+            out.update(c.get("code") or "" for c in (res.get("code") or {}).get("coding") or ())
+        elif res.get("resourceType") == "Claim":
+            for item in res.get("item") or ():
+                out.update(c.get("code") or "" for c in (item.get("productOrService") or {}).get("coding") or ())
+    return out
 
 
 def _linked(reader: Reader, encounter_id: str, patient_id: str | None) -> tuple[list[dict[str, Any]],

@@ -58,7 +58,7 @@ def _default_created(inputs: ClaimInputs) -> datetime:
 
 
 def claim_command(
-    bundle: Path = typer.Argument(..., help="Input Bundle (JSON) with the Encounter and its resources."),
+    bundle: Path = typer.Argument(..., help="Input Bundle (JSON) with the Encounter, its resources and the fee schedule (ChargeItemDefinitions)."),
     profile: Optional[str] = typer.Option(None, "--profile", help=f"Payer profile: {', '.join(_profile_names())}."),
     claim_id: Optional[str] = typer.Option(None, "--claim-id", help="Claim id (default: derived from the input)."),
     created: Optional[str] = typer.Option(None, "--created", help="Claim.created, ISO datetime with offset."),

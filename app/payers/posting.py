@@ -18,7 +18,7 @@ from app.claims import corrections
 from app.claims.lifecycle import VOID_TAKEN, cancel, lifecycle_rank_of, move, paid_state, paid_state_of, voided_by
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
-from app.payers import reversals, secondary, unapplied
+from app.payers import reversals, secondary, unapplied, underpayment
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from fhir_mappings import identifiers
@@ -174,6 +174,7 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
                 continue
             move(unit, claim["id"], "accepted", paid_state(cp.paid, _claim_lines(cp)))
             secondary.after_payment(unit, rem, cp, claim)
+        underpayment.open_work_items(unit, rem, known, eobs)
         posted_any = True
     return posted_any
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.fees import demo_definitions
+
 NPI = "http://hl7.org/fhir/sid/us-npi"
 NUCC = "http://nucc.org/provider-taxonomy"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -78,8 +80,12 @@ def make_encounter_bundle(
     pos: str = "11",
     coverage_extra: dict[str, Any] | None = None,
     patient_extra: dict[str, Any] | None = None,
+    fees: bool = True,
 ) -> dict[str, Any]:
-    """A collection Bundle with everything a claim needs; override pieces with the arguments."""
+    """A collection Bundle with everything a claim needs; override pieces with the arguments.
+
+    ``fees``: include the demo practice's ChargeItemDefinitions for the codes billed (the blocks'
+    and those of earlier claims in ``extra``), as the practice's fee schedule."""
     blocks = blocks if blocks is not None else [Block("97165", 0, 45), Block("97530", 45, 30)]
     start = datetime.fromisoformat(f"{day}T09:00:00-06:00")
     last = max((b.offset + b.minutes for b in blocks), default=60)
@@ -144,6 +150,11 @@ def make_encounter_bundle(
             proc["reasonReference"] = [{"reference": f"Condition/{r}"} for r in b.reasons]
         resources.append(proc)
     resources += copy.deepcopy(extra or [])
+    if fees:
+        codes = {b.code for b in blocks} | {
+            c["code"] for r in extra or () if r["resourceType"] == "Claim"
+            for item in r.get("item", ()) for c in item["productOrService"].get("coding", ())}
+        resources += demo_definitions(codes)
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"fullUrl": f"urn:therabridge:test:{r['resourceType']}/{r['id']}", "resource": r}
                       for r in resources]}

@@ -103,3 +103,33 @@ def test_rules_list_table_and_json() -> None:
     data = json.loads(as_json.stdout)
     assert [r["id"] for r in data["rules"]] == [r.id for r in catalog()]
     assert all(r["source"] and r["summary"] for r in data["rules"])
+
+
+def _prices(out: dict) -> dict[str, float]:
+    claim = out["entry"][0]["resource"]
+    return {it["productOrService"]["coding"][0]["code"]: it["unitPrice"]["value"] for it in claim["item"]}
+
+
+def test_claim_bills_the_fee_schedule_in_its_bundle(tmp_path: Path) -> None:
+    """The ChargeItemDefinitions in the input Bundle are the fee schedule: the one in force on the
+    visit's date (2025-01-14) bills; without any, each code is a CHARGE-MISSING error (exit 1)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from fhir_mappings.charges import definition
+
+    bundle = make_encounter_bundle(fees=False)
+    fees = [definition("97165", [], Decimal("180.00"), definition_id="f1", start=date(2025, 1, 1)),
+            definition("97530", [], Decimal("58.00"), definition_id="f2", start=date(2024, 1, 1), end=date(2025, 1, 13)),
+            definition("97530", [], Decimal("63.25"), definition_id="f3", start=date(2025, 1, 14)),
+            definition("97530", ["GO"], Decimal("64.75"), definition_id="f4", start=date(2025, 1, 14)) | {"status": "draft"}]
+    bundle["entry"] += [{"fullUrl": f"urn:test:fee/{f['id']}", "resource": f} for f in fees]
+    priced = CliRunner().invoke(_app(), ["claim", str(_write(tmp_path, bundle))])
+    assert priced.exit_code == 0, priced.stdout
+    assert _prices(json.loads(priced.stdout)) == {"97165": 180.0, "97530": 63.25}
+
+    unpriced = CliRunner().invoke(_app(), ["claim", str(_write(tmp_path, make_encounter_bundle(fees=False), "bare.json"))])
+    assert unpriced.exit_code == 1
+    outcome = json.loads(unpriced.stdout)["entry"][1]["resource"]
+    missing = [i["details"]["text"] for i in outcome["issue"] if i["details"]["coding"][0]["code"] == "CHARGE-MISSING"]
+    assert [t.split()[0] for t in missing] == ["97165", "97530"] and all("2025-01-14" in t for t in missing)
