@@ -4,8 +4,9 @@ From the newest complete ``CoverageEligibilityResponse`` for the patient's prima
 (the 271's copay, coinsurance percent, remaining deductible and remaining out-of-pocket, as
 ``payer_adapters/x12/fhir_271.py`` stores them) and the practice's prices for the planned codes:
 
-- the basis is the amount the payer is expected to allow for each code (the charge master's
-  ``expected_allowed``; the charge itself when none is known), times the units;
+- the basis is the amount the payer is expected to allow for each code on the visit's day (the
+  practice's fee schedule: the payer's contracted amount, else its expected allowed estimate,
+  else the fee itself), times the units;
 - the deductible takes the basis first, up to what remains of it; coinsurance is the percent of
   the rest (rounded to the cent, half up); the copay is added once per visit; the sum is capped
   by the basis and by the remaining out-of-pocket maximum;
@@ -17,10 +18,12 @@ CoverageEligibilityResponse it came from. It is an estimate: the payer's adjudic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from app.billing.ledger import CENT, ZERO, dec, money, service_name, terms
+from app.claims.gather import fee_schedule
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
@@ -38,14 +41,15 @@ class Price:
     allowed: Decimal  # what the payer is expected to allow
 
 
-def price(reader: Reader, code: str) -> Price | None:
-    """The practice's price for a code: the one place fees are looked up for estimates (today the
-    charge master the claim pipeline uses; a per-practice fee schedule plugs in here)."""
-    master = ChargeMaster.sample()
-    fee = master.fee(code)
+def price(reader: Reader, code: str, *, on: date, payer: str | None) -> Price | None:
+    """The practice's price for a code on the day of the visit: its fee schedule
+    (ChargeItemDefinitions) gives the fee and the amount ``payer`` is expected to allow (the
+    contracted amount, else the schedule's estimate, else the fee); None when no fee is in force."""
+    schedule = ChargeMaster.from_definitions(fee_schedule(reader, [code]))
+    fee = schedule.fee(code, on=on)
     if fee is None:
         return None
-    return Price(fee, master.expected_allowed.get(code, fee))
+    return Price(fee, schedule.allowed_estimate(code, on=on, payer=payer))
 
 
 def parse_codes(text: str) -> list[tuple[str, int]]:
@@ -136,6 +140,15 @@ def _percent(benefit: dict[str, Any] | None) -> Decimal | None:
     return None
 
 
+def _visit_day(encounter: dict[str, Any]) -> date:
+    """The day the visit is (or was) planned for: its period's start, else today."""
+    start = ((encounter.get("period") or {}).get("start") or "")[:10]
+    try:
+        return date.fromisoformat(start)
+    except ValueError:
+        return date.today()
+
+
 def estimate(reader: Reader, encounter_id: str, *, codes: list[tuple[str, int]] | None,
              discipline: str | None) -> dict[str, Any]:
     """The estimate Parameters (see the module's docstring)."""
@@ -155,11 +168,14 @@ def estimate(reader: Reader, encounter_id: str, *, codes: list[tuple[str, int]] 
                         + (f"'s Coverage/{coverage['id']}" if coverage else "")
                         + ": ask the payer first (Coverage/{id}/$eligibility-request, then "
                           "CoverageEligibilityRequest/{id}/$submit)", expression=["Encounter.subject"])
+    day = _visit_day(encounter)
+    payer = ((coverage or {}).get("payor") or [{}])[0].get("reference")
     lines, charge, basis = [], ZERO, ZERO
     for code, units in codes:
-        p = price(reader, code)
+        p = price(reader, code, on=day, payer=payer)
         if p is None:
-            raise FhirError(422, "not-found", f"The practice has no price for code {code}", expression=["code"])
+            raise FhirError(422, "not-found", f"The practice has no fee in force on {day} for code {code}: add a "
+                            "ChargeItemDefinition (or `therabridge fees load`)", expression=["code"])
         charge += p.charge * units
         basis += p.allowed * units
         lines.append({"name": "line", "part": [
