@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
+from payer_adapters.x12.hierarchy import opening
 from payer_adapters.x12.values import amount, d8, el
 
 
@@ -186,25 +187,23 @@ class Decoder271:
         self._comp = header.interchange.separators.component
         self._in_ls = False
 
+    def _bht(self, seg: list[str]) -> None:
+        self.elig.reference = el(seg, 3)
+        self.elig.created = f"{el(seg, 4)}{el(seg, 5)}"
+
+    def _hl(self, seg: list[str]) -> None:
+        level = el(seg, 3)
+        self.loop = {"20": "2000A", "21": "2000B", "22": "2000C", "23": "2000D"}.get(level, "")
+        if not self.loop:
+            raise StructureError(f"HL level {level or '?'} unknown in a 271", segment_id="HL",
+                                 loop_id="2000", element_position=3, code="7")
+        if self.loop == "2000D":
+            self.elig.dependent = True
+
     def feed(self, seg: list[str], position: int) -> None:
         tag, e = seg[0], self.elig
-        if tag == "BHT":
-            if self.loop != "HEADER":
-                raise StructureError("BHT after the first HL", segment_id="BHT", loop_id=self.loop, code="7")
-            e.reference = el(seg, 3)
-            e.created = f"{el(seg, 4)}{el(seg, 5)}"
+        if opening(seg, self.loop, on_bht=self._bht, on_hl=self._hl):
             return
-        if tag == "HL":
-            level = el(seg, 3)
-            self.loop = {"20": "2000A", "21": "2000B", "22": "2000C", "23": "2000D"}.get(level, "")
-            if not self.loop:
-                raise StructureError(f"HL level {level or '?'} unknown in a 271", segment_id="HL",
-                                     loop_id="2000", element_position=3, code="7")
-            if self.loop == "2000D":
-                e.dependent = True
-            return
-        if self.loop == "HEADER":
-            raise StructureError(f"{tag} before the first HL", segment_id=tag, loop_id="HEADER", code="7")
         sub = self.loop[-1]  # A B C D
         if tag == "LS":
             self._in_ls = True

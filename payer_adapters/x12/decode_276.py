@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
+from payer_adapters.x12.hierarchy import opening
 from payer_adapters.x12.values import amount, date_or_period, el
 
 #: HL03 → (the HL03 its parent must have, the loop it opens, the NM101 it must carry).
@@ -70,18 +71,13 @@ class Decoder276:
         self._hl_codes[el(seg, 1)] = code
         self._hl_code, self.loop, self._nm1_seen, self._claim = code, loop, False, None
 
+    def _bht(self, seg: list[str]) -> None:
+        self.req.reference = el(seg, 3)
+
     def feed(self, seg: list[str], position: int) -> None:
         tag = seg[0]
-        if tag == "BHT":
-            if self.loop != "HEADER":
-                raise StructureError("BHT after the first HL", segment_id="BHT", loop_id=self.loop, code="7")
-            self.req.reference = el(seg, 3)
+        if opening(seg, self.loop, on_bht=self._bht, on_hl=self._hl):
             return
-        if tag == "HL":
-            self._hl(seg)
-            return
-        if self.loop == "HEADER":
-            raise StructureError(f"{tag} before the first HL", segment_id=tag, loop_id="HEADER", code="7")
         code = self._hl_code
         if tag == "DMG" and code in ("22", "23") and not self._nm1_seen:
             return

@@ -30,6 +30,7 @@ from payer_adapters.x12.codes import table
 from payer_adapters.x12.decode_277ca import LEVELS, LevelAck, Status
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
+from payer_adapters.x12.hierarchy import opening
 from payer_adapters.x12.values import amount, d8, date_or_period, el
 
 LIFECYCLE: dict[str, Any] = table("claim_status_lifecycle")
@@ -306,19 +307,14 @@ class Decoder277:
             raise StructureError(f"{tag} not expected in a 277 {self.loop}", segment_id=tag, loop_id=self.loop,
                                  code="2")
 
+    def _bht(self, seg: list[str]) -> None:
+        self.res.reference = el(seg, 3)
+        self.res.date = d8(seg[4], "BHT", 4) if el(seg, 4) else None
+
     def feed(self, seg: list[str], position: int) -> None:
         tag = seg[0]
-        if tag == "BHT":
-            if self.loop != "HEADER":
-                raise StructureError("BHT after the first HL", segment_id="BHT", loop_id=self.loop, code="7")
-            self.res.reference = el(seg, 3)
-            self.res.date = d8(seg[4], "BHT", 4) if el(seg, 4) else None
+        if opening(seg, self.loop, on_bht=self._bht, on_hl=self._hl):
             return
-        if tag == "HL":
-            self._hl(seg)
-            return
-        if self.loop == "HEADER":
-            raise StructureError(f"{tag} before the first HL", segment_id=tag, loop_id="HEADER", code="7")
         if self._level is not None:
             self._level_segment(self._level, tag, seg)
             return

@@ -27,6 +27,7 @@ from typing import Any
 from payer_adapters.x12.codes import table
 from payer_adapters.x12.envelope import SetHeader
 from payer_adapters.x12.errors import StructureError
+from payer_adapters.x12.hierarchy import opening
 from payer_adapters.x12.values import amount, d8, el
 
 _ERROR_CATEGORIES = {k for k, v in table("stc_categories").items() if v.get("outcome") == "error"}
@@ -240,18 +241,13 @@ class Decoder277CA:
         else:
             raise StructureError(f"{tag} not expected in a 277CA", segment_id=tag, loop_id=self.loop, code="2")
 
+    def _bht(self, seg: list[str]) -> None:
+        self.ack.reference = el(seg, 3)
+
     def feed(self, seg: list[str], position: int) -> None:
         tag = seg[0]
-        if tag == "BHT":
-            if self.loop != "HEADER":
-                raise StructureError("BHT after the first HL", segment_id="BHT", loop_id=self.loop, code="7")
-            self.ack.reference = el(seg, 3)
+        if opening(seg, self.loop, on_bht=self._bht, on_hl=self._hl):
             return
-        if tag == "HL":
-            self._hl(seg)
-            return
-        if self.loop == "HEADER":
-            raise StructureError(f"{tag} before the first HL", segment_id=tag, loop_id="HEADER", code="7")
         if self._current is not None:
             self._level_segment(self._current, tag, seg)
             return
