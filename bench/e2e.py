@@ -22,8 +22,9 @@ connection ``x12-directory`` to a second mailbox, auto-submit). In every run the
 then answers both mailboxes as files arrive (999, 277CA, 835; a child process, the payer's data
 file extended with the bench's members and without Medicare's therapy cap, which 1,000 patients
 on 100 member ids would pass within minutes) and the workers collect every second, so the
-primaries' 835s are posted and the secondaries made and sent while the primaries still flow.
-Each run then prints a second line, its secondary phase: the secondaries that reached the payer,
+primaries' 835s are posted and the secondaries made and sent while the primaries still flow
+(``--answers after``: the payer starts answering once every primary is submitted, which measures
+the secondary phase alone). Each run then prints a second line, its secondary phase: the secondaries that reached the payer,
 their claims/s (first 835 posted → last secondary submitted) and p50/p99 from the 835's posting
 to the secondary's recorded submission (``inbound_message.posted_at`` →
 ``claim_submission.submitted_at``).
@@ -32,6 +33,7 @@ Checks what the payer got: every claim exactly once (CLM01 counted across the 83
 primaries and secondaries each in their own mailbox).
 
     python -m bench.e2e [--workers 2] [--rate 200] [--seconds 20] [--burst 3000] [--secondary-share 0.2]
+                        [--answers live|after]
                         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/therabridge_e2e]
 """
 from __future__ import annotations
@@ -370,7 +372,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def paced(url: str, workers: int, rate: float, seconds: float, patients: int, *, live: bool,
-          share: float = 0.0) -> list[dict[str, Any]]:
+          share: float = 0.0, answers: str = "live") -> list[dict[str, Any]]:
     """Visits finish at ``rate`` per second. ``live``: this process updates each Encounter to
     ``finished`` on schedule (the EHR's writes share the 2 cores with the pipeline). Otherwise the
     visits are stored finished beforehand and each one's ``generate-claim`` job becomes due on
@@ -391,7 +393,7 @@ def paced(url: str, workers: int, rate: float, seconds: float, patients: int, *,
             conn.execute(J.update().where(J.c.pk == sa.bindparam("k")).values(run_after=sa.bindparam("due")), [
                 {"k": r.pk, "due": datetime.fromtimestamp(finished[orjson.loads(r.payload)["encounter"]], timezone.utc)}
                 for r in rows])
-    payer = start_payer(payers)
+    payer = start_payer(payers) if answers == "live" else None
     procs = start_workers(workers, settings, var)
     if live:
         time.sleep(2.0)  # workers up and polling
@@ -406,6 +408,7 @@ def paced(url: str, workers: int, rate: float, seconds: float, patients: int, *,
     complete = wait_for(store, total, timeout=max(0.0, arrivals_end - time.time()) + 120, connection=payers.primary)
     used = utilisation(busy, machine_busy())
     worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+    payer = payer or start_payer(payers)
     mode = "paced, live EHR writes" if live else "paced, scheduled arrivals"
     second = [secondary_phase(store, payers, mode, expected_secondaries(total, patients, share), 300)] if share else []
     stop(procs)
@@ -429,19 +432,21 @@ def paced(url: str, workers: int, rate: float, seconds: float, patients: int, *,
     }, *second]
 
 
-def burst(url: str, workers: int, visits: int, patients: int, share: float = 0.0) -> list[dict[str, Any]]:
+def burst(url: str, workers: int, visits: int, patients: int, share: float = 0.0,
+          answers: str = "live") -> list[dict[str, Any]]:
     var = Path(tempfile.mkdtemp(prefix="therabridge-e2e-"))
     settings, store, payers = setup(url, var, patients, share)
     for n in range(visits):
         write_visit(store, n, patients)
     store.analyze()
-    payer = start_payer(payers)
+    payer = start_payer(payers) if answers == "live" else None
     start, busy = time.time(), machine_busy()
     procs = start_workers(workers, settings, var)
     complete = wait_for(store, visits, timeout=600, connection=payers.primary)
     elapsed = time.time() - start
     used = utilisation(busy, machine_busy())
     worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+    payer = payer or start_payer(payers)
     second = [secondary_phase(store, payers, "burst", expected_secondaries(visits, patients, share), 300)] if share else []
     stop(procs)
     stop_payer(payer)
@@ -476,6 +481,9 @@ def main() -> None:
     parser.add_argument("--secondary-share", type=float, default=SECONDARY_SHARE,
                         help="share of the patients with a supplement (order 2); the payer answers and the "
                              "secondaries are measured (0: no secondaries, no payer answers)")
+    parser.add_argument("--answers", choices=("live", "after"), default="live",
+                        help="live: the payer answers while the primaries flow; after: once every primary "
+                             "is submitted (the secondary phase alone)")
     args = parser.parse_args()
     if not 0 <= args.secondary_share <= 1:
         parser.error("--secondary-share is a share: 0 to 1")
@@ -484,19 +492,21 @@ def main() -> None:
     results = {"machine": machine, "runs": []}
     rows: list[list[dict[str, Any]]] = []
     if args.burst:
-        rows.append(burst(args.database_url, args.workers, args.burst, args.patients, args.secondary_share))
+        rows.append(burst(args.database_url, args.workers, args.burst, args.patients, args.secondary_share,
+                          args.answers))
         for row in rows[-1]:
             print(json.dumps(row), flush=True)
             exactly_once(row)
     if args.rate and args.seconds:
         for live in (False, True):
             rows.append(paced(args.database_url, args.workers, args.rate, args.seconds, args.patients, live=live,
-                              share=args.secondary_share))
+                              share=args.secondary_share, answers=args.answers))
             for row in rows[-1]:
                 print(json.dumps(row), flush=True)
                 exactly_once(row)
     results["runs"] = [row for run in rows for row in run]
     results["secondary_share"] = args.secondary_share
+    results["answers"] = args.answers
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "e2e.json").write_text(json.dumps(results, indent=2))
