@@ -24,10 +24,10 @@ file extended with the bench's members and without Medicare's therapy cap, which
 on 100 member ids would pass within minutes) and the workers collect every second, so the
 primaries' 835s are posted and the secondaries made and sent while the primaries still flow
 (``--answers after``: the payer starts answering once every primary is submitted, which measures
-the secondary phase alone). Each run then prints a second line, its secondary phase: the secondaries that reached the payer,
-their claims/s (first 835 posted → last secondary submitted) and p50/p99 from the 835's posting
-to the secondary's recorded submission (``inbound_message.posted_at`` →
-``claim_submission.submitted_at``).
+the secondary phase alone). Each run then prints a second line, its secondary phase: the
+secondaries that reached the payer, their claims/s (first 835 posted → last secondary
+submitted) and p50/p99 from the 835's posting to the secondary's recorded submission
+(``inbound_message.posted_at`` → ``claim_submission.submitted_at``).
 
 Checks what the payer got: every claim exactly once (CLM01 counted across the 837P files,
 primaries and secondaries each in their own mailbox).
@@ -320,8 +320,9 @@ def secondary_latencies(store: Store, payers: Payers) -> list[tuple[float, float
     with store.engine.connect() as conn:
         subs = conn.execute(sa.select(S.c.claim_id, S.c.submitted_at, S.c.connection_pk, S.c.file_name).where(
             S.c.tenant_id == TENANT, S.c.status == "submitted")).all()
-        posted = {r.name.rsplit("/", 1)[-1]: _epoch(r.posted_at) for r in conn.execute(sa.select(M.c.name, M.c.posted_at).where(
-            M.c.tenant_id == TENANT, M.c.connection_pk == payers.primary, M.c.posted_at.is_not(None))).all()}
+        answers = conn.execute(sa.select(M.c.name, M.c.posted_at).where(
+            M.c.tenant_id == TENANT, M.c.connection_pk == payers.primary, M.c.posted_at.is_not(None))).all()
+    posted = {r.name.rsplit("/", 1)[-1]: _epoch(r.posted_at) for r in answers}  # outbox/835_<key>.x12
     primary_file = {r.claim_id: r.file_name for r in subs if r.connection_pk == payers.primary}
     secondaries = {r.claim_id: _epoch(r.submitted_at) for r in subs if r.connection_pk == payers.supplement}
     with store.for_tenant(TENANT).reading() as reader:
@@ -343,7 +344,7 @@ def secondary_phase(store: Store, payers: Payers, mode: str, expected: int, time
     latency = [sent - posted for posted, sent in pairs]
     span = (max(s for _, s in pairs) - min(p for p, _ in pairs)) if pairs else 0.0
     return {"mode": f"{mode}: secondary phase", "secondary_expected": expected, "all_submitted": complete,
-            "secondary_submitted": submitted(store, payers.supplement),
+            "secondary_submitted": submitted(store, payers.supplement), "secondary_timed": len(pairs),
             "secondaries_per_second": round(len(pairs) / span, 1) if span > 0 else None,
             "posted_835_to_submitted_p50_s": round(statistics.median(latency), 3) if latency else None,
             "posted_835_to_submitted_p99_s": round(pct(latency, 0.99), 3) if latency else None,
@@ -447,7 +448,8 @@ def burst(url: str, workers: int, visits: int, patients: int, share: float = 0.0
     used = utilisation(busy, machine_busy())
     worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
     payer = payer or start_payer(payers)
-    second = [secondary_phase(store, payers, "burst", expected_secondaries(visits, patients, share), 300)] if share else []
+    second = ([secondary_phase(store, payers, "burst", expected_secondaries(visits, patients, share), 300)]
+              if share else [])
     stop(procs)
     stop_payer(payer)
     files, claims, distinct = at_payer(payers.mailbox)
