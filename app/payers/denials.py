@@ -25,7 +25,7 @@ from fhir_mappings import identifiers
 from fhir_mappings.vocabulary import (DENIAL_ACTION, DENIAL_CATEGORY, SERVER_NAMESPACE, TASK_CODE, WORK_ROLE,
                                       stable_id)
 from payer_adapters.x12 import denials as rules
-from payer_adapters.x12.codes import CARC_SYSTEM, GROUP_SYSTEM, RARC_SYSTEM, STC_CATEGORY_SYSTEM, STC_STATUS_SYSTEM, describe
+from payer_adapters.x12.codes import ADJUDICATION, CARC_SYSTEM, GROUP_SYSTEM, RARC_SYSTEM, STC_CATEGORY_SYSTEM, STC_STATUS_SYSTEM, describe
 from payer_adapters.x12.decode_277ca import ClaimAck
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance
 
@@ -98,18 +98,68 @@ def from_277ca(unit: Unit, claim: dict[str, Any], ack: ClaimAck) -> None:
 
 
 def from_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any]) -> None:
-    """A payer API's ClaimResponse: an ``error`` outcome opens a correct-and-resubmit Task; a
-    completed adjudication resolves the claim's open denial Task."""
-    outcome = response.get("outcome")
-    if outcome == "complete":
-        resolve(unit, claim, "paid")
+    """A payer API's ClaimResponse: an ``error`` outcome opens a correct-and-resubmit Task; an
+    adjudication (``complete`` / ``partial``) is read like an 835 — its group + CARC adjustments
+    open or refresh a denial Task, or, denying nothing while paying, resolve the open one."""
+    outcome, source = response.get("outcome"), f"ClaimResponse {response.get('id', '')}"
+    if outcome == "error":
+        reasons = [dict((e.get("code") or {})) for e in response.get("error") or []] or [{"text": "rejected"}]
+        codes = [c.get("code", "").split(":")[-1] for r in reasons for c in r.get("coding") or []]
+        open_or_refresh(unit, claim, _rejection(unit, claim, rules.rejection_category(codes), reasons, source))
         return
-    if outcome != "error":
+    if outcome not in ("complete", "partial"):
         return
-    reasons = [dict((e.get("code") or {})) for e in response.get("error") or []] or [{"text": "rejected"}]
-    codes = [c.get("code", "") for r in reasons for c in r.get("coding") or []]
-    open_or_refresh(unit, claim, _rejection(unit, claim, rules.rejection_category(codes), reasons,
-                                            f"ClaimResponse {response.get('id', '')}"))
+    finding = _response_finding(unit, claim, response)
+    if finding is None:
+        if _benefit(response) > 0:
+            resolve(unit, claim, "paid")
+        return
+    finding.source = source
+    open_or_refresh(unit, claim, finding)
+
+
+def _response_finding(unit: Unit, claim: dict[str, Any], response: dict[str, Any]) -> Finding | None:
+    payer = identifiers.payer_id(None, claim.get("insurer"))
+    notes = {n.get("number"): str(n.get("text") or "").split(":")[0].strip()
+             for n in response.get("processNote") or []}
+    denied: list[tuple[Decimal, str, str, str, str]] = []
+    remarks: list[str] = []
+    for item in [response, *(response.get("item") or [])]:
+        mine = [notes[n] for n in item.get("noteNumber") or [] if notes.get(n)]
+        remarks += [r for r in mine if r not in remarks]
+        for a in item.get("adjudication") or []:
+            group = _code(a.get("category"), GROUP_SYSTEM)
+            carc = _code(a.get("reason"), CARC_SYSTEM)
+            amount = Decimal(str(((a.get("amount") or {}).get("value")) or 0))
+            if not (group and carc) or amount <= 0:
+                continue
+            c = rules.classify(group, carc, mine, payer)
+            if c.denial:
+                denied.append((amount, group, carc, c.category, c.action))
+    if not denied:
+        return None
+    top = max(denied, key=lambda d: d[0])
+    decided = _iso(response.get("created")) or unit.now.date()
+    deadline, level = rules.appeal_deadline(decided, None, payer)
+    seen: dict[str, dict[str, Any]] = {}
+    for _, group, carc, _, _ in denied:
+        seen.setdefault(f"{group}-{carc}", _carc_concept(group, carc))
+    return Finding(top[3], top[4], sum((d[0] for d in denied), Decimal(0)), deadline, list(seen.values()),
+                   [_rarc_concept(r) for r in remarks if rules.rarc_text(r)],
+                   note=f"deadline: {level}, counted from {decided.isoformat()}")
+
+
+def _code(concept: dict[str, Any] | None, system: str) -> str | None:
+    return next((c.get("code") for c in (concept or {}).get("coding") or [] if c.get("system") == system), None)
+
+
+def _benefit(response: dict[str, Any]) -> Decimal:
+    """What the payer pays: ``payment.amount``, else the ``benefit`` total."""
+    paid = ((response.get("payment") or {}).get("amount") or {}).get("value")
+    if paid is None:
+        paid = next(((t.get("amount") or {}).get("value", 0) for t in response.get("total") or []
+                     if _code(t.get("category"), ADJUDICATION) == "benefit"), 0)
+    return Decimal(str(paid))
 
 
 def _rejection(unit: Unit, claim: dict[str, Any], category: str, reasons: list[dict[str, Any]], source: str) -> Finding:

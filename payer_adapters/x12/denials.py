@@ -42,14 +42,14 @@ def category_info(category: str) -> dict[str, Any]:
 
 def classify(group: str, carc: str, remarks: Iterable[str] = (), payer_id: str | None = None) -> Classification:
     """Classify one CAS adjustment (``group`` CO/PR/OA/PI/CR, ``carc``) with the claim's or line's
-    RARCs; a payer's own entries come first, then the group-specific and plain CARC entries."""
+    RARCs. Lookup: the payer's ``<group>-<carc>`` and ``<carc>``, then ours ``<group>-<carc>``, the
+    group's default (PR: the payer made the patient liable), ``<carc>``, else ``unknown``."""
     rules, payer = _rules(), _payer(payer_id)
-    key = f"{group}-{carc}"
-    entry = next((table_[k] for table_ in (payer.get("carc") or {}, rules["carc"]) for k in (key, carc)
-                  if k in table_), None)
-    if entry is None:
-        category = (rules.get("group_defaults") or {}).get(group, "unknown")
-        entry = {"category": category}
+    key, mine = f"{group}-{carc}", payer.get("carc") or {}
+    by_group = (rules.get("group_defaults") or {}).get(group)
+    entry = (mine.get(key) or mine.get(carc) or rules["carc"].get(key)
+             or ({"category": by_group} if by_group else None) or rules["carc"].get(carc)
+             or {"category": "unknown"})
     info = category_info(entry["category"])
     action = entry.get("action") or info["action"]
     for remark in remarks:

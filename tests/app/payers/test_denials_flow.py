@@ -16,7 +16,7 @@ from payer_adapters.sandbox import Engine, Mailbox, load_config
 from payer_adapters.x12.codes import table
 from payer_adapters.x12.validate import validate
 
-from tests.flows import NOW, adrain, claim_for, lifecycle, queued_claim
+from tests.flows import NOW, SANDBOX, adrain, claim_for, connect, lifecycle, load_practice, queued_claim
 
 TASK_CODES = "https://therabridge.dev/fhir/CodeSystem/task-code"
 CATEGORY = "https://therabridge.dev/fhir/CodeSystem/denial-category"
@@ -200,3 +200,39 @@ async def test_a_277ca_rejection_opens_a_correct_and_resubmit_task(
     assert Decimal(str(value(task, "amount")["value"])) == Decimal(str(claim["total"]["value"]))
     first = min(date.fromisoformat(i["servicedDate"]) for i in claim["item"])
     assert task["restriction"]["period"]["end"] == (first + timedelta(days=90)).isoformat()
+
+
+async def _fhir_payer_answers(api, store, tenant, payer_settings, demo_bundle, sandbox, change):  # type: ignore[no-untyped-def]
+    """The demo practice on the sandbox's FHIR API (Medicare, auto-submit), its data changed first."""
+    change(sandbox.state.sandbox.engine.data)
+    await load_practice(api, demo_bundle)
+    connect(store, payer_settings, tenant, "payer-medicare", "fhir-payer",
+            {"base_url": f"{SANDBOX}/fhir", "auth": "client_secret", "token_url": f"{SANDBOX}/oauth/token",
+             "client_id": "demo-client"}, {"client_secret": "demo-secret"}, profile="medicare", auto_submit=True)
+    await adrain(store)
+    return await claim_for(api, "enc-alvarez-1")
+
+
+async def test_a_payer_apis_denial_and_rejection_open_denial_tasks(
+        api, store, tenant, payer_settings, demo_bundle, route_to_sandbox, sandbox):
+    claim = await _fhir_payer_answers(api, store, tenant, payer_settings, demo_bundle, sandbox, require_auth)
+    assert lifecycle(claim) == "denied"
+    [response] = [e["resource"] for e in (await api.get(f"/fhir/ClaimResponse?request=Claim/{claim['id']}"))
+                  .json()["entry"]]
+    assert response["outcome"] == "complete"
+    tasks = [t for t in await denial_tasks(api) if t["focus"]["reference"] == f"Claim/{claim['id']}"]
+    [task] = tasks
+    assert code_of(task, "category") == "authorization" and reasons(task) == ["CO-197"]
+    assert Decimal(str(value(task, "amount")["value"])) == Decimal(str(claim["total"]["value"]))
+    assert task["restriction"]["period"]["end"] == (NOW.date() + timedelta(days=60)).isoformat()
+
+
+async def test_a_payer_apis_rejection_opens_a_correct_and_resubmit_task(
+        api, store, tenant, payer_settings, demo_bundle, route_to_sandbox, sandbox):
+    def unknown_member(data: dict[str, Any]) -> None:
+        del data["members"][ALVAREZ]
+
+    claim = await _fhir_payer_answers(api, store, tenant, payer_settings, demo_bundle, sandbox, unknown_member)
+    assert lifecycle(claim) == "rejected"
+    [task] = [t for t in await denial_tasks(api) if t["focus"]["reference"] == f"Claim/{claim['id']}"]
+    assert code_of(task, "category") == "eligibility" and code_of(task, "next-action") == "correct-and-resubmit"
