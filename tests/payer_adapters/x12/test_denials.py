@@ -84,3 +84,17 @@ def test_code_tables_state_source_version_and_coverage() -> None:
                     date.fromisoformat(entry[key])
             if "stop" in entry:
                 assert entry["start"] < entry["stop"], code
+
+
+@pytest.mark.parametrize("name", ["denial_categories", "carc", "rarc"])
+def test_no_code_is_listed_twice(name: str) -> None:
+    """JSON keeps the last of two equal keys silently: a code listed twice would lose a rule."""
+    import json
+    from payer_adapters.x12.codes import DATA
+
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})
+        return dict(pairs)
+
+    json.loads((DATA / f"{name}.json").read_text(), object_pairs_hook=unique)
