@@ -18,7 +18,7 @@ from app.claims import corrections
 from app.claims.lifecycle import VOID_TAKEN, cancel, lifecycle_rank_of, move, paid_state, paid_state_of, voided_by
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
-from app.payers import reversals, secondary, unapplied, underpayment
+from app.payers import denials, reversals, secondary, unapplied, underpayment
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from fhir_mappings import identifiers
@@ -89,6 +89,7 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
                             "The payer rejected this claim before adjudication: correct it and generate a new claim.",
                             [str(response.get("disposition") or "rejected")], unit.now,
                             key=f"{claim['id']}:277CA")
+                denials.from_277ca(unit, claim, c)
             else:
                 move(unit, claim["id"], "accepted")
             n += 1
@@ -175,6 +176,7 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             move(unit, claim["id"], "accepted", paid_state(cp.paid, _claim_lines(cp)))
             secondary.after_payment(unit, rem, cp, claim)
         underpayment.open_work_items(unit, rem, known, eobs)
+        denials.from_remittance(unit, rem, targets)
         posted_any = True
     return posted_any
 
@@ -226,6 +228,7 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
                                     adjudicated=outcome in ("complete", "partial"))
     if (voided := voided_by(claim)) and VOID_TAKEN & set(answer_states(response, claim)):
         cancel(unit, voided)
+    denials.from_claim_response(unit, claim, response)
     if outcome == "error":
         biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
                     "The payer rejected this claim: correct it and generate a new claim.",
