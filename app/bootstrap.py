@@ -76,6 +76,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(eligibility.KIND, eligibility.run_check, transaction=False)
     jobs.register_handler(eligibility_sweep.SWEEP, eligibility_sweep.run_sweep)
     jobs.register_handler(eligibility_sweep.APPOINTMENT, eligibility_sweep.run_appointment)
+    jobs.register_batch_handler(eligibility_sweep.APPOINTMENT, eligibility_sweep.run_appointments)
     jobs.register_handler(eligibility_sweep.ANSWER, eligibility_sweep.run_answer)
     jobs.register_handler(eligibility_use.REFRESH, eligibility_sweep.run_refresh)
 

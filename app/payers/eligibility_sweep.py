@@ -17,6 +17,7 @@ what the payer answers opens work items before anyone bills.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,8 +25,6 @@ import orjson
 
 from app import directory
 from app.claims.eligibility_use import POLICY, REFRESH, open_visit_limit_task
-from app.claims.workflow import eligibility_request
-from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.registry import registry
@@ -36,8 +35,9 @@ from app.jobs import enqueue
 from app.outbox import QueuedJob, insert_jobs
 from app.payers import eligibility
 from app.payers.runtime import runtime
+from fhir_mappings.eligibility import build_eligibility_request
 from fhir_mappings.tables import discipline_category_codes, disciplines, load_json
-from fhir_mappings.vocabulary import SERVER_NAMESPACE, stable_id
+from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable_id
 
 log = logging.getLogger("therabridge.payers")
 
@@ -125,39 +125,62 @@ def queue_checks(unit: Unit, day: date) -> int:
     return insert_jobs(unit.conn, unit.tenant_id, unit.now, jobs)
 
 
-def _ask(unit: Unit, coverage_id: str, serviced: date, discipline: str) -> None:
-    """Store the eligibility request and queue its sending (the ``check-eligibility`` job)."""
-    current = unit.current("Coverage", coverage_id)
-    if current is None or current.deleted:
-        return
-    if directory.for_insurer(unit.conn, unit.tenant_id, (current.resource().get("payor") or [None])[0]) is None:
-        return  # no payer connection for this coverage: nothing to ask (checked before anything is stored)
-    try:
-        request = eligibility_request(unit, coverage_id, serviced=serviced, discipline=discipline, provider=None,
-                                      now=unit.now)
-        prepared = eligibility.prepare(unit, request_id=request.id)
-    except FhirError as err:  # no payer connection, no single practice: nothing to ask, nothing to retry
-        log.info("eligibility check of a coverage skipped: %s", err.status)
-        raise _Skip() from None
-    eligibility.queue(unit, prepared.request.id)
+def ask_many(unit: Unit, asks: list[tuple[str, date, str]]) -> int:
+    """Store one eligibility request per (coverage, day of service, discipline) and queue its
+    sending (the ``check-eligibility`` job); how many were asked. Coverages and patients are read
+    in one statement each, the practice and payer connections once: a sweep's thousands of checks
+    cost a few reads and one write each. A coverage without a payer connection, or a practice
+    with several billing organizations, is skipped (nothing stored): there is no one to ask."""
+    coverages = unit.current_many(sorted({("Coverage", c) for c, _, _ in asks}))
+    covs = {k[1]: v.resource() for k, v in coverages.items() if not v.deleted}
+    wanted = sorted({t for c in covs.values() if (t := reference_target((c.get("beneficiary") or {}).get("reference") or ""))
+                     and t[0] == "Patient"})
+    patients = {k[1]: v.resource() for k, v in unit.current_many(wanted).items() if not v.deleted}
+    practices = find_resources(unit, "Organization", [("type", "prov")])
+    if len(practices) != 1:
+        log.info("eligibility checks skipped: the practice has %s billing organizations", len(practices))
+        return 0
+    provider = {"reference": f"Organization/{practices[0]['id']}"}
+    links: dict[str, Any] = {}
+    asked = 0
+    for coverage_id, serviced, discipline in asks:
+        cov = covs.get(coverage_id)
+        target = reference_target(((cov or {}).get("beneficiary") or {}).get("reference") or "")
+        patient = patients.get(target[1]) if target else None
+        insurer = ((cov or {}).get("payor") or [None])[0]
+        if cov is None or patient is None or insurer is None:
+            continue
+        key = orjson.dumps(insurer).decode()
+        if key not in links:
+            links[key] = directory.for_insurer(unit.conn, unit.tenant_id, insurer)
+        if links[key] is None:
+            continue
+        rid = str(uuid.uuid4())
+        try:
+            request = build_eligibility_request(cov, patient, request_id=rid, created=unit.now, serviced_date=serviced,
+                                                discipline=discipline, provider_ref=provider)
+        except ValueError:
+            continue
+        request["identifier"] = [{"system": ELIGIBILITY_TRACE, "value": uuid.uuid4().hex[:20].upper()}]
+        unit.create(request, rid=rid)
+        eligibility.queue(unit, rid)
+        asked += 1
+    return asked
 
 
-class _Skip(Exception):
-    pass
+def run_appointments(unit: Unit, payloads: list[dict[str, Any]]) -> None:
+    """The checks of a sweep (batch handler: the due ones run together)."""
+    ask_many(unit, [(p["coverage"], date.fromisoformat(p["serviced"]), p["discipline"]) for p in payloads])
 
 
 def run_appointment(unit: Unit, payload: dict[str, Any]) -> None:
-    try:
-        _ask(unit, payload["coverage"], date.fromisoformat(payload["serviced"]), payload["discipline"])
-    except _Skip:
-        return
+    run_appointments(unit, [payload])
 
 
 def run_refresh(unit: Unit, payload: dict[str, Any]) -> None:
-    try:
-        _ask(unit, payload["coverage"], date.fromisoformat(payload["day"]), payload.get("discipline") or DEFAULT_DISCIPLINE)
-    except _Skip:
-        return
+    """Ask again for a Coverage whose answer was stale when a claim relied on it."""
+    ask_many(unit, [(payload["coverage"], date.fromisoformat(payload["day"]),
+                     payload.get("discipline") or DEFAULT_DISCIPLINE)])
 
 
 def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:

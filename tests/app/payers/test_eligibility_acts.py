@@ -8,6 +8,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from orjson import loads as orjson_loads
+
 from tests.flows import SANDBOX, adrain, claim_for, connect, jobs, load_practice
 
 # The demo practice's Acme patient whose plan has used 20 of 20 OT visits (sandbox ACMMAXED0001),
@@ -197,3 +199,57 @@ async def test_appointment_for_an_unknown_patient_or_another_practices_coverage_
     assert r.status_code == 201, r.text
     found = (await api.get("/fhir/Appointment", params={"patient": "Patient/pat-maxwell", "date": "2026-12-20"})).json()
     assert len(found["entry"]) == 1
+
+
+async def test_the_daily_sweep_checks_the_day_and_days_ahead_and_schedules_itself(
+        api, store, tenant, payer_settings, demo_bundle, route_to_sandbox):
+    from app.payers.eligibility_sweep import SWEEP
+
+    await _setup(api, store, tenant, payer_settings, demo_bundle)
+    today = store.clock().date()
+    sweeps = jobs(store, tenant, SWEEP)
+    assert [j.status for j in sweeps] == ["done", "queued"]  # adding the payer ran today's, queued tomorrow's
+    tomorrow = today + timedelta(days=1)
+    assert orjson_loads(sweeps[1].payload) == {"day": tomorrow.isoformat()}
+    assert sweeps[1].run_after.date() == tomorrow and sweeps[1].run_after.hour == 0
+    for days in (0, 1, 3):  # on the day and three days ahead are checked; the day between is not
+        r = await api.post("/fhir/Appointment", json=appointment(
+            "pat-brooks", f"{(today + timedelta(days=days)).isoformat()}T12:00:00Z"))
+        assert r.status_code == 201, r.text
+    cancelled = appointment("pat-maxwell", f"{today.isoformat()}T12:00:00Z", status="cancelled")
+    assert (await api.post("/fhir/Appointment", json=cancelled)).status_code == 201
+    from app.payers.eligibility_sweep import queue_checks
+
+    with store.for_tenant(tenant).unit() as unit:
+        assert queue_checks(unit, today) == 2
+    await adrain(store)
+    requests = (await api.get("/fhir/CoverageEligibilityRequest", params={"patient": "Patient/pat-brooks"})).json()
+    served = sorted(e["resource"]["servicedDate"] for e in requests["entry"])
+    assert served == [today.isoformat(), (today + timedelta(days=3)).isoformat()]
+    assert len(await _answers(api, "pat-brooks")) == 2
+
+
+async def test_a_stale_answer_is_refreshed_when_a_claim_relies_on_it(
+        api, store, tenant, payer_settings, demo_bundle, route_to_sandbox):
+    visits = await _setup(api, store, tenant, payer_settings, demo_bundle)
+    old = (store.clock() - timedelta(days=45)).date().isoformat()
+    with store.for_tenant(tenant).unit() as unit:
+        unit.update("CoverageEligibilityResponse", "old-answer", {
+            "resourceType": "CoverageEligibilityResponse", "status": "active", "purpose": ["benefits"],
+            "patient": {"reference": "Patient/pat-maxwell"}, "created": old,
+            "request": {"reference": "CoverageEligibilityRequest/none"},
+            "insurer": {"reference": "Organization/payer-acme"}, "outcome": "complete",
+            "insurance": [{"coverage": {"reference": "Coverage/cov-maxwell"}, "inforce": True}]})
+    r = await api.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": visits["maxwell"]})
+    assert r.status_code == 200, r.text
+    r = await api.post("/fhir/Encounter/enc-maxwell-1/$generate-claim")
+    assert r.status_code in (200, 201), r.text
+    outcome = next(e["resource"] for e in r.json()["entry"] if e["resource"]["resourceType"] == "OperationOutcome")
+    stale = [i for i in outcome["issue"] if (i.get("details", {}).get("coding") or [{}])[0].get("code") == "ELIG-STALE"]
+    assert stale and stale[0]["severity"] == "warning" and "old-answer is 45 days old" in stale[0]["details"]["text"]
+    assert [j.status for j in jobs(store, tenant, "eligibility-refresh")] == ["queued"]
+    await adrain(store)
+    refresh = jobs(store, tenant, "eligibility-refresh")
+    assert [j.status for j in refresh] == ["done"]
+    answers = await _answers(api, "pat-maxwell")
+    assert [a["id"] for a in answers][1:] == ["old-answer"] and answers[0]["created"][:10] > old
