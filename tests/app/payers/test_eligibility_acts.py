@@ -253,3 +253,17 @@ async def test_a_stale_answer_is_refreshed_when_a_claim_relies_on_it(
     assert [j.status for j in refresh] == ["done"]
     answers = await _answers(api, "pat-maxwell")
     assert [a["id"] for a in answers][1:] == ["old-answer"] and answers[0]["created"][:10] > old
+
+
+async def test_an_appointment_may_name_a_patient_created_in_the_same_transaction(api, store, tenant, demo_bundle):
+    patient = {"resourceType": "Patient", "name": [{"family": "New"}], "birthDate": "1990-01-01"}
+    booked = appointment("x", "2026-12-21T09:00:00Z")
+    booked["participant"][0]["actor"] = {"reference": "urn:uuid:2f0c4a8e-3a53-4f0e-9a77-0b5a2b7f1c11"}
+    booked["participant"].pop()  # no practitioner in this practice
+    r = await api.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:2f0c4a8e-3a53-4f0e-9a77-0b5a2b7f1c11", "resource": patient,
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": booked, "request": {"method": "POST", "url": "Appointment"}}]})
+    assert r.status_code == 200, r.text
+    found = (await api.get("/fhir/Appointment", params={"date": "2026-12-21"})).json()
+    assert found["entry"][0]["resource"]["participant"][0]["actor"]["reference"].startswith("Patient/")
