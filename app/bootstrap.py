@@ -86,6 +86,7 @@ def open_store(settings: Settings) -> Store:
     upgrade(engine)
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
+    eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
     return store
 
 

@@ -29,7 +29,7 @@ from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.registry import registry
 from app.fhir.search_params import parse_search
-from app.fhir.store import Reader, Unit, Version
+from app.fhir.store import Reader, Store, Unit, Version
 from app.fhir.tasks import task_input, work_item
 from app.jobs import enqueue
 from app.outbox import QueuedJob, insert_jobs
@@ -52,6 +52,17 @@ def start_schedule(unit: Unit) -> None:
     """Make sure the tenant's daily sweep runs (idempotent per day); today's runs at once."""
     day = unit.now.date().isoformat()
     enqueue(unit, SWEEP, {"day": day}, dedupe_key=f"{SWEEP}@{day}")
+
+
+def ensure_schedules(store: Store) -> int:
+    """Queue today's sweep for every tenant with a payer connection (at start-up: a tenant whose
+    connections predate the sweep, or whose chain of daily jobs was cut, gets it back; a sweep
+    already queued or run today is not queued again). How many tenants were looked at."""
+    tenants = sorted({link.tenant_id for link in directory.list_connections(store.engine)})
+    for tenant in tenants:
+        with store.for_tenant(tenant, actor="scheduler").unit() as unit:
+            start_schedule(unit)
+    return len(tenants)
 
 
 def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:

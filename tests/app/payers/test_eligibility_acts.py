@@ -10,6 +10,8 @@ from typing import Any
 
 from orjson import loads as orjson_loads
 
+from app.jobs import J
+
 from tests.flows import SANDBOX, adrain, claim_for, connect, jobs, load_practice
 
 # The demo practice's Acme patient whose plan has used 20 of 20 OT visits (sandbox ACMMAXED0001),
@@ -212,6 +214,15 @@ async def test_the_daily_sweep_checks_the_day_and_days_ahead_and_schedules_itsel
     tomorrow = today + timedelta(days=1)
     assert orjson_loads(sweeps[1].payload) == {"day": tomorrow.isoformat()}
     assert sweeps[1].run_after.date() == tomorrow and sweeps[1].run_after.hour == 0
+    from app.payers.eligibility_sweep import ensure_schedules
+
+    assert ensure_schedules(store) >= 1  # at start-up: today's sweep already ran, none is added
+    assert len(jobs(store, tenant, SWEEP)) == 2
+    with store.engine.begin() as conn:  # a tenant whose daily chain was cut gets today's back
+        conn.execute(J.delete().where(J.c.tenant_id == tenant, J.c.kind == SWEEP))
+    ensure_schedules(store)
+    assert [orjson_loads(j.payload) for j in jobs(store, tenant, SWEEP)] == [{"day": today.isoformat()}]
+    await adrain(store)
     for days in (0, 1, 3):  # on the day and three days ahead are checked; the day between is not
         r = await api.post("/fhir/Appointment", json=appointment(
             "pat-brooks", f"{(today + timedelta(days=days)).isoformat()}T12:00:00Z"))
