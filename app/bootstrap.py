@@ -17,13 +17,13 @@ from sqlalchemy.engine import Engine
 
 from app import directory, jobs
 from app.billing import payments
-from app.claims import automation, client_writes, fee_schedule, workflow
+from app.claims import appointments, automation, client_writes, eligibility_use, fee_schedule, workflow
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
 from app.migrations import upgrade
-from app.payers import eligibility, inbound, inquiry, runtime, submission
+from app.payers import eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
@@ -51,13 +51,17 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["Claim"] = client_writes.guard
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
+    store.guards["Appointment"] = appointments.guard  # only appointments whose references resolve
+    eligibility_use.POLICY = eligibility_use.Policy(settings.eligibility_max_age_days, settings.eligibility_visits_low)
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
+    _add(store.observers, eligibility_sweep.on_write)  # an eligibility answer → its work items
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
     # a new payer connection starts the collection of its answers
     _add(directory.ON_ADD, inbound.start_schedule)
+    _add(directory.ON_ADD, eligibility_sweep.start_schedule)  # and the daily eligibility sweep
     # the job handlers
     jobs.register_handler(automation.KIND, automation.run_generate)
     jobs.register_batch_handler(automation.KIND, automation.run_generate_many)
@@ -70,6 +74,11 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(inbound.POST, inbound.run_post)
     jobs.register_handler(inbound.SCHEDULE, inbound.run_schedule)
     jobs.register_handler(eligibility.KIND, eligibility.run_check, transaction=False)
+    jobs.register_handler(eligibility_sweep.SWEEP, eligibility_sweep.run_sweep)
+    jobs.register_handler(eligibility_sweep.APPOINTMENT, eligibility_sweep.run_appointment)
+    jobs.register_batch_handler(eligibility_sweep.APPOINTMENT, eligibility_sweep.run_appointments)
+    jobs.register_handler(eligibility_sweep.ANSWER, eligibility_sweep.run_answer)
+    jobs.register_handler(eligibility_use.REFRESH, eligibility_sweep.run_refresh)
 
 
 def open_store(settings: Settings) -> Store:
@@ -77,6 +86,7 @@ def open_store(settings: Settings) -> Store:
     upgrade(engine)
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
+    eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
     return store
 
 

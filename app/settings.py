@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     payer_deadline_eligibility: float = Field(default=30.0, gt=0, le=100)
     # Seconds between scheduled collections of payer answers (999, 277CA, 835, 271).
     collect_interval: int = Field(default=60, ge=1)
+    # Eligibility that acts: booked Appointments are checked this many days ahead (and again on
+    # the day); an answer older than ``eligibility_max_age_days`` is refreshed before it is relied
+    # on; a work item opens when a coverage has ``eligibility_visits_low`` visits left or fewer.
+    eligibility_days_ahead: int = Field(default=3, ge=0, le=60)
+    eligibility_max_age_days: int = Field(default=30, ge=1)
+    eligibility_visits_low: int = Field(default=3, ge=0)
     # Consecutive transport failures (timeouts, 5xx, resets) that open a payer's circuit, and the
     # first pause in seconds before one probe call; each failed probe doubles it, up to the max.
     circuit_failures: int = Field(default=5, ge=1)

@@ -18,6 +18,7 @@ from typing import Any
 import fhir_mappings.identifiers as identifiers
 import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.claim_items import Item, read_items
+from fhir_mappings.eligibility_answers import age_days, inactive_reason, max_age_days, newest_answer, visit_counts
 from fhir_mappings.inputs import ClaimInputs
 from fhir_mappings.identifiers import npi_is_valid
 from fhir_mappings.outcome import Finding
@@ -416,3 +417,53 @@ def required_inputs(ctx: ScrubContext) -> Iterator[Finding]:
         yield Finding("INPUT-REQUIRED", f"{inputs.encounter.path}.location",
                       "No place of service: give the Encounter a Location whose type carries the CMS POS code "
                       "(or an Encounter.class of AMB, HH or VR).")
+
+
+def _answer(ctx: ScrubContext) -> Any:
+    """The newest eligibility answer about the claim's Coverage (None without inputs)."""
+    return newest_answer(ctx.inputs) if ctx.inputs is not None else None
+
+
+@check("ELIG-INACTIVE")
+def eligibility_inactive(ctx: ScrubContext) -> Iterator[Finding]:
+    """The newest answer about the claim's Coverage says it is not in force on the date of service."""
+    answer = _answer(ctx)
+    days = sorted({it.day for it in ctx.items if it.day})
+    if answer is None or not days:
+        return
+    reason = inactive_reason(ctx.inputs, answer, days[0])
+    if reason:
+        yield Finding("ELIG-INACTIVE", f"{answer.path}.insurance",
+                      f"CoverageEligibilityResponse/{answer.id} of {answer.resource.get('created')}: {reason}, "
+                      f"so a claim for {days[0]} would be denied. Confirm the patient's insurance, update the "
+                      "Coverage and check eligibility again.")
+
+
+@check("ELIG-VISIT-LIMIT")
+def eligibility_visit_limit(ctx: ScrubContext) -> Iterator[Finding]:
+    """Allowed visits against the payer's count plus the visits billed since it answered."""
+    answer = _answer(ctx)
+    if answer is None:
+        return
+    for n in visit_counts(ctx.inputs, answer, ctx.claim):
+        if n.remaining < 0:
+            yield Finding("ELIG-VISIT-LIMIT", f"{answer.path}.insurance",
+                          f"CoverageEligibilityResponse/{answer.id} of {answer.resource.get('created')}: "
+                          f"{n.allowed} {n.discipline} visits allowed, {n.payer_used} used when the payer answered "
+                          f"and {n.billed_since} billed since, so this claim's {n.this_claim} visit(s) exceed the "
+                          f"limit by {-n.remaining}. Ask the payer for more visits (or an authorization) or bill "
+                          "the patient under the plan's terms.")
+
+
+@check("ELIG-STALE")
+def eligibility_stale(ctx: ScrubContext) -> Iterator[Finding]:
+    """The answer relied on is older than the refresh age (the server asks the payer again)."""
+    answer = _answer(ctx)
+    if answer is None:
+        return
+    age = age_days(answer, ctx.claim)
+    limit = max_age_days(ctx.inputs)
+    if age is not None and age > limit:
+        yield Finding("ELIG-STALE", f"{answer.path}.created",
+                      f"CoverageEligibilityResponse/{answer.id} is {age} days old (older than {limit}); the "
+                      "edits used it, and a fresh eligibility check has been asked for.")

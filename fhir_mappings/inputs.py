@@ -108,6 +108,8 @@ class ClaimInputs:
     documents: list[Entry] = field(default_factory=list)
     charge_definitions: list[Entry] = field(default_factory=list)  # the practice's fee schedule
     index: dict[str, Entry] = field(default_factory=dict)
+    eligibility: list[Entry] = field(default_factory=list)  # the payer's CoverageEligibilityResponses
+    eligibility_max_age_days: int | None = None  # None: the data file's default
 
     def resolve(self, ref: dict[str, Any] | None) -> Entry | None:
         """Resolve a Reference by ``Type/id``, absolute URL ending in ``Type/id``, or Bundle fullUrl."""
@@ -225,6 +227,7 @@ class ClaimInputs:
             documents=of_patient(by_type.get("DocumentReference", []), "subject"),
             charge_definitions=by_type.get("ChargeItemDefinition", []),
             index=index,
+            eligibility=by_type.get("CoverageEligibilityResponse", []),
         )
 
 

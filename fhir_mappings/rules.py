@@ -7,6 +7,7 @@ id (``plan.py``); ``checks.py`` adds the checks that read the Claim itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache, lru_cache
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ class ScrubRule:
     source: str
     when: dict[str, Any] = field(default_factory=dict)
     check: Check | None = None
+    effective: date | None = None  # the first date of service the rule applies to (None: always)
 
     def applies_to(self, profile: PayerProfile) -> bool:
         """Runs for the profile's base name, and only where the profile has the ``when`` settings."""
@@ -38,7 +40,8 @@ def catalog() -> tuple[ScrubRule, ...]:
     """All rules in catalog order (the order issues are reported in)."""
     return tuple(
         ScrubRule(r["id"], r["severity"], tuple(r["profiles"]), r["issue_code"], r["summary"], r["source"],
-                  r.get("when", {}), CHECKS.get(r["id"]))
+                  r.get("when", {}), CHECKS.get(r["id"]),
+                  date.fromisoformat(r["effective"]) if r.get("effective") else None)
         for r in load_json("rules.json")["rules"]
     )
 

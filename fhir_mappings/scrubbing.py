@@ -39,6 +39,8 @@ def scrub(
         planned.setdefault(f.rule_id, []).append(f)
     issues: list[dict[str, Any]] = []
     for rule in rules_for(profile):
+        if rule.effective and plan is not None and plan.service_day < rule.effective:
+            continue  # a rule not yet in force on the date of service
         found = list(planned.get(rule.id, ()))
         if rule.check is not None:
             # A check may serve several rules (units: total-time or per-code); keep its findings for this one.

@@ -3,7 +3,8 @@
 The mapping is pure and takes a list of resources; this module decides which resources of the
 tenant belong to the visit: the Encounter, its Procedures and their performers, the patient's
 Coverages and payers, CarePlans, Conditions, referrals, authorizations, and this year's earlier
-claims and remittances (for the KX threshold), and the practice's fee schedule for the codes
+claims and remittances (for the KX threshold), the payer's eligibility answers (visit limits,
+coverage in force), and the practice's fee schedule for the codes
 billed (its active ChargeItemDefinitions for the visit's codes and those of the earlier claims).
 """
 from __future__ import annotations
@@ -22,9 +23,9 @@ from app.fhir.store import Reader
 PATIENT_LINKED = (
     ("Coverage", "beneficiary"), ("CarePlan", "patient"), ("Condition", "patient"),
     ("ServiceRequest", "patient"), ("Claim", "patient"), ("ExplanationOfBenefit", "patient"),
-    ("ClaimResponse", "patient"), ("DocumentReference", "patient"),
+    ("ClaimResponse", "patient"), ("DocumentReference", "patient"), ("CoverageEligibilityResponse", "patient"),
 )
-BILLING_HISTORY = ("Claim", "ExplanationOfBenefit", "ClaimResponse")
+BILLING_HISTORY = ("Claim", "ExplanationOfBenefit", "ClaimResponse", "CoverageEligibilityResponse")
 # Shared by most visits of a practice: read once per transaction (``Unit.memo``).
 PRACTICE_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location")
 # Elements whose references are followed one level (performers, payers, certifying physicians).

@@ -22,6 +22,7 @@ import orjson
 
 import fhir_mappings
 from app.claims import corrections
+from app.claims import eligibility_use
 from app.claims.gather import gather_encounter, gather_visit
 from app.claims.lifecycle import UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
 from app.fhir.dates import instant
@@ -117,6 +118,7 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
         inputs = fhir_mappings.ClaimInputs.from_resources(resources, encounter_id=encounter_id, validate=False)
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
+    eligibility_use.prepare(inputs)
     # The visit's claims to later payers (secondary, tertiary) are the payer side's: never rebuilt
     # here, never the prior claim a correction names.
     existing = sorted((c for c in claims_so_far if not follows_another_payer(c)),
@@ -144,6 +146,7 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
         stored = unit.update("Claim", claim_id, claim, if_match=int(target["meta"]["versionId"])).version
     for f in after:
         f(stored)
+    eligibility_use.follow_up(unit, inputs, claim, now)
     _follow_up_task(unit, stored, claim, outcome, held, now, new_claim=target is None)
     return stored, outcome, held
 

@@ -115,7 +115,7 @@ def rules_list(as_json: bool = typer.Option(False, "--json", help="Machine-reada
     if as_json:
         _dump({"rules": [
             {"id": r.id, "severity": r.severity, "profiles": list(r.profiles), "when": r.when,
-             "summary": r.summary, "source": r.source}
+             "summary": r.summary, "source": r.source, "effective": r.effective.isoformat() if r.effective else None}
             for r in rules
         ]})
         return

@@ -71,8 +71,23 @@ def store_response(unit: Unit, request: dict[str, Any], response: dict[str, Any]
     for key in ("patient", "insurer"):
         if request.get(key) and not response.get(key):
             response[key] = request[key]
+    link_to_request(response, request)
     put(unit, response)
     return unit.read("CoverageEligibilityResponse", response["id"])
+
+
+def link_to_request(response: dict[str, Any], request: dict[str, Any]) -> None:
+    """Point the answer at the request's Patient and Coverage by id (a 271 names them by member
+    id only): claim edits find the newest answer per Coverage, and the answer is searchable by
+    patient."""
+    if (request.get("patient") or {}).get("reference"):
+        response["patient"] = {**(response.get("patient") or {}), "reference": request["patient"]["reference"]}
+    insured = [i for i in request.get("insurance") or [] if (i.get("coverage") or {}).get("reference")]
+    focal = next((i for i in insured if i.get("focal")), insured[0] if insured else None)
+    if focal is None:
+        return
+    for ins in response.get("insurance") or []:
+        ins["coverage"] = {**(ins.get("coverage") or {}), "reference": focal["coverage"]["reference"]}
 
 
 def queue(unit: Unit, request_id: str) -> None:

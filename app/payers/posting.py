@@ -28,6 +28,7 @@ from payer_adapters.x12.decode import DecodeResult
 from payer_adapters.x12.decode_277ca import Ack277, LevelAck
 from payer_adapters.x12.decode_835 import ClaimPayment
 from payer_adapters.x12.fhir_271 import eligibility_to_fhir
+from app.payers.eligibility import link_to_request
 from payer_adapters.x12.fhir_277ca import ack277_to_fhir, level_identity, level_rejection_to_fhir
 from payer_adapters.x12.fhir_835 import remittance_to_fhir
 from payer_adapters.x12.fhir_999 import set_to_outcome
@@ -197,6 +198,7 @@ def post_271(unit: Unit, result: DecodeResult) -> int:
                 for key in ("patient", "insurer"):
                     if req.get(key):
                         resource[key] = req[key]
+                link_to_request(resource, req)
             put(unit, resource)
             n += 1
     return n
