@@ -5,8 +5,9 @@ PAS shape): ``preAuthRef`` (the number quoted on claims, 837P REF*G1), ``preAuth
 ``addItem`` per limit. ``addItem.productOrService`` is either a CPT code (the limit counts that
 code's units) or a therapy discipline of ``vocabulary.THERAPY_DISCIPLINE`` (the limit counts the
 visits with a line of that discipline, a visit being one claim's date of service);
-``addItem.quantity.value`` is the number authorized. An authorization without ``addItem`` limits
-dates only.
+``addItem.quantity.value`` is the number authorized (else the ``value`` of its adjudication with
+category ``benefit``; FHIR requires one adjudication per addItem, and the payer's decision goes
+there). An authorization without ``addItem`` limits dates only.
 
 Usage is never stored: it is computed from the claims billed under the authorization (a claim
 whose ``insurance.preAuthRef`` names it), so computing it again gives the same numbers. A claim
@@ -25,6 +26,7 @@ import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.resolve import coding_code, day_of
 from fhir_mappings.tables import CPT_SYSTEM, disciplines
 
+ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 NOT_COUNTED = ("cancelled", "entered-in-error")
 
 
@@ -75,7 +77,7 @@ def limits(auth: dict[str, Any]) -> list[Limit]:
     out = []
     for n, item in enumerate(auth.get("addItem") or ()):
         concept = item.get("productOrService")
-        value = (item.get("quantity") or {}).get("value")
+        value = authorized_count(item)
         if value is None:
             continue
         cpt = coding_code(concept, CPT_SYSTEM)
@@ -85,6 +87,15 @@ def limits(auth: dict[str, Any]) -> list[Limit]:
         elif disc:
             out.append(Limit(n, "visits", disc, Decimal(str(value))))
     return out
+
+
+def authorized_count(item: dict[str, Any]) -> Any:
+    """The visits or units an ``addItem`` authorizes: its quantity, else its benefit adjudication."""
+    value = (item.get("quantity") or {}).get("value")
+    if value is None:
+        value = next((a.get("value") for a in item.get("adjudication") or ()
+                      if coding_code(a.get("category"), ADJUDICATION) == "benefit"), None)
+    return value
 
 
 def problems(auth: dict[str, Any]) -> list[tuple[str, str]]:
@@ -103,7 +114,7 @@ def problems(auth: dict[str, Any]) -> list[tuple[str, str]]:
             found.append((f"ClaimResponse.addItem[{n}].productOrService",
                           f"Authorize a CPT code ({CPT_SYSTEM}) or a discipline ({', '.join(sorted(known))}, "
                           f"{vocabulary.THERAPY_DISCIPLINE})."))
-        value = (item.get("quantity") or {}).get("value")
+        value = authorized_count(item)
         try:
             ok = value is not None and Decimal(str(value)) > 0 and Decimal(str(value)) == int(Decimal(str(value)))
         except ArithmeticError:
