@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from app import directory, jobs
 from app.billing import payments
-from app.claims import automation, client_writes, fee_schedule, workflow
+from app.claims import authorizations, automation, client_writes, fee_schedule, workflow
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
@@ -51,8 +51,10 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["Claim"] = client_writes.guard
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
+    store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
+    _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -70,6 +72,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(inbound.POST, inbound.run_post)
     jobs.register_handler(inbound.SCHEDULE, inbound.run_schedule)
     jobs.register_handler(eligibility.KIND, eligibility.run_check, transaction=False)
+    jobs.register_handler(authorizations.KIND, authorizations.run_check)
 
 
 def open_store(settings: Settings) -> Store:

@@ -614,9 +614,12 @@ def _authorization(inputs: ClaimInputs, plan: BillingPlan) -> None:
         return
     earlier = [e.resource for e in inputs.prior_claims if not _bills_visit(inputs, e.resource)]
     verdicts = [(e, _overrun(e.resource, earlier, plan)) for e in covering]
-    chosen, overrun = next(((e, o) for e, o in verdicts if not o), verdicts[0])
-    plan.pre_auth_refs.append(chosen.resource["preAuthRef"])
-    for text in overrun:
+    chosen = next((e for e, o in verdicts if not o), None)
+    if chosen is not None:
+        plan.pre_auth_refs.append(chosen.resource["preAuthRef"])
+        return
+    # Not billed under an authorization it would overdraw: the held claim uses none of it.
+    for text in verdicts[0][1]:
         plan.add("AUTH-EXHAUSTED", "Claim.insurance[0].preAuthRef", text)
 
 
