@@ -73,6 +73,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(inbound.SCHEDULE, inbound.run_schedule)
     jobs.register_handler(eligibility.KIND, eligibility.run_check, transaction=False)
     jobs.register_handler(authorizations.KIND, authorizations.run_check)
+    jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:

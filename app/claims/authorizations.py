@@ -6,13 +6,14 @@ Billers write authorizations; the payer's answers to claims (``use = claim``) ar
 no client creates, changes or deletes them (``guard``). Usage is computed from the stored claims
 whenever it is asked for (``$usage``; ``fhir_mappings.authorizations`` has the counting rules the
 claim edits use too), so there is no counter to drift. A claim written under an authorization
-queues a check (``on_write``): when few visits or units are left, or the period ends soon, one
-``authorization-renewal`` Task per authorization and reason is opened, once.
+queues a check (``on_write``), and a daily sweep checks every authorization in force: when few
+visits or units are left, or the period ends soon, one ``authorization-renewal`` Task per
+authorization and reason is opened, once.
 """
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -20,17 +21,19 @@ from typing import Any
 
 import orjson
 
-from app.fhir.dates import instant
+from app.fhir.dates import UTC, instant
 from app.fhir.errors import FhirError, issue
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import task_input, work_item
+from app.jobs import J, enqueue
 from app.outbox import QueuedJob
 from fhir_mappings import authorizations as rules
 from fhir_mappings.vocabulary import SERVER_NAMESPACE, stable_id
 
 KIND = "authorization-check"
+SWEEP = "authorization-sweep"
 TASK_CODE = "authorization-renewal"
 SETTINGS = Path(__file__).parent / "data" / "authorizations.json"
 
@@ -107,23 +110,60 @@ def usage_parameters(auth: dict[str, Any], used: rules.Usage) -> dict[str, Any]:
 
 
 # -- renewal work items -----------------------------------------------------------------
+def _refs(resource: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """(patient reference, the authorization numbers a write may change the usage of)."""
+    patient = (resource.get("patient") or {}).get("reference")
+    if resource.get("resourceType") == "ClaimResponse":
+        ok = rules.is_authorization(resource) and resource.get("preAuthRef")
+        return patient, [resource["preAuthRef"]] if ok else []
+    return patient, sorted({r for i in resource.get("insurance") or () for r in i.get("preAuthRef") or ()})
+
+
 def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:
-    """Store observer: a claim written under an authorization queues a check of what is left."""
-    if new.type != "Claim" or not new.content:
+    """Store observer: a claim written under an authorization (new, or its number, status or
+    lines changed: not a mere lifecycle step) or an authorization written queues a check of
+    what is left."""
+    if new.type not in ("Claim", "ClaimResponse") or not new.content:
         return []
-    claim = orjson.loads(new.content)
-    refs = sorted({r for i in claim.get("insurance") or () for r in i.get("preAuthRef") or ()})
-    patient = (claim.get("patient") or {}).get("reference")
+    resource = orjson.loads(new.content)
+    patient, refs = _refs(resource)
+    if previous is not None and previous.content and new.type == "Claim":
+        before = orjson.loads(previous.content)
+        if _refs(before) == (patient, refs) and all(before.get(k) == resource.get(k) for k in ("status", "item", "related")):
+            return []
     return [QueuedJob(KIND, {"patient": patient, "preAuthRef": ref},
                       dedupe_key=f"{KIND}:{patient}:{ref}@{instant(new.last_updated)}")
             for ref in refs if patient]
 
 
 def run_check(unit: Unit, payload: dict[str, Any]) -> None:
-    """Open the renewal Tasks the patient's authorizations with this number call for."""
+    """Open the renewal Tasks the patient's authorizations with this number call for, and make
+    sure the tenant's daily sweep runs (it catches periods ending while no claim is written)."""
     for auth in find_resources(unit, "ClaimResponse", [("patient", payload["patient"])]):
         if rules.is_authorization(auth) and rules.in_force(auth) and auth.get("preAuthRef") == payload["preAuthRef"]:
             open_renewals(unit, auth)
+    schedule_sweep(unit)
+
+
+def schedule_sweep(unit: Unit) -> None:
+    """Queue the sweep for the start of tomorrow (UTC), once per day."""
+    day = unit.now.date() + timedelta(days=1)
+    key = f"{SWEEP}@{day.isoformat()}"
+    if enqueue(unit, SWEEP, {"day": day.isoformat()}, dedupe_key=key):
+        due = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == key).values(run_after=due))
+
+
+def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
+    """The daily sweep: every authorization in force is checked; it runs again tomorrow while any
+    authorization has not ended."""
+    today = unit.now.date()
+    live = [a for a in find_resources(unit, "ClaimResponse", [("use", "preauthorization"), ("status", "active")])
+            if rules.in_force(a) and (rules.period(a)[1] is None or rules.period(a)[1] >= today)]
+    for auth in live:
+        open_renewals(unit, auth)
+    if live:
+        schedule_sweep(unit)
 
 
 def renewal_reasons(auth: dict[str, Any], used: rules.Usage, today: date) -> dict[str, str]:

@@ -152,3 +152,36 @@ async def test_the_payers_answers_stay_the_servers(api, store, tenant, demo_bund
     stored = (await api.get("/fhir/ClaimResponse/payer-answer")).json()
     assert stored["meta"]["versionId"] == "1" and stored["outcome"] == "complete"
     assert (await api.get("/fhir/ClaimResponse/payer-answer/$usage")).status_code == 422
+
+
+async def test_an_authorization_ending_soon_opens_one_renewal_task_and_the_sweep_runs_daily(
+        api, store, tenant, demo_bundle):
+    from datetime import date, datetime, timedelta, timezone
+
+    from app.claims.authorizations import SWEEP, run_sweep
+    from tests.flows import jobs
+
+    r = await api.post("/fhir", json=demo_bundle, headers={"Prefer": "return=minimal"})
+    assert r.status_code == 200, r.text
+    await adrain(store)
+    today = datetime.now(timezone.utc).date()
+    auth = authorization(20, start=(today - timedelta(days=60)).isoformat(), end=(today + timedelta(days=10)).isoformat())
+    r = await api.put("/fhir/ClaimResponse/auth-alvarez", json=auth, headers={"x-test-scope": BILLER})
+    assert r.status_code == 201, r.text
+    await adrain(store)
+    [task] = await renewal_tasks(api)
+    assert f"ends on {today + timedelta(days=10)}" in task["description"]
+
+    # The sweep is queued for the start of tomorrow; run now, it opens nothing twice.
+    [sweep] = jobs(store, tenant, SWEEP)
+    assert sweep.status == "queued" and sweep.run_after.date() == today + timedelta(days=1)
+    with store.for_tenant(tenant).unit() as unit:
+        run_sweep(unit, {"day": date.today().isoformat()})
+    assert [t["id"] for t in await renewal_tasks(api)] == [task["id"]]
+    # A change that leaves two visits opens the other reason's Task, once.
+    r = await api.put("/fhir/ClaimResponse/auth-alvarez", json={**auth, "addItem": authorization(2)["addItem"]},
+                      headers={"x-test-scope": BILLER})
+    assert r.status_code == 200, r.text
+    await adrain(store)
+    tasks = await renewal_tasks(api)
+    assert len(tasks) == 2 and any("2 visits of OT left of 2 visits authorized" in t["description"] for t in tasks)
