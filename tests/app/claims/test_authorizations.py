@@ -185,3 +185,20 @@ async def test_an_authorization_ending_soon_opens_one_renewal_task_and_the_sweep
     await adrain(store)
     tasks = await renewal_tasks(api)
     assert len(tasks) == 2 and any("2 visits of OT left of 2 visits authorized" in t["description"] for t in tasks)
+
+
+async def test_an_authorization_arrives_with_its_patient_in_one_transaction(api, store, tenant):
+    patient = {"resourceType": "Patient", "name": [{"family": "Ng"}], "birthDate": "1950-01-02"}
+    auth = {k: v for k, v in authorization(4).items() if k != "id"}
+    auth["patient"] = {"reference": "urn:uuid:6a1c1f9e-0d0b-4c55-9d0e-1f1c2b3a4d5e"}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:6a1c1f9e-0d0b-4c55-9d0e-1f1c2b3a4d5e", "resource": patient,
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": auth, "request": {"method": "POST", "url": "ClaimResponse"}}]}
+    r = await api.post("/fhir", json=bundle, headers={"x-test-scope": BILLER + " user/Patient.c"})
+    assert r.status_code == 200, r.text
+    bad = {**bundle, "entry": [bundle["entry"][0], {"resource": {**auth, "preAuthPeriod": {
+        "start": "2026-12-01", "end": "2026-11-01"}}, "request": {"method": "POST", "url": "ClaimResponse"}}]}
+    r = await api.post("/fhir", json=bad)
+    assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["ClaimResponse.preAuthPeriod"]
+    assert len((await api.get("/fhir/Patient", params={"family": "Ng"})).json().get("entry", [])) == 1  # atomic
