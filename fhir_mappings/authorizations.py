@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 import fhir_mappings.vocabulary as vocabulary
+from fhir_mappings.inputs import follows_another_payer
 from fhir_mappings.resolve import coding_code, day_of
 from fhir_mappings.tables import CPT_SYSTEM, disciplines
 
@@ -134,12 +135,6 @@ def names_ref(claim: dict[str, Any], ref: str) -> bool:
     return any(ref in (i.get("preAuthRef") or ()) for i in claim.get("insurance") or ())
 
 
-def _follows_another_payer(claim: dict[str, Any]) -> bool:
-    insurances = claim.get("insurance") or []
-    focal = next((i for i in insurances if i.get("focal")), None)
-    return any(i.get("claimResponse") for i in insurances) or int((focal or {}).get("sequence", 1) or 1) > 1
-
-
 def _named(claim: dict[str, Any]) -> list[str]:
     return [str((r.get("claim") or {}).get("reference") or "").split("/")[-1]
             for r in claim.get("related") or () if (r.get("claim") or {}).get("reference")]
@@ -148,7 +143,7 @@ def _named(claim: dict[str, Any]) -> list[str]:
 def counted_claims(claims: Iterable[dict[str, Any]], ref: str) -> list[dict[str, Any]]:
     """The claims that use authorization ``ref`` (see the module's rules), each once."""
     mine = [c for c in claims if c.get("resourceType", "Claim") == "Claim" and c.get("use", "claim") == "claim"
-            and names_ref(c, ref) and not _follows_another_payer(c)]
+            and names_ref(c, ref) and not follows_another_payer(c)]
     alive = [c for c in mine if c.get("status") not in NOT_COUNTED]
     gone = {n for c in alive for n in _named(c)}  # replaced by a correction, or voided
     return sorted((c for c in alive if not is_void(c) and c.get("id") not in gone), key=lambda c: str(c.get("id")))

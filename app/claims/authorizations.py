@@ -61,9 +61,8 @@ def guard(unit: Unit, incoming: dict[str, Any] | None, current: Version | None) 
                         "the payer's answers to claims are recorded by the server", expression=["ClaimResponse.use"])
     found = rules.problems(incoming)
     target = reference_target((incoming.get("patient") or {}).get("reference", ""))
-    known = target is not None and target[0] == "Patient" and unit.current("Patient", target[1]) is not None \
-        and not unit.current("Patient", target[1]).deleted  # type: ignore[union-attr]
-    if not known:
+    patient = unit.current("Patient", target[1]) if target is not None and target[0] == "Patient" else None
+    if patient is None or patient.deleted:
         found.append(("ClaimResponse.patient", "The authorization's patient is not known here."))
     if found:
         raise FhirError(422, "business-rule", found[0][1],
