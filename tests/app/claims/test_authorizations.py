@@ -130,6 +130,12 @@ async def test_a_biller_records_an_authorization_and_bad_ones_are_refused(api, s
     assert [e["resource"]["id"] for e in found["entry"]] == ["auth-alvarez"]  # nothing else stored
     stored = (await api.get("/fhir/ClaimResponse/auth-alvarez")).json()
     assert stored["meta"]["versionId"] == "2" and stored["addItem"][0]["quantity"]["value"] == 20
+    # Reading usage needs the claims too; writing authorizations needs the write scope.
+    r = await api.get("/fhir/ClaimResponse/auth-alvarez/$usage", headers={"x-test-scope": "user/ClaimResponse.rs"})
+    assert r.status_code == 403 and r.json()["resourceType"] == "OperationOutcome"
+    r = await api.put("/fhir/ClaimResponse/auth-alvarez", json=authorization(3),
+                      headers={"x-test-scope": "user/ClaimResponse.rs user/Patient.rs"})
+    assert r.status_code == 403
 
 
 async def test_the_payers_answers_stay_the_servers(api, store, tenant, demo_bundle):
