@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from app import directory, jobs
 from app.billing import payments
-from app.claims import appointments, automation, client_writes, eligibility_use, fee_schedule, workflow
+from app.claims import appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, workflow
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
@@ -56,6 +56,8 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
     _add(store.observers, eligibility_sweep.on_write)  # an eligibility answer → its work items
+    store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
+    _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -79,6 +81,8 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_batch_handler(eligibility_sweep.APPOINTMENT, eligibility_sweep.run_appointments)
     jobs.register_handler(eligibility_sweep.ANSWER, eligibility_sweep.run_answer)
     jobs.register_handler(eligibility_use.REFRESH, eligibility_sweep.run_refresh)
+    jobs.register_handler(authorizations.KIND, authorizations.run_check)
+    jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:

@@ -13,10 +13,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import fhir_mappings.authorizations as auth_rules
 import fhir_mappings.identifiers as identifiers
 import fhir_mappings.units as unit_math
 import fhir_mappings.vocabulary as vocabulary
 from fhir_mappings.charges import ChargeMaster
+from fhir_mappings.eligibility_answers import newest_answer
 from fhir_mappings.inputs import ClaimInputs, Entry
 from fhir_mappings.outcome import Finding
 from fhir_mappings.profiles import PayerProfile
@@ -590,20 +592,88 @@ def _place_of_service(inputs: ClaimInputs, plan: BillingPlan) -> None:
 
 
 def _authorization(inputs: ClaimInputs, plan: BillingPlan) -> None:
-    """preAuthRef from a ClaimResponse (use = preauthorization) whose preAuthPeriod covers every date."""
+    """preAuthRef from the payer's authorization (a ClaimResponse, use = preauthorization) whose
+    preAuthPeriod covers every date and whose limits the earlier claims under it have not used
+    up. Held when the payer requires one (its profile, or the 271's authorizationRequired)
+    and none is on file; when the visit falls outside every period of the payer's
+    authorizations; or when this claim would pass the visits or units authorized."""
     days = sorted({ln.day for ln in plan.lines}) or [plan.service_day]
-    for e in sorted(inputs.authorizations, key=lambda e: e.id):
-        r = e.resource
-        if r.get("status") != "active" or r.get("outcome") not in ("complete", "partial") or not r.get("preAuthRef"):
+    on_file = [e for e in sorted(inputs.authorizations, key=lambda e: e.id)
+               if auth_rules.in_force(e.resource) and _same_payer(inputs, e.resource)]
+    if not on_file:
+        if plan.profile.requires_auth or _eligibility_requires_auth(inputs, plan):
+            plan.add("PRIOR-AUTH-MISSING", "Claim.insurance[0].preAuthRef",
+                     f"This payer requires an authorization but none on file covers {days[0]}; obtain one "
+                     "(or record the payer's ClaimResponse with preAuthRef and preAuthPeriod) before sending.")
+        return
+    covering = [e for e in on_file if auth_rules.covers(e.resource, days)]
+    if not covering:
+        spans = ", ".join(f"{e.resource['preAuthRef']} ({_span(e.resource)})" for e in on_file)
+        plan.add("AUTH-PERIOD", "Claim.insurance[0].preAuthRef",
+                 f"The visit on {days[0]} falls outside every authorized period of this payer: {spans}; "
+                 "ask the payer to extend the authorization or record the new one before sending.")
+        return
+    earlier = [e.resource for e in inputs.prior_claims if not _bills_visit(inputs, e.resource)]
+    verdicts = [(e, _overrun(e.resource, earlier, plan)) for e in covering]
+    chosen = next((e for e, o in verdicts if not o), None)
+    if chosen is not None:
+        plan.pre_auth_refs.append(chosen.resource["preAuthRef"])
+        return
+    # Not billed under an authorization it would overdraw: the held claim uses none of it.
+    for text in verdicts[0][1]:
+        plan.add("AUTH-EXHAUSTED", "Claim.insurance[0].preAuthRef", text)
+
+
+def _span(auth: dict[str, Any]) -> str:
+    start, end = auth_rules.period(auth)
+    return f"{start or 'open'} to {end or 'open'}"
+
+
+def _same_payer(inputs: ClaimInputs, auth: dict[str, Any]) -> bool:
+    """An authorization from the coverage's payer (or one that names no insurer we hold)."""
+    insurer = inputs.resolve(auth.get("insurer"))
+    return insurer is None or inputs.payer is None or insurer is inputs.payer
+
+
+def _bills_visit(inputs: ClaimInputs, claim: dict[str, Any]) -> bool:
+    """Whether ``claim`` bills this very visit (an earlier version of the claim being made)."""
+    return any(inputs.resolve(ref) is inputs.encounter
+               for item in claim.get("item") or () for ref in item.get("encounter") or ())
+
+
+def _overrun(auth: dict[str, Any], earlier: list[dict[str, Any]], plan: BillingPlan) -> list[str]:
+    """One sentence per limit of ``auth`` this claim would pass (none when it fits)."""
+    used = auth_rules.usage(auth, earlier)
+    out = []
+    for limit in used.limits:
+        if limit.kind == "units":
+            this = Decimal(sum(ln.units for ln in plan.lines if ln.code == limit.code))
+        else:
+            this = Decimal(len({ln.day for ln in plan.lines if ln.discipline == limit.code}))
+        before = used.used.get(limit.index, Decimal(0))
+        if this and before + this > limit.authorized:
+            out.append(f"Authorization {auth['preAuthRef']} allows {auth_rules.unit_word(limit, limit.authorized)} "
+                       f"of {limit.code}; {before} used by earlier claims and this claim needs {this}; "
+                       "ask the payer for more before sending.")
+    return out
+
+
+def _eligibility_requires_auth(inputs: ClaimInputs, plan: BillingPlan) -> bool:
+    """Whether the newest eligibility answer for the coverage (the one the ELIG edits read) says the
+    therapy billed needs an authorization (271 EB11 → authorizationRequired)."""
+    newest = newest_answer(inputs)
+    if newest is None:
+        return False
+    latest = newest.resource
+    billed = {disciplines()[ln.discipline].service_type for ln in plan.lines if ln.discipline in disciplines()}
+    for ins in latest.get("insurance") or ():
+        if inputs.resolve(ins.get("coverage")) is not inputs.coverage:
             continue
-        period = r.get("preAuthPeriod") or {}
-        start, end = day_of(period.get("start")), day_of(period.get("end"))
-        if all((start is None or start <= d) and (end is None or d <= end) for d in days):
-            plan.pre_auth_refs.append(r["preAuthRef"])
-    if plan.profile.requires_auth and not plan.pre_auth_refs:
-        plan.add("PRIOR-AUTH-MISSING", "Claim.insurance[0].preAuthRef",
-                 f"This payer requires an authorization but none on file covers {days[0]}; obtain one "
-                 "(or record the payer's ClaimResponse with preAuthRef and preAuthPeriod) before sending.")
+        for item in ins.get("item") or ():
+            kinds = {c.get("code") for c in (item.get("category") or {}).get("coding") or ()}
+            if item.get("authorizationRequired") is True and (not kinds or kinds & billed or not billed):
+                return True
+    return False
 
 
 def _workers_comp(inputs: ClaimInputs, plan: BillingPlan) -> None:

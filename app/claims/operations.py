@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.claims import corrections, workflow
+from app.claims import authorizations, corrections, workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
@@ -117,3 +117,28 @@ async def void_claim(claim_id: str, request: Request) -> Response:
     if created:
         headers["Location"] = f"{svc.base}/Claim/{stored.id}/_history/{stored.version_id}"
     return fhir_response(stored.content, 201 if created else 200, headers)
+
+
+async def _usage(auth_id: str, request: Request) -> Response:
+    """Authorized, used and remaining per limit, and the claims counted (computed now, from the
+    stored claims that quote the authorization's number)."""
+    svc, ctx = await operation_context(request)
+    require(ctx, "r", "ClaimResponse")
+    require(ctx, "r", "Claim")
+    ts = store_for(svc, ctx)
+
+    def run() -> dict:
+        with ts.store.engine.connect() as conn:
+            return authorizations.usage_parameters(*authorizations.usage_of(Reader(ts, conn), auth_id))
+
+    return fhir_response(await run_in_threadpool(run))
+
+
+@router.get("/ClaimResponse/{auth_id}/$usage", summary="What the claims under an authorization used of it")
+async def authorization_usage(auth_id: str, request: Request) -> Response:
+    return await _usage(auth_id, request)
+
+
+@router.post("/ClaimResponse/{auth_id}/$usage", summary="What the claims under an authorization used of it (POST)")
+async def authorization_usage_post(auth_id: str, request: Request) -> Response:
+    return await _usage(auth_id, request)

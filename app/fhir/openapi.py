@@ -493,7 +493,11 @@ def _system_operation(path: str, method: str, operation: dict[str, Any], definit
                               **_errors(["404"])},
                 "security": []}
     if "$" in path:
-        return describe_operation(path, operation, definitions, registry)
+        described = describe_operation(path, operation, definitions, registry)
+        if method == "get" and described is not operation:  # an operation that reads: GET takes no body
+            described = {k: v for k, v in described.items() if k != "requestBody"}
+            described["operationId"] += "-get"
+        return described
     return operation
 
 

@@ -210,7 +210,7 @@ def test_workers_comp_without_authorization_or_claim_number_is_held() -> None:
     bundle = make_encounter_bundle(coverage_type=(SOPT, "95"), payer_id="WC123",
                                    extra=[preauth("auth-1", "2025-02-01", "2025-03-31")])
     claim, outcome, ids = run(bundle)
-    assert "PRIOR-AUTH-MISSING" in ids and "WC-ACCIDENT" in ids
+    assert "AUTH-PERIOD" in ids and "WC-ACCIDENT" in ids  # the authorization on file ends before the visit
     assert claim["accident"]["date"] == "2024-11-02"  # principal Condition onset as the injury date
     assert "preAuthRef" not in claim["insurance"][0]
 
