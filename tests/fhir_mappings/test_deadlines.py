@@ -100,3 +100,26 @@ def test_delayed_certification_is_flagged_with_what_to_attach() -> None:
     # Other payers do not ask for it.
     assert "THER-POC-DELAYED-CERT" not in run(make_encounter_bundle(blocks=[Block("97110", 0, 30)], care_plans=[late]),
                                               profile="commercial")[2]
+
+
+def test_offline_claim_command_holds_2027_and_flags_delayed_certification(tmp_path) -> None:
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from app.cli import claim as claim_cli
+
+    app = typer.Typer()
+    claim_cli.register(app)
+    late = care_plan("cp-ot", "OT", "2027-01-04", "2027-03-31") | {"created": "2027-02-10"}
+    path = tmp_path / "visit.json"
+    path.write_text(json.dumps(make_encounter_bundle(day="2027-02-12", blocks=[Block("97110", 0, 30)], care_plans=[late])))
+    result = CliRunner().invoke(app, ["claim", str(path)])
+    assert result.exit_code == 1  # held
+    outcome = json.loads(result.stdout)["entry"][1]["resource"]
+    found = {i["details"]["coding"][0]["code"]: i["severity"] for i in outcome["issue"] if i.get("details")}
+    assert found["THER-KX-THRESHOLD-UNKNOWN"] == "error" and found["THER-POC-DELAYED-CERT"] == "warning"
+    listed = CliRunner().invoke(app, ["rules", "list", "--json"])
+    rules = {r["id"]: r for r in json.loads(listed.stdout)["rules"]}
+    assert rules["THER-POC-DELAYED-CERT"]["effective"] == "2008-01-01" and "MBPM" in rules["THER-POC-DELAYED-CERT"]["source"]
