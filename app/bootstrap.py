@@ -17,7 +17,9 @@ from sqlalchemy.engine import Engine
 
 from app import directory, jobs
 from app.billing import payments
-from app.claims import appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, workflow
+from app.claims import (
+    appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, therapy_deadlines, workflow,
+)
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
@@ -83,6 +85,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(eligibility_use.REFRESH, eligibility_sweep.run_refresh)
     jobs.register_handler(authorizations.KIND, authorizations.run_check)
     jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
+    jobs.register_handler(therapy_deadlines.SWEEP, therapy_deadlines.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:

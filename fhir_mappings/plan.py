@@ -211,6 +211,23 @@ def _care_plan_for(inputs: ClaimInputs, discipline: str | None, day: date) -> En
 
 # --- plan of care -------------------------------------------------------------------------
 
+DELAYED_CERTIFICATION_DAYS = 30  # MBPM ch.15 §220.1.3 [MBPM-181]
+
+
+def _delayed_certification(plan: BillingPlan, entry: Entry, start: date | None, disc: str) -> None:
+    """Warn when the plan was certified (``CarePlan.created``, the date the physician/NPP signed)
+    more than 30 days after the initial evaluation (``period.start``, the start of care): Medicare
+    then wants a delayed certification statement with the reason (MBPM ch.15 §220.1.3)."""
+    if not plan.profile.certifier_required or start is None:
+        return
+    signed = day_of(entry.resource.get("created"))
+    if signed is not None and (signed - start).days > DELAYED_CERTIFICATION_DAYS:
+        plan.add("THER-POC-DELAYED-CERT", f"{entry.path}.created",
+                 f"The {disc} plan of care was certified on {signed}, {(signed - start).days} days after the initial "
+                 f"evaluation ({start}); attach the delayed certification statement: the reason for the delay and "
+                 "the record of the physician/NPP's involvement (orders, notes, requests for signature).")
+
+
 def _plans_of_care(inputs: ClaimInputs, plan: BillingPlan) -> None:
     """Check each discipline's plan: certified interval, 90-day limit, certifier (MBPM ch.15 §220.1)."""
     profile = plan.profile
@@ -244,6 +261,7 @@ def _plans_of_care(inputs: ClaimInputs, plan: BillingPlan) -> None:
             plan.add("THER-POC-90-DAYS", f"{entry.path}.period.start",
                      f"The date of service {last} is more than {limit} days after the plan started ({start}); "
                      "Medicare needs a recertification signed by the physician/NPP.")
+        _delayed_certification(plan, entry, start, disc)
         certifier = clinician(inputs, cp.get("author"))
         certified = certifier is not None and certifier.npi is not None and bool(certifier.taxonomy) \
             and certifier.taxonomy.startswith(allowed) and not certifier.taxonomy.startswith(excluded)
@@ -489,7 +507,9 @@ def _kx(inputs: ClaimInputs, plan: BillingPlan, claim_id: str | None, charges: C
     thresholds = kx_thresholds().get(year)
     if thresholds is None:
         plan.add("THER-KX-THRESHOLD-UNKNOWN", "Claim.item",
-                 f"No therapy threshold is on file for {year}; KX was not evaluated — add the year to kx_thresholds.json.")
+                 f"No therapy (KX) threshold is on file for {year}, so KX cannot be decided: add \"{year}\" with its "
+                 "OT and PT-SLP amounts and source (the CY Physician Fee Schedule final rule) under \"years\" "
+                 "in fhir_mappings/data/kx_thresholds.json.")
         return
     running = kx_year_to_date(inputs, year, plan.service_day, claim_id, charges)
     review = kx_review_threshold()
@@ -694,42 +714,54 @@ def _progress_report(inputs: ClaimInputs, plan: BillingPlan) -> None:
     every = plan.profile.progress_report_treatment_days
     if not every:
         return
-    modifier_of = {d.modifier: d.code for d in disciplines().values()}
-    table = cpt_codes()
     for disc, poc in plan.plans.items():
-        if poc.entry is None or poc.start is None:
+        counted = treatment_days_since_report(inputs, plan, disc)
+        if counted is None:
             continue
-        today = [b for b in plan.blocks if b.discipline == disc]
-        if any(b.cpt.is_evaluation for b in today):
-            continue
-        last_report = poc.start
-        for e in inputs.documents:
-            doc = e.resource
-            if coding_code(doc.get("type"), vocabulary.THERAPY_DOCUMENT_TYPE) != "progress-report":
-                continue
-            related = [inputs.resolve(r) for r in (doc.get("context") or {}).get("related", ())]
-            if related and poc.entry not in related:
-                continue
-            d = day_of(doc.get("date"))
-            if d and d <= plan.service_day and d > last_report:
-                last_report = d
-        days: set[date] = {plan.service_day}
-        for e in inputs.prior_claims + inputs.eobs:
-            res = e.resource
-            for item in res.get("item", ()):
-                mods = {c.get("code") for m in item.get("modifier", ()) for c in m.get("coding", ())}
-                if not any(modifier_of.get(m) == disc for m in mods):
-                    continue
-                d = day_of(item.get("servicedDate"))
-                code = coding_code(item.get("productOrService"), CPT_SYSTEM) or ""
-                if d is None or d > plan.service_day:
-                    continue
-                if code in table and table[code].is_evaluation and d > last_report:
-                    last_report = d  # an evaluation or re-evaluation includes a progress report
-                days.add(d)
-        # Treatment days since the last report; the plan's first day counts when no report followed it.
-        count = len({d for d in days if d > last_report or d == last_report == poc.start})
+        count, last_report = counted
         if count > every:
+            assert poc.entry is not None
             plan.add("THER-POC-PROGRESS-DUE", f"{poc.entry.path}",
                      f"This is treatment day {count} of the {disc} plan since the last progress report "
                      f"({last_report}); a progress report is due at least every {every} treatment days — document one.")
+
+
+def treatment_days_since_report(inputs: ClaimInputs, plan: BillingPlan, disc: str) -> tuple[int, date] | None:
+    """(treatment days of ``disc`` since the last progress report, the report's day — the start
+    of care when none), this visit included; None without a dated plan or on an evaluation day
+    (an evaluation includes a progress report)."""
+    modifier_of = {d.modifier: d.code for d in disciplines().values()}
+    table = cpt_codes()
+    poc = plan.plans.get(disc)
+    if poc is None or poc.entry is None or poc.start is None:
+        return None
+    if any(b.cpt.is_evaluation for b in plan.blocks if b.discipline == disc):
+        return None
+    last_report = poc.start
+    for e in inputs.documents:
+        doc = e.resource
+        if coding_code(doc.get("type"), vocabulary.THERAPY_DOCUMENT_TYPE) != "progress-report":
+            continue
+        related = [inputs.resolve(r) for r in (doc.get("context") or {}).get("related", ())]
+        if related and poc.entry not in related:
+            continue
+        d = day_of(doc.get("date"))
+        if d and d <= plan.service_day and d > last_report:
+            last_report = d
+    days: set[date] = {plan.service_day}
+    for e in inputs.prior_claims + inputs.eobs:
+        res = e.resource
+        for item in res.get("item", ()):
+            mods = {c.get("code") for m in item.get("modifier", ()) for c in m.get("coding", ())}
+            if not any(modifier_of.get(m) == disc for m in mods):
+                continue
+            d = day_of(item.get("servicedDate"))
+            code = coding_code(item.get("productOrService"), CPT_SYSTEM) or ""
+            if d is None or d > plan.service_day:
+                continue
+            if code in table and table[code].is_evaluation and d > last_report:
+                last_report = d  # an evaluation or re-evaluation includes a progress report
+            days.add(d)
+    # Treatment days since the last report; the plan's first day counts when no report followed it.
+    count = len({d for d in days if d > last_report or d == last_report == poc.start})
+    return count, last_report

@@ -23,6 +23,7 @@ import orjson
 import fhir_mappings
 from app.claims import corrections
 from app.claims import eligibility_use
+from app.claims import therapy_deadlines
 from app.claims.gather import gather_encounter, gather_visit
 from app.claims.lifecycle import UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
 from app.fhir.dates import instant
@@ -127,8 +128,8 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     target = open_claims[-1] if open_claims else None
     claim_id = target["id"] if target else str(uuid.uuid4())
     try:
-        claim, outcome = fhir_mappings.generate(inputs, profile=_payer_profile(unit, inputs, profile),
-                                                claim_id=claim_id, created=now)
+        payer_profile = _payer_profile(unit, inputs, profile)
+        claim, outcome = fhir_mappings.generate(inputs, profile=payer_profile, claim_id=claim_id, created=now)
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
     held = fhir_mappings.outcome_has_errors(outcome)
@@ -147,6 +148,7 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     for f in after:
         f(stored)
     eligibility_use.follow_up(unit, inputs, claim, now)
+    therapy_deadlines.follow_up(unit, inputs, payer_profile, claim_id, now)
     _follow_up_task(unit, stored, claim, outcome, held, now, new_claim=target is None)
     return stored, outcome, held
 
