@@ -15,7 +15,8 @@ from typing import Any
 #: public name -> the module that defines it
 _PUBLIC = {
     "ChargeMaster": "charges", "build_claim": "claim", "patient_control_number": "claim",
-    "build_eligibility_request": "eligibility", "generate": "pipeline", "profile_for": "pipeline",
+    "build_eligibility_request": "eligibility", "generate": "pipeline", "generate_planned": "pipeline",
+    "Generated": "pipeline", "profile_for": "pipeline",
     "scrub_claim": "pipeline", "ClaimInputs": "inputs", "InputError": "inputs", "outcome_has_errors": "outcome",
     "PayerProfile": "profiles", "get_profile": "profiles", "ScrubRule": "rules", "catalog": "rules",
     "scrub": "scrubbing",

@@ -1,13 +1,14 @@
 """One call for the common case: pick the profile, plan, build and scrub."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.claim import claim_from_plan
 from fhir_mappings.inputs import ClaimInputs
-from fhir_mappings.plan import plan_billing
+from fhir_mappings.plan import BillingPlan, plan_billing
 from fhir_mappings.profiles import PayerProfile, get_profile, select_profile_name
 from fhir_mappings.resolve import payer_id_of
 from fhir_mappings.scrubbing import scrub
@@ -21,6 +22,35 @@ def profile_for(inputs: ClaimInputs, name: str | None = None) -> PayerProfile:
     """
     payer_id = payer_id_of(inputs.payer.resource) if inputs.payer else None
     return get_profile(name or select_profile_name(inputs.coverage.resource), payer_id)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A generated claim with what it was built from: the billing plan and fee schedule are
+    handed back so that callers working out more from the same visit (deadlines, thresholds)
+    need not plan it again."""
+
+    claim: dict[str, Any]
+    outcome: dict[str, Any]
+    plan: BillingPlan
+    charges: ChargeMaster
+    profile: PayerProfile
+
+
+def generate_planned(
+    inputs: ClaimInputs,
+    *,
+    profile: str | PayerProfile | None = None,
+    claim_id: str,
+    created: datetime,
+    charges: ChargeMaster | None = None,
+) -> Generated:
+    """``generate``, keeping the plan, fee schedule and profile it used."""
+    charges = charges if charges is not None else ChargeMaster.of_inputs(inputs)
+    prof = profile if isinstance(profile, PayerProfile) else profile_for(inputs, profile)
+    plan = plan_billing(inputs, prof, charges, claim_id=claim_id)
+    claim = claim_from_plan(inputs, plan, claim_id=claim_id, created=created, currency=charges.currency)
+    return Generated(claim, scrub(claim, inputs, prof, plan=plan), plan, charges, prof)
 
 
 def generate(
@@ -38,11 +68,8 @@ def generate(
     ``charges`` is the practice's fee schedule; by default the ChargeItemDefinitions among the
     inputs (none: every line is unpriced, a CHARGE-MISSING error).
     """
-    charges = charges if charges is not None else ChargeMaster.of_inputs(inputs)
-    prof = profile if isinstance(profile, PayerProfile) else profile_for(inputs, profile)
-    plan = plan_billing(inputs, prof, charges, claim_id=claim_id)
-    claim = claim_from_plan(inputs, plan, claim_id=claim_id, created=created, currency=charges.currency)
-    return claim, scrub(claim, inputs, prof, plan=plan)
+    done = generate_planned(inputs, profile=profile, claim_id=claim_id, created=created, charges=charges)
+    return done.claim, done.outcome
 
 
 def scrub_claim(

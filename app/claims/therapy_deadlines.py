@@ -24,7 +24,7 @@ from app.fhir.store import Unit
 from app.fhir.tasks import task_input, work_item
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.deadlines import KX_APPROACHING, PROGRESS, RECERT, REVIEW, Upcoming, upcoming
-from fhir_mappings.plan import plan_billing
+from fhir_mappings.plan import BillingPlan, plan_billing
 from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.resolve import clinician
 from fhir_mappings.vocabulary import SERVER_NAMESPACE, stable_id
@@ -34,12 +34,11 @@ DISPLAY = {PROGRESS: "Write the progress report", RECERT: "Get the plan of care 
            KX_APPROACHING: "KX threshold approaching", REVIEW: "Medical review threshold passed"}
 
 
-def follow_up(unit: Unit, inputs: fhir_mappings.ClaimInputs, profile: PayerProfile, claim_id: str,
-              now: datetime, *, today: date | None = None) -> list[str]:
+def follow_up(unit: Unit, inputs: fhir_mappings.ClaimInputs, plan: BillingPlan, charges: ChargeMaster,
+              profile: PayerProfile, claim_id: str, now: datetime, *, today: date | None = None) -> list[str]:
     """Open the Tasks this visit's deadlines call for (ids opened now) and make sure the
-    tenant's daily sweep runs."""
-    charges = ChargeMaster.of_inputs(inputs)
-    plan = plan_billing(inputs, profile, charges, claim_id=claim_id)
+    tenant's daily sweep runs. ``plan`` is the billing plan of the visit's claim (the claim
+    workflow hands over the one it generated the claim with; the sweep plans the visit again)."""
     opened = [tid for item in upcoming(inputs, plan, charges, claim_id, today)
               if (tid := _open(unit, inputs, plan.rendering, item, now))]
     if any(p.entry is not None for p in plan.plans.values()) and profile.max_certification_days:
@@ -88,7 +87,9 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
             profile = _profile(unit, inputs)
         except (fhir_mappings.InputError, KeyError):
             continue
-        follow_up(unit, inputs, profile, claim_id, unit.now, today=unit.now.date())
+        charges = ChargeMaster.of_inputs(inputs)
+        plan = plan_billing(inputs, profile, charges, claim_id=claim_id)
+        follow_up(unit, inputs, plan, charges, profile, claim_id, unit.now, today=unit.now.date())
     if active:
         schedule_sweep(unit, SWEEP)
 

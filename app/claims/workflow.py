@@ -128,8 +128,9 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     target = open_claims[-1] if open_claims else None
     claim_id = target["id"] if target else str(uuid.uuid4())
     try:
-        payer_profile = _payer_profile(unit, inputs, profile)
-        claim, outcome = fhir_mappings.generate(inputs, profile=payer_profile, claim_id=claim_id, created=now)
+        generated = fhir_mappings.generate_planned(inputs, profile=_payer_profile(unit, inputs, profile),
+                                                   claim_id=claim_id, created=now)
+        claim, outcome = generated.claim, generated.outcome
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
     held = fhir_mappings.outcome_has_errors(outcome)
@@ -148,7 +149,7 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     for f in after:
         f(stored)
     eligibility_use.follow_up(unit, inputs, claim, now)
-    therapy_deadlines.follow_up(unit, inputs, payer_profile, claim_id, now)
+    therapy_deadlines.follow_up(unit, inputs, generated.plan, generated.charges, generated.profile, claim_id, now)
     _follow_up_task(unit, stored, claim, outcome, held, now, new_claim=target is None)
     return stored, outcome, held
 
