@@ -17,7 +17,9 @@ from sqlalchemy.engine import Engine
 
 from app import directory, jobs
 from app.billing import payments
-from app.claims import appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, workflow
+from app.claims import (
+    appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, timely_filing, workflow,
+)
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
@@ -58,6 +60,7 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, eligibility_sweep.on_write)  # an eligibility answer → its work items
     store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
     _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
+    _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -83,6 +86,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(eligibility_use.REFRESH, eligibility_sweep.run_refresh)
     jobs.register_handler(authorizations.KIND, authorizations.run_check)
     jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
+    jobs.register_handler(timely_filing.SWEEP, timely_filing.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:

@@ -144,11 +144,11 @@ def run_check(unit: Unit, payload: dict[str, Any]) -> None:
     schedule_sweep(unit)
 
 
-def schedule_sweep(unit: Unit) -> None:
-    """Queue the sweep for the start of tomorrow (UTC), once per day."""
+def schedule_sweep(unit: Unit, kind: str = SWEEP) -> None:
+    """Queue the daily sweep ``kind`` for the start of tomorrow (UTC), once per day."""
     day = unit.now.date() + timedelta(days=1)
-    key = f"{SWEEP}@{day.isoformat()}"
-    if enqueue(unit, SWEEP, {"day": day.isoformat()}, dedupe_key=key):
+    key = f"{kind}@{day.isoformat()}"
+    if enqueue(unit, kind, {"day": day.isoformat()}, dedupe_key=key):
         due = datetime(day.year, day.month, day.day, tzinfo=UTC)
         unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == key).values(run_after=due))
 
