@@ -5,9 +5,10 @@ A claim is in insurance A/R from the day it was sent until it is resolved. Its o
 amount is what it billed (``Claim.total``) less what the payer paid on it (its
 ExplanationOfBenefits' payments, reversals negative, as ``reversals.paid_total``) less the
 adjustments that close part of it (``data/aging.json``: contractual ``CO``, and ``PR``, which
-moves to the patient's balance). Resolved, and left out: paid in full (lifecycle), cancelled or
-entered-in-error (a void the payer took), replaced by a sent correction, a denial the biller
-wrote off (its ``denial`` Task completed as ``written-off``), or nothing left outstanding.
+moves to the patient's balance). Resolved, and left out: nothing left outstanding (paid in full,
+or denied with the whole charge adjusted off), cancelled or entered-in-error (a void the payer
+took), replaced by a sent correction, or a denial the biller wrote off (its ``denial`` Task
+completed as ``written-off``). A reversal puts the money back in A/R whatever the lifecycle says.
 
 As of a past day the report reads the claim's lifecycle history: a claim not yet sent on that
 day is not in A/R, an answer recorded after it does not count, and neither does an EOB created
@@ -147,7 +148,7 @@ class Aging:
 def aging(reader: Reader, as_of: date, basis: str) -> Aging:
     """The tenant's insurance A/R on ``as_of``, per payer (``Claim.insurer``) and bucket."""
     cfg = settings()
-    sent_rank, resolved = rank("submitted"), set(cfg["resolved_lifecycle"])
+    sent_rank = rank("submitted")
     claims = list(claims_with_lifecycle(reader, cfg["sent"]))
     replaced: set[str] = set()
     for claim in claims:
@@ -163,9 +164,8 @@ def aging(reader: Reader, as_of: date, basis: str) -> Aging:
                 or cid in written_off):
             continue
         history = _history(claim)
-        reached = [code for code, day in history.items() if day <= as_of]
         sent_on = min((day for code, day in history.items() if rank(code) >= sent_rank), default=None)
-        if sent_on is None or sent_on > as_of or any(code in resolved for code in reached):
+        if sent_on is None or sent_on > as_of:
             continue
         start = sent_on if basis == "submission" else (first_service_day(claim) or sent_on)
         age = (as_of - start).days
