@@ -133,3 +133,19 @@ async def test_bad_aging_requests_are_refused(api, store, tenant):
         r = await api.get(f"/fhir/Claim/$ar-aging?{query}")
         assert r.status_code == 400, r.text
         assert r.json()["resourceType"] == "OperationOutcome" and r.json()["issue"][0]["expression"] == [where]
+
+
+async def test_ar_searches_on_claims(api, store, tenant):
+    store_all(store, tenant)
+
+    async def ids(query: str) -> list[str]:
+        r = await api.get(f"/fhir/Claim?{query}")
+        assert r.status_code == 200, r.text
+        return [e["resource"]["id"] for e in r.json().get("entry", [])]
+
+    assert sorted(await ids("insurer=Organization/payer-b")) == ["c-121", "c-reversed"]
+    assert sorted(await ids("lifecycle=submitted&service-date=lt2026-04-01")) == ["c-120", "c-121"]
+    assert await ids("insurer=Organization/payer-a&status=active&lifecycle=submitted,partially-paid"
+                     "&_sort=service-date") == ["c-120", "c-31", "c-30", "c-sent-later"]
+    assert (await ids("service-date=ge2026-06-01&_sort=-service-date"))[0] == "c-paid-later"
+    assert sorted(await ids("created=2026-03")) == ["c-120", "c-121"]
