@@ -149,3 +149,23 @@ async def test_ar_searches_on_claims(api, store, tenant):
                      "&_sort=service-date") == ["c-120", "c-31", "c-30", "c-sent-later"]
     assert (await ids("service-date=ge2026-06-01&_sort=-service-date"))[0] == "c-paid-later"
     assert sorted(await ids("created=2026-03")) == ["c-120", "c-121"]
+
+
+async def test_the_report_is_the_tenants_own_and_for_billers(api, store, tenant):
+    import json
+    from pathlib import Path
+
+    store_all(store, tenant)
+    biller = " ".join(s for s in json.loads((Path(__file__).parents[3] / "app/auth/data/roles.json").read_text())["biller"]
+                      if "/" in s)
+    r = await api.get(f"/fhir/Claim/$ar-aging?asOf={AS_OF}", headers={"x-test-scope": biller})
+    assert r.status_code == 200, r.text
+    assert len([p for p in r.json()["parameter"] if p["name"] == "payer"]) == 2
+    other = await api.get(f"/fhir/Claim/$ar-aging?asOf={AS_OF}", headers={"x-test-tenant": f"{tenant}-other"})
+    assert other.status_code == 200 and [p["name"] for p in other.json()["parameter"]] == ["asOf", "basis", "total"]
+    patient = await api.get(f"/fhir/Claim/$ar-aging?asOf={AS_OF}",
+                            headers={"x-test-scope": "patient/Claim.rs patient/ExplanationOfBenefit.rs patient/Task.rs",
+                                     "x-test-patient": "pat-aging"})
+    assert patient.status_code == 403
+    no_scope = await api.get("/fhir/Claim/$ar-aging", headers={"x-test-scope": "user/Patient.rs"})
+    assert no_scope.status_code == 403
