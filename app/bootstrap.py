@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from app import directory, jobs
 from app.billing import payments
 from app.claims import (
-    appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, therapy_deadlines, workflow,
+    appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, therapy_deadlines,
+    timely_filing, workflow,
 )
 from app.db import make_engine
 from app.fhir.registry import registry
@@ -60,6 +61,7 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, eligibility_sweep.on_write)  # an eligibility answer → its work items
     store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
     _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
+    _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -86,6 +88,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(authorizations.KIND, authorizations.run_check)
     jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
     jobs.register_handler(therapy_deadlines.SWEEP, therapy_deadlines.run_sweep)
+    jobs.register_handler(timely_filing.SWEEP, timely_filing.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:

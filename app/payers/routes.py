@@ -1,4 +1,5 @@
-"""FHIR operations of the payer side: ``Claim/{id}/$submit`` and ``CoverageEligibilityRequest/$submit``.
+"""FHIR operations of the payer side: ``Claim/{id}/$submit``, ``CoverageEligibilityRequest/$submit`` and
+the A/R report ``Claim/$ar-aging``.
 
 Include ``router`` in the app (any position: no generic route takes these POST paths)."""
 from __future__ import annotations
@@ -10,12 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from app.fhir import exact_json
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
 from app.fhir.operations import register_operations
 from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
-from app.payers import eligibility, submission, unapplied
+from app.payers import aging, eligibility, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.errors import PayerRejection, TransientPayerError
 
@@ -132,3 +134,23 @@ async def apply_payment(eob_id: str, request: Request) -> Response:
 async def return_payment(eob_id: str, request: Request) -> Response:
     return await _settle_payment(request, eob_id,
                                  lambda unit, eid, params: unapplied.return_payment(unit, eid, params.get("reason")))
+
+
+@router.get("/Claim/$ar-aging", summary="Insurance A/R aging per payer and age bucket")
+async def ar_aging(request: Request) -> Response:
+    """What payers still owe on the tenant's sent claims, bucketed by age; a report over every
+    claim of the tenant, so a caller confined to one patient may not ask for it."""
+    svc, ctx = await operation_context(request)
+    for rtype in ("Claim", "ExplanationOfBenefit", "Task"):
+        require(ctx, "r", rtype)
+    if ctx.patient is not None:
+        raise FhirError(403, "forbidden", "The A/R aging report covers every patient's claims; a patient-scoped "
+                        "token may not ask for it", expression=["Claim"])
+    ts = store_for(svc, ctx)
+    as_of, basis = aging.parse_request(dict(request.query_params), ts.store.clock().date())
+
+    def run() -> dict[str, Any]:
+        with ts.reading() as reader:
+            return aging.parameters(aging.aging(reader, as_of, basis))
+
+    return fhir_response(exact_json.dumps(await run_in_threadpool(run)))

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 import fhir_mappings
 from app import directory
-from app.claims import workflow
+from app.claims import timely_filing, workflow
 from app.claims.lifecycle import advance, lifecycle, move, rank, submission_key
 from app.fhir.errors import FhirError, Gone, NotFound
 from app.fhir.store import NeedsTransaction, Reader, TenantStore, Unit, Version
@@ -67,6 +67,7 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
                 {"severity": "error", "code": "business-rule",
                  "diagnostics": f"Claim/{claim_id} is {claim.get('status')}: only a clean, active claim is submitted"}]
             raise FhirError(422, "business-rule", "The claim is held and cannot be submitted", issues=issues)
+        timely_filing.refuse_late(unit, claim, unit.now.date())
         link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
         if link is None:
             raise FhirError(422, "business-rule", "No payer connection is registered for this claim's insurer; "
@@ -119,7 +120,7 @@ def prepare_auto_submit(unit: Unit, claim: dict[str, Any]) -> workflow.AfterStor
     if lifecycle(claim) != "clean" or claim.get("status") != "active":
         return None
     link = directory.for_insurer_in(unit, claim.get("insurer"))
-    if link is None or not link.auto_submit:
+    if link is None or not link.auto_submit or timely_filing.is_late(unit, claim, unit.now.date()):
         return None
     key = _mark_queued(claim, unit.now)
     return lambda stored: _record_queued(unit, stored.id, key, link.pk)

@@ -1,0 +1,216 @@
+"""A/R aging (``Claim/$ar-aging``): what payers still owe on the claims sent to them, per payer
+and age bucket, as of a day.
+
+A claim is in insurance A/R from the day it was sent until it is resolved. Its outstanding
+amount is what it billed (``Claim.total``) less what the payer paid on it (its
+ExplanationOfBenefits' payments, reversals negative, as ``reversals.paid_total``) less the
+adjustments that close part of it (``data/aging.json``: contractual ``CO``, and ``PR``, which
+moves to the patient's balance). Resolved, and left out: nothing left outstanding (paid in full,
+or denied with the whole charge adjusted off), cancelled or entered-in-error (a void the payer
+took), replaced by a sent correction, or a denial the biller wrote off (its ``denial`` Task
+completed as ``written-off``). A reversal puts the money back in A/R whatever the lifecycle says.
+
+As of a past day the report reads the claim's lifecycle history: a claim not yet sent on that
+day is not in A/R, an answer recorded after it does not count, and neither does an EOB created
+after it. The age counts from the first date of service (``basis=service``, the default) or the
+day the claim was sent (``basis=submission``).
+
+The claims come from one select through the lifecycle index, the EOBs from one select, then one
+pass over both: no query per claim.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from app.billing.ledger import ZERO, dec, eob_lines, money
+from app.claims.by_lifecycle import claims_with_lifecycle, resources_of_type
+from app.claims.lifecycle import rank
+from app.claims.timely_filing import first_service_day
+from app.fhir.errors import FhirError
+from app.fhir.queries import find_resources
+from app.fhir.store import Reader
+from fhir_mappings.vocabulary import CLAIM_FREQUENCY, CLAIM_LIFECYCLE_HISTORY
+
+SETTINGS = Path(__file__).parent / "data" / "aging.json"
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+VOID = "8"
+
+
+@lru_cache(maxsize=1)
+def settings() -> dict[str, Any]:
+    return json.loads(SETTINGS.read_text())
+
+
+def parse_request(params: dict[str, str], today: date) -> tuple[date, str]:
+    """(as-of day, basis) from the query, or 400 naming the parameter that is wrong."""
+    raw = params.get("asOf")
+    as_of = today
+    if raw is not None:
+        try:
+            if not ISO_DATE.fullmatch(raw):
+                raise ValueError(raw)
+            as_of = date.fromisoformat(raw)
+        except ValueError:
+            raise FhirError(400, "invalid", f"asOf must be a calendar date (YYYY-MM-DD), not {raw!r}",
+                            expression=["asOf"]) from None
+    basis = params.get("basis") or settings()["default_basis"]
+    if basis not in settings()["bases"]:
+        raise FhirError(400, "invalid", f"basis must be one of {', '.join(settings()['bases'])}, not {basis!r}",
+                        expression=["basis"])
+    return as_of, basis
+
+
+@dataclass
+class Bucket:
+    label: str
+    low: int
+    high: int | None
+    count: int = 0
+    outstanding: Decimal = ZERO
+    claims: list[str] = field(default_factory=list)
+
+    def add(self, claim_id: str, amount: Decimal) -> None:
+        self.count += 1
+        self.outstanding += amount
+        self.claims.append(claim_id)
+
+
+def _buckets() -> list[Bucket]:
+    return [Bucket(b["label"], int(b["from"]), b["to"]) for b in settings()["buckets"]]
+
+
+def bucket_for(buckets: list[Bucket], age: int) -> Bucket:
+    return next(b for b in buckets if age >= b.low and (b.high is None or age <= b.high))
+
+
+def _history(claim: dict[str, Any]) -> dict[str, date]:
+    """lifecycle code -> the day it was reached."""
+    for ext in claim.get("extension") or []:
+        if ext.get("url") == CLAIM_LIFECYCLE_HISTORY:
+            return {e["url"]: date.fromisoformat(e["valueInstant"][:10]) for e in ext.get("extension") or []
+                    if e.get("url") and e.get("valueInstant")}
+    return {}
+
+
+def _prior_claims(claim: dict[str, Any]) -> list[str]:
+    out = []
+    for rel in claim.get("related") or []:
+        ref = ((rel.get("claim") or {}).get("reference")) or ""
+        if ref.startswith("Claim/") and any(c.get("code") == "prior"
+                                            for c in (rel.get("relationship") or {}).get("coding") or []):
+            out.append(ref.removeprefix("Claim/"))
+    return out
+
+
+def _is_void(claim: dict[str, Any]) -> bool:
+    return any(e.get("url") == CLAIM_FREQUENCY and e.get("valueCode") == VOID for e in claim.get("extension") or [])
+
+
+def _written_off(reader: Reader) -> set[str]:
+    """Claims whose denial the biller wrote off (the ``denial`` Task completed as ``written-off``)."""
+    return {(t.get("focus") or {}).get("reference", "").removeprefix("Claim/")
+            for t in find_resources(reader, "Task", [("code", "denial"), ("status", "completed")])
+            if (t.get("businessStatus") or {}).get("text") == "written-off"}
+
+
+def _settled_by_claim(reader: Reader, as_of: date) -> dict[str, Decimal]:
+    """claim id -> paid + closing adjustments, from the EOBs created on or before ``as_of``."""
+    closing = set(settings()["closing_adjustment_groups"])
+    out: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for eob in resources_of_type(reader, "ExplanationOfBenefit"):
+        ref = ((eob.get("claim") or {}).get("reference")) or ""
+        if eob.get("status") != "active" or not ref.startswith("Claim/"):
+            continue
+        if eob.get("created") and date.fromisoformat(eob["created"][:10]) > as_of:
+            continue
+        claim_id = ref.removeprefix("Claim/")
+        out[claim_id] += dec(((eob.get("payment") or {}).get("amount") or {}).get("value"))
+        for line in eob_lines(eob, claim_id):
+            out[claim_id] += sum((p.amount for p in (*line.adjustments, *line.patient) if p.group in closing), ZERO)
+    return out
+
+
+@dataclass
+class Aging:
+    as_of: date
+    basis: str
+    payers: dict[str, tuple[dict[str, Any], list[Bucket]]]
+
+
+def aging(reader: Reader, as_of: date, basis: str) -> Aging:
+    """The tenant's insurance A/R on ``as_of``, per payer (``Claim.insurer``) and bucket."""
+    cfg = settings()
+    sent_rank = rank("submitted")
+    claims = list(claims_with_lifecycle(reader, cfg["sent"]))
+    replaced: set[str] = set()
+    for claim in claims:
+        history = _history(claim)
+        if any(rank(code) >= sent_rank and day <= as_of for code, day in history.items()):
+            replaced.update(_prior_claims(claim))
+    settled = _settled_by_claim(reader, as_of)
+    written_off = _written_off(reader)
+    payers: dict[str, tuple[dict[str, Any], list[Bucket]]] = {}
+    for claim in claims:
+        cid = claim["id"]
+        if (claim.get("status") in cfg["resolved_status"] or _is_void(claim) or cid in replaced
+                or cid in written_off):
+            continue
+        history = _history(claim)
+        sent_on = min((day for code, day in history.items() if rank(code) >= sent_rank), default=None)
+        if sent_on is None or sent_on > as_of:
+            continue
+        start = sent_on if basis == "submission" else (first_service_day(claim) or sent_on)
+        age = (as_of - start).days
+        outstanding = dec(((claim.get("total") or {}).get("value"))) - settled.get(cid, ZERO)
+        if age < 0 or outstanding <= 0:
+            continue
+        insurer = claim.get("insurer") or {}
+        key = insurer.get("reference") or insurer.get("display") or "unknown"
+        _, buckets = payers.setdefault(key, (insurer, _buckets()))
+        bucket_for(buckets, age).add(cid, outstanding)
+    return Aging(as_of, basis, payers)
+
+
+def _bucket_parts(buckets: list[Bucket]) -> list[dict[str, Any]]:
+    out = []
+    for b in buckets:
+        part: list[dict[str, Any]] = [{"name": "range", "valueString": b.label},
+                                      {"name": "fromDays", "valueInteger": b.low}]
+        if b.high is not None:
+            part.append({"name": "toDays", "valueInteger": b.high})
+        part += [{"name": "count", "valueInteger": b.count}, {"name": "outstanding", "valueMoney": money(b.outstanding)}]
+        part += [{"name": "claim", "valueReference": {"reference": f"Claim/{cid}"}} for cid in sorted(b.claims)]
+        out.append({"name": "bucket", "part": part})
+    return out
+
+
+def _summary(buckets: list[Bucket]) -> list[dict[str, Any]]:
+    return [{"name": "count", "valueInteger": sum(b.count for b in buckets)},
+            {"name": "outstanding", "valueMoney": money(sum((b.outstanding for b in buckets), ZERO))}]
+
+
+def parameters(report: Aging) -> dict[str, Any]:
+    """The report as ``Parameters``: per payer its buckets (each with count, outstanding and the
+    Claims in it), then the same buckets over all payers."""
+    params: list[dict[str, Any]] = [{"name": "asOf", "valueDate": report.as_of.isoformat()},
+                                    {"name": "basis", "valueCode": report.basis}]
+    totals = _buckets()
+    for key in sorted(report.payers):
+        insurer, buckets = report.payers[key]
+        payer: dict[str, Any] = ({"name": "insurer", "valueReference": insurer} if insurer
+                                 else {"name": "insurer", "valueString": key})
+        params.append({"name": "payer", "part": [payer, *_summary(buckets), *_bucket_parts(buckets)]})
+        for total, b in zip(totals, buckets):
+            total.count += b.count
+            total.outstanding += b.outstanding
+            total.claims += b.claims
+    params.append({"name": "total", "part": [*_summary(totals), *_bucket_parts(totals)]})
+    return {"resourceType": "Parameters", "parameter": params}
