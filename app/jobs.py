@@ -36,7 +36,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 import orjson
@@ -89,9 +89,19 @@ def register_batch_handler(kind: str, handler: BatchHandler) -> None:
     BATCH_HANDLERS[kind] = handler
 
 
-def enqueue(unit: Unit, kind: str, payload: dict[str, Any], *, dedupe_key: str) -> bool:
-    """Record a job inside ``unit``'s transaction; False when one with the same key exists."""
-    return insert_jobs(unit.conn, unit.tenant_id, unit.now, [QueuedJob(kind, payload, dedupe_key)]) == 1
+def enqueue(unit: Unit, kind: str, payload: dict[str, Any], *, dedupe_key: str,
+            run_after: datetime | None = None) -> bool:
+    """Record a job inside ``unit``'s transaction, due now or at ``run_after``; False when one
+    with the same key exists (its due time is left as it was)."""
+    return insert_jobs(unit.conn, unit.tenant_id, unit.now, [QueuedJob(kind, payload, dedupe_key, run_after)]) == 1
+
+
+def schedule_daily(unit: Unit, kind: str, day: date | None = None) -> bool:
+    """Queue the daily job ``kind`` for the start of ``day`` (UTC; tomorrow by default), once per
+    tenant and day: the daily sweeps re-queue themselves this way while they have work."""
+    day = day or unit.now.date() + timedelta(days=1)
+    return enqueue(unit, kind, {"day": day.isoformat()}, dedupe_key=f"{kind}@{day.isoformat()}",
+                   run_after=datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
 
 
 @dataclass

@@ -53,6 +53,7 @@ class QueuedJob:
     kind: str
     payload: dict[str, Any]
     dedupe_key: str
+    run_after: datetime | None = None  # due now when None
 
     def payload_text(self) -> str:
         return orjson.dumps(self.payload).decode()
@@ -66,13 +67,13 @@ _INSERT = {
 
 
 def insert_jobs(conn: Connection, tenant_id: str, now: datetime, jobs: Iterable[QueuedJob]) -> int:
-    """Queue ``jobs`` (due at ``now``) in ``conn``'s transaction; how many were new."""
+    """Queue ``jobs`` (due at ``now`` unless a job says when) in ``conn``'s transaction; how many were new."""
     statement = _INSERT[conn.dialect.name]
     queued = 0
     for job in jobs:
         row = conn.execute(statement, {
             "tenant_id": tenant_id, "kind": job.kind, "dedupe_key": job.dedupe_key, "payload": job.payload_text(),
-            "status": "queued", "attempts": 0, "run_after": now, "created_at": now, "updated_at": now,
+            "status": "queued", "attempts": 0, "run_after": job.run_after or now, "created_at": now, "updated_at": now,
         }).first()
         queued += row is not None
     return queued

@@ -13,7 +13,7 @@ authorization and reason is opened, once.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
-from app.fhir.dates import UTC, instant
+from app.fhir.dates import instant
 from app.fhir.errors import FhirError, issue
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import task_input, work_item
-from app.jobs import J, enqueue
+from app.jobs import schedule_daily
 from app.outbox import QueuedJob
 from fhir_mappings import authorizations as rules
 from fhir_mappings.vocabulary import SERVER_NAMESPACE, stable_id
@@ -141,16 +141,7 @@ def run_check(unit: Unit, payload: dict[str, Any]) -> None:
     for auth in find_resources(unit, "ClaimResponse", [("patient", payload["patient"])]):
         if rules.is_authorization(auth) and rules.in_force(auth) and auth.get("preAuthRef") == payload["preAuthRef"]:
             open_renewals(unit, auth)
-    schedule_sweep(unit)
-
-
-def schedule_sweep(unit: Unit, kind: str = SWEEP) -> None:
-    """Queue the daily sweep ``kind`` for the start of tomorrow (UTC), once per day."""
-    day = unit.now.date() + timedelta(days=1)
-    key = f"{kind}@{day.isoformat()}"
-    if enqueue(unit, kind, {"day": day.isoformat()}, dedupe_key=key):
-        due = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == key).values(run_after=due))
+    schedule_daily(unit, SWEEP)
 
 
 def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
@@ -162,7 +153,7 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
     for auth in live:
         open_renewals(unit, auth)
     if live:
-        schedule_sweep(unit)
+        schedule_daily(unit, SWEEP)
 
 
 def renewal_reasons(auth: dict[str, Any], used: rules.Usage, today: date) -> dict[str, str]:

@@ -16,12 +16,12 @@ from typing import Any
 
 import fhir_mappings
 from app import directory
-from app.claims.authorizations import schedule_sweep
 from app.claims.gather import gather_visit
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.store import Unit
 from app.fhir.tasks import task_input, work_item
+from app.jobs import schedule_daily
 from fhir_mappings.charges import ChargeMaster
 from fhir_mappings.deadlines import KX_APPROACHING, PROGRESS, RECERT, REVIEW, Upcoming, upcoming
 from fhir_mappings.plan import BillingPlan, plan_billing
@@ -42,7 +42,7 @@ def follow_up(unit: Unit, inputs: fhir_mappings.ClaimInputs, plan: BillingPlan, 
     opened = [tid for item in upcoming(inputs, plan, charges, claim_id, today)
               if (tid := _open(unit, inputs, plan.rendering, item, now))]
     if any(p.entry is not None for p in plan.plans.values()) and profile.max_certification_days:
-        schedule_sweep(unit, SWEEP)
+        schedule_daily(unit, SWEEP)
     return opened
 
 
@@ -91,7 +91,7 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
         plan = plan_billing(inputs, profile, charges, claim_id=claim_id)
         follow_up(unit, inputs, plan, charges, profile, claim_id, unit.now, today=unit.now.date())
     if active:
-        schedule_sweep(unit, SWEEP)
+        schedule_daily(unit, SWEEP)
 
 
 def _profile(unit: Unit, inputs: fhir_mappings.ClaimInputs) -> PayerProfile:

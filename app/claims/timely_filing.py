@@ -5,7 +5,7 @@ The deadline counts from the claim's first date of service: the payer connection
 timely-filing days (a contract term) when it has them, else the limit of its profile (months or
 days, ``fhir_mappings/data/profiles.json``), else of the default profile
 (``data/timely_filing.json``). A daily sweep (scheduled like the authorization sweep, through
-``authorizations.schedule_sweep``) looks at every active claim not yet with the payer (draft,
+``jobs.schedule_daily``) looks at every active claim not yet with the payer (draft,
 clean, queued) or rejected — a rejection does not stop the clock — and opens one
 ``timely-filing`` Task per claim and threshold reached (30, 14, 7 days before), once; a claim
 past its deadline gets a last Task (``asap``) and is never sent: ``refuse_late`` stops
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from app import directory
-from app.claims import authorizations
 from app.claims.by_lifecycle import claims_with_lifecycle
 from app.fhir.errors import FhirError
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import task_input, work_item
 from app.outbox import QueuedJob
+from app.jobs import schedule_daily
 from fhir_mappings.profiles import get_profile
 from fhir_mappings.vocabulary import SERVER_NAMESPACE, stable_id
 
@@ -107,7 +107,7 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
     for claim in watched:
         warn(unit, claim, today)
     if watched:
-        authorizations.schedule_sweep(unit, SWEEP)
+        schedule_daily(unit, SWEEP)
 
 
 def threshold(days_left: int) -> str | None:

@@ -22,7 +22,7 @@ import httpx
 from app.fhir.queries import find_resources
 from app.claims.workflow import eligibility_request
 from app.fhir.store import Store
-from app.jobs import J, enqueue
+from app.jobs import enqueue
 from app import directory
 from app.directory import secrets
 from app.payers import eligibility
@@ -141,9 +141,8 @@ def queue_demo_work(store: Store, tenant: str) -> tuple[int, int]:
         for link in directory.list_connections(unit.conn, tenant):
             for delay in COLLECT_AFTER:
                 key = f"{COLLECT}:{link.pk}@demo-{unit.now.timestamp():.0f}-{delay}"
-                if enqueue(unit, COLLECT, {"connection": link.pk}, dedupe_key=key):
-                    unit.conn.execute(J.update().where(J.c.tenant_id == tenant, J.c.dedupe_key == key)
-                                      .values(run_after=unit.now + timedelta(seconds=delay)))
+                enqueue(unit, COLLECT, {"connection": link.pk}, dedupe_key=key,
+                        run_after=unit.now + timedelta(seconds=delay))
     return n, checks
 
 

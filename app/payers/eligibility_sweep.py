@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
 
 from app import directory
-from app.claims.eligibility_use import POLICY, REFRESH, open_visit_limit_task
+from app.claims.eligibility_use import POLICY, open_visit_limit_task
 from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.registry import registry
 from app.fhir.search_params import parse_search
 from app.fhir.store import Reader, Store, Unit, Version
 from app.fhir.tasks import task_input, work_item
-from app.jobs import enqueue
+from app.jobs import enqueue, schedule_daily
 from app.outbox import QueuedJob, insert_jobs
 from app.payers import eligibility
 from app.payers.runtime import runtime
@@ -69,9 +69,7 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
     """Queue the checks of the day's sweep, then the next day's sweep at midnight UTC."""
     day = date.fromisoformat(payload["day"])
     queue_checks(unit, day)
-    nxt = day + timedelta(days=1)
-    job = QueuedJob(SWEEP, {"day": nxt.isoformat()}, f"{SWEEP}@{nxt.isoformat()}")
-    insert_jobs(unit.conn, unit.tenant_id, datetime(nxt.year, nxt.month, nxt.day, tzinfo=unit.now.tzinfo), [job])
+    schedule_daily(unit, SWEEP, day + timedelta(days=1))
 
 
 def booked_on(reader: Reader, days: list[date]) -> list[dict[str, Any]]:

@@ -101,10 +101,7 @@ def run_schedule(unit: Unit, payload: dict[str, Any]) -> None:
     queue_collection(unit, slot=str(slot))
     nxt = max(slot + 1, _slot(unit.now, interval) + 1)
     dedupe = f"{SCHEDULE}@{nxt}"
-    if enqueue(unit, SCHEDULE, {"slot": nxt}, dedupe_key=dedupe):
-        due = datetime.fromtimestamp(nxt * interval, UTC)
-        unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == dedupe)
-                          .values(run_after=due))
+    enqueue(unit, SCHEDULE, {"slot": nxt}, dedupe_key=dedupe, run_after=datetime.fromtimestamp(nxt * interval, UTC))
 
 
 def run_collect(ts: TenantStore, payload: dict[str, Any]) -> None:

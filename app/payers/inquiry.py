@@ -9,7 +9,7 @@ from typing import Any
 from app import directory
 from app.claims.lifecycle import advance, lifecycle, rank
 from app.fhir.store import TenantStore, Unit
-from app.jobs import J, enqueue
+from app.jobs import enqueue
 from app.payers import posting
 from app.payers.calls import call_payer
 from app.payers.packages import claim_package
@@ -23,10 +23,8 @@ DELAY = timedelta(seconds=5)
 
 def queue_inquiry(unit: Unit, claim_id: str, attempt: int) -> None:
     dedupe = f"{KIND}:{claim_id}:{attempt}"
-    if enqueue(unit, KIND, {"claim": claim_id, "attempt": attempt}, dedupe_key=dedupe):
-        delay = DELAY * min(2 ** (attempt - 1), 720)
-        unit.conn.execute(J.update().where(J.c.tenant_id == unit.tenant_id, J.c.dedupe_key == dedupe)
-                          .values(run_after=unit.now + delay))
+    delay = DELAY * min(2 ** (attempt - 1), 720)
+    enqueue(unit, KIND, {"claim": claim_id, "attempt": attempt}, dedupe_key=dedupe, run_after=unit.now + delay)
 
 
 def run_inquire(ts: TenantStore, payload: dict[str, Any]) -> None:

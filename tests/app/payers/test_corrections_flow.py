@@ -216,7 +216,7 @@ async def test_correction_and_void_wait_for_the_payers_number(api, store, tenant
                                                               demo_bundle, route_to_sandbox):
     await medicare_practice(api, store, tenant, payer_settings, mailbox, demo_bundle)
     claim = await claim_for(api, "enc-alvarez-1")
-    before = (await api.get(f"/fhir/Claim?encounter=Encounter/enc-alvarez-1")).json()["total"]
+    before = (await api.get("/fhir/Claim?encounter=Encounter/enc-alvarez-1")).json()["total"]
 
     # Never sent: nothing to void, nothing changes.
     r = await api.post(f"/fhir/Claim/{claim['id']}/$void")
@@ -238,7 +238,7 @@ async def test_correction_and_void_wait_for_the_payers_number(api, store, tenant
                           "relationship": {"coding": [{"code": "prior"}]}}]
     r = await api.post("/fhir/Claim", json=edited)
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["Claim.related[0].reference"]
-    after = (await api.get(f"/fhir/Claim?encounter=Encounter/enc-alvarez-1")).json()["total"]
+    after = (await api.get("/fhir/Claim?encounter=Encounter/enc-alvarez-1")).json()["total"]
     assert after == before  # no correction, no void was stored
     assert (await api.get(f"/fhir/Claim/{claim['id']}")).json()["meta"]["versionId"] == sent["meta"]["versionId"]
 
