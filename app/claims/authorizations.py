@@ -24,7 +24,7 @@ import orjson
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError, issue
 from app.fhir.extract import reference_target
-from app.fhir.queries import find_resources
+from app.fhir.queries import find_all, find_resources
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import task_input, work_item
 from app.jobs import schedule_daily
@@ -148,7 +148,7 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
     """The daily sweep: every authorization in force is checked; it runs again tomorrow while any
     authorization has not ended."""
     today = unit.now.date()
-    live = [a for a in find_resources(unit, "ClaimResponse", [("use", "preauthorization"), ("status", "active")])
+    live = [a for a in find_all(unit, "ClaimResponse", [("use", "preauthorization"), ("status", "active")])
             if rules.in_force(a) and (rules.period(a)[1] is None or rules.period(a)[1] >= today)]
     for auth in live:
         open_renewals(unit, auth)

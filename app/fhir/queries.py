@@ -19,6 +19,21 @@ def find_resources(reader: Reader, rtype: str, items: list[tuple[str, str]]) -> 
     return [orjson.loads(v.content) for v in reader.search(query).matches if v.content]
 
 
+def find_all(reader: Reader, rtype: str, items: list[tuple[str, str]], page: int = 1000) -> list[dict[str, Any]]:
+    """Every match, page after page (``find_resources`` answers the first 1,000 only): for a
+    sweep over all of a tenant's resources of a kind."""
+    reg = registry()
+    query = parse_search(reg.get(rtype), [*items, ("_count", str(page))], registry=reg, max_count=page)
+    query.total = "none"
+    out: list[dict[str, Any]] = []
+    while True:
+        result = reader.search(query)
+        out += [orjson.loads(v.content) for v in result.matches if v.content]
+        if not result.next_cursor:
+            return out
+        query.page = result.next_cursor
+
+
 def references_under(node: Any, keys: Iterable[str]) -> Iterable[str]:
     """Every ``Reference.reference`` held by an element named in ``keys``, anywhere below ``node``."""
     if isinstance(node, dict):

@@ -208,3 +208,25 @@ async def test_an_authorization_arrives_with_its_patient_in_one_transaction(api,
     r = await api.post("/fhir", json=bad)
     assert r.status_code == 422 and r.json()["issue"][0]["expression"] == ["ClaimResponse.preAuthPeriod"]
     assert len((await api.get("/fhir/Patient", params={"family": "Ng"})).json().get("entry", [])) == 1  # atomic
+
+
+def test_the_sweep_checks_every_authorization_past_one_page(store, tenant):
+    """More authorizations than one search page (1,000): each one ending soon gets its Task."""
+    from datetime import datetime, timedelta, timezone
+
+    from app.claims.authorizations import TASK_CODE as CODE, run_sweep
+    from fhir_mappings.vocabulary import SERVER_NAMESPACE, stable_id
+
+    today = datetime.now(timezone.utc).date()
+    n = 1001
+    with store.for_tenant(tenant).unit() as unit:
+        for i in range(n):
+            auth = authorization(20, start=(today - timedelta(days=60)).isoformat(),
+                                 end=(today + timedelta(days=10)).isoformat(), ref=f"MCR-AUTH-{i}")
+            unit.update("ClaimResponse", f"auth-{i}", {**auth, "id": f"auth-{i}"})
+    with store.for_tenant(tenant).unit() as unit:
+        run_sweep(unit, {"day": today.isoformat()})
+    with store.for_tenant(tenant).unit() as unit:
+        opened = [i for i in range(n)
+                  if unit.current("Task", stable_id(SERVER_NAMESPACE, "task", CODE, f"auth-{i}", "ending")) is not None]
+    assert len(opened) == n
