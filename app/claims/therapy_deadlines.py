@@ -18,7 +18,7 @@ import fhir_mappings
 from app import directory
 from app.claims.gather import gather_visit
 from app.fhir.extract import reference_target
-from app.fhir.queries import find_resources
+from app.fhir.queries import find_all, find_resources
 from app.fhir.store import Unit
 from app.fhir.tasks import task_input, work_item
 from app.jobs import schedule_daily
@@ -74,7 +74,7 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
     """The daily sweep: each active plan of care is looked at again from today (the patient's
     latest claimed visit under it), so a recertification comes due on time even when no visit is
     billed; it runs again tomorrow while any plan is active."""
-    active = find_resources(unit, "CarePlan", [("status", "active")])
+    active = find_all(unit, "CarePlan", [("status", "active")])
     patients = sorted({(cp.get("subject") or {}).get("reference", "") for cp in active} - {""})
     for patient in patients:
         latest = _latest_visit(unit, patient)

@@ -26,9 +26,7 @@ import orjson
 from app import directory
 from app.claims.eligibility_use import POLICY, open_visit_limit_task
 from app.fhir.extract import reference_target
-from app.fhir.queries import find_resources
-from app.fhir.registry import registry
-from app.fhir.search_params import parse_search
+from app.fhir.queries import find_all, find_resources
 from app.fhir.store import Reader, Store, Unit, Version
 from app.fhir.tasks import task_input, work_item
 from app.jobs import enqueue, schedule_daily
@@ -73,20 +71,9 @@ def run_sweep(unit: Unit, payload: dict[str, Any]) -> None:
 
 
 def booked_on(reader: Reader, days: list[date]) -> list[dict[str, Any]]:
-    """Booked Appointments starting on ``days``: one indexed date search per day, paged."""
-    reg = registry()
-    out: list[dict[str, Any]] = []
-    for day in sorted(set(days)):
-        query = parse_search(reg.get("Appointment"), [("date", day.isoformat()), ("status", "booked"),
-                                                      ("_count", str(PAGE))], registry=reg, max_count=PAGE)
-        query.total = "none"
-        while True:
-            result = reader.search(query)
-            out += [orjson.loads(v.content) for v in result.matches if v.content]
-            if not result.next_cursor:
-                break
-            query.page = result.next_cursor
-    return out
+    """Booked Appointments starting on ``days``: one indexed date search per day, every page."""
+    return [a for day in sorted(set(days)) for a in find_all(reader, "Appointment", [("date", day.isoformat()),
+                                                                                    ("status", "booked")], PAGE)]
 
 
 def _patient(appointment: dict[str, Any]) -> str | None:
@@ -119,7 +106,7 @@ def queue_checks(unit: Unit, day: date) -> int:
     coverages: dict[str, list[str]] = {}
     for i in range(0, len(patients), 200):  # one search per 200 patients, not one per appointment
         refs = ",".join(f"Patient/{p}" for p in patients[i:i + 200])
-        for cov in find_resources(unit, "Coverage", [("beneficiary", refs), ("status", "active")]):
+        for cov in find_all(unit, "Coverage", [("beneficiary", refs), ("status", "active")]):
             target = reference_target((cov.get("beneficiary") or {}).get("reference") or "")
             if target:
                 coverages.setdefault(target[1], []).append(cov["id"])
