@@ -22,10 +22,9 @@ import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.x12.codes import ADJUDICATION, table
 from payer_adapters.x12.decode_277 import ClaimStatus, LineStatus277, Stc, StatusResponse277
 from payer_adapters.x12.decode_277ca import LevelAck
-from payer_adapters.x12.fhir_277ca import _status_concept as status_concept
-from payer_adapters.x12.fhir_277ca import _status_key as status_key
-from payer_adapters.x12.fhir_277ca import _status_text as status_text
-from payer_adapters.x12.fhir_277ca import level_rejection_to_fhir
+from payer_adapters.x12.fhir_277ca import (
+    level_rejection_to_fhir, status_concept, status_key, stc_claim_response,
+)
 from payer_adapters.x12.fhir_out import concept, entry, money, reference_by_identifier
 from payer_adapters.x12.resources import NPI, extension
 
@@ -111,28 +110,16 @@ def claim_status_to_fhir(res: StatusResponse277, c: ClaimStatus, claim: dict[str
     if c.payer_claim_number:
         identifiers.insert(0, {"system": vocabulary.PAYER_CLAIM_NUMBER, "value": c.payer_claim_number})
     statuses = c.statuses
+    base = stc_claim_response(claim, member_id=c.member_id, payer=(c.payer_id, c.payer_name),
+                              requestor=_provider(c), control_number=c.claim_key, created=created,
+                              outcome=_outcome(c), statuses=statuses, messages=[stc.message for stc in c.stcs])
     out: dict[str, Any] = {
         "resourceType": "ClaimResponse",
         "extension": [{"url": vocabulary.CLAIM_STATUS_LIFECYCLE, "valueCoding": {
             "system": vocabulary.CLAIM_STATUS_LIFECYCLE_CODES, "code": c.lifecycle}}, *_stc_extensions(c.stcs)],
         "identifier": identifiers,
-        "status": "active",
-        "type": concept("http://terminology.hl7.org/CodeSystem/claim-type", "professional"),
-        "use": "claim",
-        "patient": (claim or {}).get("patient") or reference_by_identifier("Patient", vocabulary.MEMBER_ID, c.member_id),
-        "created": created,
-        "insurer": (claim or {}).get("insurer") or reference_by_identifier(
-            "Organization", vocabulary.PAYER_ID, c.payer_id, c.payer_name or None),
-        "requestor": _provider(c),
-        "request": {"type": "Claim", "identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": c.claim_key},
-                    **({"reference": f"Claim/{claim['id']}"} if claim and claim.get("id") else {})},
-        "outcome": _outcome(c),
-        "disposition": "; ".join(status_text(s) for s in statuses),
-        "processNote": [{"number": n, "type": "display", "text": status_text(s)}
-                        for n, s in enumerate(statuses, start=1)],
+        **{k: v for k, v in base.items() if k != "resourceType"},
     }
-    for message in dict.fromkeys(stc.message for stc in c.stcs if stc.message):  # STC12, once per STC
-        out["processNote"].append({"number": len(out["processNote"]) + 1, "type": "display", "text": message})
     if out["outcome"] == "error":
         out["error"] = [{"code": status_concept(s)} for s in statuses if s.rejected] or [
             {"code": status_concept(c.current)}]

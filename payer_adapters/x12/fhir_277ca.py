@@ -29,7 +29,7 @@ def ack277_to_fhir(ack: Ack277, claims: dict[str, dict[str, Any]] | None = None)
     return out
 
 
-def _status_key(s: Status) -> str:
+def status_key(s: Status) -> str:
     return f"{s.element}:{s.category}:{s.code}:{s.entity}:{s.action}:{s.date or ''}:{s.amount if s.amount is not None else ''}"
 
 
@@ -42,18 +42,18 @@ def claim_ack_identity(ack: Ack277, c: ClaimAck) -> tuple[str, ...]:
     277CA's BHT03 and dates, the batch, the claim's TRN02 and payer numbers, and its statuses."""
     return ("277CA", *_source_key(ack), c.batch_trace or "", c.patient_control_number,
             c.payer_claim_control_number or "", c.clearinghouse_trace or "", c.service_date or "",
-            *(_status_key(s) for s in c.statuses),
-            *(f"{ln.line_control_number}|{'/'.join(_status_key(s) for s in ln.statuses)}" for ln in c.lines))
+            *(status_key(s) for s in c.statuses),
+            *(f"{ln.line_control_number}|{'/'.join(status_key(s) for s in ln.statuses)}" for ln in c.lines))
 
 
 def level_identity(ack: Ack277, lvl: LevelAck) -> tuple[str, ...]:
     """What identifies one level rejection across deliveries: the source, the level and its
     identifiers and traces, and its statuses."""
     return ("277CA-level", *_source_key(ack), lvl.loop, lvl.entity, lvl.id_qualifier, lvl.id,
-            lvl.trace or "", lvl.batch_trace or "", *(_status_key(s) for s in lvl.statuses))
+            lvl.trace or "", lvl.batch_trace or "", *(status_key(s) for s in lvl.statuses))
 
 
-def _status_text(s: Status) -> str:
+def status_text(s: Status) -> str:
     cat = describe("stc_categories", s.category) or s.category
     text = f"{s.category}:{s.code}{':' + s.entity if s.entity else ''} {cat}"
     if s.code:
@@ -63,45 +63,58 @@ def _status_text(s: Status) -> str:
     return text
 
 
-def _status_concept(s: Status) -> dict[str, Any]:
+def status_concept(s: Status) -> dict[str, Any]:
     codings = [coding(STC_CATEGORY_SYSTEM, s.category, describe("stc_categories", s.category))]
     if s.code:
         codings.append(coding(STC_STATUS_SYSTEM, s.code, describe("stc_status", s.code)))
     if s.entity:
         codings.append(coding(ENTITY_SYSTEM, s.entity))
-    return {"coding": codings, "text": _status_text(s)}
+    return {"coding": codings, "text": status_text(s)}
 
 
-def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = None) -> dict[str, Any]:
-    created = ack.process_date or ack.receipt_date or next((s.date for s in c.statuses if s.date), None) \
-        or f"{ack.header.group.date[:4]}-{ack.header.group.date[4:6]}-{ack.header.group.date[6:8]}"
+def stc_claim_response(claim: dict[str, Any] | None, *, member_id: str | None, payer: tuple[str, str | None],
+                       requestor: dict[str, Any], control_number: str, created: str, outcome: str,
+                       statuses: list[Status], messages: list[str]) -> dict[str, Any]:
+    """The ClaimResponse a claim's STC answer becomes, in a 277CA and a 277 alike: the claim's
+    patient and payer when it is ours (else references by member and payer id), the request by
+    patient control number, and each status (and each STC12 message, once) as a process note."""
     res: dict[str, Any] = {
         "resourceType": "ClaimResponse",
         "status": "active",
         "type": concept("http://terminology.hl7.org/CodeSystem/claim-type", "professional"),
         "use": "claim",
-        "patient": (claim or {}).get("patient") or reference_by_identifier("Patient", vocabulary.MEMBER_ID, c.member_id),
+        "patient": (claim or {}).get("patient") or reference_by_identifier("Patient", vocabulary.MEMBER_ID, member_id),
         "created": created,
         "insurer": (claim or {}).get("insurer") or reference_by_identifier(
-            "Organization", vocabulary.PAYER_ID, ack.source_id, ack.source_name or None),
-        "requestor": _billing_provider(c),
-        "request": {"type": "Claim", "identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": c.patient_control_number},
+            "Organization", vocabulary.PAYER_ID, payer[0], payer[1] or None),
+        "requestor": requestor,
+        "request": {"type": "Claim", "identifier": {"system": vocabulary.PATIENT_CONTROL_NUMBER, "value": control_number},
                     **({"reference": f"Claim/{claim['id']}"} if claim and claim.get("id") else {})},
-        "outcome": c.outcome,
-        "disposition": "; ".join(_status_text(s) for s in c.statuses),
-        "processNote": [{"number": n, "type": "display", "text": _status_text(s)}
-                        for n, s in enumerate(c.statuses, start=1)],
+        "outcome": outcome,
+        "disposition": "; ".join(status_text(s) for s in statuses),
+        "processNote": [{"number": n, "type": "display", "text": status_text(s)}
+                        for n, s in enumerate(statuses, start=1)],
     }
-    for message in dict.fromkeys(s.message for s in c.statuses if s.message):  # STC12, once per STC
+    for message in dict.fromkeys(m for m in messages if m):  # STC12, once per STC
         res["processNote"].append({"number": len(res["processNote"]) + 1, "type": "display", "text": message})
+    return res
+
+
+def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = None) -> dict[str, Any]:
+    created = ack.process_date or ack.receipt_date or next((s.date for s in c.statuses if s.date), None) \
+        or f"{ack.header.group.date[:4]}-{ack.header.group.date[4:6]}-{ack.header.group.date[6:8]}"
+    res = stc_claim_response(claim, member_id=c.member_id, payer=(ack.source_id, ack.source_name),
+                             requestor=_billing_provider(c), control_number=c.patient_control_number,
+                             created=created, outcome=c.outcome, statuses=c.statuses,
+                             messages=[s.message for s in c.statuses])
     if c.payer_claim_control_number:
         res["identifier"] = [{"system": vocabulary.PAYER_CLAIM_NUMBER, "value": c.payer_claim_control_number}]
     if c.outcome == "error":
-        res["error"] = [{"code": _status_concept(s)} for s in c.statuses if s.rejected]
+        res["error"] = [{"code": status_concept(s)} for s in c.statuses if s.rejected]
     seqs = _line_sequences(c, claim)
     items = []
     for line, seq in zip(c.lines, seqs):
-        adjudication = [{"category": _status_concept(s)} for s in line.statuses] or [
+        adjudication = [{"category": status_concept(s)} for s in line.statuses] or [
             {"category": concept(STC_CATEGORY_SYSTEM, "A1")}]
         item: dict[str, Any] = {"itemSequence": seq, "adjudication": adjudication}
         if line.line_control_number:
@@ -109,7 +122,7 @@ def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = N
         items.append(item)
         if any(s.rejected for s in line.statuses):
             res.setdefault("error", []).extend(
-                {"itemSequence": seq, "code": _status_concept(s)} for s in line.statuses if s.rejected)
+                {"itemSequence": seq, "code": status_concept(s)} for s in line.statuses if s.rejected)
     if items:
         res["item"] = items
     return res
@@ -190,8 +203,8 @@ def level_rejection_to_fhir(ack: Ack277 | None, lvl: LevelAck, *, transaction: s
         issue: dict[str, Any] = {
             "severity": "error" if s.rejected else "information",
             "code": "processing" if s.rejected else "informational",
-            "details": _status_concept(s),
-            "diagnostics": f"{transaction} {subject}: {'rejected' if s.rejected else 'status'} {_status_text(s)}"
+            "details": status_concept(s),
+            "diagnostics": f"{transaction} {subject}: {'rejected' if s.rejected else 'status'} {status_text(s)}"
                            + (f" (rejected: {', '.join(counts)})" if counts and s.rejected else "")
                            + (f" — {s.message}" if s.message else ""),
         }
