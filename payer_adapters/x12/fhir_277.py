@@ -23,10 +23,10 @@ from payer_adapters.x12.codes import ADJUDICATION, table
 from payer_adapters.x12.decode_277 import ClaimStatus, LineStatus277, Stc, StatusResponse277
 from payer_adapters.x12.decode_277ca import LevelAck
 from payer_adapters.x12.fhir_277ca import (
-    level_rejection_to_fhir, status_concept, status_key, stc_claim_response,
+    level_rejection_to_fhir, line_sequences, status_concept, status_key, stc_claim_response,
 )
 from payer_adapters.x12.fhir_out import concept, entry, money, reference_by_identifier
-from payer_adapters.x12.resources import NPI, extension
+from payer_adapters.x12.resources import NPI
 
 PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
 
@@ -134,16 +134,6 @@ def claim_status_to_fhir(res: StatusResponse277, c: ClaimStatus, claim: dict[str
             payment["identifier"] = {"system": vocabulary.PAYMENT_TRACE, "value": c.check_number}
         out["payment"] = payment
     if c.lines:
-        seqs = _line_sequences(c, claim)
+        seqs = line_sequences(c, claim)
         out["item"] = [_item(line, seq) for line, seq in zip(c.lines, seqs)]
     return out
-
-
-def _line_sequences(c: ClaimStatus, claim: dict[str, Any] | None) -> list[int]:
-    by_control = {}
-    for i in (claim or {}).get("item") or []:
-        ctl = extension(i, vocabulary.LINE_CONTROL_NUMBER)
-        if ctl:
-            by_control[ctl] = i["sequence"]
-    return [by_control.get(line.line_control_number or "", n) for n, line in enumerate(c.lines, start=1)]
-

@@ -111,7 +111,7 @@ def claim_ack_to_fhir(ack: Ack277, c: ClaimAck, claim: dict[str, Any] | None = N
         res["identifier"] = [{"system": vocabulary.PAYER_CLAIM_NUMBER, "value": c.payer_claim_control_number}]
     if c.outcome == "error":
         res["error"] = [{"code": status_concept(s)} for s in c.statuses if s.rejected]
-    seqs = _line_sequences(c, claim)
+    seqs = line_sequences(c, claim)
     items = []
     for line, seq in zip(c.lines, seqs):
         adjudication = [{"category": status_concept(s)} for s in line.statuses] or [
@@ -212,7 +212,9 @@ def level_rejection_to_fhir(ack: Ack277 | None, lvl: LevelAck, *, transaction: s
     return {"resourceType": "OperationOutcome", "extension": [_level_extension(lvl)], "issue": issues}
 
 
-def _line_sequences(c: ClaimAck, claim: dict[str, Any] | None) -> list[int]:
+def line_sequences(c: Any, claim: dict[str, Any] | None) -> list[int]:
+    """Our Claim.item sequence of each answered line (by line control number, else its position):
+    shared by the 277CA and 277 mappers, whose claim records both carry ``lines``."""
     by_control = {}
     for i in (claim or {}).get("item") or []:
         ctl = extension(i, vocabulary.LINE_CONTROL_NUMBER)
