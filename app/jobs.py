@@ -34,6 +34,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -50,6 +51,9 @@ from app.log_safety import describe, describe_kind, where
 from app.outbox import J, QueuedJob, insert_jobs
 
 log = logging.getLogger("therabridge.jobs")
+# Seconds between a worker's checks for stale planner statistics (``Store.refresh_statistics``,
+# which does anything only on PostgreSQL with autovacuum off).
+STATISTICS_INTERVAL = 15.0
 
 
 
@@ -270,9 +274,13 @@ class Worker:
                 raise LeaseLost()
 
     def run_forever(self, poll_seconds: float = 1.0) -> None:
+        next_statistics = time.monotonic() + STATISTICS_INTERVAL
         while not self._stop.is_set():
             try:
                 ran = self.run_once()
+                if time.monotonic() >= next_statistics:
+                    next_statistics = time.monotonic() + STATISTICS_INTERVAL
+                    self.store.refresh_statistics()
             except Exception as exc:
                 log.error("worker loop error: %s at %s", describe_kind(exc), where(exc))
                 ran = 0
