@@ -15,7 +15,7 @@ goes out as a new original (frequency ``1``), linked with relationship ``associa
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from app.claims.lifecycle import UNSUBMITTED, lifecycle, rank, set_lifecycle, without_server_owned
 from app.fhir.errors import FhirError
@@ -38,21 +38,26 @@ def payer_number(claim: dict[str, Any] | None) -> str | None:
 
 
 def record_payer_number(unit: Unit, claim_id: str, number: str | None, *, adjudicated: bool) -> None:
-    """Record the payer's claim number on ``Claim/claim_id`` (compare-and-set). The number of an
-    adjudication (835 CLP07, a final ClaimResponse) replaces one an acknowledgment gave (277CA
-    REF*1K); an acknowledgment never replaces a number already recorded."""
-    if not number:
-        return
+    """Record the payer's claim number on ``Claim/claim_id`` (compare-and-set); see
+    ``payer_number_change``."""
+    if number:
+        unit.modify("Claim", claim_id, payer_number_change(number, adjudicated=adjudicated))
 
+
+def payer_number_change(number: str | None, *, adjudicated: bool) -> Callable[[dict[str, Any]], bool]:
+    """The change that records the payer's claim number on a claim, for ``Unit.modify`` (alone,
+    or with a lifecycle move in one write). The number of an adjudication (835 CLP07, a final
+    ClaimResponse) replaces one an acknowledgment gave (277CA REF*1K); an acknowledgment never
+    replaces a number already recorded."""
     def change(claim: dict[str, Any]) -> bool:
         current = payer_number(claim)
-        if current == number or (current and not adjudicated):
+        if not number or current == number or (current and not adjudicated):
             return False
         claim["identifier"] = [i for i in claim.get("identifier") or [] if i.get("system") != PAYER_CLAIM_NUMBER] + [
             {"system": PAYER_CLAIM_NUMBER, "value": number}]
         return True
 
-    unit.modify("Claim", claim_id, change)
+    return change
 
 
 def is_void(claim: dict[str, Any]) -> bool:

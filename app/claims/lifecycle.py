@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from app.fhir.dates import instant
 from app.fhir.store import Unit
@@ -80,14 +80,17 @@ def advance(claim: dict[str, Any], code: str, when: datetime, *, force: bool = F
 VOID_TAKEN = frozenset({"accepted", "paid", "partially-paid", "denied"})
 
 
-def move(unit: Unit, claim_id: str, *codes: str) -> None:
+def move(unit: Unit, claim_id: str, *codes: str, also: Callable[[dict[str, Any]], object] | None = None) -> None:
     """Record states reached now on ``Claim/claim_id`` as it is stored (each only forward),
     never over a state another answer recorded meanwhile. A void the payer accepted cancels
-    the claim it voids."""
+    the claim it voids. ``also``: another change of the same answer (the payer's claim number)
+    made in the same write."""
     voided: list[str] = []
 
     def change(claim: dict[str, Any]) -> None:
         voided[:] = [v for v in [voided_by(claim)] if v and VOID_TAKEN & set(codes)]
+        if also is not None:
+            also(claim)
         for code in codes:
             advance(claim, code, unit.now)
 

@@ -12,6 +12,12 @@ from app.fhir.search_params import parse_search
 from app.fhir.store import Reader
 
 
+def escaped(value: str) -> str:
+    """A literal search value: the characters that separate or prefix values (``,``, ``|``,
+    ``$``) and the escape itself, escaped."""
+    return "".join("\\" + c if c in ",|$\\" else c for c in value)
+
+
 def find_resources(reader: Reader, rtype: str, items: list[tuple[str, str]]) -> list[dict[str, Any]]:
     reg = registry()
     query = parse_search(reg.get(rtype), [*items, ("_count", "1000")], registry=reg, max_count=1000)

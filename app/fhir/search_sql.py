@@ -82,8 +82,21 @@ def clause_condition(tenant_id: str, rtype: str, clause: Clause) -> ColumnElemen
     if clause.modifier == "missing":
         present = R.c.pk.in_(sa.select(table.c.res_pk).where(*base))
         return sa.not_(present) if clause.values[0].missing else present  # type: ignore[union-attr]
-    values = sa.or_(*(_value_condition(table, clause, v) for v in clause.values))
+    values = sa.or_(*_values_conditions(table, clause))
     return R.c.pk.in_(sa.select(table.c.res_pk).where(*base, values))
+
+
+def _values_conditions(table: sa.Table, clause: Clause) -> list[ColumnElement]:
+    """One condition per value, except that codes given without a system (``identifier=a,b,c``)
+    become one ``code IN (...)``: an index condition the planner can use, where an OR of
+    equalities is a filter over every row of the parameter."""
+    bare = [v.code for v in clause.values
+            if isinstance(v, TokenValue) and v.code is not None and not v.system_given]
+    rest = [_value_condition(table, clause, v) for v in clause.values
+            if not (isinstance(v, TokenValue) and v.code is not None and not v.system_given)]
+    if len(bare) > 1:
+        return [table.c.code.in_(bare), *rest]
+    return [*(table.c.code == code for code in bare), *rest]
 
 
 def query_conditions(tenant_id: str, query: SearchQuery) -> list[ColumnElement]:

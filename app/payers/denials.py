@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from app.fhir.dates import instant
-from app.fhir.queries import find_resources
+from app.fhir.queries import escaped, find_all, find_resources
 from app.fhir.store import Unit
 from app.fhir.tasks import is_open, task_input, work_item
 from app.payers import reversals
@@ -52,16 +52,17 @@ def from_remittance(unit: Unit, rem: Remittance, targets: list[dict[str, Any] | 
     """Open or refresh a denial Task for each claim the 835 denies (wholly or in part); close the
     Task of a claim the 835 pays without denying anything, and of the claims it replaces."""
     paid_on = _iso(rem.payment_date) or _iso(rem.production_date) or unit.now.date()
+    known = open_tasks_many(unit, [c["id"] for c in targets if c is not None])
     for n, (cp, claim) in enumerate(zip(rem.claims, targets)):
         if claim is None or reversals.is_reversal(cp):
             continue
         finding = _remittance_finding(cp, rem, paid_on)
         if finding is None:
             if cp.paid > 0:
-                resolve(unit, claim, "paid")
+                resolve(unit, claim, "paid", known)
             continue
         finding.source = f"835 {rem.payer_id} {rem.trace_number} #{cp.position or n}"
-        open_or_refresh(unit, claim, finding)
+        open_or_refresh(unit, claim, finding, known)
 
 
 def _remittance_finding(cp: ClaimPayment, rem: Remittance, paid_on: date) -> Finding | None:
@@ -173,16 +174,43 @@ def _rejection(unit: Unit, claim: dict[str, Any], category: str, reasons: list[d
 
 # -- the Task -------------------------------------------------------------------------------------
 
+OpenTasks = dict[str, list[dict[str, Any]]]  # claim id -> its open denial Tasks
+
+
 def open_tasks(unit: Unit, claim_id: str) -> list[dict[str, Any]]:
     found = find_resources(unit, "Task", [("focus", f"Claim/{claim_id}"), ("code", f"{TASK_CODE}|{CODE}")])
     return [t for t in found if is_open(t)]
 
 
-def open_or_refresh(unit: Unit, claim: dict[str, Any], finding: Finding) -> None:
+def open_tasks_many(unit: Unit, claim_ids: list[str]) -> OpenTasks:
+    """``open_tasks`` of many claims in a few searches: an 835 looks up the Tasks of all its
+    claims at once. Callers pass the map on and keep it current as they open or close Tasks."""
+    out: OpenTasks = {claim_id: [] for claim_id in claim_ids}
+    wanted = sorted(out)
+    for start in range(0, len(wanted), TASK_CHUNK):
+        focus = ",".join(f"Claim/{escaped(i)}" for i in wanted[start:start + TASK_CHUNK])
+        for task in find_all(unit, "Task", [("focus", focus), ("code", f"{TASK_CODE}|{CODE}")]):
+            claim_id = (((task.get("focus") or {}).get("reference")) or "").removeprefix("Claim/")
+            if claim_id in out and is_open(task):
+                out[claim_id].append(task)
+    return out
+
+
+TASK_CHUNK = 100  # claims per Task search
+
+
+def _open_of(unit: Unit, claim_id: str, known: OpenTasks | None) -> list[dict[str, Any]]:
+    if known is not None and claim_id in known:
+        return known[claim_id]
+    return open_tasks(unit, claim_id)
+
+
+def open_or_refresh(unit: Unit, claim: dict[str, Any], finding: Finding, known: OpenTasks | None = None) -> None:
     """The claim's one open denial Task, refreshed with this finding (codes already listed are
-    kept); a new Task when none is open, unless this very answer opened one before."""
+    kept); a new Task when none is open, unless this very answer opened one before. ``known``:
+    the open Tasks already looked up (``open_tasks_many``), kept current here."""
     task = _task(unit, claim, finding)
-    current = open_tasks(unit, claim["id"])
+    current = _open_of(unit, claim["id"], known)
     if current:
         def refresh(t: dict[str, Any]) -> bool:
             if not is_open(t):
@@ -198,15 +226,19 @@ def open_or_refresh(unit: Unit, claim: dict[str, Any], finding: Finding) -> None
     existing = unit.current("Task", task["id"])
     if existing is None or existing.deleted:
         unit.update("Task", task["id"], task)
+        if known is not None:
+            known[claim["id"]] = [task]
 
 
-def resolve(unit: Unit, claim: dict[str, Any], why: str) -> None:
+def resolve(unit: Unit, claim: dict[str, Any], why: str, known: OpenTasks | None = None) -> None:
     """Close the open denial Task of ``claim`` and of every claim it replaces (``related``)."""
     ids = [claim["id"], *[ref.split("/", 1)[1] for r in claim.get("related") or []
                           if (ref := ((r.get("claim") or {}).get("reference") or "")).startswith("Claim/")]]
     for claim_id in ids:
-        for t in open_tasks(unit, claim_id):
+        for t in _open_of(unit, claim_id, known):
             unit.modify("Task", t["id"], lambda current: _close(current, unit.now, why))
+        if known is not None and claim_id in known:
+            known[claim_id] = []
 
 
 def _close(task: dict[str, Any], now: datetime, why: str) -> bool:

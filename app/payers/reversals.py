@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app.claims import corrections
-from app.fhir.queries import find_resources
+from app.fhir.queries import escaped, find_resources
 from app.fhir.store import Reader, Unit
 from fhir_mappings.identifiers import patient_control_number
 from fhir_mappings.vocabulary import PAYER_CLAIM_NUMBER, X12_835_CLAIM_STATUS, X12_CLAIM_STATUS, X12_NAMESPACE, stable_id
@@ -48,13 +48,9 @@ def is_reversal(cp: ClaimPayment) -> bool:
     return cp.status == REVERSAL
 
 
-def _search_value(value: str) -> str:
-    return "".join("\\" + c if c in ",|$\\" else c for c in value)
-
-
 def claim_by_number(reader: Reader, number: str, pcn: str | None = None) -> Claim | None:
     """Our claim the payer numbered ``number`` (and billed under ``pcn``, when given)."""
-    found = find_resources(reader, "Claim", [("identifier", f"{PAYER_CLAIM_NUMBER}|{_search_value(number)}")])
+    found = find_resources(reader, "Claim", [("identifier", f"{PAYER_CLAIM_NUMBER}|{escaped(number)}")])
     found = [c for c in found if corrections.payer_number(c) == number]
     if pcn is not None:
         found = [c for c in found if patient_control_number(c) == pcn]
@@ -129,14 +125,6 @@ def _link_recoupments(unit: Unit, rem: Remittance, recon: dict[str, Any],
         claim = claim_by_number(unit, p.reference) or by_pcn(unit, p.reference)
         if claim is not None:
             detail["request"] = {"reference": f"Claim/{claim['id']}"}
-
-
-def record_numbers(unit: Unit, rem: Remittance, claims: list[Claim | None]) -> None:
-    """The payer's number (CLP07) of each claim it adjudicated, on our claim."""
-    for cp, claim in zip(rem.claims, claims):
-        if claim is not None and not is_reversal(cp):
-            corrections.record_payer_number(unit, claim["id"], cp.payer_claim_control_number or None,
-                                            adjudicated=True)
 
 
 def paid_total(reader: Reader, claim_id: str) -> Decimal:

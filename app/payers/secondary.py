@@ -32,7 +32,7 @@ from app.claims import workflow
 from app.claims.lifecycle import set_lifecycle, without_server_owned
 from app.fhir.dates import instant
 from app.fhir.extract import reference_target
-from app.fhir.queries import find_resources
+from app.fhir.queries import escaped, find_all
 from app.fhir.store import Unit
 from app.payers.outcomes import biller_task, issues_text, put
 from fhir_mappings.vocabulary import CLAIM_CROSSOVER, PATIENT_CONTROL_NUMBER, SERVER_NAMESPACE, stable_id
@@ -69,15 +69,37 @@ def _coverage_key(cov: dict[str, Any]) -> tuple[int, str]:
     return int(cov.get("order", 1)), cov["id"]
 
 
-def next_coverage(unit: Unit, claim: dict[str, Any]) -> dict[str, Any] | None:
+Coverages = dict[str, list[dict[str, Any]]]  # "Patient/id" -> the patient's active Coverages
+
+
+def active_coverages(unit: Unit, patients: list[str]) -> Coverages:
+    """The active Coverages of each patient (``Patient/id``), in a few searches: an 835 looks up
+    the coverages of all its patients at once."""
+    out: Coverages = {ref: [] for ref in patients if ref}
+    by_target = {reference_target(ref): ref for ref in out}
+    wanted = sorted(out)
+    for start in range(0, len(wanted), COVERAGE_CHUNK):
+        value = ",".join(escaped(ref) for ref in wanted[start:start + COVERAGE_CHUNK])
+        for cov in find_all(unit, "Coverage", [("beneficiary", value)]):
+            ref = by_target.get(reference_target(((cov.get("beneficiary") or {}).get("reference")) or ""))
+            if ref is not None and cov.get("status") == "active":
+                out[ref].append(cov)
+    return out
+
+
+COVERAGE_CHUNK = 100  # patients per Coverage search
+
+
+def next_coverage(unit: Unit, claim: dict[str, Any], known: Coverages | None = None) -> dict[str, Any] | None:
     """The patient's active Coverage after the one ``claim`` billed (by ``order``, then id) that
-    no insurance entry of the claim names yet, or None."""
+    no insurance entry of the claim names yet, or None. ``known``: the coverages already looked
+    up (``active_coverages``)."""
     focal = _focal(claim)
     target = reference_target(((focal or {}).get("coverage") or {}).get("reference") or "")
     patient = ((claim.get("patient") or {}).get("reference")) or ""
     if target is None or target[0] != "Coverage" or not patient:
         return None
-    covs = [c for c in find_resources(unit, "Coverage", [("beneficiary", patient)]) if c.get("status") == "active"]
+    covs = (known if known is not None and patient in known else active_coverages(unit, [patient]))[patient]
     billed = {reference_target(((i.get("coverage") or {}).get("reference")) or "") for i in claim.get("insurance") or []}
     current = next((c for c in covs if c["id"] == target[1]), None)
     if current is None:
@@ -91,9 +113,11 @@ def _liability(cp: ClaimPayment) -> Decimal:
     return cp.patient_responsibility or cp.adjustment_total("PR")
 
 
-def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str, Any]) -> None:
-    """The claim to the next payer after ``cp`` paid ``claim`` (or the crossover record)."""
-    nxt = next_coverage(unit, claim)
+def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str, Any],
+                  coverages: Coverages | None = None) -> None:
+    """The claim to the next payer after ``cp`` paid ``claim`` (or the crossover record);
+    ``coverages``: the patients' coverages already looked up (``active_coverages``)."""
+    nxt = next_coverage(unit, claim, coverages)
     if nxt is None:
         return
     reason = crossover_reason(cp)
