@@ -24,6 +24,7 @@ from app.payers.outcomes import biller_task, issues_text, put, rejection_respons
 from fhir_mappings import identifiers
 from fhir_mappings.identifiers import patient_control_number
 from fhir_mappings.vocabulary import ELIGIBILITY_TRACE, SERVER_NAMESPACE, stable_id
+from payer_adapters.fhir_eob import claim_response_to_eob
 from payer_adapters.x12.decode import DecodeResult
 from payer_adapters.x12.decode_277ca import Ack277, LevelAck
 from payer_adapters.x12.decode_835 import ClaimPayment
@@ -247,6 +248,9 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
                                response.get("outcome"))
     response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
     put(unit, response)
+    eob = None if voided_by(claim) else claim_response_to_eob(response, claim)
+    if eob is not None:  # the payment record money is read from, as an 835's claim payment is
+        put(unit, eob)
     outcome = response.get("outcome")
     corrections.record_payer_number(unit, claim["id"], identifiers.payer_claim_number(response),
                                     adjudicated=outcome in ("complete", "partial"))

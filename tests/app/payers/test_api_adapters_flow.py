@@ -2,7 +2,11 @@
 (PAS-style synchronous ClaimResponse), against the sandbox payer."""
 from __future__ import annotations
 
+from decimal import Decimal
+
+from app.payers import posting, reversals
 from app.payers.inbound import messages, queue_collection
+from payer_adapters.x12.codes import GROUP_SYSTEM
 
 from tests.flows import SANDBOX, adrain, claim_for, connect, history, jobs, lifecycle, load_practice
 
@@ -44,12 +48,42 @@ async def test_fhir_payer_synchronous_claim_response(api, store, tenant, payer_s
             {"base_url": f"{SANDBOX}/fhir", "auth": "client_secret", "token_url": f"{SANDBOX}/oauth/token",
              "client_id": "demo-client"}, {"client_secret": "demo-secret"}, profile="medicare", auto_submit=True)
     await adrain(store)
+    patient_share = Decimal(0)
     for enc in ("enc-alvarez-1", "enc-alvarez-2"):
         claim = await claim_for(api, enc)
         assert lifecycle(claim) in ("paid", "partially-paid", "denied"), history(claim)
         assert "submitted" in history(claim)
         responses = (await api.get(f"/fhir/ClaimResponse?request=Claim/{claim['id']}")).json()
         assert responses["total"] == 1 and responses["entry"][0]["resource"]["outcome"] == "complete"
+        response = responses["entry"][0]["resource"]
+        # The adjudication is kept as the claim's ExplanationOfBenefit, as an 835's would be: the
+        # claim's paid total, A/R and the patient's balance read it.
+        eobs = (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{claim['id']}")).json()
+        assert eobs["total"] == 1
+        eob = eobs["entry"][0]["resource"]
+        assert eob["claimResponse"]["reference"] == f"ClaimResponse/{response['id']}"
+        paid = Decimal(str(response["payment"]["amount"]["value"]))
+        assert Decimal(str(eob["payment"]["amount"]["value"])) == paid
+        with store.for_tenant(tenant).unit() as unit:
+            assert reversals.paid_total(unit, claim["id"]) == paid
+        lines = {i["sequence"]: i for i in claim["item"]}
+        assert [i["productOrService"] for i in eob["item"]] == \
+            [lines[i["itemSequence"]]["productOrService"] for i in response["item"]]
+        patient_share += sum((Decimal(str(a["amount"]["value"])) for i in response["item"] for a in i["adjudication"]
+                              if any(c.get("system") == GROUP_SYSTEM and c.get("code") == "PR"
+                                     for c in (a.get("category") or {}).get("coding", []))), Decimal(0))
+    assert patient_share > 0  # Medicare leaves the deductible and coinsurance to the patient
+    r = await api.post("/fhir/Patient/pat-alvarez/$balance")
+    assert r.status_code == 200, r.text
+    assert Decimal(str(next(p["valueMoney"]["value"] for p in r.json()["parameter"] if p["name"] == "balance"))) \
+        == patient_share
+    # The same adjudication answered again under a new resource id (a payer's $inquire): still
+    # one EOB per claim, the payment counted once.
+    with store.for_tenant(tenant).unit() as unit:
+        claim = unit.read("Claim", claim["id"]).resource()
+        posting.post_claim_response(unit, claim, {**response, "id": "inquiry-answer"}, source="inquire:1")
+        assert reversals.paid_total(unit, claim["id"]) == paid
+    assert (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{claim['id']}")).json()["total"] == 1
     assert ledger()["claim_count"] == 2
     assert all(j.status == "done" for j in jobs(store, tenant, "submit-claims"))
 
