@@ -33,7 +33,7 @@ from app.fhir.errors import FhirError, Gone, NotFound
 from app.fhir.store import NeedsTransaction, Reader, TenantStore, Unit, Version
 from app.jobs import enqueue
 from app.outbox import QueuedJob
-from app.payers import inquiry, posting
+from app.payers import inquiry, posting, status_follow_up
 from app.payers.calls import call_payer
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
@@ -59,7 +59,7 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
     def mark(claim: dict[str, Any]) -> bool:
         queued.clear()
         code = lifecycle(claim)
-        if rank(code) >= rank("queued"):
+        if rank(code) >= rank("queued") and not status_follow_up.may_resubmit(unit, claim):
             return False
         if code == "draft" or claim.get("status") in ("draft", "cancelled", "entered-in-error"):
             outcome = workflow.scrub_claim(unit, claim, profile=None)
@@ -83,6 +83,8 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
     if written is None:
         return unit.read("Claim", claim_id), 200
     _record_queued(unit, claim_id, queued["key"], queued["connection"])
+    if rank(lifecycle(written.version.resource())) > rank("queued"):  # the payer had no claim on file: sent again
+        status_follow_up.resubmitted(unit, claim_id)
     return written.version, 202
 
 
