@@ -283,13 +283,13 @@ def record_answer(unit: Unit, claim: dict[str, Any], response: dict[str, Any] | 
     """Store a status answer for ``claim`` and act on it (see the module docstring); returns
     where the claim stands. ``row`` is the inquiry answered (None for an unasked 277)."""
     response = dict(response) if response is not None else not_on_file(claim, unit.now)
-    state = status_of(response)
     code = status_code(response)
+    state = settings()["categories"].get((code or "").split(":")[0]) or status_of(response)
     response.setdefault("id", stable_id(SERVER_NAMESPACE, "claim-status", claim["id"], source, state))
     response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
     put(unit, response)
     rule = _rule(state)
-    if rule["moves"] and lifecycle(claim) != "rejected":
+    if rule["moves"] and lifecycle(claim) in settings()["watched"]:  # sent, not yet adjudicated
         move(unit, claim["id"], *rule["moves"])
     if row is not None:
         _set(unit, row.pk, status="answered", answer=state, code=code, answered_at=unit.now)

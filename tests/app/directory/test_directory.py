@@ -66,9 +66,11 @@ async def test_cli_adds_lists_and_rotates(api, store, tenant, demo_bundle, payer
         run = CliRunner().invoke
         r = run(cli, ["payers", "add", "--tenant", tenant, "--organization", "payer-acme", "--kind",
                       "clearinghouse-json", "--settings", json.dumps({"base_url": SANDBOX}),
-                      "--credentials", '{"api_key": "test_sandbox_key"}', "--profile", "commercial", "--auto-submit"])
+                      "--credentials", '{"api_key": "test_sandbox_key"}', "--profile", "commercial", "--auto-submit",
+                      "--status-follow-up-days", "30"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["autoSubmit"] is True and "test_sandbox_key" not in r.output
+        assert json.loads(r.output)["statusFollowUpDays"] == 30
         r = run(cli, ["payers", "list", "--tenant", tenant])
         assert r.exit_code == 0 and json.loads(r.output)[0]["organization"] == "payer-acme"
         r = run(cli, ["payers", "rotate-credentials", "--tenant", tenant, "--organization", "payer-acme",
