@@ -102,6 +102,7 @@ def open_store(settings: Settings) -> Store:
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
+    status_follow_up.ensure_schedules(store)  # and their daily claim status follow-up
     return store
 
 

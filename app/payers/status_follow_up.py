@@ -90,6 +90,16 @@ def start_schedule(unit: Unit) -> None:
     enqueue(unit, SWEEP, {"day": day}, dedupe_key=f"{SWEEP}@{day}")
 
 
+def ensure_schedules(store: Any) -> int:
+    """At start-up: today's sweep for every tenant with a payer connection (connections added
+    before this feature, or a chain of daily sweeps that was cut); how many tenants."""
+    tenants = sorted({link.tenant_id for link in directory.list_connections(store.engine)})
+    for tenant in tenants:
+        with store.for_tenant(tenant, actor="scheduler").unit() as unit:
+            start_schedule(unit)
+    return len(tenants)
+
+
 @dataclass
 class _Last:
     """What the sweep knows of a claim besides the Claim: its last submission and inquiry."""
