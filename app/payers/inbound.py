@@ -8,7 +8,8 @@ answer is committed: a crash in between leaves it listed at the payer, never los
 ``post-response`` decodes and posts one message in its own transaction; an answer that cannot
 be decoded is ``quarantined`` with a Task and the others go on. X12 files go through the X12
 decoder, clearinghouse JSON reports (content type ``json``: 277CA, 835) through
-``payer_adapters.chc_reports`` into the same records, so both forms post identically.
+``payer_adapters.chc_reports`` into the same records, so both forms post identically. A 277
+(the answer to a 276 the claim status follow-up sent) is posted by ``status_follow_up.post_277``.
 
 Schedule: ``collect-schedule`` (per tenant) queues a collection for every connection each
 ``THERABRIDGE_COLLECT_INTERVAL`` seconds (dedupe keys by time slot, so any number of workers and

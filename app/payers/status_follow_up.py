@@ -20,7 +20,9 @@ call, the 835 went to someone else. Nobody notices until the filing limit has pa
   ``claim-status`` work item where a person must act (``answers`` in the data file): not on file
   → resubmit (``$submit`` sends the same claim again, see ``may_resubmit``), rejected → correct,
   information requested → send it. Pending → nothing; asked again in N days. Paid or denied →
-  the 835 is awaited; if none has come N days after that answer, a Task says so.
+  the 835 is awaited; if none has come N days after that answer, a Task says so. A FHIR
+  payer's final ClaimResponse is the decision itself (there is no 835): it is posted as the
+  answer to ``$submit`` is.
 - The work item closes itself when the claim is adjudicated (its 835, or a payer's final
   ClaimResponse: ``on_write`` queues ``claim-status-close``) or a later answer needs nobody.
 """
@@ -211,6 +213,10 @@ def run_inquiry(ts: TenantStore, payload: dict[str, Any]) -> None:
     ask = _asker()
     try:
         result = call_payer(ts, link, "status", lambda adapter: ask(adapter)(pkg, key=f"{claim_id}-{day}"))
+    except NoClaimStatus:
+        with ts.unit() as unit:
+            _set(unit, row.pk, status="skipped", answered_at=unit.now)
+        return
     except PayerRejection as rejection:
         log.warning("claim status request refused for connection %s", link.pk)
         with ts.unit() as unit:
@@ -226,23 +232,24 @@ def run_inquiry(ts: TenantStore, payload: dict[str, Any]) -> None:
         record_answer(unit, claim, result.response, row=row, source=f"{KIND}:{day}")
 
 
+class NoClaimStatus(PayerRejection):
+    """The connection's adapter offers no claim status (a kind registered without one)."""
+
+
 def _asker() -> Any:
-    """The adapter's ``claim_status`` (an adapter kind registered without one has no claim status:
-    it answers as if asked and given nothing to report, which the caller records as unavailable)."""
+    """The adapter's ``claim_status``; an adapter kind registered without one raises
+    :class:`NoClaimStatus` (the inquiry is skipped, nobody is bothered)."""
     def ask(adapter: Any) -> Any:
         method = getattr(adapter, "claim_status", None)
         if method is not None:
             return method
 
         async def unavailable(pkg: Any, *, key: str) -> StatusResult:
-            return StatusResult(response=_unavailable())
+            raise NoClaimStatus("this payer connection offers no claim status",
+                                {"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+                                                                                "code": "not-supported"}]})
         return unavailable
     return ask
-
-
-def _unavailable() -> dict[str, Any]:
-    return {"resourceType": "ClaimResponse", "outcome": "error", "disposition": "This payer connection offers no "
-            "claim status", "extension": [_lifecycle_ext("status-unavailable")]}
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -263,6 +270,13 @@ def status_of(response: dict[str, Any]) -> str:
         return "rejected"
     state = paid_state_of(response)
     return "denied" if state == "denied" else "paid"
+
+
+def is_adjudication(response: dict[str, Any]) -> bool:
+    """A FHIR payer's ClaimResponse that decides the claim (``complete``/``partial`` and no 277
+    status): posted like the answer to ``$submit`` (there is no 835 to wait for)."""
+    return response.get("outcome") in ("complete", "partial") and not any(
+        e.get("url") == CLAIM_STATUS_LIFECYCLE for e in response.get("extension") or [])
 
 
 def status_code(response: dict[str, Any]) -> str | None:
@@ -293,22 +307,33 @@ def record_answer(unit: Unit, claim: dict[str, Any], response: dict[str, Any] | 
     """Store a status answer for ``claim`` and act on it (see the module docstring); returns
     where the claim stands. ``row`` is the inquiry answered (None for an unasked 277)."""
     response = dict(response) if response is not None else not_on_file(claim, unit.now)
+    stored = unit.current("Claim", claim["id"])
+    claim = stored.resource() if stored is not None and not stored.deleted else claim
+    open_ = lifecycle(claim) in settings()["watched"] and claim.get("status") == "active"  # still followed up
     code = status_code(response)
     state = settings()["categories"].get((code or "").split(":")[0]) or status_of(response)
-    response.setdefault("id", stable_id(SERVER_NAMESPACE, "claim-status", claim["id"], source, state))
+    if is_adjudication(response):  # a PAS payer's final ClaimResponse: the decision itself, not a report of one
+        posting.post_claim_response(unit, claim, response, source=source)
+        if open_:
+            move(unit, claim["id"], *posting.answer_states(response, claim))
+        if row is not None:
+            _set(unit, row.pk, status="answered", answer=state, code=code, answered_at=unit.now)
+        close_tasks(unit, claim["id"], f"the payer decided: {state}")
+        return state
+    response["id"] = stable_id(SERVER_NAMESPACE, "claim-status", claim["id"], source, state, response.get("id") or "")
     response["request"] = {**(response.get("request") or {}), "reference": f"Claim/{claim['id']}"}
     put(unit, response)
     rule = _rule(state)
-    if rule["moves"] and lifecycle(claim) in settings()["watched"]:  # sent, not yet adjudicated
+    if rule["moves"] and open_:  # sent, not yet adjudicated: forward only
         move(unit, claim["id"], *rule["moves"])
     if row is not None:
         _set(unit, row.pk, status="answered", answer=state, code=code, answered_at=unit.now)
-    if rule.get("task"):
+    if rule.get("task") and open_:
         t = rule["task"]
         reasons = [r for r in [response.get("disposition")] if r]
         _open_task(unit, claim, row, state, t["display"], t["action"].replace("{claim}", claim["id"]), reasons,
                    code=code, priority=t.get("priority", "routine"), response=response["id"])
-    else:
+    elif open_:
         close_tasks(unit, claim["id"], f"the payer now reports the claim {state}")
     return state
 

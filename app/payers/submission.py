@@ -3,7 +3,9 @@ of claims go to the payer exactly once (an outbox: every step is committed befor
 
 Three steps, each durable before the next:
 1. ``queue_claim`` mints the claim's key and records a ``submit-claims`` job in the same
-   transaction as the Claim's move to ``queued``.
+   transaction as the Claim's move to ``queued``. A claim already sent is queued again only when
+   the payer's last status answer was that it has no such claim on file
+   (``status_follow_up.may_resubmit``): the same Claim under a new key.
 2. ``form_batches`` (a batch handler: every due ``submit-claims`` job of a tenant claimed
    together) groups the claims per payer connection, up to the adapter's batch size, names each
    batch (its key: a new one, or the claim's own key for a batch of one) and queues one

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from types import SimpleNamespace
 
+from app.claims.lifecycle import advance
 from app.payers.status_follow_up import _Last, decide, record_answer
 from payer_adapters.x12 import StatusResponse277, decode, status277_to_fhir
 
-from tests.flows import adrain, claim_for, lifecycle, load_practice
+from tests.flows import adrain, claim_for, history, lifecycle, load_practice
 
 D = date(2026, 3, 1)
 T = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
@@ -63,6 +64,11 @@ async def test_answers_that_need_a_person(api, store, tenant, demo_bundle):
     await adrain(store)
     claim = await claim_for(api, "enc-alvarez-1")
     pcn = next(i["value"] for i in claim["identifier"] if i["system"].endswith("patient-control-number"))
+    with store.for_tenant(tenant).unit() as unit:
+        assert record_answer(unit, claim, None, row=None, source="test:unsent") == "not-found"
+    assert (await api.get(f"/fhir/Task?focus=Claim/{claim['id']}")).json()["total"] == 0  # never sent: no work
+    with store.for_tenant(tenant).unit() as unit:
+        unit.modify("Claim", claim["id"], lambda c: advance(c, "submitted", unit.now))
     for stc, expected in (("P3:317", "information-requested"), ("R4:294", "information-requested"),
                           ("A7:164:IL", "rejected"), ("P1:20", "pending")):
         (res,) = decode(STATUS_277.format(pcn=pcn, stc=stc).encode()).of_type(StatusResponse277)
@@ -73,4 +79,32 @@ async def test_answers_that_need_a_person(api, store, tenant, demo_bundle):
                            "task-code|claim-status")).json()
     states = sorted(e["resource"]["businessStatus"]["text"] for e in tasks["entry"])
     assert states == ["information-requested", "rejected"]  # one per state and day; a pend needs nobody
-    assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) == "clean"  # never sent: nothing moves
+    assert {e["resource"]["status"] for e in tasks["entry"]} == {"requested"}  # a later pend closes nothing
+    stored = (await api.get(f"/fhir/Claim/{claim['id']}")).json()
+    assert lifecycle(stored) == "rejected" and history(stored)[-2:] == ["accepted", "rejected"]
+
+
+async def test_a_fhir_payers_final_answer_is_the_decision(api, store, tenant, demo_bundle):
+    """``$inquire`` finding the claim decided: its ClaimResponse is posted as the adjudication (a
+    FHIR payer sends no 835 to wait for), and the claim is paid."""
+    await load_practice(api, demo_bundle)
+    await adrain(store)
+    claim = await claim_for(api, "enc-alvarez-1")
+    with store.for_tenant(tenant).unit() as unit:
+        unit.modify("Claim", claim["id"], lambda c: advance(c, "submitted", unit.now))
+        claim = unit.read("Claim", claim["id"]).resource()
+    benefit = {"category": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/adjudication",
+                                        "code": "benefit"}]}, "amount": {"value": 80.0, "currency": "USD"}}
+    decided = {"resourceType": "ClaimResponse", "id": "payer-cr-1", "status": "active", "type": claim["type"],
+               "use": "claim", "patient": claim["patient"], "created": "2026-03-01T09:00:00Z",
+               "insurer": claim["insurer"], "outcome": "complete",
+               "identifier": [{"system": "https://therabridge.dev/fhir/sid/payer-claim-number", "value": "PAYER77"}],
+               "item": [{"itemSequence": 1, "adjudication": [benefit]}],
+               "payment": {"amount": {"value": 80.0, "currency": "USD"}}}
+    with store.for_tenant(tenant).unit() as unit:
+        assert record_answer(unit, claim, decided, row=None, source="test:inquire") == "paid"
+    assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) == "paid"
+    answers = (await api.get(f"/fhir/ClaimResponse?request=Claim/{claim['id']}")).json()
+    assert answers["total"] == 1 and answers["entry"][0]["resource"]["outcome"] == "complete"
+    tasks = (await api.get(f"/fhir/Task?focus=Claim/{claim['id']}")).json()
+    assert tasks["total"] == 0
