@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.jobs import J
 from app.payers.inbound import messages, queue_collection
 from app.payers.status_follow_up import inquiries, run_sweep
 from payer_adapters.sandbox import Engine, Mailbox, load_config
@@ -78,6 +79,11 @@ async def test_a_lost_claim_is_found_missing_resubmitted_once_and_paid(api, stor
     assert messages(store, tenant) == [] and ledger()["claim_count"] == 0  # the payer kept nothing
 
     day0 = today(store)
+    other = tenant + "-other"  # another practice's sweep never sees this claim
+    store.ensure_tenant(other)
+    assert await sweep(store, other, day0 + timedelta(days=30)) == []
+    with store.engine.begin() as conn:
+        conn.execute(J.delete().where(J.c.tenant_id == other))  # its next day's sweep
     assert await sweep(store, tenant, day0 + timedelta(days=20)) == []  # not yet: 21 days by default
     asked = await sweep(store, tenant, day0 + timedelta(days=21))
     assert [j.status for j in asked] == ["done"]
