@@ -47,6 +47,10 @@ async def test_admin_api_manages_payers_and_never_shows_secrets(api, store, tena
     assert bad.status_code == 400 and "unknown adapter kind" in bad.text
     missing = await api.post("/admin/payers", json={**body, "organization": "nope"}, headers=admin)
     assert missing.status_code == 400
+    terms = await api.post("/admin/payers", json={**body, "status_follow_up_days": 14}, headers=admin)
+    assert terms.status_code == 201 and terms.json()["statusFollowUpDays"] == 14
+    zero = await api.post("/admin/payers", json={**body, "status_follow_up_days": 0}, headers=admin)
+    assert zero.status_code == 400 and "status_follow_up_days" in zero.text
 
 
 async def test_cli_adds_lists_and_rotates(api, store, tenant, demo_bundle, payer_settings, monkeypatch, tmp_path):
