@@ -223,3 +223,45 @@ async def test_fhir_payer_inquire_finds_no_claim_on_file(api, store, tenant, pay
     assert ledger()["claim_count"] == 1
     (task,) = await status_tasks(api, claim["id"])
     assert task["status"] == "completed"
+
+
+async def test_a_pended_claim_is_asked_again_later_then_decided(api, store, tenant, payer_settings, demo_bundle,
+                                                                sandbox, route_to_sandbox):
+    """fhir-payer: pending → no work item, asked again N days later; the payer's final ClaimResponse
+    is then posted as its decision (workers' comp without authorization: denied, CO-197)."""
+    import copy
+
+    from app.payers.submission import queue_claim
+
+    await load_practice(api, demo_bundle)
+    connect(store, payer_settings, tenant, "payer-wc", "fhir-payer",
+            {"base_url": f"{SANDBOX}/fhir", "auth": "client_secret", "token_url": f"{SANDBOX}/oauth/token",
+             "client_id": "demo-client"}, {"client_secret": "demo-secret"}, profile="workers-comp")
+    await adrain(store)
+    sandbox.state.sandbox.config.pended_inquiries = 1  # the first inquiry still finds it pended
+    claim = copy.deepcopy(await claim_for(api, "enc-alvarez-1"))
+    claim.update(patient={"reference": "Patient/pat-kim"},
+                 insurer={"reference": "Organization/payer-wc",
+                          "identifier": {"system": "https://therabridge.dev/fhir/sid/payer-id", "value": "WCFUND"}},
+                 identifier=[{"system": PCN, "value": "FOLLOWWC" + tenant[-8:].upper()}])
+    claim["insurance"][0]["coverage"] = {"reference": "Coverage/cov-kim"}
+    cid = f"wc-{tenant}"
+    with store.for_tenant(tenant).unit() as unit:
+        unit.create({k: v for k, v in claim.items() if k not in ("id", "meta")}, rid=cid)
+        assert queue_claim(unit, cid)[1] == 202
+    await adrain(store)
+    assert lifecycle((await api.get(f"/fhir/Claim/{cid}")).json()) == "accepted"  # pended
+    with store.engine.begin() as conn:  # the pended claim's own inquiries gave up long ago
+        conn.execute(J.delete().where(J.c.tenant_id == tenant, J.c.kind == "inquire-claim"))
+
+    day0 = today(store)
+    assert len(await sweep(store, tenant, day0 + timedelta(days=21))) == 1
+    assert [(r["status"], r["answer"]) for r in inquiry_rows(store, tenant, cid)] == [("answered", "pending")]
+    assert await status_tasks(api, cid) == []  # pending: nobody acts
+    assert await sweep(store, tenant, day0 + timedelta(days=30)) == []  # asked again only N days later
+    assert len(await sweep(store, tenant, day0 + timedelta(days=42))) == 1
+    assert [r["answer"] for r in inquiry_rows(store, tenant, cid)] == ["pending", "denied"]
+    stored = (await api.get(f"/fhir/Claim/{cid}")).json()
+    assert lifecycle(stored) == "denied"
+    assert await status_tasks(api, cid) == []
+    assert await sweep(store, tenant, day0 + timedelta(days=90)) == []  # decided: no longer followed up
