@@ -26,7 +26,7 @@ from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
 from app.migrations import upgrade
-from app.payers import eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
+from app.payers import eligibility, eligibility_sweep, inbound, inquiry, runtime, status_follow_up, submission
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
@@ -62,12 +62,14 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
     _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
     _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
+    _add(store.observers, status_follow_up.on_write)  # a claim adjudicated → its follow-up items close
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
     # a new payer connection starts the collection of its answers
     _add(directory.ON_ADD, inbound.start_schedule)
     _add(directory.ON_ADD, eligibility_sweep.start_schedule)  # and the daily eligibility sweep
+    _add(directory.ON_ADD, status_follow_up.start_schedule)  # and the daily claim status follow-up
     # the job handlers
     jobs.register_handler(automation.KIND, automation.run_generate)
     jobs.register_batch_handler(automation.KIND, automation.run_generate_many)
@@ -89,6 +91,9 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
     jobs.register_handler(therapy_deadlines.SWEEP, therapy_deadlines.run_sweep)
     jobs.register_handler(timely_filing.SWEEP, timely_filing.run_sweep)
+    jobs.register_handler(status_follow_up.SWEEP, status_follow_up.run_sweep)
+    jobs.register_handler(status_follow_up.KIND, status_follow_up.run_inquiry, transaction=False)
+    jobs.register_handler(status_follow_up.CLOSE, status_follow_up.run_close)
 
 
 def open_store(settings: Settings) -> Store:
@@ -97,6 +102,7 @@ def open_store(settings: Settings) -> Store:
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
+    status_follow_up.ensure_schedules(store)  # and their daily claim status follow-up
     return store
 
 

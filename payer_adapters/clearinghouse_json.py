@@ -16,6 +16,8 @@
   from ``…/{fileName}/{277|835}`` (X12 text → content type ``x12``; JSON → ``json``, read by
   ``payer_adapters.chc_reports`` when posted) and acknowledged with
   ``POST …/{fileName}/acknowledge`` once stored.
+* Claim status: ``POST {base_url}/medicalnetwork/claimstatus/v2`` (``chc_status.py``) → the same
+  ClaimResponse a 277 becomes; no claim in the answer = no claim on file.
 Auth: ``api_key`` (``Authorization: Key <key>``, Stedi) or OAuth2 client credentials
 (``auth: client_secret`` with ``token_url``, ``client_id``, ``client_secret``; Optum; ``oauth.py``).
 """
@@ -30,8 +32,9 @@ import httpx
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.contract import (
-    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, StatusResult, utcnow,
 )
+from payer_adapters.chc_status import PATH as STATUS_PATH, status_request, status_response
 from payer_adapters.errors import PayerRejection, json_body, operation_outcome, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.cob import PriorAdjustment, PriorPayer, prior_payers
@@ -397,6 +400,12 @@ class ClearinghouseJsonAdapter:
 
     async def inquire(self, claim_ref: dict[str, Any]) -> dict[str, Any] | None:
         return None
+
+    async def claim_status(self, pkg: ClaimPackage, *, key: str) -> StatusResult:
+        """Real-time claim status (``chc_status.py``); a read, so asking again is harmless."""
+        body = status_request(pkg, control_number=control_number(key), settings=self.s)
+        resp = await self._call("POST", STATUS_PATH, "claim status", json=body)
+        return StatusResult(response=status_response(json_body(resp, "claim status"), pkg))
 
 
 def capabilities(settings: dict[str, Any]) -> Capabilities:

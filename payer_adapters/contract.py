@@ -125,6 +125,21 @@ class EligibilityResult:
 
 
 @dataclass
+class StatusResult:
+    """The answer to a claim status request (276/277, CHC ``claimstatus``, PAS ``$inquire``).
+
+    ``response``: a ClaimResponse dict when the payer answered inside the call (its extension
+    ``vocabulary.CLAIM_STATUS_LIFECYCLE`` says where the claim stands when the payer sent a
+    status code); None with ``queued=False`` means the payer has no claim on file under that
+    number. ``queued`` is true when the request went out as a 276 file and the 277 will arrive
+    through :meth:`PayerAdapter.fetch_responses`; ``reference`` names that file."""
+
+    response: dict[str, Any] | None
+    queued: bool = False
+    reference: str | None = None
+
+
+@dataclass
 class InboundMessage:
     """A payer answer as received. The core stores ``data`` first, hashes it, dedupes, then
     decodes (``x12`` with ``payer_adapters.x12.decode``; ``fhir+json`` is a FHIR resource or
@@ -186,3 +201,7 @@ class PayerAdapter(Protocol):
 
     async def inquire(self, claim_ref: dict[str, Any]) -> dict[str, Any] | None:
         """PAS ``Claim/$inquire`` for a pended claim: the ClaimResponse, or None (other kinds)."""
+
+    async def claim_status(self, pkg: ClaimPackage, *, key: str) -> StatusResult:
+        """Ask where a submitted claim stands. ``key`` names the inquiry (one per claim and
+        day): asking again with the same key sends nothing new (a 276 file named by it)."""

@@ -9,6 +9,8 @@
   ``outcome == "error"`` ClaimResponse is an answer, not an exception: the core records it like
   a 277CA rejection.
 * Read back: ``GET {base_url}/ClaimResponse?identifier=<key system>|<key>``.
+* Claim status (:meth:`FhirPayerAdapter.claim_status`): ``Claim/$inquire`` for any submitted
+  claim; an answer without a ClaimResponse means the payer has no claim on file.
 * Eligibility: ``POST {base_url}/CoverageEligibilityRequest/$submit`` (Bundle, request first) →
   CoverageEligibilityResponse within ``timeout``.
 * Auth: ``oauth.py`` (none, client secret, or SMART Backend Services ``private_key_jwt``); a 401
@@ -25,7 +27,7 @@ import httpx
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.contract import (
-    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt,
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, StatusResult,
 )
 from payer_adapters.errors import PayerRejection, TransientPayerError, json_body, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
@@ -141,6 +143,11 @@ class FhirPayerAdapter:
         resp = await self._call("POST", "/Claim/$inquire", "Claim/$inquire", json=bundle)
         body = json_body(resp, "Claim/$inquire")
         return _first_resource(body, "ClaimResponse")
+
+    async def claim_status(self, pkg: ClaimPackage, *, key: str) -> StatusResult:
+        """Claim status through ``Claim/$inquire``: the payer's ClaimResponse for the claim, None
+        (no claim on file) when it answers with none."""
+        return StatusResult(response=await self.inquire({"claim": pkg.claim, "resources": pkg.resources}))
 
     async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:
         bundle = self._bundle(pkg.all_resources(), key=None,

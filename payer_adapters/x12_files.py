@@ -1,7 +1,7 @@
-"""``x12-directory`` and ``x12-sftp``: 837P and 270 files into a mailbox, 999/277CA/271/835 out.
+"""``x12-directory`` and ``x12-sftp``: 837P, 270 and 276 files into a mailbox, 999/277CA/271/277/835 out.
 
-Mailbox layout (folders configurable): we put ``inbox/837P_<key>.x12`` and
-``inbox/270_<trace>.x12``; the payer moves what it picked up to ``processed/`` and writes its
+Mailbox layout (folders configurable): we put ``inbox/837P_<key>.x12``,
+``inbox/270_<trace>.x12`` and ``inbox/276_<inquiry key>.x12`` (claim status); the payer moves what it picked up to ``processed/`` and writes its
 answers to ``outbox/``; we move collected answers to ``archive/``.
 
 Exactly once: the file name is a function of the idempotency key, so after a crash the file is
@@ -21,17 +21,19 @@ import httpx
 
 import fhir_mappings.identifiers as ids
 from payer_adapters.contract import (
-    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, utcnow,
+    Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, StatusResult, utcnow,
 )
 from payer_adapters.errors import PayerRejection, operation_outcome
 from payer_adapters.transports.filedrop import DirectoryDrop, FileDrop
 from payer_adapters.transports.sftp import SftpDrop
 from payer_adapters.x12 import (
     BatchNumbers, ControlNumbers, EncodeError, Submission837, TradingPartner, X12Error, batch_numbers, decode,
-    encode_270, encode_837p_batch, headers, load_partner,
+    encode_270, encode_276, encode_837p_batch, headers, load_partner,
 )
 
-_GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", "HS": "270"}
+_GS_KIND = {"FA": "999", "HN": "277CA", "HP": "835", "HB": "271", "HC": "837P", "HS": "270", "HR": "276"}
+#: GS08 versions that make an ``HN`` group a 277 claim status response rather than a 277CA.
+_STATUS_277 = ("005010X212",)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -51,12 +53,18 @@ def read_batch_numbers(data: bytes) -> BatchNumbers:
 
 
 def kind_of(data: bytes) -> str | None:
-    """The transaction kind of an X12 answer from GS01 (FA 999, HN 277CA, HP 835, HB 271)."""
+    """The transaction kind of an X12 answer from GS01 (FA 999, HN 277CA — or 277 when GS08 is
+    the X212 claim status version —, HP 835, HB 271)."""
     try:
         found = list(headers(data))
     except X12Error:  # a corrupt file is the core's to quarantine; its kind is just unknown
         return None
-    return _GS_KIND.get(found[-1].group.functional_id) if found else None
+    if not found:
+        return None
+    group = found[-1].group
+    if group.functional_id == "HN" and group.version.startswith(_STATUS_277):
+        return "277"
+    return _GS_KIND.get(group.functional_id)
 
 
 def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -184,6 +192,20 @@ class X12FileAdapter:
 
     async def inquire(self, claim_ref: dict[str, Any]) -> dict[str, Any] | None:
         return None
+
+    # -- claim status -------------------------------------------------------------------------
+    async def claim_status(self, pkg: ClaimPackage, *, key: str) -> StatusResult:
+        """Always batch: write a 276 named by the inquiry key; the 277 comes via the outbox."""
+        fname = f"276_{safe_key(key)}.x12"
+        if await self._locate(fname) is None:
+            try:
+                data = encode_276(pkg.all_resources(), self.partner, self.control_numbers)
+            except EncodeError as exc:
+                raise PayerRejection("276 could not be encoded", operation_outcome([{
+                    "code": "invalid", "diagnostics": str(exc),
+                    "expression": [f"{exc.loop_id or ''}/{exc.segment_id or ''}".strip("/")]}])) from None
+            await self.drop.put(f"{self.inbox}/{fname}", data)
+        return StatusResult(response=None, queued=True, reference=fname)
 
     async def close(self) -> None:
         close = getattr(self.drop, "close", None)

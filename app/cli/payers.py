@@ -47,6 +47,9 @@ def add(
     profile: Optional[str] = typer.Option(None, "--profile", help="medicare, commercial or workers-comp."),
     timely_filing_days: Optional[int] = typer.Option(None, "--timely-filing-days", min=1),
     auto_submit: bool = typer.Option(False, "--auto-submit/--no-auto-submit", help="Queue clean claims at once."),
+    status_follow_up_days: Optional[int] = typer.Option(
+        None, "--status-follow-up-days", min=1,
+        help="Days a sent claim may go without a 277CA or 835 before the payer is asked (default 21)."),
 ) -> None:
     """Register (or replace) how to reach a payer."""
     from app import directory
@@ -57,7 +60,8 @@ def add(
     try:
         link = directory.add(store, get_settings(), tenant, organization, kind, _json(settings, "--settings"),
                              _json(credentials, "--credentials"), profile=profile,
-                             timely_filing_days=timely_filing_days, auto_submit=auto_submit)
+                             timely_filing_days=timely_filing_days, auto_submit=auto_submit,
+                             status_follow_up_days=status_follow_up_days)
     except (directory.DirectoryError, CredentialKeyError) as err:
         _fail(err)
         return

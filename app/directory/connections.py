@@ -46,12 +46,14 @@ class PayerLink:
     profile: str | None
     timely_filing_days: int | None
     auto_submit: bool
+    status_follow_up_days: int | None = None
 
     def public(self) -> dict[str, Any]:
         """What an operator may see: never the credentials, only whether there are any."""
         return {"organization": self.organization_id, "payerId": self.payer_id, "kind": self.kind,
                 "settings": self.settings, "hasCredentials": bool(self.encrypted_credentials),
-                "profile": self.profile, "timelyFilingDays": self.timely_filing_days, "autoSubmit": self.auto_submit}
+                "profile": self.profile, "timelyFilingDays": self.timely_filing_days, "autoSubmit": self.auto_submit,
+                "statusFollowUpDays": self.status_follow_up_days}
 
     def adapter_settings(self, settings: Settings) -> dict[str, Any]:
         return {**self.settings, **secrets.decrypt(settings, self.encrypted_credentials)}
@@ -61,7 +63,7 @@ class PayerLink:
 
 def _row(r: Any) -> PayerLink:
     return PayerLink(r.pk, r.tenant_id, r.organization_id, r.payer_id, r.kind, json.loads(r.settings),
-                       r.credentials, r.profile, r.timely_filing_days, bool(r.auto_submit))
+                       r.credentials, r.profile, r.timely_filing_days, bool(r.auto_submit), r.status_follow_up_days)
 
 
 def _now() -> datetime:
@@ -95,7 +97,8 @@ def _payer_id(store: Store, tenant: str, organization: str) -> str | None:
 
 def add(store: Store, settings: Settings, tenant: str, organization: str, kind: str, adapter_settings: dict[str, Any],
         credentials: dict[str, Any] | None = None, *, profile: str | None = None,
-        timely_filing_days: int | None = None, auto_submit: bool = False) -> PayerLink:
+        timely_filing_days: int | None = None, auto_submit: bool = False,
+        status_follow_up_days: int | None = None) -> PayerLink:
     """Create or replace the connection of ``Organization/organization`` (idempotent)."""
     credentials = credentials or {}
     _validate(kind, adapter_settings, credentials, profile)
@@ -103,7 +106,8 @@ def add(store: Store, settings: Settings, tenant: str, organization: str, kind: 
     now = _now()
     values = dict(payer_id=payer_id, kind=kind, settings=json.dumps(adapter_settings),
                   credentials=secrets.encrypt(settings, credentials), profile=profile,
-                  timely_filing_days=timely_filing_days, auto_submit=auto_submit, updated_at=now)
+                  timely_filing_days=timely_filing_days, auto_submit=auto_submit,
+                  status_follow_up_days=status_follow_up_days, updated_at=now)
     with write_connection(store.engine) as conn, conn.begin():
         found = conn.execute(sa.select(C.c.pk).where(C.c.tenant_id == tenant, C.c.organization_id == organization)).first()
         if found:

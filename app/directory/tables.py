@@ -25,6 +25,7 @@ class PayerConnection(SQLModel, table=True):
     credentials: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))  # Fernet token
     profile: str | None = Field(default=None, max_length=40)  # medicare | commercial | workers-comp
     timely_filing_days: int | None = None
+    status_follow_up_days: int | None = None  # days without an answer before the payer is asked
     auto_submit: bool = False
     created_at: datetime
     updated_at: datetime

@@ -28,6 +28,7 @@ class PayerIn(BaseModel):
     profile: str | None = None
     timely_filing_days: int | None = Field(default=None, ge=1)
     auto_submit: bool = False
+    status_follow_up_days: int | None = Field(default=None, ge=1)
 
 
 class CredentialsIn(BaseModel):
@@ -57,7 +58,8 @@ async def add_payer(request: Request, body: PayerIn) -> JSONResponse:
     store = request.app.state.services.store
     return await _run(request, lambda tenant: directory.add(
         store, settings_of(request), tenant, body.organization, body.kind, body.settings, body.credentials,
-        profile=body.profile, timely_filing_days=body.timely_filing_days, auto_submit=body.auto_submit).public(),
+        profile=body.profile, timely_filing_days=body.timely_filing_days, auto_submit=body.auto_submit,
+        status_follow_up_days=body.status_follow_up_days).public(),
         status=201)
 
 

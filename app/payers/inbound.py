@@ -8,7 +8,8 @@ answer is committed: a crash in between leaves it listed at the payer, never los
 ``post-response`` decodes and posts one message in its own transaction; an answer that cannot
 be decoded is ``quarantined`` with a Task and the others go on. X12 files go through the X12
 decoder, clearinghouse JSON reports (content type ``json``: 277CA, 835) through
-``payer_adapters.chc_reports`` into the same records, so both forms post identically.
+``payer_adapters.chc_reports`` into the same records, so both forms post identically. A 277
+(the answer to a 276 the claim status follow-up sent) is posted by ``status_follow_up.post_277``.
 
 Schedule: ``collect-schedule`` (per tenant) queues a collection for every connection each
 ``THERABRIDGE_COLLECT_INTERVAL`` seconds (dedupe keys by time slot, so any number of workers and
@@ -33,7 +34,7 @@ from app.fhir.dates import UTC
 from app.fhir.store import Store, TenantStore, Unit
 from app.jobs import J, enqueue
 from app import directory
-from app.payers import posting
+from app.payers import posting, status_follow_up
 from app.payers.models import INBOUND as M
 from app.payers.outcomes import biller_task
 from app.payers.calls import call_payer
@@ -49,7 +50,7 @@ COLLECT = "collect-responses"
 ACK = "acknowledge-response"
 POST = "post-response"
 SCHEDULE = "collect-schedule"
-ORDER = {"999": 0, "277CA": 1, "271": 1, "835": 2}  # each answer builds on the one before it
+ORDER = {"999": 0, "277CA": 1, "271": 1, "277": 1, "835": 2}  # each answer builds on the one before it
 
 
 def _insert_ignore(unit: Unit, table: sa.Table, values: dict[str, Any], keys: list[str]) -> int | None:
@@ -178,6 +179,7 @@ def run_post(unit: Unit, payload: dict[str, Any]) -> None:
     if result.remittances and not posting.post_835(unit, result):
         status = "duplicate"
     posting.post_271(unit, result)
+    status_follow_up.post_277(unit, result)
     _set_status(unit, row.pk, status)
 
 

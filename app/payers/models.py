@@ -79,6 +79,34 @@ class PayerCircuit(SQLModel, table=True):
     updated_at: datetime
 
 
+class ClaimStatusInquiry(SQLModel, table=True):
+    """One claim status inquiry (a 276, a CHC claim status call, a PAS ``$inquire``) of one claim
+    on one day, and the payer's answer: the row makes the follow-up idempotent by claim and day,
+    tells the sweep when a claim was last asked and what the payer said, and names the work item
+    the answer opened (``status_follow_up.py``)."""
+
+    __tablename__ = "claim_status_inquiry"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "claim_id", "day", name="uq_claim_status_inquiry_day"),
+        sa.Index("ix_claim_status_inquiry_trace", "tenant_id", "trace"),
+    )
+    pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(max_length=64)
+    claim_id: str = Field(max_length=64)
+    day: str = Field(max_length=10)  # the sweep day that asked (ISO date)
+    connection_pk: int | None = None
+    trace: str | None = Field(default=None, max_length=64)  # the patient control number asked about
+    status: str = Field(max_length=16)  # queued | sent | answered | failed | skipped
+    reference: str | None = Field(default=None, max_length=200)  # the 276 file name
+    answer: str | None = Field(default=None, max_length=30)  # where the claim stands (claim status lifecycle)
+    code: str | None = Field(default=None, max_length=40)  # the status as category:status[:entity]
+    asked_at: datetime
+    answered_at: datetime | None = None
+    task_id: str | None = Field(default=None, max_length=64)
+    task_closed_at: datetime | None = None
+
+
 SUBMISSIONS = ClaimSubmission.__table__
 INBOUND = InboundMessageRow.__table__
 CIRCUITS = PayerCircuit.__table__
+STATUS_INQUIRIES = ClaimStatusInquiry.__table__

@@ -3,7 +3,9 @@ of claims go to the payer exactly once (an outbox: every step is committed befor
 
 Three steps, each durable before the next:
 1. ``queue_claim`` mints the claim's key and records a ``submit-claims`` job in the same
-   transaction as the Claim's move to ``queued``.
+   transaction as the Claim's move to ``queued``. A claim already sent is queued again only when
+   the payer's last status answer was that it has no such claim on file
+   (``status_follow_up.may_resubmit``): the same Claim under a new key.
 2. ``form_batches`` (a batch handler: every due ``submit-claims`` job of a tenant claimed
    together) groups the claims per payer connection, up to the adapter's batch size, names each
    batch (its key: a new one, or the claim's own key for a batch of one) and queues one
@@ -33,7 +35,7 @@ from app.fhir.errors import FhirError, Gone, NotFound
 from app.fhir.store import NeedsTransaction, Reader, TenantStore, Unit, Version
 from app.jobs import enqueue
 from app.outbox import QueuedJob
-from app.payers import inquiry, posting
+from app.payers import inquiry, posting, status_follow_up
 from app.payers.calls import call_payer
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
@@ -59,7 +61,7 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
     def mark(claim: dict[str, Any]) -> bool:
         queued.clear()
         code = lifecycle(claim)
-        if rank(code) >= rank("queued"):
+        if rank(code) >= rank("queued") and not status_follow_up.may_resubmit(unit, claim):
             return False
         if code == "draft" or claim.get("status") in ("draft", "cancelled", "entered-in-error"):
             outcome = workflow.scrub_claim(unit, claim, profile=None)
@@ -83,6 +85,8 @@ def queue_claim(unit: Unit, claim_id: str) -> tuple[Version, int]:
     if written is None:
         return unit.read("Claim", claim_id), 200
     _record_queued(unit, claim_id, queued["key"], queued["connection"])
+    if rank(lifecycle(written.version.resource())) > rank("queued"):  # the payer had no claim on file: sent again
+        status_follow_up.resubmitted(unit, claim_id)
     return written.version, 202
 
 

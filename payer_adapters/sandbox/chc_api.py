@@ -12,6 +12,11 @@
   ``…/{name}/835`` return the report as CHC v3 JSON (converted from the X12 by ``report_json.py``,
   as Optum's convert endpoints do), ``GET …/{name}`` the X12 itself; ``POST …/{name}/acknowledge``
   marks one collected.
+* ``POST /medicalnetwork/claimstatus/v2`` — claim status (the 276/277 as JSON): ``subscriber``,
+  ``providers[]``, ``encounter{patientAccountNumber, beginningDateOfService, endDateOfService,
+  submittedAmount}`` → ``claims[].claimStatus{statusCategoryCode, statusCode, entityCode,
+  submittedAmount, amountPaid, paidDate, tradingPartnerClaimNumber…}`` from the payer's record of
+  the claims it received (``claim_status.py``): not on file → A4:35.
 Auth: ``Authorization: Key <api key>`` (or ``Bearer``) with a key from ``chc_api_keys``.
 """
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from payer_adapters.sandbox.claim_status import status_json, status_of
 from payer_adapters.sandbox.engine import Benefits, money
+from payer_adapters.sandbox.faults import lost
 from payer_adapters.sandbox.model import claim_from_chc
 from payer_adapters.sandbox.report_json import convert_report
 from payer_adapters.sandbox.x12_out import InboundEnvelope, ReplyWriter, write_277ca, write_835
@@ -164,13 +171,15 @@ def router(app_state: Any) -> APIRouter:
             return _err(400, "33", "Input Errors: missing " + ", ".join(missing or ["claimInformation.serviceLines"]))
         claim = claim_from_chc(body)
         now = app_state.now()
+        correlation = "SBXC" + digest[:16].upper()
+        if lost(request.scope):  # taken in and forgotten: no record, no reports
+            return JSONResponse(_accepted(body, claim, correlation))
         result = engine.process(claim, received=now.date(), salt=key or digest)
         if any(e.id == "unknown-original-claim" for e in result.edits):  # refused at the door
             engine.ledger.record("chc", claim, "refused", key)
             return _err(400, "33", f"Input Errors: claimSupplementalInformation.claimControlNumber: "
                         f"{result.edits[0].text}")
-        engine.ledger.record("chc", claim, "rejected" if result.rejected else "adjudicated", key)
-        correlation = "SBXC" + digest[:16].upper()
+        engine.ledger.record("chc", claim, "rejected" if result.rejected else "adjudicated", key, result)
         env = InboundEnvelope(sender_id="THERABRIDGE", receiver_id=cfg.data["clearinghouse"]["id"],
                               isa_control=correlation[-9:], gs_sender="THERABRIDGE",
                               gs_receiver=cfg.data["clearinghouse"]["id"], gs_version="005010X222A1",
@@ -181,15 +190,28 @@ def router(app_state: Any) -> APIRouter:
         if not result.rejected:
             st.add_report(f"{correlation}-835", "835", text=write_835(
                 reply, [result], trace_seed=correlation[4:14], config=engine.data))
-        out = {"status": "SUCCESS", "controlNumber": body.get("controlNumber"),
-               "tradingPartnerServiceId": body.get("tradingPartnerServiceId"),
-               "claimReference": {"correlationId": correlation, "patientControlNumber": claim.pcn,
-                                  "payerId": claim.payer_id,
-                                  "serviceLines": [{"lineItemControlNumber": ln.control} for ln in claim.lines]},
-               "meta": {"traceId": correlation.lower()}}
+        out = _accepted(body, claim, correlation)
         if key:
             st.idempotency[key] = (digest, out)
         return JSONResponse(out)
+
+    @r.post("/medicalnetwork/claimstatus/v2")
+    async def claim_status(request: Request) -> JSONResponse:
+        """Real-time claim status (the 276/277 pair as JSON): the claim is found by
+        ``encounter.patientAccountNumber`` (our patient control number) in the payer's record."""
+        if not authorized(request):
+            return _err(401, "401", "Unauthorized")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _err(400, "33", "Request body is not JSON")
+        pcn = str((body.get("encounter") or {}).get("patientAccountNumber") or "")
+        if not pcn or not body.get("tradingPartnerServiceId") or not (body.get("subscriber") or {}).get("memberId"):
+            return _err(400, "33", "Input Errors: tradingPartnerServiceId, subscriber.memberId and "
+                        "encounter.patientAccountNumber are required")
+        payer = engine.payer(str(body["tradingPartnerServiceId"])) or {}
+        answer = status_of(engine, pcn)
+        return JSONResponse(status_json(body, answer, payer_name=str(payer.get("name", ""))))
 
     @r.get("/medicalnetwork/reports/v2")
     async def reports(request: Request) -> JSONResponse:
@@ -228,3 +250,13 @@ def router(app_state: Any) -> APIRouter:
         return JSONResponse({"fileName": name, "acknowledged": True})
 
     return r
+
+
+def _accepted(body: dict[str, Any], claim: Any, correlation: str) -> dict[str, Any]:
+    """The submission endpoint's SUCCESS answer."""
+    return {"status": "SUCCESS", "controlNumber": body.get("controlNumber"),
+            "tradingPartnerServiceId": body.get("tradingPartnerServiceId"),
+            "claimReference": {"correlationId": correlation, "patientControlNumber": claim.pcn,
+                               "payerId": claim.payer_id,
+                               "serviceLines": [{"lineItemControlNumber": ln.control} for ln in claim.lines]},
+            "meta": {"traceId": correlation.lower()}}

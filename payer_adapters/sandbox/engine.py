@@ -84,6 +84,7 @@ class ClaimResult:
     #: The earlier adjudication a replacement (7) or void (8) takes back: the 835 reverses it
     #: (CLP02 22, every amount negated) before the replacement's own payment.
     reversal: "ClaimResult | None" = None
+    received: date | None = None  # the day the payer took the claim in
 
     @property
     def void(self) -> bool:
@@ -154,11 +155,17 @@ class Ledger:
         #: Claims adjudicated and still standing, by payer claim number: what a replacement or a
         #: void may name (and takes out of here).
         self.standing: dict[str, "ClaimResult"] = {}
+        #: The latest claim received under each patient control number, with what became of it
+        #: (what a claim status request is answered from).
+        self.on_file: dict[str, "ClaimResult"] = {}
 
-    def record(self, surface: str, claim: Claim, outcome: str, key: str | None = None) -> None:
+    def record(self, surface: str, claim: Claim, outcome: str, key: str | None = None,
+               result: "ClaimResult | None" = None) -> None:
         self.claims_received.append({"surface": surface, "patient_control_number": claim.pcn,
                                      "member_id": claim.member_id, "payer_id": claim.payer_id,
                                      "outcome": outcome, "idempotency_key": key})
+        if result is not None:
+            self.on_file[claim.pcn] = result
 
     def summary(self) -> dict[str, Any]:
         by_pcn: dict[str, int] = {}
@@ -267,7 +274,7 @@ class Engine:
     def process(self, claim: Claim, *, received: date, salt: str) -> ClaimResult:
         """Edits, and when none fire, adjudication (which updates the ledger)."""
         with self.ledger.lock:
-            result = ClaimResult(claim, self.icn(claim, salt), edits=self.front_end_edits(claim))
+            result = ClaimResult(claim, self.icn(claim, salt), edits=self.front_end_edits(claim), received=received)
             if claim.frequency in ("7", "8") and not result.rejected:
                 result.reversal = self.ledger.standing.get(claim.original_icn)
                 if result.reversal is None:

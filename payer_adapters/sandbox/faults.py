@@ -6,7 +6,9 @@ answer normally — past the client's timeout), ``drop`` (close the connection w
 ``drop-after`` (process the request, then cut the answer short: the payer has the claim but the
 client never hears so — the crash-between-send-and-record case), ``trickle`` (process the request,
 then send the answer one byte every ``seconds``: a per-read timeout never fires, only a deadline on
-the whole call ends it). ``DELETE /sandbox/faults`` clears.
+the whole call ends it), ``lose`` (answer as if the request was taken in, but keep no record of
+it: no claim on file, no 277CA, no 835 — the lost claim a status inquiry finds missing).
+``DELETE /sandbox/faults`` clears.
 """
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-MODES = ("500", "sleep", "drop", "drop-after", "trickle")
+MODES = ("500", "sleep", "drop", "drop-after", "trickle", "lose")
+#: Scope key the middleware sets for a ``lose`` fault; the endpoints read it with :func:`lost`.
+LOSE = "sandbox.lose"
+
+
+def lost(scope: Scope) -> bool:
+    """Whether this request is to be answered but forgotten (a ``lose`` fault fired for it)."""
+    return bool(scope.get(LOSE))
 
 
 @dataclass
@@ -67,6 +76,9 @@ class FaultMiddleware:
             await send({"type": "http.response.start", "status": 500,
                         "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"injected failure"})
+            return
+        if fault.mode == "lose":
+            await self.app({**scope, LOSE: True}, receive, send)
             return
         if fault.mode == "sleep":
             await asyncio.sleep(fault.seconds)

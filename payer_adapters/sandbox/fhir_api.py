@@ -7,7 +7,9 @@
   answers a Bundle with the ClaimResponse first. The same Bundle.identifier again replays the
   first answer (no second claim). Members with ``pend_fhir_claims`` get ``outcome: queued``.
 * ``POST /fhir/Claim/$inquire`` — Bundle with a Claim carrying the patient control number;
-  answers a Bundle with the final ClaimResponse (after ``config.pended_inquiries`` pended ones).
+  answers a Bundle with the final ClaimResponse (after ``config.pended_inquiries`` pended ones);
+  for a claim not pended, the ClaimResponse of the claim on file, and an empty Bundle when the
+  payer has no claim on file under that number (never received, or lost: the ``lose`` fault).
 * ``GET /fhir/ClaimResponse?identifier=<system>|<key>`` — read back by submission key.
 * ``POST /fhir/CoverageEligibilityRequest/$submit`` — Bundle (request first) → response.
 4xx answers are OperationOutcomes; 5xx come only from fault injection (the PAS transport rules
@@ -32,6 +34,7 @@ from joserfc.jwk import KeySet
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.sandbox.engine import ClaimResult
+from payer_adapters.sandbox.faults import lost
 from payer_adapters.sandbox.fhir_out import claim_response, eligibility_response
 from payer_adapters.sandbox.model import claim_from_fhir
 
@@ -74,6 +77,7 @@ class FhirState:
         self.tokens_issued = 0
         self.by_key: dict[str, dict[str, Any]] = {}  # bundle identifier -> response Bundle
         self.pended: dict[str, dict[str, Any]] = {}  # pcn -> {"result", "request", "inquiries"}
+        self.requests: dict[str, dict[str, Any]] = {}  # pcn -> the Claim as last submitted
         self.jti_seen: set[str] = set()
 
 
@@ -134,11 +138,17 @@ def router(app_state: Any) -> APIRouter:
         claim = claim_from_fhir(entries[0], entries[1:])
         if not claim.lines:
             return outcome(400, "required", "Claim.item is required")
+        if lost(request.scope):  # taken in (pended, as far as the client can tell) and forgotten
+            resp = claim_response(ClaimResult(claim, engine.icn(claim, key or claim.pcn)), entries[0], now=now,
+                                  queued=True)
+            return JSONResponse(_bundle([resp], identifier={"system": vocabulary.SUBMISSION_KEY,
+                                                            "value": key or claim.pcn}, now=now), media_type=FHIR_JSON)
         result = engine.process(claim, received=now.date(), salt=key or claim.pcn)
         if any(e.id == "unknown-original-claim" for e in result.edits):  # refused at the door
             engine.ledger.record("fhir", claim, "refused", key)
             return outcome(422, "business-rule", f"Claim.related.reference: {result.edits[0].text}")
-        engine.ledger.record("fhir", claim, "rejected" if result.rejected else "adjudicated", key)
+        engine.ledger.record("fhir", claim, "rejected" if result.rejected else "adjudicated", key, result)
+        st.requests[claim.pcn] = entries[0]
         member = engine.member(claim.member_id) or {}
         pend = bool(member.get("pend_fhir_claims")) and not result.rejected
         resp = claim_response(result, entries[0], now=now, queued=pend)
@@ -162,8 +172,11 @@ def router(app_state: Any) -> APIRouter:
         if not pcn:
             return outcome(400, "required", "the inquiry Claim needs the patient control number identifier")
         p = st.pended.get(pcn)
-        if p is None:
-            return JSONResponse(_bundle([], identifier=None, now=now), media_type=FHIR_JSON)
+        if p is None:  # not pended: the claim on file, as adjudicated; none on file → an empty Bundle
+            with engine.ledger.lock:
+                on_file = engine.ledger.on_file.get(pcn)
+            found = [] if on_file is None else [claim_response(on_file, st.requests.get(pcn) or claim, now=now)]
+            return JSONResponse(_bundle(found, identifier=None, now=now), media_type=FHIR_JSON)
         p["inquiries"] += 1
         result: ClaimResult = p["result"]
         final = p["inquiries"] > cfg.pended_inquiries

@@ -3,7 +3,9 @@
 For ``inbox/837P_<key>.x12``: ``outbox/999_<key>.x12`` (syntax, via
 ``payer_adapters.x12.validate``, plus the data file's ``syntax_edits``); when accepted,
 ``outbox/277CA_<key>.x12`` (front-end edits) and, when any claim passed them, ``outbox/835_<key>.x12`` (adjudication). For
-``inbox/270_<trace>.x12``: 999 and ``outbox/271_<trace>.x12``. Answers come in the order a
+``inbox/270_<trace>.x12``: 999 and ``outbox/271_<trace>.x12``. For ``inbox/276_<key>.x12`` (claim
+status requests): 999 and ``outbox/277_<key>.x12``, one answer per claim asked about, from the
+payer's record of the claims it received (``claim_status.py``). Answers come in the order a
 clearinghouse sends them: the 999 first, then the 277CA, then the 835.
 A processed file moves to ``processed/`` (that is where ``find_submission`` finds it later);
 an unreadable one moves to ``quarantine/`` with no answer (a real mailbox would send a TA1).
@@ -18,6 +20,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from payer_adapters.sandbox.claim_status import read_276, status_of, write_277
 from payer_adapters.sandbox.engine import Engine
 from payer_adapters.sandbox.model import claims_from_837
 from payer_adapters.sandbox.x12_out import (
@@ -99,6 +102,8 @@ class Mailbox:
                 out += self._claims(data, stem, reply, now)
             elif st01 == "270":
                 out += self._eligibility(data, stem, reply)
+            elif st01 == "276":
+                out += self._status(data, stem, reply)
         os.replace(path, self.root / "processed" / path.name)
         return out
 
@@ -107,7 +112,7 @@ class Mailbox:
         results = []
         for claim in claims_from_837(data):
             r = self.engine.process(claim, received=now.date(), salt=salt)
-            self.engine.ledger.record("mailbox", claim, "rejected" if r.rejected else "adjudicated", stem)
+            self.engine.ledger.record("mailbox", claim, "rejected" if r.rejected else "adjudicated", stem, r)
             results.append(r)
         cfg = self.engine.data
         out = []
@@ -120,6 +125,12 @@ class Mailbox:
                    write_835(reply, adjudicated, trace_seed=salt[:10].upper(), config=cfg))
             out.append(f"835_{stem}.x12")
         return out
+
+    def _status(self, data: bytes, stem: str, reply: ReplyWriter) -> list[str]:
+        answers = [(q, status_of(self.engine, q.patient_control_number or q.trace)) for q in read_276(data)]
+        _write(self.root / "outbox" / f"277_{stem}.x12",
+               write_277(reply, answers, reference=f"{reply.env.isa_control}{stem}"[:30], config=self.engine.data))
+        return [f"277_{stem}.x12"]
 
     def _eligibility(self, data: bytes, stem: str, reply: ReplyWriter) -> list[str]:
         queries = read_270(data)

@@ -108,7 +108,8 @@ async def test_fhir_payer_external_claim_is_adjudicated_and_inquired_by_its_own_
     receipt = await fhir.submit_claims([pkg], idempotency_key="ext-fhir")
     assert receipt.synchronous_response["outcome"] == "complete"
     assert ledger()["by_patient_control_number"] == {"EXT-1001": 1}
-    assert await fhir.inquire({"claim": pkg.claim}) is None  # nothing pended: an answer, not a 400
+    found = await fhir.inquire({"claim": pkg.claim})  # found by its own number: the claim on file, not a 400
+    assert found["outcome"] == "complete" and found["request"]["identifier"]["value"] == "EXT-1001"
 
 
 async def test_fhir_payer_eligibility_finds_a_typed_member_id(fhir):

@@ -57,3 +57,29 @@ async def test_wrong_host_key_and_no_server_are_transient(sshd, tmp_path):
         with pytest.raises(TransientPayerError) as err:
             await adapter.find_submission("any")
         assert "BEGIN" not in str(err.value)
+
+
+async def test_claim_status_over_sftp(sshd):
+    """A 276 goes up the SFTP mailbox like an 837P; the 277 comes back down (a claim never sent
+    there: not on file, A4:35)."""
+    from payer_adapters.x12 import validate
+
+    adapter = create_adapter("x12-sftp", settings(sshd), http=httpx.AsyncClient(),
+                             control_numbers=InMemoryControlNumbers())
+    payer = Mailbox(sshd.mailbox, Engine(load_config()), use_pyx12=False)
+
+    def sent(claim, res):  # type: ignore[no-untyped-def]
+        claim.setdefault("extension", []).append(
+            {"url": "https://therabridge.dev/fhir/StructureDefinition/claim-lifecycle", "valueCode": "submitted"})
+
+    try:
+        result = await adapter.claim_status(claim_package("enc-kim-1", edit=sent), key="sftp-status-1")
+        assert result.queued and (sshd.mailbox / "inbox" / "276_sftp-status-1.x12").exists()
+        assert validate((sshd.mailbox / "inbox" / "276_sftp-status-1.x12").read_bytes()) == []
+        payer.process(NOW)
+        msgs = {m.kind: m for m in await adapter.fetch_responses()}
+        assert set(msgs) == {"999", "277"}
+        (status,) = decode(msgs["277"].data).claim_statuses
+        assert (status.current.category, status.lifecycle) == ("A4", "not-found")
+    finally:
+        await adapter.close()

@@ -47,6 +47,10 @@ async def test_admin_api_manages_payers_and_never_shows_secrets(api, store, tena
     assert bad.status_code == 400 and "unknown adapter kind" in bad.text
     missing = await api.post("/admin/payers", json={**body, "organization": "nope"}, headers=admin)
     assert missing.status_code == 400
+    terms = await api.post("/admin/payers", json={**body, "status_follow_up_days": 14}, headers=admin)
+    assert terms.status_code == 201 and terms.json()["statusFollowUpDays"] == 14
+    zero = await api.post("/admin/payers", json={**body, "status_follow_up_days": 0}, headers=admin)
+    assert zero.status_code == 400 and "status_follow_up_days" in zero.text
 
 
 async def test_cli_adds_lists_and_rotates(api, store, tenant, demo_bundle, payer_settings, monkeypatch, tmp_path):
@@ -66,9 +70,11 @@ async def test_cli_adds_lists_and_rotates(api, store, tenant, demo_bundle, payer
         run = CliRunner().invoke
         r = run(cli, ["payers", "add", "--tenant", tenant, "--organization", "payer-acme", "--kind",
                       "clearinghouse-json", "--settings", json.dumps({"base_url": SANDBOX}),
-                      "--credentials", '{"api_key": "test_sandbox_key"}', "--profile", "commercial", "--auto-submit"])
+                      "--credentials", '{"api_key": "test_sandbox_key"}', "--profile", "commercial", "--auto-submit",
+                      "--status-follow-up-days", "30"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["autoSubmit"] is True and "test_sandbox_key" not in r.output
+        assert json.loads(r.output)["statusFollowUpDays"] == 30
         r = run(cli, ["payers", "list", "--tenant", tenant])
         assert r.exit_code == 0 and json.loads(r.output)[0]["organization"] == "payer-acme"
         r = run(cli, ["payers", "rotate-credentials", "--tenant", tenant, "--organization", "payer-acme",
