@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "transports": {"errors"},
     "x12": set(),
     "chc_reports": {"x12"},
+    "fhir_eob": set(),
     "chc_status": {"chc_reports", "contract", "errors", "x12"},
     "fhir_payer": {"contract", "errors", "oauth", "x12"},
     "clearinghouse_json": {"chc_status", "contract", "errors", "oauth", "x12"},
