@@ -507,8 +507,11 @@ def run_follow_up(ts: TenantStore, payload: dict[str, Any]) -> None:
 
 def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:
     """Store observer: an ``appeal-send`` Task completed → record the appeal sent (a job)."""
-    if new.type != "Task" or not new.content or b'"' + SEND_TASK.encode() + b'"' not in new.content:
+    if new.type != "Task" or not new.content:
         return []
+    needle = f'"{SEND_TASK}"'
+    if (needle.encode() if isinstance(new.content, bytes) else needle) not in new.content:
+        return []  # cheap: most Task writes are not this kind
     task = orjson.loads(new.content)
     if task.get("status") != "completed" or not any(
             c.get("system") == TASK_CODE and c.get("code") == SEND_TASK for c in (task.get("code") or {}).get("coding") or []):
