@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.claims.lifecycle import advance
+from app.claims.lifecycle import advance, lifecycle_rank_of, rank
 from app.fhir.dates import instant
 from app.fhir.queries import find_resources
 from app.fhir.store import Unit
@@ -70,7 +70,11 @@ def appealed(unit: Unit, claim_id: str) -> list[dict[str, Any]]:
 
 def settle(unit: Unit, claim: dict[str, Any], state: str | None, payer_number: str | None) -> None:
     """Record the outcome of the claim's pending appeal after the payer's answer was posted
-    (``state``: the paid state that answer gives the claim; see the module docstring)."""
+    (``state``: the paid state that answer gives the claim; see the module docstring). ``claim``
+    is the claim as it was before the answer: one not adjudicated before has no appeal to answer,
+    so a first adjudication costs no search."""
+    if lifecycle_rank_of(claim) < rank("paid"):
+        return
     for task in appealed(unit, claim["id"]):
         disputed = last_value(task, OF)
         if payer_number and disputed and payer_number == disputed:
