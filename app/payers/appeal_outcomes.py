@@ -19,7 +19,12 @@ decision told again, not the appeal's answer, and settles nothing.
 """
 from __future__ import annotations
 
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from app.claims.lifecycle import advance, lifecycle_rank_of, rank
 from app.fhir.dates import instant
@@ -30,7 +35,19 @@ from fhir_mappings.vocabulary import TASK_CODE
 
 DENIAL = "denial"
 LETTER, STATUS, OF, SENT, OUTCOME = "appeal-letter", "appeal-status", "appeal-of", "appeal-sent", "appeal-outcome"
+LEVEL = "appeal-level"
 PAID_STATES = ("paid", "partially-paid")
+
+
+@lru_cache(maxsize=1)
+def _levels() -> dict[str, Any]:
+    return orjson.loads((Path(__file__).parent / "data" / "appeal_arguments.json").read_bytes())["next_level"]
+
+
+def next_level(level: str) -> tuple[str, int]:
+    """The level after ``level`` was upheld, and the days to file it (``data/appeal_arguments.json``)."""
+    found = _levels().get(level) or _levels()["default"]
+    return str(found["level"]), int(found["days"])
 
 
 def output(name: str, **value: Any) -> dict[str, Any]:
@@ -68,9 +85,11 @@ def appealed(unit: Unit, claim_id: str) -> list[dict[str, Any]]:
     return [t for t in found if pending(t)]
 
 
-def settle(unit: Unit, claim: dict[str, Any], state: str | None, payer_number: str | None) -> None:
+def settle(unit: Unit, claim: dict[str, Any], state: str | None, payer_number: str | None,
+           decided: str | None = None) -> None:
     """Record the outcome of the claim's pending appeal after the payer's answer was posted
-    (``state``: the paid state that answer gives the claim; see the module docstring). ``claim``
+    (``state``: the paid state that answer gives the claim, ``decided`` its date; see the module
+    docstring). An upheld appeal's Task gets the next level's deadline. ``claim``
     is the claim as it was before the answer: one not adjudicated before has no appeal to answer,
     so a first adjudication costs no search."""
     if lifecycle_rank_of(claim) < rank("paid"):
@@ -93,6 +112,11 @@ def settle(unit: Unit, claim: dict[str, Any], state: str | None, payer_number: s
             t["output"].append(output(OUTCOME, valueCode=outcome))
             t["businessStatus"] = {"text": outcome if outcome != "upheld" else "appeal-upheld"}
             t["lastModified"] = instant(unit.now)
+            if is_open(t):  # the next level may be asked for, within its own limit
+                level, days = next_level(str(last_value(t, LEVEL) or ""))
+                end = (_day(decided) or unit.now.date()) + timedelta(days=days)
+                t["restriction"] = {"period": {"end": end.isoformat()}}
+                t["output"].append(output("appeal-next-level", valueString=level))
             return True
 
         unit.modify("Task", task["id"], record)
@@ -101,3 +125,10 @@ def settle(unit: Unit, claim: dict[str, Any], state: str | None, payer_number: s
                 return advance(c, state, unit.now, force=True)
 
             unit.modify("Claim", claim["id"], paid)
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None

@@ -124,6 +124,7 @@ def appeal(unit: Unit, claim_id: str) -> Appeal:
         t.setdefault("output", []).extend([
             track.output(track.LETTER, valueReference={"reference": f"DocumentReference/{letter_id}"}),
             track.output(track.STATUS, valueCode="pending"),
+            track.output(track.LEVEL, valueString=facts["level"]),
             *([track.output(track.OF, valueString=facts["payer_claim_number"])] if facts["payer_claim_number"] else []),
             *([track.output(SEND_TASK, valueReference={"reference": f"Task/{send_task.id}"})] if send_task else []),
         ])
@@ -253,12 +254,16 @@ def _facts(unit: Unit, claim: dict[str, Any], task: dict[str, Any]) -> dict[str,
             if history.get(code)]
     period = (plan or {}).get("period") or {}
     auth_period = (auth or {}).get("preAuthPeriod") or {}
-    level = re.search(r"deadline: ([^,]+),", str(task.get("description") or ""))
+    earlier = track.last_value(task, track.LEVEL)  # an upheld appeal: this one is the next level
+    level = track.next_level(str(earlier))[0] if earlier else None
+    if level is None:
+        found = re.search(r"deadline: ([^,]+),", str(task.get("description") or ""))
+        level = found.group(1) if found else "appeal"
     return {
         "now": unit.now.date().isoformat(), "claim": claim, "patient": patient, "coverage": coverage, "payer_resource": payer, "practice_resource": practice,
         "plan": plan, "auth": auth, "dates": dates,
         "category": _input_code(task, "category") or "unknown",
-        "level": level.group(1) if level else "appeal",
+        "level": level,
         "deadline": str(((task.get("restriction") or {}).get("period") or {}).get("end") or "")[:10],
         "codes": [t for t in _input_texts(task, "reason") + _input_texts(task, "remark") if t],
         "amount": next((i.get("valueMoney", {}).get("value") for i in task.get("input") or []

@@ -181,7 +181,7 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
         for cp, claim in zip(rem.claims, targets):  # an answer to an appeal: its outcome
             if claim is not None and not reversals.is_reversal(cp):
                 appeal_outcomes.settle(unit, claim, paid_state(cp.paid, _claim_lines(cp)),
-                                       cp.payer_claim_control_number or None)
+                                       cp.payer_claim_control_number or None, rem.payment_date or rem.production_date)
         posted_any = True
     return posted_any
 
@@ -236,7 +236,8 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
         cancel(unit, voided)
     denials.from_claim_response(unit, claim, response)
     if outcome in ("complete", "partial"):
-        appeal_outcomes.settle(unit, claim, paid_state_of(response), identifiers.payer_claim_number(response))
+        appeal_outcomes.settle(unit, claim, paid_state_of(response), identifiers.payer_claim_number(response),
+                               response.get("created"))
     if outcome == "error":
         biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
                     "The payer rejected this claim: correct it and generate a new claim.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,12 +166,18 @@ async def test_an_appeal_without_the_plan_of_care_is_upheld_and_may_go_to_the_ne
 
     still = (await api.get(f"/fhir/Task/{task['id']}")).json()
     assert still["status"] == "requested" and still["businessStatus"]["text"] == "appeal-upheld"
-    assert out(still, "appeal-outcome") == ["upheld"]
+    assert out(still, "appeal-outcome") == ["upheld"] and out(still, "appeal-level") == ["redetermination"]
+    # Medicare's next level, reconsideration, is due 180 days from the decision that upheld the denial
+    assert out(still, "appeal-next-level") == ["reconsideration"]
+    assert still["restriction"]["period"]["end"] == (NOW.date() + timedelta(days=180)).isoformat()
     assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) == "denied"
     # upheld, not pending: the next level may be asked for, a second letter
     second = await api.post(f"/fhir/Claim/{claim['id']}/$appeal")
     assert second.status_code == 201, second.text
-    assert len(out(second.json()["entry"][1]["resource"], "appeal-letter")) == 2
+    letter2, task2 = (e["resource"] for e in second.json()["entry"][:2])
+    assert len(out(task2, "appeal-letter")) == 2 and out(task2, "appeal-status") == ["decided", "pending"]
+    assert out(task2, "appeal-level") == ["redetermination", "reconsideration"]
+    assert "Request for reconsideration" in pdf_text(letter2)
 
 
 async def test_a_fhir_payer_gets_the_appeal_as_a_communication_and_its_decision_is_posted(
