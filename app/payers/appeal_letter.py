@@ -32,6 +32,7 @@ class LetterView:
     argument: list[str]  # paragraphs
     enclosures: list[str]
     signature: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # each disputed line: date, service, codes, amount
 
 
 class _Writer:
@@ -77,6 +78,11 @@ def render(view: LetterView) -> bytes:
     for code in view.codes:
         w.paragraph(f"- {code}", indent=10)
     w.gap()
+    if view.lines:
+        w.line("Lines disputed", bold=True)
+        for line in view.lines:
+            w.paragraph(f"- {line}", indent=10)
+        w.gap()
     for paragraph in view.argument:
         w.paragraph(paragraph)
         w.gap()

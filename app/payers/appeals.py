@@ -65,6 +65,8 @@ from fhir_mappings import identifiers
 from fhir_mappings.vocabulary import (BILLING, CLAIM_LIFECYCLE_HISTORY, PATIENT_CONTROL_NUMBER, SERVER_NAMESPACE, SID,
                                       TASK_CODE, WORK_ROLE, stable_id)
 from payer_adapters.errors import PayerRejection
+from payer_adapters.x12 import denials as rules
+from payer_adapters.x12.codes import CARC_SYSTEM, GROUP_SYSTEM
 from payer_adapters.registry import capabilities
 
 SEND = "send-appeal"
@@ -270,6 +272,7 @@ def _facts(unit: Unit, claim: dict[str, Any], task: dict[str, Any]) -> dict[str,
                         if (i.get("type") or {}).get("text") == "amount"), None),
         "pcn": identifiers.patient_control_number(claim) or claim["id"],
         "payer_claim_number": corrections.payer_number(claim) or "",
+        "lines": _disputed_lines(unit, claim),
         "services": ", ".join(_service(i) for i in claim.get("item") or []) or missing,
         "plan_of_care": (f"plan of care from {str(period.get('start', '?'))[:10]} to {str(period.get('end', 'open'))[:10]}"
                          if plan else missing),
@@ -279,6 +282,37 @@ def _facts(unit: Unit, claim: dict[str, Any], task: dict[str, Any]) -> dict[str,
         "first_submitted": history.get("submitted", "")[:10] or missing,
         "acceptance": "; ".join(acks) or "no acknowledgment is on file",
     }
+
+
+def _disputed_lines(unit: Unit, claim: dict[str, Any]) -> list[str]:
+    """Each line the payer's latest adjudication denied (an 835's EOB or a payer API's
+    ClaimResponse): its date, service, group + CARC codes and the amount denied."""
+    ref = f"Claim/{claim['id']}"
+    answers = [e for e in find_resources(unit, "ExplanationOfBenefit", [("claim", ref)]) if e.get("status") == "active"
+               and float(((e.get("payment") or {}).get("amount") or {}).get("value", 0)) >= 0]
+    answers += [r for r in find_resources(unit, "ClaimResponse", [("request", ref)])
+                if r.get("outcome") in ("complete", "partial")]
+    items = {i.get("sequence"): i for i in claim.get("item") or []}
+    payer = identifiers.payer_id(None, claim.get("insurer"))
+    for answer in sorted(answers, key=lambda a: a["meta"]["lastUpdated"], reverse=True):
+        rows = []
+        for item in answer.get("item") or []:
+            mine = items.get(item.get("sequence") or item.get("itemSequence")) or item
+            denied = []
+            for a in item.get("adjudication") or []:
+                group = next((c.get("code") for c in (a.get("category") or {}).get("coding") or []
+                              if c.get("system") == GROUP_SYSTEM), None)
+                carc = next((c.get("code") for c in (a.get("reason") or {}).get("coding") or []
+                             if c.get("system") == CARC_SYSTEM), None)
+                amount = float((a.get("amount") or {}).get("value", 0))
+                if group and carc and amount > 0 and rules.classify(group, carc, (), payer).denial:
+                    denied.append(f"{group}-{carc} ${amount:,.2f}")
+            if denied:
+                day = str(mine.get("servicedDate") or (mine.get("servicedPeriod") or {}).get("start") or "")[:10]
+                rows.append(f"{day} {_service(mine)}: {', '.join(denied)}".strip())
+        if rows:
+            return rows
+    return []
 
 
 def _notes(unit: Unit, claim: dict[str, Any]) -> list[dict[str, Any]]:
@@ -310,7 +344,7 @@ def _enclosures(unit: Unit, claim: dict[str, Any], facts: dict[str, Any]) -> lis
     out: list[tuple[str, dict[str, Any]]] = []
     for kind in _argument(facts["category"])["enclosures"]:
         if kind == "plan-of-care" and facts["plan"]:
-            out.append((f"Plan of care ({facts['plan_of_care']}, certified by {facts['certifier']})", facts["plan"]))
+            out.append((f"The {facts['plan_of_care']}, certified by {facts['certifier']}", facts["plan"]))
         elif kind == "authorization" and facts["auth"]:
             out.append((f"Authorization ({facts['authorization']})", facts["auth"]))
         elif kind == "notes":
@@ -329,8 +363,8 @@ def _view(facts: dict[str, Any], enclosed: list[tuple[str, dict[str, Any]]]) -> 
     claim, practice = facts["claim"], facts["practice_resource"] or {}
     values = _Blank({k: v for k, v in facts.items() if isinstance(v, str)})
     values["codes"] = "; ".join(facts["codes"])
-    contact = [", ".join(p for p in [*(a.get("line") or []), a.get("city"), a.get("state"), a.get("postalCode")] if p)
-               for a in practice.get("address") or []][:2]
+    contact = [", ".join(p for p in [*(a.get("line") or []), a.get("city"), a.get("state"), _zip(a.get("postalCode"))]
+                         if p) for a in practice.get("address") or []][:2]
     npi = identifiers.npi(practice, claim.get("provider"))
     if npi:
         contact.append(f"NPI {npi}")
@@ -354,7 +388,12 @@ def _view(facts: dict[str, Any], enclosed: list[tuple[str, dict[str, Any]]]) -> 
         practice=_name(practice) or "Therapy practice", practice_contact=contact, date=facts["now"],
         payer=_name(facts["payer_resource"]) or "Payer", subject=f"Request for {facts['level']}", facts=fact_rows,
         codes=facts["codes"] or ["(no codes on the decision)"], argument=argument,
-        enclosures=[d for d, _ in enclosed], signature=["Sincerely,", "", f"Billing office, {_name(practice) or 'the practice'}"])
+        enclosures=[d for d, _ in enclosed], lines=facts["lines"], signature=["Sincerely,", "", f"Billing office, {_name(practice) or 'the practice'}"])
+
+
+def _zip(code: str | None) -> str | None:
+    """ZIP+4 written as 62701-0000."""
+    return f"{code[:5]}-{code[5:]}" if code and code.isdigit() and len(code) == 9 else code
 
 
 def _letter(unit: Unit, claim: dict[str, Any], facts: dict[str, Any], enclosed: list[tuple[str, dict[str, Any]]],

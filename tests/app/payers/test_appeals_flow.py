@@ -100,6 +100,11 @@ async def test_a_medical_necessity_denial_appealed_with_the_plan_of_care_is_over
     for expected in ("CO-50", "N115", "Alvarez", pcn, "Medicare Part B", "redetermination", "2026-11-03",
                      "plan of care from 2026-11-02 to 2027-01-30", "Anil Patel", ALVAREZ, "Riverside Therapy"):
         assert expected in text.replace("\n", " "), expected
+    [eob] = [e["resource"] for e in (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{claim['id']}"))
+             .json()["entry"]]
+    for item in eob["item"]:  # each disputed line, with its code, modifier and date
+        code = item["productOrService"]["coding"][0]["code"]
+        assert f"{item['servicedDate']} {code}-GO" in text and "CO-50 $" in text
 
     # The denial Task tracks it; a person is asked to mail it by the deadline
     assert task["id"] == denial["id"] and task["businessStatus"]["text"] == "appealed"
