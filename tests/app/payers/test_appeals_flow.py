@@ -239,6 +239,12 @@ async def test_bad_appeals_are_refused_and_write_nothing(
                                  headers={"x-test-tenant": other}) as elsewhere:
         assert (await elsewhere.post(f"/fhir/Claim/{fresh['id']}/$appeal")).status_code == 404
 
+    # declared: the OperationDefinition, and the CapabilityStatement's Claim operations
+    assert (await api.get("/fhir/OperationDefinition/Claim-appeal")).json()["code"] == "appeal"
+    meta = (await api.get("/fhir/metadata")).json()
+    [claims] = [r for r in meta["rest"][0]["resource"] if r["type"] == "Claim"]
+    assert "appeal" in [o["name"] for o in claims.get("operation") or []]
+
     # without write scope on claims
     r = await api.post(f"/fhir/Claim/{fresh['id']}/$appeal", headers={"x-test-scope": "user/Claim.rs"})
     assert r.status_code == 403
@@ -276,3 +282,48 @@ async def test_a_claim_rejected_before_adjudication_is_corrected_not_appealed(
     r = await api.post(f"/fhir/Claim/{claim['id']}/$appeal")
     assert r.status_code == 422 and "correct it" in r.text
     assert await count(api, f"Task?code={TASK_CODES}|appeal-send") == 0
+
+
+async def test_an_authorization_denial_appealed_with_the_authorization_found_since_is_overturned(
+        api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
+    from tests.app.claims.test_authorizations import authorization
+
+    claim, payer, _ = await denied_claim(api, store, tenant, payer_settings, mailbox, demo_bundle, require_auth)
+    [denial] = await denial_tasks(api)
+    assert code_of(denial, "category") == "authorization"
+    # the authorization turns up after the denial (a retro-authorization): the appeal cites it
+    auth = authorization(12, ref="AUTH-7788", start="2026-11-01", end="2027-01-31")
+    assert (await api.put(f"/fhir/ClaimResponse/{auth['id']}", json=auth)).status_code in (200, 201)
+    await adrain(store)
+    r = await api.post(f"/fhir/Claim/{claim['id']}/$appeal")
+    assert r.status_code == 201, r.text
+    letter = r.json()["entry"][0]["resource"]
+    assert f"ClaimResponse/{auth['id']}" in [x["reference"] for x in letter["context"]["related"]]
+    text = pdf_text(letter).replace("\n", " ")
+    assert "CO-197" in text and "number AUTH-7788, valid 2026-11-01 to 2027-01-31" in text
+
+    assert payer.appeal(await mailed_package(api, letter), NOW)
+    [decided] = payer.engine.ledger.summary()["appeals"]
+    assert decided["decision"] == "overturn" and "authorization" in decided["enclosures"]
+    await collect(store, tenant)
+    assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) in ("paid", "partially-paid")
+    closed = (await api.get(f"/fhir/Task/{denial['id']}")).json()
+    assert closed["status"] == "completed" and out(closed, "appeal-outcome") == ["overturned"]
+
+
+async def test_a_timely_filing_denial_is_argued_with_the_proof_of_submission(
+        api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
+    def late(data: dict[str, Any]) -> None:
+        data["payers"]["MCRDEMO"]["timely_filing_days"] = 1
+
+    claim, _, _ = await denied_claim(api, store, tenant, payer_settings, mailbox, demo_bundle, late)
+    [denial] = await denial_tasks(api)
+    assert code_of(denial, "category") == "timely-filing"
+    r = await api.post(f"/fhir/Claim/{claim['id']}/$appeal")
+    assert r.status_code == 201, r.text
+    text = pdf_text(r.json()["entry"][0]["resource"]).replace("\n", " ")
+    history = {e["url"]: e["valueInstant"][:10] for e in next(
+        x for x in claim["extension"] if x["url"].endswith("claim-lifecycle-history"))["extension"]}
+    assert "CO-29" in text and f"first submitted on {history['submitted']}" in text
+    assert f"the 999 accepted the file on {history['acknowledged']}" in text
+    assert f"the payer accepted the claim (277CA) on {history['accepted']}" in text
