@@ -327,3 +327,44 @@ async def test_a_timely_filing_denial_is_argued_with_the_proof_of_submission(
     assert "CO-29" in text and f"first submitted on {history['submitted']}" in text
     assert f"the 999 accepted the file on {history['acknowledged']}" in text
     assert f"the payer accepted the claim (277CA) on {history['accepted']}" in text
+
+
+async def test_the_sandbox_takes_a_mailed_package_and_an_appeal_over_http(
+        api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox, sandbox):
+    import httpx
+
+    from tests.flows import queued_claim
+
+    not_necessary(sandbox.state.sandbox.engine.data)
+    claim = await queued_claim(api, store, tenant, payer_settings, mailbox, demo_bundle)
+    await adrain(store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox") as payer:
+        assert (await payer.post("/sandbox/mailbox/process", params={"now": NOW.isoformat()})).status_code == 200
+        await collect(store, tenant)
+        assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) == "denied"
+        r = await api.post(f"/fhir/Claim/{claim['id']}/$appeal")
+        assert r.status_code == 201, r.text
+        package = await mailed_package(api, r.json()["entry"][0]["resource"])
+
+        # a package naming no claim of the payer's, and a Communication that is no appeal, are refused
+        stranger = {**package, "identifier": {"value": "other"}, "entry": package["entry"][1:]}
+        assert (await payer.post("/sandbox/appeals/mail", json=stranger)).status_code == 422
+        token = (await payer.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "demo-client",
+                                                         "client_secret": "demo-secret"})).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        no_appeal = {"resourceType": "Communication", "status": "completed", "category": [{"text": "note"}]}
+        refused = await payer.post("/fhir/Communication", json=no_appeal, headers=bearer)
+        assert refused.status_code == 422 and "Communication.category" in refused.text
+        unknown = {**no_appeal, "category": [{"coding": [{"code": "appeal"}]}],
+                   "about": [{"identifier": {"system": "x/patient-control-number", "value": "NOPE"}}]}
+        refused = await payer.post("/fhir/Communication", json=unknown, headers=bearer)
+        assert refused.status_code == 422 and "Communication.about" in refused.text
+        assert (await payer.post("/fhir/Communication", json=no_appeal)).status_code == 401
+
+        mailed = await payer.post("/sandbox/appeals/mail", params={"now": NOW.isoformat()}, json=package)
+        assert mailed.status_code == 200 and mailed.json()["written"][0].startswith("835_appeal_")
+        again = await payer.post("/sandbox/appeals/mail", json=package)
+        assert again.json()["written"] == []  # decided once
+        assert [a["decision"] for a in (await payer.get("/sandbox/ledger")).json()["appeals"]] == ["overturn"]
+    await collect(store, tenant)
+    assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) == "paid"
