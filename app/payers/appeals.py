@@ -5,7 +5,8 @@ What may be appealed: a claim the payer adjudicated (lifecycle ``denied``, ``par
 ``paid`` with a line denied) whose ``denial`` Task is open. Refused with an OperationOutcome and
 nothing written: a claim never sent or not adjudicated yet (422), one rejected before
 adjudication (422: correct and resubmit instead), one with nothing denied, a paid claim included
-(422), an appeal past the denial Task's deadline (422: a late appeal needs good cause the letter
+(422), a decision the payer's remark code says cannot be appealed (422, ``not_appealable`` in the
+data file), an appeal past the denial Task's deadline (422: a late appeal needs good cause the letter
 cannot argue for the practice, so it is left to a person), and a second appeal while one waits
 for the payer (409). An upheld appeal may be appealed again (the next level) within the deadline.
 
@@ -158,6 +159,11 @@ def _appealable(unit: Unit, claim: dict[str, Any]) -> dict[str, Any]:
     if track.pending(task):
         raise FhirError(409, "conflict", "An appeal of this denial is already waiting for the payer's decision",
                         expression=["Claim"])
+    closed = arguments()["not_appealable"]
+    for remark in _input_codes(task, "remark"):
+        if remark in closed:
+            raise FhirError(422, "business-rule", f"Not appealable: remark {remark} ({closed[remark]})",
+                            expression=["Claim"])
     deadline = ((task.get("restriction") or {}).get("period") or {}).get("end")
     if deadline and unit.now.date() > date.fromisoformat(deadline[:10]):
         raise FhirError(422, "business-rule", f"The appeal deadline ({deadline[:10]}) has passed; a late appeal "
@@ -203,6 +209,11 @@ def _service(item: dict[str, Any]) -> str:
 def _input_texts(task: dict[str, Any], name: str) -> list[str]:
     return [str((i.get("valueCodeableConcept") or {}).get("text") or "") for i in task.get("input") or []
             if (i.get("type") or {}).get("text") == name]
+
+
+def _input_codes(task: dict[str, Any], name: str) -> list[str]:
+    return [str(c.get("code")) for i in task.get("input") or [] if (i.get("type") or {}).get("text") == name
+            for c in (i.get("valueCodeableConcept") or {}).get("coding") or [] if c.get("code")]
 
 
 def _input_code(task: dict[str, Any], name: str) -> str:
@@ -475,7 +486,12 @@ def run_send(ts: TenantStore, payload: dict[str, Any]) -> None:
         link = directory.for_insurer(reader.conn, ts.tenant_id, claim.get("insurer"))
         enclosures = [r for ref in (letter.get("context") or {}).get("related") or []
                       if not str(ref.get("reference", "")).startswith("Claim/") and (r := _read(reader, ref))]
-    if link is None:
+    if link is None:  # the connection was removed meanwhile: nobody can send it but a person
+        with ts.unit() as unit:
+            unit.modify("Task", task["id"], lambda t: _refused(t, unit))
+            biller_task(unit, claim, "appeal-refused", "Appeal not sent", "No payer connection is registered for the "
+                        "claim's insurer any more: send the appeal letter by mail or portal and appeal again if needed.",
+                        ["no payer connection"], unit.now, key=f"{claim['id']}:{letter['id']}")
         return
     now = ts.store.clock()
     comm = communication(claim, letter, enclosures, instant(now))

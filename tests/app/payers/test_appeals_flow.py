@@ -368,3 +368,17 @@ async def test_the_sandbox_takes_a_mailed_package_and_an_appeal_over_http(
         assert [a["decision"] for a in (await payer.get("/sandbox/ledger")).json()["appeals"]] == ["overturn"]
     await collect(store, tenant)
     assert lifecycle((await api.get(f"/fhir/Claim/{claim['id']}")).json()) == "paid"
+
+
+async def test_a_decision_the_payer_says_cannot_be_appealed_is_refused(
+        api, store, tenant, payer_settings, mailbox: Path, demo_bundle, route_to_sandbox):
+    def final(data: dict[str, Any]) -> None:
+        not_necessary(data)
+        data["payers"]["MCRDEMO"]["not_necessary_remark"] = "N211"
+
+    claim, _, _ = await denied_claim(api, store, tenant, payer_settings, mailbox, demo_bundle, final)
+    [denial] = await denial_tasks(api)
+    assert code_of(denial, "next-action") == "write-off"
+    r = await api.post(f"/fhir/Claim/{claim['id']}/$appeal")
+    assert r.status_code == 422 and "remark N211" in r.text
+    assert await count(api, "DocumentReference") == 0
