@@ -167,6 +167,9 @@ class Capabilities:
     batch_claims: bool
     batch_size: int = 1
     inquire: bool = False
+    #: Appeals go to the payer through the adapter (``send_appeal``); otherwise a person mails
+    #: or uploads them.
+    appeals: bool = False
 
 
 # -- the adapter ----------------------------------------------------------------------------------
@@ -205,3 +208,8 @@ class PayerAdapter(Protocol):
     async def claim_status(self, pkg: ClaimPackage, *, key: str) -> StatusResult:
         """Ask where a submitted claim stands. ``key`` names the inquiry (one per claim and
         day): asking again with the same key sends nothing new (a 276 file named by it)."""
+
+    # Adapters whose ``capabilities.appeals`` is true also have
+    # ``async def send_appeal(self, communication: dict) -> dict``: file an appeal (a FHIR
+    # Communication about the claim, the letter and its enclosures as attachments) and return
+    # what the payer filed. Not part of the Protocol: other adapters need not have it.

@@ -11,6 +11,8 @@
 * Read back: ``GET {base_url}/ClaimResponse?identifier=<key system>|<key>``.
 * Claim status (:meth:`FhirPayerAdapter.claim_status`): ``Claim/$inquire`` for any submitted
   claim; an answer without a ClaimResponse means the payer has no claim on file.
+* Appeals: ``POST {base_url}/Communication`` (category ``appeal``, about the claim, the letter and
+  its enclosures as attachments); the payer's decision is a later ``Claim/$inquire`` answer.
 * Eligibility: ``POST {base_url}/CoverageEligibilityRequest/$submit`` (Bundle, request first) →
   CoverageEligibilityResponse within ``timeout``.
 * Auth: ``oauth.py`` (none, client secret, or SMART Backend Services ``private_key_jwt``); a 401
@@ -35,7 +37,7 @@ from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.encode_837p import claim_frequency
 
 FHIR_JSON = "application/fhir+json"
-CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True)
+CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True, appeals=True)
 
 
 def _full_url(base: str, r: dict[str, Any]) -> str:
@@ -148,6 +150,15 @@ class FhirPayerAdapter:
         """Claim status through ``Claim/$inquire``: the payer's ClaimResponse for the claim, None
         (no claim on file) when it answers with none."""
         return StatusResult(response=await self.inquire({"claim": pkg.claim, "resources": pkg.resources}))
+
+    async def send_appeal(self, communication: dict[str, Any]) -> dict[str, Any]:
+        """File an appeal: the Communication as the payer filed it (4xx: PayerRejection)."""
+        resp = await self._call("POST", "/Communication", "Communication (appeal)", json=communication)
+        body = json_body(resp, "Communication (appeal)")
+        if body.get("resourceType") != "Communication":
+            raise PayerRejection("the appeal was answered with something else than a Communication", body,
+                                 status=resp.status_code)
+        return body
 
     async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:
         bundle = self._bundle(pkg.all_resources(), key=None,
