@@ -5,7 +5,7 @@ a repeated pattern is noticed with a few indexed statements per posting instead 
 answer adds nothing. A row joins the rule proposal it was counted for (``proposal``, the Task
 id), so a proposal someone dismissed (or accepted) is never proposed again from the same claims:
 only later denials open a new window. ``rule_proposal_policy`` is a practice's own threshold
-(``therabridge rules policy``); without a row the defaults of ``data/rule_proposals.json`` hold.
+(``therabridge payer-rules policy``); without a row the defaults of ``data/rule_proposals.json`` hold.
 """
 from __future__ import annotations
 
