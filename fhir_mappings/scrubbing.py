@@ -52,5 +52,5 @@ def scrub(
             found.extend(f for f in rule.check(ctx) if f.rule_id == rule.id)
         for f in found:
             issues.append(issue(rule.severity, rule.issue_code, rule.id, rule.summary, f.text, [f.expression]))
-    issues.extend(tenant_issues(claim, profile, rule_packs))
+    issues.extend(tenant_issues(claim, profile, rule_packs, ctx.items))
     return operation_outcome(issues)

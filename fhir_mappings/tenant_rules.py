@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import fhir_mappings.vocabulary as vocabulary
@@ -92,6 +92,15 @@ class RulePack:
 
     def in_force(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day <= self.end)
+
+    @cached_property
+    def by_code(self) -> dict[str, list[tuple[int, TenantRule]]]:
+        """(position, rule) per procedure code: a line is compared with its code's rules only."""
+        out: dict[str, list[tuple[int, TenantRule]]] = {}
+        for n, rule in enumerate(self.rules):
+            for code in rule.codes:
+                out.setdefault(code, []).append((n, rule))
+        return out
 
 
 # -- the schema -------------------------------------------------------------------------------
@@ -280,29 +289,33 @@ def claim_day(claim: dict[str, Any], items: Sequence[Item]) -> date | None:
 
 
 def tenant_issues(claim: dict[str, Any], profile: PayerProfile, packs: Sequence[RulePack],
-                  day: date | None = None) -> list[dict[str, Any]]:
+                  items: Sequence[Item] | None = None) -> list[dict[str, Any]]:
     """The OperationOutcome issues of the practice's rules for ``claim``: the pack of the claim's
-    payer (``Claim.insurer``) in force on ``day`` (default: its first date of service)."""
-    if not packs:
+    payer (``Claim.insurer``) in force on its first date of service. ``items``: the claim's
+    items when the caller has read them already."""
+    payer = (claim.get("insurer") or {}).get("reference")
+    mine = [p for p in packs if p.payer == payer]
+    if not mine:  # the common case: no rules for this payer, nothing more to read
         return []
-    items = read_items(claim)
-    day = day or claim_day(claim, items)
-    pack = effective_pack(packs, (claim.get("insurer") or {}).get("reference"), day) if day else None
+    items = read_items(claim) if items is None else items
+    day = claim_day(claim, items)
+    pack = effective_pack(mine, payer, day) if day else None
     if pack is None:
         return []
     dx = [_dx(c.get("code") or "") for d in claim.get("diagnosis") or ()
           for c in (d.get("diagnosisCodeableConcept") or {}).get("coding") or () if c.get("system") == ICD10CM_SYSTEM]
+    # the pack's order: rule by rule, then line by line
+    hits = sorted((n, it.index, rule, it) for it in items for n, rule in pack.by_code.get(it.code or "", ())
+                  if rule.hits(it, items, dx, profile))
     out = []
-    for rule in pack.rules:
-        for it in items:
-            if rule.hits(it, items, dx, profile):
-                where = it.path + rule.element[len("item"):]
-                found = issue(rule.severity, "business-rule", RULE_CODE, "A rule of the practice for this payer",
-                              f"{rule.text} (line {it.index + 1}: {it.code} on {it.day})", [where])
-                found["details"]["coding"].append({"system": vocabulary.TENANT_RULE, "code": rule.id,
-                                                   "display": rule.text[:200]})
-                found["diagnostics"] = f"{rule.text} — rule {rule.id} of {pack.library} version {pack.version}"
-                out.append(found)
+    for _, _, rule, it in hits:
+        where = it.path + rule.element[len("item"):]
+        found = issue(rule.severity, "business-rule", RULE_CODE, "A rule of the practice for this payer",
+                      f"{rule.text} (line {it.index + 1}: {it.code} on {it.day})", [where])
+        found["details"]["coding"].append({"system": vocabulary.TENANT_RULE, "code": rule.id,
+                                           "display": rule.text[:200]})
+        found["diagnostics"] = f"{rule.text} — rule {rule.id} of {pack.library} version {pack.version}"
+        out.append(found)
     return out
 
 
