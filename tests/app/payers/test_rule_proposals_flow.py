@@ -124,6 +124,11 @@ async def test_three_denials_propose_a_rule_that_holds_the_next_claim(
     assert (await api.get("/fhir/Library")).json().get("total", 0) == 0
     assert (await api.get(f"/fhir/Task/{proposal['id']}")).json()["status"] == "requested"
 
+    # Accepting writes a Library: a token that may not create one is refused, nothing changes.
+    r = await api.post(f"/fhir/Task/{proposal['id']}/$accept-rule", headers={"x-test-scope": "user/Task.rus"})
+    assert r.status_code == 403, r.text
+    assert (await api.get(f"/fhir/Task/{proposal['id']}")).json()["status"] == "requested"
+
     # Accepted as proposed: version 1 of Medicare's rule pack, effective from the first denied visit.
     r = await api.post(f"/fhir/Task/{proposal['id']}/$accept-rule", headers={"x-test-scope": BILLER})
     assert r.status_code == 201, r.text
@@ -234,3 +239,26 @@ async def test_a_rule_pack_written_through_the_api_is_checked_whole(api, demo_bu
     [hit] = tenant_issues(outcome["issue"])
     assert hit["severity"] == "warning" and claim["status"] == "active"
     assert hit["expression"][0].endswith(".modifier")
+
+
+async def test_a_payer_apis_line_denials_count_per_line_code(api, store, tenant, demo_bundle):
+    """A payer API's ClaimResponse denies a line by its itemSequence: only that line's code counts."""
+    from app.payers import denials
+    from payer_adapters.x12.codes import CARC_SYSTEM, GROUP_SYSTEM
+
+    await load_practice(api, with_visits(demo_bundle, ("enc-alvarez-2", "enc-alvarez-3", "2026-11-10")))
+    await adrain(store)
+    claims = [await claim_for(api, e) for e in ("enc-alvarez-1", "enc-alvarez-2", "enc-alvarez-3")]
+    for n, claim in enumerate(claims):
+        [line] = [i for i in claim["item"] if i["productOrService"]["coding"][0]["code"] == "97530"]
+        response = {"resourceType": "ClaimResponse", "id": f"cr-{n}", "outcome": "complete",
+                    "created": "2026-11-20", "item": [{"itemSequence": line["sequence"], "adjudication": [
+                        {"category": {"coding": [{"system": GROUP_SYSTEM, "code": "CO"}]},
+                         "reason": {"coding": [{"system": CARC_SYSTEM, "code": "197"}]},
+                         "amount": {"value": 80.0}}]}]}
+        with store.for_tenant(tenant).unit() as unit:
+            denials.from_claim_response(unit, claim, response)
+    [proposal] = await tasks(api, "rule-proposal")
+    assert inputs(proposal, "code")[0]["coding"][0]["code"] == "97530"
+    assert inputs(proposal, "reason")[0]["text"].startswith("CO-197")
+    assert len(inputs(proposal, "claim")) == 3
