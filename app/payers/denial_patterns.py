@@ -117,11 +117,12 @@ def uncounted(conn: Connection, tenant_id: str, pattern: Pattern, since: date) -
     return [(r[0], r[1]) for r in conn.execute(q)]
 
 
-def latest_proposal(conn: Connection, tenant_id: str, pattern: Pattern) -> str | None:
-    """The rule-proposal Task that last counted denials of ``pattern``."""
-    q = (sa.select(OBS.c.proposal).where(pattern._where(tenant_id) & OBS.c.proposal.is_not(None))
-         .order_by(OBS.c.denied_on.desc()).limit(1))
-    return conn.execute(q).scalar()
+def proposals(conn: Connection, tenant_id: str, pattern: Pattern, since: date) -> list[str]:
+    """The rule-proposal Tasks that counted denials of ``pattern`` since ``since`` (at most one
+    of them is open: a new one opens only when none is)."""
+    q = (sa.select(OBS.c.proposal).distinct()
+         .where(pattern._where(tenant_id) & OBS.c.proposal.is_not(None) & (OBS.c.denied_on >= since)))
+    return sorted(str(r[0]) for r in conn.execute(q))
 
 
 def assign(conn: Connection, tenant_id: str, pattern: Pattern, claim_ids: list[str], proposal: str) -> None:

@@ -5,10 +5,11 @@ for the practice's rule pack of that payer. Accepting it (``Task/{id}/$accept-ru
 rule as the pack's next version, so the scrubber holds the next such claim before it goes.
 
 Called by the denial work items (``denials.open_or_refresh``) after an answer is posted, with
-the lines the answer denied: per new (payer, code, reason) of a claim one insert, one lock and
-two indexed reads; the Task is written only when the threshold is reached or an open proposal
-gains a claim. Idempotent: the same claim is counted once per pattern; a pattern has at most one
-open proposal (later denials join it); a dismissed or accepted proposal keeps the claims it
+the lines the answer denied: per (payer, code, reason) of a claim one lock and one insert, and
+when the claim is new to the pattern three indexed reads (policy, proposals, uncounted denials);
+the Task is written only when the threshold is reached or an open proposal gains a claim.
+Idempotent: the same claim is counted once per pattern; a pattern has at most one open proposal
+(later denials within the window join it); a dismissed or accepted proposal keeps the claims it
 counted, so only later denials can propose the pattern again.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from app.payers import denial_patterns
 from app.payers.denial_patterns import Pattern
 from fhir_mappings.tables import CPT_SYSTEM
 from fhir_mappings.tenant_rules import rule_problems
-from fhir_mappings.vocabulary import SERVER_NAMESPACE, TASK_CODE, stable_id
+from fhir_mappings.vocabulary import SERVER_NAMESPACE, TASK_CODE, WORK_ROLE, stable_id
 from payer_adapters.x12 import denials as denial_rules
 from payer_adapters.x12.codes import CARC_SYSTEM, GROUP_SYSTEM
 
@@ -51,15 +52,18 @@ def observe(unit: Unit, claim: dict[str, Any], lines: Iterable[DeniedLine]) -> N
         unit.lock(CODE, payer, code, pattern.reason)  # one proposal per pattern, whoever posts
         if not denial_patterns.record(unit.conn, unit.tenant_id, pattern, claim["id"], today):
             continue  # this claim was counted already (a redelivered or repeated answer)
-        open_id = denial_patterns.latest_proposal(unit.conn, unit.tenant_id, pattern)
-        current = unit.current("Task", open_id) if open_id else None
-        if current is not None and not current.deleted and is_open(current.resource()):
+        policy = denial_patterns.policy(unit.conn, unit.tenant_id)
+        since = today - timedelta(days=policy.window_days - 1)
+        # an open proposal of the pattern counted a denial within the window (else it is stale
+        # and the pattern is counted afresh)
+        earlier = denial_patterns.proposals(unit.conn, unit.tenant_id, pattern, since)
+        found = unit.current_many([("Task", t) for t in earlier]) if earlier else {}
+        current = next((v for v in found.values() if v.content and is_open(v.resource())), None)
+        if current is not None:
             unit.modify("Task", current.id, lambda t: _add_claim(t, claim["id"], unit.now))
             denial_patterns.assign(unit.conn, unit.tenant_id, pattern, [claim["id"]], current.id)
             continue
-        policy = denial_patterns.policy(unit.conn, unit.tenant_id)
-        counted = denial_patterns.uncounted(unit.conn, unit.tenant_id, pattern,
-                                            today - timedelta(days=policy.window_days - 1))
+        counted = denial_patterns.uncounted(unit.conn, unit.tenant_id, pattern, since)
         if len(counted) < policy.min_claims:
             continue
         task = _proposal(unit, pattern, counted, policy)
@@ -104,6 +108,7 @@ def _proposal(unit: Unit, pattern: Pattern, counted: list[tuple[str, date]],
                 task_input("reason", valueCodeableConcept=_reason_concept(pattern.reason)),
                 task_input(RULE_INPUT, valueString=json.dumps(rule, indent=1)),
                 *[task_input("claim", valueReference={"reference": f"Claim/{c}"}) for c, _ in counted]])
+    task["performerType"] = [{"coding": [{"system": WORK_ROLE, "code": "biller"}], "text": "biller"}]
     return task
 
 

@@ -242,23 +242,41 @@ async def test_a_rule_pack_written_through_the_api_is_checked_whole(api, demo_bu
 
 
 async def test_a_payer_apis_line_denials_count_per_line_code(api, store, tenant, demo_bundle):
-    """A payer API's ClaimResponse denies a line by its itemSequence: only that line's code counts."""
+    """A payer API's ClaimResponse denies a line by its itemSequence: only that line's code counts.
+    A later denial joins the open proposal; once it is dismissed, one more denial proposes nothing."""
     from app.payers import denials
     from payer_adapters.x12.codes import CARC_SYSTEM, GROUP_SYSTEM
 
-    await load_practice(api, with_visits(demo_bundle, ("enc-alvarez-2", "enc-alvarez-3", "2026-11-10")))
+    visits = [("enc-alvarez-2", f"enc-alvarez-{n}", f"2026-11-{8 + n}") for n in (3, 4, 5)]
+    await load_practice(api, with_visits(demo_bundle, *visits))
     await adrain(store)
-    claims = [await claim_for(api, e) for e in ("enc-alvarez-1", "enc-alvarez-2", "enc-alvarez-3")]
-    for n, claim in enumerate(claims):
+
+    async def deny(encounter: str) -> str:
+        claim = await claim_for(api, encounter)
         [line] = [i for i in claim["item"] if i["productOrService"]["coding"][0]["code"] == "97530"]
-        response = {"resourceType": "ClaimResponse", "id": f"cr-{n}", "outcome": "complete",
+        response = {"resourceType": "ClaimResponse", "id": f"cr-{encounter}", "outcome": "complete",
                     "created": "2026-11-20", "item": [{"itemSequence": line["sequence"], "adjudication": [
                         {"category": {"coding": [{"system": GROUP_SYSTEM, "code": "CO"}]},
                          "reason": {"coding": [{"system": CARC_SYSTEM, "code": "197"}]},
                          "amount": {"value": 80.0}}]}]}
         with store.for_tenant(tenant).unit() as unit:
             denials.from_claim_response(unit, claim, response)
+        return claim["id"]
+
+    for e in ("enc-alvarez-1", "enc-alvarez-2"):
+        await deny(e)
+    assert await tasks(api, "rule-proposal") == []
+    await deny("enc-alvarez-3")
     [proposal] = await tasks(api, "rule-proposal")
-    assert inputs(proposal, "code")[0]["coding"][0]["code"] == "97530"
+    assert inputs(proposal, "code")[0]["coding"][0]["code"] == "97530"  # not 97110, paid on the same claims
     assert inputs(proposal, "reason")[0]["text"].startswith("CO-197")
-    assert len(inputs(proposal, "claim")) == 3
+    assert len(inputs(proposal, "claim")) == 3 and proposal["performerType"][0]["text"] == "biller"
+
+    fourth = await deny("enc-alvarez-4")
+    [joined] = await tasks(api, "rule-proposal")
+    assert joined["id"] == proposal["id"] and inputs(joined, "claim")[-1]["reference"] == f"Claim/{fourth}"
+
+    joined["status"] = "cancelled"
+    assert (await api.put(f"/fhir/Task/{joined['id']}", json=joined)).status_code == 200
+    await deny("enc-alvarez-5")
+    assert [t["status"] for t in await tasks(api, "rule-proposal")] == ["cancelled"]
