@@ -117,11 +117,11 @@ def uncounted(conn: Connection, tenant_id: str, pattern: Pattern, since: date) -
     return [(r[0], r[1]) for r in conn.execute(q)]
 
 
-def proposals(conn: Connection, tenant_id: str, pattern: Pattern, since: date) -> list[str]:
-    """The rule-proposal Tasks that counted denials of ``pattern`` since ``since`` (at most one
-    of them is open: a new one opens only when none is)."""
+def proposals(conn: Connection, tenant_id: str, pattern: Pattern) -> list[str]:
+    """The rule-proposal Tasks that counted denials of ``pattern`` (at most one of them is open:
+    a new one opens only when none is)."""
     q = (sa.select(OBS.c.proposal).distinct()
-         .where(pattern._where(tenant_id) & OBS.c.proposal.is_not(None) & (OBS.c.denied_on >= since)))
+         .where(pattern._where(tenant_id) & OBS.c.proposal.is_not(None)))
     return sorted(str(r[0]) for r in conn.execute(q))
 
 

@@ -6,10 +6,11 @@ rule as the pack's next version, so the scrubber holds the next such claim befor
 
 Called by the denial work items (``denials.open_or_refresh``) after an answer is posted, with
 the lines the answer denied: per (payer, code, reason) of a claim one lock and one insert, and
-when the claim is new to the pattern three indexed reads (policy, proposals, uncounted denials);
-the Task is written only when the threshold is reached or an open proposal gains a claim.
+when the claim is new to the pattern two or three indexed reads (its proposals, the policy, the
+denials no proposal counted yet); the Task is written only when the threshold is reached or an
+open proposal gains a claim.
 Idempotent: the same claim is counted once per pattern; a pattern has at most one open proposal
-(later denials within the window join it); a dismissed or accepted proposal keeps the claims it
+(later denials join it, however old it is); a dismissed or accepted proposal keeps the claims it
 counted, so only later denials can propose the pattern again.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ def observe(unit: Unit, claim: dict[str, Any], lines: Iterable[DeniedLine]) -> N
     if not payer.startswith("Organization/"):
         return
     today = unit.now.date()
+    policy: denial_patterns.Policy | None = None
     for code, group, carc in sorted(set(lines)):
         if not code:
             continue
@@ -52,18 +54,16 @@ def observe(unit: Unit, claim: dict[str, Any], lines: Iterable[DeniedLine]) -> N
         unit.lock(CODE, payer, code, pattern.reason)  # one proposal per pattern, whoever posts
         if not denial_patterns.record(unit.conn, unit.tenant_id, pattern, claim["id"], today):
             continue  # this claim was counted already (a redelivered or repeated answer)
-        policy = denial_patterns.policy(unit.conn, unit.tenant_id)
-        since = today - timedelta(days=policy.window_days - 1)
-        # an open proposal of the pattern counted a denial within the window (else it is stale
-        # and the pattern is counted afresh)
-        earlier = denial_patterns.proposals(unit.conn, unit.tenant_id, pattern, since)
+        earlier = denial_patterns.proposals(unit.conn, unit.tenant_id, pattern)
         found = unit.current_many([("Task", t) for t in earlier]) if earlier else {}
         current = next((v for v in found.values() if v.content and is_open(v.resource())), None)
         if current is not None:
             unit.modify("Task", current.id, lambda t: _add_claim(t, claim["id"], unit.now))
             denial_patterns.assign(unit.conn, unit.tenant_id, pattern, [claim["id"]], current.id)
             continue
-        counted = denial_patterns.uncounted(unit.conn, unit.tenant_id, pattern, since)
+        policy = policy or denial_patterns.policy(unit.conn, unit.tenant_id)
+        counted = denial_patterns.uncounted(unit.conn, unit.tenant_id, pattern,
+                                            today - timedelta(days=policy.window_days - 1))
         if len(counted) < policy.min_claims:
             continue
         task = _proposal(unit, pattern, counted, policy)
