@@ -199,7 +199,7 @@ def decode_content(library: dict[str, Any]) -> Any:
     """The JSON of ``content[0].data``; ValueError when it is not base64 JSON."""
     raw = ((library.get("content") or [{}])[0] or {}).get("data") or ""
     try:
-        return json.loads(base64.b64decode(raw, validate=True))
+        return json.loads(base64.b64decode("".join(str(raw).split()), validate=True))  # base64Binary may wrap
     except (binascii.Error, ValueError) as exc:
         raise ValueError(str(exc)) from None
 

@@ -84,7 +84,7 @@ def proposed_rule(pattern: Pattern, payer_name: str, days: list[date]) -> dict[s
     carc_text = denial_rules.carc_text(pattern.reason.split("-", 1)[1])
     values = {"payer": payer_name, "code": pattern.code, "reason": pattern.reason,
               "reason_text": f" ({carc_text.rstrip('.')})" if carc_text else "", "count": len(days),
-              "first": min(days).isoformat(), "last": max(days).isoformat()}
+              "when": (f"on {min(days)}" if min(days) == max(days) else f"from {min(days)} to {max(days)}")}
     return {"id": template["id"].format(**values), "text": template["text"].format(**values)[:500],
             "severity": template["severity"], "match": {"codes": [pattern.code]},
             "source": f"{len(days)} denials {pattern.reason} of {pattern.code} by {pattern.payer}"}
