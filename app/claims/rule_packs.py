@@ -7,7 +7,8 @@ rules): one series of versions per payer, each effective from its ``effectivePer
 Library that is not a usable pack (bad rule JSON, no payer, a payer the practice does not hold,
 a version number the payer's series already has) is refused whole with a 422 naming the bad
 element, so what is stored always scrubs. The tenant's active packs are read with one search per
-transaction (``Unit.memo``): a batch of claim generations reads them once, not once per claim.
+transaction (``Unit.memo``, dropped when a Library is written in it): a batch of claim
+generations reads them once, not once per claim.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from fhir_mappings.tenant_rules import (RulePack, decode_content, library_proble
                                         rule_pack_library)
 
 TYPE = "Library"
+MEMO = ("rule-packs",)  # Unit.memo key of the tenant's active packs
 
 
 def _refuse(problems: list[tuple[list[str], str]]) -> FhirError:
@@ -59,6 +61,7 @@ def _server(reader: Reader) -> Reader:
 
 def guard(unit: Unit, incoming: dict[str, Any] | None, current: Version | None) -> dict[str, Any] | None:
     """Refuse a Library that is not a usable payer rule pack (422, nothing stored)."""
+    _forget(unit)
     if incoming is None:
         return None
     return check(unit, incoming, rid=incoming.get("id") or (current.id if current else None))
@@ -68,12 +71,16 @@ def packs(reader: Reader) -> tuple[RulePack, ...]:
     """The tenant's active rule packs, every payer and version (the mapping picks the one in force
     for each claim). Read once per transaction; a Library written in it makes the read stale."""
     memo: dict[Any, Any] = getattr(reader, "memo", {})
-    stamp = sum(1 for _, v in getattr(reader, "written", ()) if v.type == TYPE)
-    key = ("rule-packs", stamp)
-    if key not in memo:
-        memo[key] = tuple(read_pack(lib) for lib in find_all(reader, TYPE, [("status", "active")])
-                          if not library_problems(lib))
-    return memo[key]  # type: ignore[no-any-return]
+    if MEMO not in memo:
+        memo[MEMO] = tuple(read_pack(lib) for lib in find_all(reader, TYPE, [("status", "active")])
+                           if not library_problems(lib))
+    return memo[MEMO]  # type: ignore[no-any-return]
+
+
+def _forget(unit: Unit) -> None:
+    """A Library is written in this transaction: the packs read before are stale. (Dropped by
+    the writers themselves: on PostgreSQL an audited write is not listed in ``unit.written``.)"""
+    unit.memo.pop(MEMO, None)
 
 
 def add_rule(unit: Unit, payer: str, rule: dict[str, Any], start: date, *, title: str | None = None) -> Version:
@@ -89,6 +96,7 @@ def add_rule(unit: Unit, payer: str, rule: dict[str, Any], start: date, *, title
     version = 1 if newest is None else int(newest.get("version") or 0) + 1
     library = rule_pack_library(payer, version, start, [*rules, rule],
                                 title=title or (newest or {}).get("title"))
+    _forget(unit)
     return unit.create(check(unit, library, rid=None)).version
 
 
