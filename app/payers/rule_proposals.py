@@ -16,6 +16,7 @@ counted, so only later denials can propose the pattern again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from payer_adapters.x12.codes import CARC_SYSTEM, GROUP_SYSTEM
 CODE = "rule-proposal"
 RULE_INPUT = "proposed-rule"
 RULE_PARAM_PATH = "Parameters.parameter.where(name = 'rule').valueString"
+PROCEDURE_CODE = re.compile(r"^[A-Z0-9]{5}$")  # CPT/HCPCS, as a rule's match.codes
 
 DeniedLine = tuple[str, str, str]  # (procedure code, group, CARC)
 
@@ -48,8 +50,8 @@ def observe(unit: Unit, claim: dict[str, Any], lines: Iterable[DeniedLine]) -> N
     today = unit.now.date()
     policy: denial_patterns.Policy | None = None
     for code, group, carc in sorted(set(lines)):
-        if not code:
-            continue
+        if not PROCEDURE_CODE.match(code or "") or len(carc) > 5:
+            continue  # a drug (NDC) or revenue code line: no payer rule can name it
         pattern = Pattern(payer, code, f"{group}-{carc}")
         unit.lock(CODE, payer, code, pattern.reason)  # one proposal per pattern, whoever posts
         if not denial_patterns.record(unit.conn, unit.tenant_id, pattern, claim["id"], today):

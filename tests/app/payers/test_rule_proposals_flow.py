@@ -280,3 +280,12 @@ async def test_a_payer_apis_line_denials_count_per_line_code(api, store, tenant,
     assert (await api.put(f"/fhir/Task/{joined['id']}", json=joined)).status_code == 200
     await deny("enc-alvarez-5")
     assert [t["status"] for t in await tasks(api, "rule-proposal")] == ["cancelled"]
+
+    # Drug (NDC) lines of real-world 835s are no procedure codes a rule can name: not counted.
+    from app.payers import rule_proposals
+
+    for e in ("enc-alvarez-1", "enc-alvarez-2", "enc-alvarez-3"):
+        claim = await claim_for(api, e)
+        with store.for_tenant(tenant).unit() as unit:
+            rule_proposals.observe(unit, claim, [("00002143481", "CO", "16")])
+    assert len(await tasks(api, "rule-proposal")) == 1
