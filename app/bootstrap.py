@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from app import directory, jobs
 from app.billing import payments
 from app.claims import (
-    appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, therapy_deadlines,
-    timely_filing, workflow,
+    appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, rule_packs,
+    therapy_deadlines, timely_filing, workflow,
 )
 from app.db import make_engine
 from app.fhir.registry import registry
@@ -56,6 +56,7 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     store.guards["Appointment"] = appointments.guard  # only appointments whose references resolve
+    store.guards["Library"] = rule_packs.guard  # only payer rule packs that scrub
     eligibility_use.POLICY = eligibility_use.Policy(settings.eligibility_max_age_days, settings.eligibility_visits_low)
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it

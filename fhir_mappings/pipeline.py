@@ -1,6 +1,7 @@
 """One call for the common case: pick the profile, plan, build and scrub."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from fhir_mappings.profiles import PayerProfile, get_profile, select_profile_nam
 from fhir_mappings.resolve import payer_id_of
 from fhir_mappings.scrubbing import scrub
 from fhir_mappings.tables import load_json
+from fhir_mappings.tenant_rules import RulePack
 
 
 def profile_for(inputs: ClaimInputs, name: str | None = None) -> PayerProfile:
@@ -44,13 +46,15 @@ def generate_planned(
     claim_id: str,
     created: datetime,
     charges: ChargeMaster | None = None,
+    rule_packs: Sequence[RulePack] = (),
 ) -> Generated:
-    """``generate``, keeping the plan, fee schedule and profile it used."""
+    """``generate``, keeping the plan, fee schedule and profile it used. ``rule_packs``: the
+    practice's payer rule packs (``tenant_rules``; the one of the claim's payer in force applies)."""
     charges = charges if charges is not None else ChargeMaster.of_inputs(inputs)
     prof = profile if isinstance(profile, PayerProfile) else profile_for(inputs, profile)
     plan = plan_billing(inputs, prof, charges, claim_id=claim_id)
     claim = claim_from_plan(inputs, plan, claim_id=claim_id, created=created, currency=charges.currency)
-    return Generated(claim, scrub(claim, inputs, prof, plan=plan), plan, charges, prof)
+    return Generated(claim, scrub(claim, inputs, prof, plan=plan, rule_packs=rule_packs), plan, charges, prof)
 
 
 def generate(
@@ -78,6 +82,7 @@ def scrub_claim(
     *,
     profile: str | PayerProfile | None = None,
     charges: ChargeMaster | None = None,
+    rule_packs: Sequence[RulePack] = (),
 ) -> dict[str, Any]:
     """Scrub a Claim received from elsewhere (``$scrub``); returns an OperationOutcome dict.
 
@@ -92,4 +97,4 @@ def scrub_claim(
         prof = profile_for(inputs, profile)
     else:
         prof = get_profile(profile or load_json("profiles.json")["default"])
-    return scrub(claim, inputs, prof, charges=charges)
+    return scrub(claim, inputs, prof, charges=charges, rule_packs=rule_packs)

@@ -7,6 +7,7 @@ Issues come in catalog order, then in the order found, so the output is determin
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fhir_mappings.charges import ChargeMaster
@@ -16,6 +17,7 @@ from fhir_mappings.outcome import issue, operation_outcome
 from fhir_mappings.plan import BillingPlan, plan_billing
 from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.rules import rules_for
+from fhir_mappings.tenant_rules import RulePack, tenant_issues
 
 
 def scrub(
@@ -25,11 +27,14 @@ def scrub(
     *,
     plan: BillingPlan | None = None,
     charges: ChargeMaster | None = None,
+    rule_packs: Sequence[RulePack] = (),
 ) -> dict[str, Any]:
     """Scrub ``claim`` under ``profile``; returns an OperationOutcome dict.
 
     With ``inputs`` the claim is also compared with what the clinical record supports (units,
-    modifiers, plan of care, KX …); without them only the claim-level edits run.
+    modifiers, plan of care, KX …); without them only the claim-level edits run. ``rule_packs``
+    are the practice's own payer rules (``tenant_rules``): the pack of the claim's payer in force
+    on its date of service adds its edits after the catalog's.
     """
     if plan is None and inputs is not None:
         plan = plan_billing(inputs, profile, charges if charges is not None else ChargeMaster.of_inputs(inputs), claim_id=claim.get("id"))
@@ -47,4 +52,5 @@ def scrub(
             found.extend(f for f in rule.check(ctx) if f.rule_id == rule.id)
         for f in found:
             issues.append(issue(rule.severity, rule.issue_code, rule.id, rule.summary, f.text, [f.expression]))
+    issues.extend(tenant_issues(claim, profile, rule_packs, ctx.items))
     return operation_outcome(issues)

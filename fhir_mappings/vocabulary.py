@@ -54,6 +54,7 @@ X12_ADJUSTMENT_GROUP = f"{BASE}/StructureDefinition/x12-adjustment-group"
 CLAIM_CROSSOVER = f"{BASE}/StructureDefinition/claim-crossover"
 FEE_MODIFIER = f"{BASE}/StructureDefinition/fee-modifier"  # a CPT modifier a fee is for (on code.coding)
 FEE_PAYER = f"{BASE}/StructureDefinition/fee-payer"  # the payer Organization of a contracted amount
+PAYER_RULE_PACK = f"{BASE}/StructureDefinition/payer-rule-pack"  # a Library holding a practice's payer rules
 
 # -- code systems (Coding.system) ---------------------------------------------------------
 TASK_CODE = f"{BASE}/CodeSystem/task-code"
@@ -77,9 +78,12 @@ X12_ERROR = f"{BASE}/CodeSystem/x12-error"
 CLAIM_STATUS_LIFECYCLE_CODES = f"{BASE}/CodeSystem/claim-status-lifecycle"  # data/claim_status_lifecycle.json
 BILLING = f"{BASE}/CodeSystem/billing"  # statement price components, patient payment kinds, document type
 PRICE_COMPONENT = f"{BASE}/CodeSystem/price-component"  # ChargeItemDefinition priceComponent.code
+USAGE_CONTEXT = f"{BASE}/CodeSystem/usage-context"  # UsageContext.code "payer" of a rule pack Library
+TENANT_RULE = f"{BASE}/CodeSystem/tenant-rule"  # the rule ids of a practice's payer rule packs
 
 # -- other URIs ---------------------------------------------------------------------------
 FEE_SCHEDULE = f"{BASE}/fee-schedule"  # base of a practice's ChargeItemDefinition urls
+RULE_PACKS = f"{BASE}/payer-rules"  # base of a practice's rule pack Library urls
 OPERATION_DEFINITION = f"{BASE}/OperationDefinition"  # base of our OperationDefinition urls
 AUDIT_EVENT_TYPE = "https://therabridge.dev/audit"  # AuditEvent.type system of our own events
 SERVICE_AGENT = "urn:therabridge:service"  # AuditEvent agent systems: the server's own work,

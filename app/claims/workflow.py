@@ -26,6 +26,7 @@ from app.claims import eligibility_use
 from app.claims import therapy_deadlines
 from app.claims.gather import gather_encounter, gather_visit
 from app.claims.lifecycle import UNSUBMITTED, lifecycle, set_lifecycle, with_server_owned
+from app.claims.rule_packs import packs as tenant_rule_packs
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError, PreconditionFailed
 from app.fhir.extract import reference_target
@@ -129,7 +130,7 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     claim_id = target["id"] if target else str(uuid.uuid4())
     try:
         generated = fhir_mappings.generate_planned(inputs, profile=_payer_profile(unit, inputs, profile),
-                                                   claim_id=claim_id, created=now)
+                                                   claim_id=claim_id, created=now, rule_packs=tenant_rule_packs(unit))
         claim, outcome = generated.claim, generated.outcome
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
@@ -219,9 +220,10 @@ def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -
                             gather_encounter(reader, target[1]), encounter_id=target[1], validate=False)
                     except fhir_mappings.InputError:
                         inputs = None
+    packs = tenant_rule_packs(reader)
     if inputs is not None:
-        return fhir_mappings.scrub_claim(claim, inputs, profile=_payer_profile(reader, inputs, profile))
-    return fhir_mappings.scrub_claim(claim, inputs, profile=_profile(profile))
+        return fhir_mappings.scrub_claim(claim, inputs, profile=_payer_profile(reader, inputs, profile), rule_packs=packs)
+    return fhir_mappings.scrub_claim(claim, inputs, profile=_profile(profile), rule_packs=packs)
 
 
 def eligibility_request(unit: Unit, coverage_id: str, *, serviced: date, discipline: str,

@@ -20,8 +20,9 @@ from app.fhir.dates import instant
 from app.fhir.queries import escaped, find_all, find_resources
 from app.fhir.store import Unit
 from app.fhir.tasks import is_open, task_input, work_item
-from app.payers import reversals
+from app.payers import reversals, rule_proposals
 from fhir_mappings import identifiers
+from fhir_mappings.tables import CPT_SYSTEM
 from fhir_mappings.vocabulary import (DENIAL_ACTION, DENIAL_CATEGORY, SERVER_NAMESPACE, TASK_CODE, WORK_ROLE,
                                       stable_id)
 from payer_adapters.x12 import denials as rules
@@ -44,6 +45,7 @@ class Finding:
     remarks: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
     note: str = ""
+    lines: list[rule_proposals.DeniedLine] = field(default_factory=list)  # (procedure code, group, CARC)
 
 
 # -- 835 ------------------------------------------------------------------------------------
@@ -67,13 +69,17 @@ def from_remittance(unit: Unit, rem: Remittance, targets: list[dict[str, Any] | 
 
 def _remittance_finding(cp: ClaimPayment, rem: Remittance, paid_on: date) -> Finding | None:
     denied: list[tuple[Decimal, str, str, str, str]] = []  # amount, group, carc, category, action
+    lines: list[rule_proposals.DeniedLine] = []
     remarks: list[str] = list(dict.fromkeys([*cp.remarks, *[r for s in cp.services for r in s.remarks]]))
-    blocks = [(cp.adjustments, cp.remarks)] + [(s.adjustments, [*s.remarks, *cp.remarks]) for s in cp.services]
-    for adjustments, notes in blocks:
+    # a claim-level adjustment concerns every line's code
+    blocks = [(cp.adjustments, cp.remarks, [s.code for s in cp.services])] + \
+        [(s.adjustments, [*s.remarks, *cp.remarks], [s.code]) for s in cp.services]
+    for adjustments, notes, codes in blocks:
         for a in adjustments:
             c = rules.classify(a.group, a.reason, notes, rem.payer_id)
             if c.denial and a.amount > 0:
                 denied.append((a.amount, a.group, a.reason, c.category, c.action))
+                lines += [(code, a.group, a.reason) for code in codes]
     if not denied:
         return None
     top = max(denied, key=lambda d: d[0])  # the largest amount decides category and action
@@ -82,7 +88,8 @@ def _remittance_finding(cp: ClaimPayment, rem: Remittance, paid_on: date) -> Fin
     for _, group, carc, _, _ in denied:
         seen.setdefault(f"{group}-{carc}", _carc_concept(group, carc))
     return Finding(top[3], top[4], sum((d[0] for d in denied), Decimal(0)), deadline, list(seen.values()),
-                   [_rarc_concept(r) for r in remarks], note=f"deadline: {level}, counted from {paid_on.isoformat()}")
+                   [_rarc_concept(r) for r in remarks], note=f"deadline: {level}, counted from {paid_on.isoformat()}",
+                   lines=lines)
 
 
 # -- 277CA and payer API rejections -----------------------------------------------------------
@@ -124,10 +131,14 @@ def _response_finding(unit: Unit, claim: dict[str, Any], response: dict[str, Any
     notes = {n.get("number"): str(n.get("text") or "").split(":")[0].strip()
              for n in response.get("processNote") or []}
     denied: list[tuple[Decimal, str, str, str, str]] = []
+    lines: list[rule_proposals.DeniedLine] = []
     remarks: list[str] = []
+    codes = {it.get("sequence"): _code(it.get("productOrService"), CPT_SYSTEM) for it in claim.get("item") or []}
     for item in [response, *(response.get("item") or [])]:
         mine = [notes[n] for n in item.get("noteNumber") or [] if notes.get(n)]
         remarks += [r for r in mine if r not in remarks]
+        # the response's own adjudication concerns every line's code
+        item_codes = list(codes.values()) if item is response else [codes.get(item.get("itemSequence"))]
         for a in item.get("adjudication") or []:
             group = _code(a.get("category"), GROUP_SYSTEM)
             carc = _code(a.get("reason"), CARC_SYSTEM)
@@ -137,6 +148,7 @@ def _response_finding(unit: Unit, claim: dict[str, Any], response: dict[str, Any
             c = rules.classify(group, carc, mine, payer)
             if c.denial:
                 denied.append((amount, group, carc, c.category, c.action))
+                lines += [(code, group, carc) for code in item_codes if code]
     if not denied:
         return None
     top = max(denied, key=lambda d: d[0])
@@ -147,7 +159,7 @@ def _response_finding(unit: Unit, claim: dict[str, Any], response: dict[str, Any
         seen.setdefault(f"{group}-{carc}", _carc_concept(group, carc))
     return Finding(top[3], top[4], sum((d[0] for d in denied), Decimal(0)), deadline, list(seen.values()),
                    [_rarc_concept(r) for r in remarks if rules.rarc_text(r)],
-                   note=f"deadline: {level}, counted from {decided.isoformat()}")
+                   note=f"deadline: {level}, counted from {decided.isoformat()}", lines=lines)
 
 
 def _code(concept: dict[str, Any] | None, system: str) -> str | None:
@@ -210,6 +222,7 @@ def open_or_refresh(unit: Unit, claim: dict[str, Any], finding: Finding, known: 
     kept); a new Task when none is open, unless this very answer opened one before. ``known``:
     the open Tasks already looked up (``open_tasks_many``), kept current here."""
     task = _task(unit, claim, finding)
+    rule_proposals.observe(unit, claim, finding.lines)  # a repeated denial may propose a payer rule
     current = _open_of(unit, claim["id"], known)
     if current:
         def refresh(t: dict[str, Any]) -> bool:

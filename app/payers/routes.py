@@ -18,7 +18,7 @@ from app.fhir.http import fhir_response
 from app.fhir.operations import register_operations
 from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
-from app.payers import aging, appeals, eligibility, submission, unapplied
+from app.payers import aging, appeals, eligibility, rule_proposals, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.errors import PayerRejection, TransientPayerError
 
@@ -176,3 +176,21 @@ async def ar_aging(request: Request) -> Response:
             return aging.parameters(aging.aging(reader, as_of, basis))
 
     return fhir_response(exact_json.dumps(await run_in_threadpool(run)))
+
+
+@router.post("/Task/{task_id}/$accept-rule", summary="Accept a proposed payer rule into the practice's rule pack")
+async def accept_rule(task_id: str, request: Request) -> Response:
+    """A biller accepts a rule-proposal Task: the rule becomes the payer's rule pack's next version."""
+    svc, ctx = await operation_context(request)
+    for interaction, rtype in (("r", "Task"), ("u", "Task"), ("c", "Library")):
+        require(ctx, interaction, rtype)
+    params, _ = await operation_params(request, svc)
+    client = store_for(svc, ctx)
+
+    def run() -> Any:
+        with client.unit() as unit:
+            unit.read("Task", task_id)  # the caller may see it (404 otherwise)
+            return rule_proposals.accept(unit, task_id, rule_text=params.get("rule"), effective=params.get("effective"))
+
+    stored = await run_in_threadpool(run)
+    return fhir_response(stored.content, 201, {"ETag": stored.etag, "Location": f"{svc.base}/Library/{stored.id}/_history/{stored.version_id}"})
