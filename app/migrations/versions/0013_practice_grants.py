@@ -1,14 +1,14 @@
 """Users' access to practices other than their own (billing companies serve several).
 
-Revision ID: 0012_practice_grants
-Revises: 0011
+Revision ID: 0013_practice_grants
+Revises: 0012_claim_facts
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-revision = "0012_practice_grants"
-down_revision = "0011"
+revision = "0013_practice_grants"
+down_revision = "0012_claim_facts"
 branch_labels = None
 depends_on = None
 
