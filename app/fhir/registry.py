@@ -31,6 +31,7 @@ class SearchParam:
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
     extension: str | None = None  # read the value[x] of the extensions with this url at ``paths``
+    canonical: bool = False  # a token on a canonical ``url|version``: matches ``url`` and ``url|version``
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def load_registry(path: Path = DATA) -> Registry:
     types: dict[str, ResourceType] = {}
     for name, spec in raw["resources"].items():
         params = {
-            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())), p.get("extension"))
+            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())), p.get("extension"),
+                               bool(p.get("canonical")))
             for pname, p in spec["search"].items()
         }
         comp = spec.get("compartment", "excluded")
