@@ -13,12 +13,14 @@ from fastapi import FastAPI
 
 from app.auth import admin, practices
 from app.main import create_app
+from app.measures.combine import CombineError, combine
 from tests.app.auth.conftest import BASE, FHIR, add_patient, decode_unverified, pkce_pair, unique
 from tests.app.auth.launch_helpers import (
     App, authorize_params, client_auth, consent, exchange_form, login, make_app, make_user, parse_forms,
     redirect_query,
 )
 from tests.app.auth.test_cli import run
+from tests.app.measures.test_evaluate_measure import store_scenario
 
 SCOPE = "openid fhirUser online_access user/*.rs"
 
@@ -196,3 +198,39 @@ def test_users_grant_revoke_cli(db_url: str, engine, company: dict) -> None:
     assert out.returncode == 0, out.stderr
     out = run(db_url, "users", "revoke", *who, "--practice", company["beta"])
     assert out.returncode == 2 and "no grant" in out.stderr
+
+
+async def test_combined_kpis_over_the_granted_practices_only(
+        http: httpx.AsyncClient, fhir: httpx.AsyncClient, fhir_app: FastAPI, company: dict) -> None:
+    """The app's combined view: one token per practice (switching with the refresh token), each
+    practice evaluated with its own token, the reports combined; beta's claims never count."""
+    store = fhir_app.state.services.store
+    for practice in (company["home"], company["acme"], company["beta"]):
+        store_scenario(store, practice)
+    app = company["app"]
+    consent_page, verifier, _ = await sign_in(http, app, company["user"], practice=company["home"])
+    body = await tokens_for(http, app, consent_page, verifier)
+    june = "periodStart=2026-06-01&periodEnd=2026-06-30"
+    reports, refresh_token = [], body["refresh_token"]
+    for practice in [p["id"] for p in body["practices"]]:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": app.client_id,
+                "practice": practice}
+        switched = (await http.post("/auth/token", data=form, auth=client_auth(app))).json()
+        refresh_token = switched["refresh_token"]
+        r = await fhir.get(f"/fhir/Measure/denial-rate/$evaluate-measure?{june}",
+                           headers={"Authorization": f"Bearer {switched['access_token']}"})
+        assert r.status_code == 200, r.text
+        reports.append(r.json())
+    assert len(reports) == 2  # home and acme: beta is not on the list, and cannot be switched to
+    combined = combine(reports)
+    one = reports[0]["group"][0]
+    counts = {p["code"]["coding"][0]["code"]: p["count"] for p in combined["group"][0]["population"]}
+    assert counts["numerator"] == 2 * next(p["count"] for p in one["population"]
+                                           if p["code"]["coding"][0]["code"] == "numerator")
+    assert counts == {"initial-population": 6, "denominator": 6, "numerator": 4}  # 3 practices would be 9/9/6
+    assert combined["group"][0]["measureScore"]["value"] == one["measureScore"]["value"]
+    dollars = combined["group"][1]["population"]
+    assert [p["extension"][0]["valueMoney"]["value"] for p in dollars if p["code"]["coding"][0]["code"] != "initial-population"] \
+        == [840.0, 440.0]
+    with pytest.raises(CombineError):
+        combine([reports[0], {**reports[1], "period": {"start": "2026-05-01", "end": "2026-05-31"}}])
