@@ -188,25 +188,27 @@ async def introspect(request: Request) -> Response:
 
 
 def _caller(engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None,
-            endpoint: str) -> tuple[str, str | None]:
-    """(tenant, client_id restriction) of whoever calls introspection: a bearer token of the
-    tenant, or an authenticated client (public clients see only their own tokens)."""
+            endpoint: str) -> tuple[str, str | None, str | None]:
+    """(tenant, client_id restriction, authenticated client) of whoever calls introspection: a
+    bearer token of the tenant, or an authenticated client (public clients see only their own
+    tokens; any client also sees its own tokens for other practices of a multi-practice user)."""
     if authorization and authorization.lower().startswith("bearer "):
         try:
             claims = tokens.verify_access_token(engine, settings, authorization[7:].strip())
         except tokens.InvalidToken:
             raise InvalidClientError(description="The bearer token is not valid.", status_code=401) from None
-        return claims["tenant"], None
+        return claims["tenant"], None, None
     audiences = [discovery.token_url(settings), discovery.endpoints(settings)[endpoint]]
     client = clients.authenticate_client(engine, settings, form, authorization, audiences)
-    return client.tenant_id, client.client_id if client.kind == PUBLIC else None
+    return client.tenant_id, client.client_id if client.kind == PUBLIC else None, client.client_id
 
 
 def _introspect(engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
-    tenant, only_client = _caller(engine, settings, form, authorization, "introspection_endpoint")
+    tenant, only_client, caller = _caller(engine, settings, form, authorization, "introspection_endpoint")
     token_value = clients.require_form_value(form, "token")
     result = tokens.introspect(engine, settings, token_value)
-    if result.get("active") and (result.get("tenant") != tenant
+    own = caller is not None and result.get("client_id") == caller
+    if result.get("active") and ((result.get("tenant") != tenant and not own)
                                  or (only_client and result.get("client_id") != only_client)):
         return {"active": False}
     return result

@@ -139,6 +139,11 @@ async def test_switch_practice_with_refresh_token_then_revoke(
     assert claims["tenant"] == company["acme"] and acme["practice"] == company["acme"]
     assert set(acme["scope"].split()) == set(body["scope"].split())
     acme_auth = {"Authorization": f"Bearer {acme['access_token']}"}
+    seen = (await http.post("/auth/introspect", data={"token": acme["access_token"], "client_id": app.client_id})).json()
+    assert seen["active"] is True and seen["tenant"] == company["acme"]  # the app's own token, another practice
+    stranger = make_app(engine, company["beta"], scope=SCOPE)
+    hidden = await http.post("/auth/introspect", data={"token": acme["access_token"], "client_id": stranger.client_id})
+    assert hidden.json() == {"active": False}
     assert (await fhir.get("/fhir/Patient/pa-1", headers=acme_auth)).status_code == 200
 
     denied = await refresh(acme["refresh_token"], practice=company["beta"])
