@@ -231,8 +231,9 @@ def _all(reader: Reader, rtype: str) -> Iterator[dict[str, Any]]:
 
 
 def manual_claims(reader: Reader) -> set[str]:
-    """Claims ever stored held (lifecycle draft) or created/changed by a client or a person:
-    from the claims' history and the audit trail."""
+    """Claims ever stored held (lifecycle draft) or created/changed by a client or a person (an
+    audited create or update whose agents include no server component): from the claims'
+    history and the audit trail."""
     from app.db import ResourceHistoryRow
     from app.audit import AUDIT
 
@@ -245,7 +246,7 @@ def manual_claims(reader: Reader) -> set[str]:
     for entity, content in reader.conn.execute(sa.select(AUDIT.c.entity, AUDIT.c.content).where(
             AUDIT.c.tenant_id == reader.tenant_id, AUDIT.c.entity.like("Claim/%"), AUDIT.c.action.in_(("C", "U")))):
         doc = orjson.loads(content) if isinstance(content, (str, bytes)) else content
-        if any((a.get("type") or {}).get("text") in ("client", "user") for a in doc.get("agent") or []):
+        if not any((a.get("type") or {}).get("text") == "service" for a in doc.get("agent") or []):
             out.add(entity.split("/", 1)[1])
     return out
 
