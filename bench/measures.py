@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import httpx
 

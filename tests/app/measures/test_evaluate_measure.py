@@ -270,9 +270,15 @@ async def test_a_claim_a_client_writes_is_a_manual_change(api, store, tenant):
         return rows[cid][16]
 
     assert manual() is True
+    marker = "https://therabridge.dev/fhir/StructureDefinition/claim-manual-change"
+    stored = (await api.get(f"/fhir/Claim/{cid}")).json()
+    assert [e["url"] for e in stored["extension"]].count(marker) == 1
+    stored["extension"] = [e for e in stored["extension"] if e["url"] != marker]  # a client cannot drop it
+    assert (await api.put(f"/fhir/Claim/{cid}", json=stored)).status_code == 200
+    assert [e["url"] for e in (await api.get(f"/fhir/Claim/{cid}")).json()["extension"]].count(marker) == 1
     with ts.unit() as unit:  # the server's own later write keeps it
         unit.modify("Claim", cid, lambda c: c.update(created="2026-06-03T12:00:00Z"))
     assert manual() is True
     with ts.unit() as unit:
         facts.rebuild(unit)
-    assert manual() is True  # from the audit trail
+    assert manual() is True  # read back from the claim
