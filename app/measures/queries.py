@@ -5,7 +5,7 @@ Each KPI is a ``base`` select — one row per claim in its populations, with fla
 measure population), ``den_amt``/``num_amt`` (cents), ``obs`` (days, the measure observation) —
 and one statement aggregates that base for the whole population and for every stratifier
 (UNION ALL of GROUP BYs over the base as a CTE, which both PostgreSQL and SQLite compute once).
-Periods are whole days, both ends included.
+Periods are whole days, both ends included. Scores: proportions and the net collection rate as fractions (UCUM "1"), days as "d".
 """
 from __future__ import annotations
 
