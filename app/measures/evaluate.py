@@ -17,6 +17,8 @@ from app.measures import definitions, queries
 from app.measures.definitions import GROUP_SYSTEM, POPULATION_AMOUNT, POPULATION_SYSTEM, STRATIFIER_SYSTEM
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: KPIs whose score is a ratio of amounts (their populations carry the amounts too).
+_AMOUNT_MEASURES = frozenset({"days-in-ar", "aged-ar-over-90", "net-collection-rate"})
 REPORT_TYPES = {"population": "summary", "summary": "summary", "subject-list": "subject-list"}
 UCUM = "http://unitsofmeasure.org"
 
@@ -60,24 +62,22 @@ def _money(c: int) -> dict[str, Any]:
 
 
 def score(spec: dict[str, Any], group: str, t: queries.Tally, days: int) -> dict[str, Any] | None:
-    """The measureScore of one tally (None when its denominator is empty)."""
+    """The measureScore of one tally in the Measure's unit (None when its denominator is empty):
+    proportions as fractions, days-in-ar and days-to-payment in days."""
     mid = spec["id"]
     if mid == "days-to-payment":
         value = None if t.median is None else Decimal(str(t.median)).quantize(Decimal("0.1"))
-        unit = ("d", "d")
     elif mid == "days-in-ar":
         value = None if t.den_amt <= 0 else (Decimal(t.num_amt) * days / Decimal(t.den_amt)).quantize(Decimal("0.1"))
-        unit = ("d", "d")
-    elif mid in ("aged-ar-over-90", "net-collection-rate") or group == "dollars":
-        value, unit = _ratio(t.num_amt, t.den_amt, "0.0001"), ("1", "1")
+    elif mid in _AMOUNT_MEASURES or group == "dollars":
+        value = _ratio(t.num_amt, t.den_amt, "0.0001")
     else:
-        value, unit = _ratio(t.num, t.den, "0.0001"), ("1", "1")
+        value = _ratio(t.num, t.den, "0.0001")
     if value is None:
         return None
-    return {"value": float(value), "unit": unit[0], "system": UCUM, "code": unit[1]}
+    return {"value": float(value), "unit": spec["unit"], "system": UCUM, "code": spec["unit"]}
 
 
-_AMOUNT_MEASURES = frozenset({"days-in-ar", "aged-ar-over-90", "net-collection-rate"})
 
 
 def _populations(spec: dict[str, Any], group: str, t: queries.Tally,

@@ -3,9 +3,9 @@
 ``on_write`` is a store write observer: a write of a Claim, an ExplanationOfBenefit, a
 CoverageEligibilityResponse or a Task replaces that resource's fact rows in the same
 transaction, so the KPIs never lag the claims. ``noting_client_writes`` wraps the Claim guard so
-the observer knows a person or client application wrote the claim (a manual change). ``rebuild``
-makes every row again from the stored resources (and, for the manual flag, their history and the
-audit trail): the same rows the writes made.
+a claim a person or client application wrote carries that fact (a manual change). ``rebuild``
+makes every row again from the stored resources (and, for "ever held by the scrubber", the
+claims' stored versions): the same rows the writes made.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import orjson
 import sqlalchemy as sa
 
 from app.billing.ledger import eob_lines
+from app.db import dialect_insert
 from app.claims.lifecycle import VOID_TAKEN, lifecycle, rank, voided_by
 from app.claims.timely_filing import first_service_day
 from app.fhir.extract import reference_target
@@ -25,14 +26,16 @@ from app.measures.tables import CLAIM, CODE, ELIGIBILITY, REMIT, WRITEOFF
 from app.outbox import QueuedJob
 from app.payers import aging
 from app.payers.reversals import REVERSAL, _status as eob_claim_status
-from fhir_mappings.vocabulary import CLAIM_FREQUENCY, CLAIM_LIFECYCLE_HISTORY, PAYMENT_APPLICATION
+from app.fhir.dates import instant
+from fhir_mappings.vocabulary import (
+    CLAIM_FREQUENCY, CLAIM_LIFECYCLE_HISTORY, CLAIM_MANUAL_CHANGE, PAYMENT_APPLICATION,
+)
 from payer_adapters.x12 import denials as denial_rules
 
 TYPES = frozenset({"Claim", "ExplanationOfBenefit", "CoverageEligibilityResponse", "Task"})
 DISCIPLINES = frozenset({"GO", "GP", "GN"})
 FRONT_ACCEPTED = ("acknowledged", "accepted", "paid", "partially-paid", "denied")
 ADJUDICATED = ("paid", "partially-paid", "denied")
-_CLIENT_WRITE = ("measures", "client-claim-write")
 
 
 def cents(value: Any) -> int:
@@ -101,7 +104,7 @@ def claim_rows(claim: dict[str, Any], manual: bool) -> tuple[dict[str, Any], lis
         "prior_claim_id": prior, "replaces_on": replaces_on if prior else None,
         "submitted_on": submitted_on, "front_accepted_on": _first(hist, FRONT_ACCEPTED)[0],
         "rejected_on": hist.get("rejected"), "adjudicated_on": adjudicated_on, "first_outcome": first_outcome,
-        "manual": manual or lifecycle(claim) == "draft",
+        "manual": manual or lifecycle(claim) == "draft" or manual_change(claim),
         "pre_auth": any(ins.get("preAuthRef") for ins in claim.get("insurance") or []),
     }
     if row["payer"]:
@@ -172,51 +175,75 @@ _KEYS = {"ExplanationOfBenefit": (REMIT, "eob_id"), "CoverageEligibilityResponse
          "Task": (WRITEOFF, "task_id")}
 
 
-def _replace(conn: sa.Connection, tenant_id: str, rtype: str, rid: str, resource: dict[str, Any],
-             manual: bool) -> None:
-    if rtype == "Claim":
-        row, codes = claim_rows(resource, manual)
-        conn.execute(CLAIM.delete().where(CLAIM.c.tenant_id == tenant_id, CLAIM.c.claim_id == rid))
-        conn.execute(CODE.delete().where(CODE.c.tenant_id == tenant_id, CODE.c.claim_id == rid))
-        conn.execute(CLAIM.insert(), {"tenant_id": tenant_id, **row})
-        if codes:
-            conn.execute(CODE.insert(), [{"tenant_id": tenant_id, **c} for c in codes])
+def _write_claim(conn: sa.Connection, tenant_id: str, claim: dict[str, Any], manual: bool,
+                 previous: dict[str, Any] | None) -> None:
+    """One upsert of the claim's row (``manual`` stays true once true); its code rows are
+    rewritten only when its codes changed."""
+    row, codes = claim_rows(claim, manual)
+    values = {"tenant_id": tenant_id, **row}
+    stmt = dialect_insert(conn, CLAIM).values(**values)
+    update = {k: stmt.excluded[k] for k in row if k not in ("claim_id", "manual")}
+    update["manual"] = sa.or_(CLAIM.c.manual, stmt.excluded.manual)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id", "claim_id"], set_=update))
+    if previous is not None and claim_rows(previous, False)[1] == codes:
         return
+    conn.execute(CODE.delete().where(CODE.c.tenant_id == tenant_id, CODE.c.claim_id == claim["id"]))
+    if codes:
+        conn.execute(CODE.insert(), [{"tenant_id": tenant_id, **c} for c in codes])
+
+
+_ROWS = {"ExplanationOfBenefit": remit_row, "CoverageEligibilityResponse": eligibility_row, "Task": writeoff_row}
+
+
+def _write_other(conn: sa.Connection, tenant_id: str, rtype: str, rid: str, resource: dict[str, Any]) -> None:
     table, key = _KEYS[rtype]
     conn.execute(table.delete().where(table.c.tenant_id == tenant_id, table.c[key] == rid))
-    built = {"ExplanationOfBenefit": remit_row, "CoverageEligibilityResponse": eligibility_row,
-             "Task": writeoff_row}[rtype](resource)
+    built = _ROWS[rtype](resource)
     if built is not None:
         conn.execute(table.insert(), {"tenant_id": tenant_id, **built})
 
 
 def noting_client_writes(guard: Guard) -> Guard:
-    """The Claim guard, noting on the unit that a client writes a claim (read by ``on_write``)."""
+    """The Claim guard, marking a claim a client creates or changes with the server-owned
+    extension ``…/claim-manual-change`` (the instant of the first such write): a manual change,
+    which the clean claim rate counts, read back from the claim itself by a rebuild."""
     def noted(unit: Unit, incoming: dict[str, Any] | None, current: Version | None) -> Any:
         out = guard(unit, incoming, current)
-        if incoming is not None:
-            unit.memo[_CLIENT_WRITE] = True
-        return out
+        if out is None or manual_change(out):
+            return out
+        stored = current.resource() if current is not None and not current.deleted else None
+        if stored is not None and _content(stored) == _content(out):
+            return out  # the client sent the claim back unchanged
+        return {**out, "extension": [*(out.get("extension") or []),
+                                     {"url": CLAIM_MANUAL_CHANGE, "valueDateTime": instant(unit.now)}]}
 
     noted.__wrapped__ = guard  # type: ignore[attr-defined]
     return noted
+
+
+def _content(claim: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in claim.items() if k not in ("meta", "id", "text")}
+
+
+def manual_change(claim: dict[str, Any]) -> bool:
+    return any(e.get("url") == CLAIM_MANUAL_CHANGE for e in claim.get("extension") or [])
 
 
 def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:
     """Store observer: the written resource's fact rows, replaced in the writing transaction."""
     if new.type not in TYPES:
         return []
+    resource = new.resource()
+    before = previous.resource() if previous is not None and not previous.deleted else None
+    if new.type == "Task" and writeoff_row(resource) is None and (before is None or writeoff_row(before) is None):
+        return []  # neither version is a written-off denial: no row to write or drop
     if unit is None:
         raise NeedsTransaction()
-    resource = new.resource()
-    manual = False
     if new.type == "Claim":
-        manual = bool(unit.memo.pop(_CLIENT_WRITE, False))
-        if previous is not None and not manual:
-            stored = unit.conn.execute(sa.select(CLAIM.c.manual).where(
-                CLAIM.c.tenant_id == unit.tenant_id, CLAIM.c.claim_id == new.id)).scalar()
-            manual = bool(stored) or lifecycle(previous.resource()) == "draft"
-    _replace(unit.conn, unit.tenant_id, new.type, new.id, resource, manual)
+        manual = before is not None and lifecycle(before) == "draft"
+        _write_claim(unit.conn, unit.tenant_id, resource, manual, before)
+    else:
+        _write_other(unit.conn, unit.tenant_id, new.type, new.id, resource)
     return []
 
 
@@ -230,23 +257,16 @@ def _all(reader: Reader, rtype: str) -> Iterator[dict[str, Any]]:
         yield orjson.loads(content)
 
 
-def manual_claims(reader: Reader) -> set[str]:
-    """Claims ever stored held (lifecycle draft) or created/changed by a client or a person:
-    from the claims' history and the audit trail."""
+def held_claims(reader: Reader) -> set[str]:
+    """Claims any stored version of which was held by the scrubber (lifecycle draft)."""
     from app.db import ResourceHistoryRow
-    from app.audit import AUDIT
 
     H = ResourceHistoryRow.__table__
     out: set[str] = set()
     for rid, content in reader.conn.execute(sa.select(H.c.id, H.c.content).where(
             H.c.tenant_id == reader.tenant_id, H.c.type == "Claim", H.c.content.is_not(None))):
-        if lifecycle(orjson.loads(content)) == "draft":
+        if rid not in out and lifecycle(orjson.loads(content)) == "draft":
             out.add(rid)
-    for entity, content in reader.conn.execute(sa.select(AUDIT.c.entity, AUDIT.c.content).where(
-            AUDIT.c.tenant_id == reader.tenant_id, AUDIT.c.entity.like("Claim/%"), AUDIT.c.action.in_(("C", "U")))):
-        doc = orjson.loads(content) if isinstance(content, (str, bytes)) else content
-        if any((a.get("type") or {}).get("text") in ("client", "user") for a in doc.get("agent") or []):
-            out.add(entity.split("/", 1)[1])
     return out
 
 
@@ -254,12 +274,15 @@ def rebuild(unit: Unit) -> dict[str, int]:
     """Make every fact row of the unit's tenant again from the stored resources; returns counts."""
     for table in (CLAIM, CODE, REMIT, ELIGIBILITY, WRITEOFF):
         unit.conn.execute(table.delete().where(table.c.tenant_id == unit.tenant_id))
-    manual = manual_claims(unit)
+    manual = held_claims(unit)
     counts: dict[str, int] = {}
     for rtype in sorted(TYPES):
         n = 0
         for resource in _all(unit, rtype):
-            _replace(unit.conn, unit.tenant_id, rtype, resource["id"], resource, resource["id"] in manual)
+            if rtype == "Claim":
+                _write_claim(unit.conn, unit.tenant_id, resource, resource["id"] in manual, None)
+            else:
+                _write_other(unit.conn, unit.tenant_id, rtype, resource["id"], resource)
             n += 1
         counts[rtype] = n
     return counts

@@ -5,7 +5,7 @@ Each KPI is a ``base`` select — one row per claim in its populations, with fla
 measure population), ``den_amt``/``num_amt`` (cents), ``obs`` (days, the measure observation) —
 and one statement aggregates that base for the whole population and for every stratifier
 (UNION ALL of GROUP BYs over the base as a CTE, which both PostgreSQL and SQLite compute once).
-Periods are whole days, both ends included.
+Periods are whole days, both ends included. Scores: proportions and the net collection rate as fractions (UCUM "1"), days as "d".
 """
 from __future__ import annotations
 
@@ -79,16 +79,13 @@ def first_pass_yield(conn: Connection) -> str:
 
 
 def denial_rate(conn: Connection) -> str:
-    return f"""first_remit AS (
-        SELECT claim_id, denied_cents FROM (
-          SELECT claim_id, denied_cents,
-                 ROW_NUMBER() OVER (PARTITION BY claim_id ORDER BY posted_on, eob_id) AS n
-          FROM remit_fact WHERE tenant_id = :t AND active AND NOT reversal) x WHERE n = 1),
-      base AS (SELECT f.claim_id, f.payer, f.clinician, {_cols(
+    first_denied = ("(SELECT r.denied_cents FROM remit_fact r WHERE r.tenant_id = :t AND r.claim_id = f.claim_id "
+                    "AND r.active AND NOT r.reversal ORDER BY r.posted_on, r.eob_id LIMIT 1)")
+    return f"""base AS (SELECT f.claim_id, f.payer, f.clinician, {_cols(
           den=_b('NOT f.is_void'), num=_b("NOT f.is_void AND f.first_outcome IN ('denied', 'partially-paid')"),
           den_amt="CASE WHEN f.is_void THEN 0 ELSE f.charge_cents END",
-          num_amt="CASE WHEN f.is_void THEN 0 ELSE COALESCE(d.denied_cents, 0) END")}
-        FROM claim_fact f LEFT JOIN first_remit d ON d.claim_id = f.claim_id
+          num_amt=f"CASE WHEN f.is_void THEN 0 ELSE COALESCE({first_denied}, 0) END")}
+        FROM claim_fact f
         WHERE f.tenant_id = :t AND f.adjudicated_on BETWEEN :s AND :e AND NOT f.excluded)"""
 
 
@@ -114,6 +111,8 @@ def aged_ar_over_90(conn: Connection) -> str:
 def net_collection_rate(conn: Connection) -> str:
     return f"""moved AS (SELECT claim_id, SUM(paid_cents) AS paid, SUM(contractual_cents) AS co FROM remit_fact
                  WHERE tenant_id = :t AND active AND posted_on BETWEEN :s AND :e GROUP BY claim_id),
+      touched AS (SELECT claim_id FROM claim_fact WHERE tenant_id = :t AND service_date BETWEEN :s AND :e
+                  UNION SELECT claim_id FROM moved),
       base AS (
         SELECT f.claim_id, f.payer, f.clinician,
                {_cols(den=_b('f.service_date BETWEEN :s AND :e AND NOT f.is_void'),
@@ -121,19 +120,23 @@ def net_collection_rate(conn: Connection) -> str:
                       den_amt="CASE WHEN f.service_date BETWEEN :s AND :e AND NOT f.is_void THEN f.charge_cents "
                               "ELSE 0 END - COALESCE(m.co, 0)",
                       num_amt='COALESCE(m.paid, 0)')}
-        FROM claim_fact f LEFT JOIN moved m ON m.claim_id = f.claim_id
-        WHERE f.tenant_id = :t AND NOT f.excluded
-          AND ((f.service_date BETWEEN :s AND :e AND NOT f.is_void) OR m.claim_id IS NOT NULL))"""
+        FROM touched x JOIN claim_fact f ON f.tenant_id = :t AND f.claim_id = x.claim_id
+        LEFT JOIN moved m ON m.claim_id = f.claim_id
+        WHERE NOT f.excluded AND ((f.service_date BETWEEN :s AND :e AND NOT f.is_void) OR m.claim_id IS NOT NULL))"""
 
 
 def days_to_payment(conn: Connection) -> str:
-    return f"""first_paid AS (SELECT claim_id, MIN(posted_on) AS paid_on FROM remit_fact
-                 WHERE tenant_id = :t AND active AND NOT reversal AND paid_cents > 0 GROUP BY claim_id),
+    """A claim's first payment is in the period when one posted in it and none posted before."""
+    return f"""first_paid AS (
+        SELECT r.claim_id, MIN(r.posted_on) AS paid_on FROM remit_fact r
+        WHERE r.tenant_id = :t AND r.active AND NOT r.reversal AND r.paid_cents > 0 AND r.posted_on BETWEEN :s AND :e
+          AND NOT EXISTS (SELECT 1 FROM remit_fact o WHERE o.tenant_id = :t AND o.claim_id = r.claim_id AND o.active
+                          AND NOT o.reversal AND o.paid_cents > 0 AND o.posted_on < :s)
+        GROUP BY r.claim_id),
       base AS (SELECT f.claim_id, f.payer, f.clinician,
                {_cols(den='1', num='1', obs=_days(conn, 'p.paid_on', 'f.service_date'))}
-               FROM claim_fact f JOIN first_paid p ON p.claim_id = f.claim_id
-               WHERE f.tenant_id = :t AND p.paid_on BETWEEN :s AND :e AND f.service_date IS NOT NULL
-                 AND NOT f.excluded)"""
+               FROM first_paid p JOIN claim_fact f ON f.tenant_id = :t AND f.claim_id = p.claim_id
+               WHERE f.service_date IS NOT NULL AND NOT f.excluded)"""
 
 
 def eligibility_verification_rate(conn: Connection) -> str:
@@ -161,6 +164,16 @@ COMPUTATIONS: dict[str, Callable[[Connection], str]] = {f.__name__: f for f in (
 _AGG = "SUM(ip), SUM(den), SUM(num), SUM(den_amt), SUM(num_amt)"
 
 
+def _codes(conn: Connection, kind: str) -> str:
+    """The claims' codes of ``kind``, joined to the base. On PostgreSQL a LATERAL lookup per claim
+    (``OFFSET 0`` keeps it one): the base is a month's claims, and an index probe each beats
+    hashing every code of the tenant."""
+    if conn.dialect.name == "postgresql":
+        return (f"CROSS JOIN LATERAL (SELECT value FROM claim_code_fact WHERE tenant_id = :t "
+                f"AND claim_id = base.claim_id AND kind = '{kind}' OFFSET 0) c")
+    return f"JOIN claim_code_fact c ON c.tenant_id = :t AND c.claim_id = base.claim_id AND c.kind = '{kind}'"
+
+
 def _aggregate(conn: Connection, with_median: bool) -> str:
     med = (", percentile_cont(0.5) WITHIN GROUP (ORDER BY obs)" if with_median and conn.dialect.name == "postgresql"
            else ", NULL")
@@ -169,9 +182,16 @@ def _aggregate(conn: Connection, with_median: bool) -> str:
         parts.append(f"SELECT '{key}', COALESCE(base.{key}, 'unknown'), {_AGG}{med} FROM base "
                      f"GROUP BY COALESCE(base.{key}, 'unknown')")
     for kind in ("cpt", "discipline"):
-        parts.append(f"SELECT '{kind}', c.value, {_AGG}{med} FROM base JOIN claim_code_fact c "
-                     f"ON c.tenant_id = :t AND c.claim_id = base.claim_id AND c.kind = '{kind}' GROUP BY c.value")
+        parts.append(f"SELECT '{kind}', c.value, {_AGG}{med} FROM base {_codes(conn, kind)} GROUP BY c.value")
     return " UNION ALL ".join(parts)
+
+
+def no_jit(conn: Connection) -> None:
+    """PostgreSQL compiles a statement whose estimated cost passes ``jit_above_cost``; for these
+    (many index probes, few rows out) compiling took 60-70 ms of a 250 ms query. Off for the
+    rest of this transaction only."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL jit = off"))
 
 
 def params(start: date, end: date, tenant_id: str) -> dict[str, Any]:
@@ -186,6 +206,7 @@ def tallies(conn: Connection, tenant_id: str, computation: str, start: date, end
     sql = f"WITH {base} {_aggregate(conn, continuous)}"
     out: dict[tuple[str, str], Tally] = {}
     p = params(start, end, tenant_id)
+    no_jit(conn)
     for k, v, ip, den, num, den_amt, num_amt, med in conn.execute(sa.text(sql), p):
         out[(k, v)] = Tally(int(ip or 0), int(den or 0), int(num or 0), int(den_amt or 0), int(num_amt or 0),
                             median=float(med) if med is not None else None)
@@ -208,4 +229,5 @@ def tallies(conn: Connection, tenant_id: str, computation: str, start: date, end
 def subjects(conn: Connection, tenant_id: str, computation: str, start: date, end: date) -> list[tuple[str, int, int]]:
     """(claim id, in denominator, in numerator) of every claim in the populations, by id."""
     sql = f"WITH {COMPUTATIONS[computation](conn)} SELECT claim_id, den, num FROM base ORDER BY claim_id"
+    no_jit(conn)
     return [(r[0], int(r[1]), int(r[2])) for r in conn.execute(sa.text(sql), params(start, end, tenant_id))]

@@ -255,3 +255,30 @@ async def test_an_empty_month_has_counts_and_no_score(api, tenant, mid):
     group = (await api.get(f"/fhir/Measure/{mid}/$evaluate-measure?periodStart=2020-01-01&periodEnd=2020-01-31"))\
         .json()["group"][0]
     assert "measureScore" not in group and all(p["count"] == 0 for p in group["population"])
+
+
+async def test_a_claim_a_client_writes_is_a_manual_change(api, store, tenant):
+    body = {k: v for k, v in A.items() if k not in ("id", "extension")}
+    r = await api.post("/fhir/Claim", json=body)
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    ts = store.for_tenant(tenant)
+
+    def manual() -> bool:
+        with ts.reading() as reader:
+            rows = {row[1]: row for row in facts.snapshot(reader)["claim_fact"]}
+        return rows[cid][16]
+
+    assert manual() is True
+    marker = "https://therabridge.dev/fhir/StructureDefinition/claim-manual-change"
+    stored = (await api.get(f"/fhir/Claim/{cid}")).json()
+    assert [e["url"] for e in stored["extension"]].count(marker) == 1
+    stored["extension"] = [e for e in stored["extension"] if e["url"] != marker]  # a client cannot drop it
+    assert (await api.put(f"/fhir/Claim/{cid}", json=stored)).status_code == 200
+    assert [e["url"] for e in (await api.get(f"/fhir/Claim/{cid}")).json()["extension"]].count(marker) == 1
+    with ts.unit() as unit:  # the server's own later write keeps it
+        unit.modify("Claim", cid, lambda c: c.update(created="2026-06-03T12:00:00Z"))
+    assert manual() is True
+    with ts.unit() as unit:
+        facts.rebuild(unit)
+    assert manual() is True  # read back from the claim
