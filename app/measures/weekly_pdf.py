@@ -22,7 +22,7 @@ DASH = "-"
 @dataclass(frozen=True)
 class KpiLine:
     title: str
-    unit: str  # "%" (a proportion stored 0..1) or "d" (days)
+    unit: str  # UCUM: "d" (days), else a fraction (0..1, shown as a percentage)
     value: float | None
     previous: float | None
     improvement: str  # "increase" or "decrease" is better
@@ -31,7 +31,7 @@ class KpiLine:
 def figure(value: float | None, unit: str) -> str:
     if value is None:
         return DASH
-    return f"{value * 100:.1f} %" if unit == "%" else f"{value:.1f} d"
+    return f"{value:.1f} d" if unit == "d" else f"{value * 100:.1f} %"
 
 
 def change(line: KpiLine) -> tuple[str, str]:
@@ -39,7 +39,7 @@ def change(line: KpiLine) -> tuple[str, str]:
     if line.value is None or line.previous is None:
         return DASH, ""
     delta = line.value - line.previous
-    text = f"{delta * 100:+.1f} pts" if line.unit == "%" else f"{delta:+.1f} d"
+    text = f"{delta:+.1f} d" if line.unit == "d" else f"{delta * 100:+.1f} pts"
     if round(delta, 6) == 0:
         return text, ""
     better = (delta > 0) == (line.improvement == "increase")
