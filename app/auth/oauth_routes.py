@@ -161,6 +161,10 @@ def _token(engine: Engine, settings: Settings, form: dict[str, str], authorizati
         raise
     audit.record(engine, "token", success=True, tenant=client.tenant_id, client_id=client.client_id,
                  source=source, detail=form.get("grant_type"))
+    practice = body.get("practice")
+    if practice and practice != client.tenant_id:  # the practice's own trail shows who got in, and from where
+        audit.record(engine, "token", success=True, tenant=practice, client_id=client.client_id, source=source,
+                     detail=f"{form.get('grant_type')} for a user of {client.tenant_id}")
     return body
 
 

@@ -9,9 +9,11 @@ from typing import AsyncIterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from app.auth import admin, practices
+from app.auth.models import T
 from app.main import create_app
 from app.measures.combine import CombineError, combine
 from tests.app.auth.conftest import BASE, FHIR, add_patient, decode_unverified, pkce_pair, unique
@@ -67,7 +69,7 @@ async def tokens_for(http: httpx.AsyncClient, app: App, consent_page: httpx.Resp
 
 
 async def test_chooser_lists_granted_practices_and_token_is_confined_to_the_choice(
-        http: httpx.AsyncClient, fhir: httpx.AsyncClient, company: dict) -> None:
+        http: httpx.AsyncClient, fhir: httpx.AsyncClient, engine, company: dict) -> None:
     chooser, verifier, _ = await sign_in(http, company["app"], company["user"])
     form = parse_forms(chooser.text)
     assert form.actions == ["practice"] and form.selects["practice"] == sorted([company["home"], company["acme"]],
@@ -83,6 +85,10 @@ async def test_chooser_lists_granted_practices_and_token_is_confined_to_the_choi
     assert body["practices"][1] == {"id": company["acme"], "name": "Acme Therapy", "role": "biller"}
     auth = {"Authorization": f"Bearer {body['access_token']}"}
     assert (await fhir.get("/fhir/Patient/pa-1", headers=auth)).status_code == 200
+    with engine.connect() as conn:  # the practice's audit trail records the token issued for it
+        trail = [json.loads(r.content) for r in conn.execute(sa.select(T["audit"].c.content).where(
+            T["audit"].c.tenant_id == company["acme"]))]
+    assert any(e["subtype"][0]["code"] == "token" and company["home"] in e.get("outcomeDesc", "") for e in trail)
     other = await fhir.get("/fhir/Patient/pb-1", headers=auth)
     assert other.status_code == 404 and other.json()["resourceType"] == "OperationOutcome"
     assert "Beta" not in other.text
