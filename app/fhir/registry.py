@@ -44,6 +44,8 @@ class ResourceType:
     interactions: tuple[str, ...] = INTERACTIONS
     # Served from the append-only audit trail, not the resource store (AuditEvent).
     audit_trail: bool = False
+    # Said in the CapabilityStatement (e.g. who writes the type).
+    documentation: str | None = None
 
     @property
     def date_params(self) -> list[str]:
@@ -83,7 +85,8 @@ def load_registry(path: Path = DATA) -> Registry:
         if unknown:
             raise ValueError(f"{path.name}: {name} lists unknown interactions {sorted(unknown)}")
         types[name] = ResourceType(name, params, tuple(comp) if isinstance(comp, list) else comp,
-                                   tuple(spec.get("interactions", INTERACTIONS)), bool(spec.get("auditTrail")))
+                                   tuple(spec.get("interactions", INTERACTIONS)), bool(spec.get("auditTrail")),
+                                   spec.get("documentation"))
     return Registry(types)
 
 

@@ -147,3 +147,12 @@ def test_measures_weekly_command(database_url: str, store, tenant) -> None:
     assert json.loads(again.stdout)["written"] == []
     bad = subprocess.run([*cmd, "--week", "2026-26"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert bad.returncode == 1 and "ISO week" in bad.stderr
+
+
+async def test_capability_statement_describes_measure_reports(api) -> None:
+    cap = (await api.get("/fhir/metadata")).json()
+    [entry] = [e for e in cap["rest"][0]["resource"] if e["type"] == "MeasureReport"]
+    assert [i["code"] for i in entry["interaction"]] == ["read", "vread", "update", "history-instance", "search-type"]
+    assert "422" in entry["documentation"]
+    params = {p["name"]: p["type"] for p in entry["searchParam"]}
+    assert params["measure"] == "token" and params["period"] == "date"
