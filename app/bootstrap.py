@@ -103,6 +103,7 @@ def open_store(settings: Settings) -> Store:
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
+    measure_weekly.ensure_schedules(store)  # weekly KPI reports of practices with claims
     return store
 
 

@@ -22,12 +22,14 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from app.fhir.errors import FhirError
-from app.fhir.store import Unit, Version
+from app.fhir.store import Store, Unit, Version
 from app.jobs import enqueue
 from app.measures import definitions
 from app.measures.evaluate import evaluate
+from app.measures.tables import CLAIM
 from app.measures.weekly_pdf import KpiLine, render
 from app.outbox import QueuedJob
 from fhir_mappings.vocabulary import BASE, SERVER_NAMESPACE, stable_id
@@ -150,8 +152,6 @@ def _score(report: dict[str, Any] | None) -> float | None:
 
 
 def _practice_name(unit: Unit) -> str:
-    import sqlalchemy as sa
-
     from app.db import Tenant
 
     table = Tenant.__table__  # type: ignore[attr-defined]
@@ -186,6 +186,18 @@ def run_job(unit: Unit, payload: dict[str, Any]) -> None:
     week = str(payload.get("week") or week_of(unit.now.date() - timedelta(days=7)))
     run_week(unit, week)
     schedule_weekly(unit, week_of(parse_week(week)[0] + timedelta(days=7)))
+
+
+def ensure_schedules(store: Store) -> int:
+    """Queue this week's report for every practice with claims (at start-up: practices whose
+    claims predate the weekly reports, or whose chain of jobs was cut, get it back; a week
+    already queued is not queued again). How many practices were looked at."""
+    with store.engine.connect() as conn:
+        tenants = list(conn.execute(sa.select(CLAIM.c.tenant_id).distinct().order_by(CLAIM.c.tenant_id)).scalars())
+    for tenant in tenants:
+        with store.for_tenant(tenant, actor="scheduler").unit() as unit:
+            schedule_weekly(unit, week_of(unit.now.date()))
+    return len(tenants)
 
 
 def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:

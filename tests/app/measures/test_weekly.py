@@ -19,6 +19,7 @@ import pypdf
 from app.measures import definitions, weekly
 from app.measures.weekly_pdf import KpiLine, change, figure
 from tests.app.measures.test_evaluate_measure import store_scenario
+from app.outbox import J
 from tests.flows import drain, jobs, make_due
 
 W25, W26 = "2026-W25", "2026-W26"  # 2026-06-15..21 and 2026-06-22..28
@@ -133,6 +134,17 @@ async def test_weekly_job_is_queued_by_a_new_claim_and_queues_the_next_week(stor
     with store.for_tenant(tenant).reading() as reader:
         for mid in definitions.ids():
             assert reader.current("MeasureReport", weekly.report_id(tenant, mid, week)) is not None
+
+
+def test_start_up_queues_the_week_for_practices_with_claims(store, tenant) -> None:
+    store_scenario(store, tenant)
+    with store.engine.begin() as conn:
+        conn.execute(J.delete().where(J.c.tenant_id == tenant, J.c.kind == weekly.JOB))
+    assert weekly.ensure_schedules(store) >= 1
+    assert weekly.ensure_schedules(store) >= 1  # a week already queued is not queued again
+    [job] = jobs(store, tenant, weekly.JOB)
+    with store.for_tenant(tenant).reading() as reader:
+        assert json.loads(job.payload)["week"] == weekly.week_of(reader.ts.store.clock().date())
 
 
 def test_measures_weekly_command(database_url: str, store, tenant) -> None:
