@@ -82,7 +82,12 @@ def authorization_code(engine: Engine, settings: Settings, client: Any, form: di
             grant = tokens.Grant(tenant=row.tenant_id, client_id=row.client_id, scope=row.scope,
                                  grant_id=row.grant_id, subject=context.get("sub") or client.client_id,
                                  user_id=row.user_id, context=context)
-            return _app_token_response(engine, settings, conn, grant)
+            try:
+                _switch_practice(conn, settings, grant, None)  # the practice may have been withdrawn since
+            except InvalidGrantError as err:
+                failure = err.description
+            else:
+                return _app_token_response(engine, settings, conn, grant)
     # Committed: the code is spent (or its grant revoked) even though this request fails.
     raise InvalidGrantError(description=failure)
 

@@ -245,3 +245,14 @@ async def test_combined_kpis_over_the_granted_practices_only(
         == [840.0, 440.0]
     with pytest.raises(CombineError):
         combine([reports[0], {**reports[1], "period": {"start": "2026-05-01", "end": "2026-05-31"}}])
+
+
+async def test_code_for_a_practice_withdrawn_before_the_exchange_is_refused(
+        http: httpx.AsyncClient, engine, settings, company: dict) -> None:
+    app = company["app"]
+    consent_page, verifier, _ = await sign_in(http, app, company["user"], practice=company["acme"])
+    query = redirect_query(await consent(http, consent_page))
+    practices.revoke_practice(engine, settings, tenant=company["home"], username=company["user"],
+                              practice=company["acme"])
+    resp = await http.post("/auth/token", data=exchange_form(app, query["code"], verifier), auth=client_auth(app))
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
