@@ -164,14 +164,14 @@ COMPUTATIONS: dict[str, Callable[[Connection], str]] = {f.__name__: f for f in (
 _AGG = "SUM(ip), SUM(den), SUM(num), SUM(den_amt), SUM(num_amt)"
 
 
-def _codes(conn: Connection, kind: str) -> str:
-    """The claims' codes of ``kind``, joined to the base. On PostgreSQL a LATERAL lookup per claim
-    (``OFFSET 0`` keeps it one): the base is a month's claims, and an index probe each beats
-    hashing every code of the tenant."""
+def _codes(conn: Connection) -> str:
+    """The claims' codes (kind cpt or discipline), joined to the base. On PostgreSQL one LATERAL
+    index probe per claim (``OFFSET 0`` keeps it one): the base is a period's claims, and a probe
+    each beats hashing every code of the tenant."""
     if conn.dialect.name == "postgresql":
-        return (f"CROSS JOIN LATERAL (SELECT value FROM claim_code_fact WHERE tenant_id = :t "
-                f"AND claim_id = base.claim_id AND kind = '{kind}' OFFSET 0) c")
-    return f"JOIN claim_code_fact c ON c.tenant_id = :t AND c.claim_id = base.claim_id AND c.kind = '{kind}'"
+        return ("CROSS JOIN LATERAL (SELECT kind, value FROM claim_code_fact WHERE tenant_id = :t "
+                "AND claim_id = base.claim_id OFFSET 0) c")
+    return "JOIN claim_code_fact c ON c.tenant_id = :t AND c.claim_id = base.claim_id"
 
 
 def _aggregate(conn: Connection, with_median: bool) -> str:
@@ -181,8 +181,7 @@ def _aggregate(conn: Connection, with_median: bool) -> str:
     for key in ("payer", "clinician"):
         parts.append(f"SELECT '{key}', COALESCE(base.{key}, 'unknown'), {_AGG}{med} FROM base "
                      f"GROUP BY COALESCE(base.{key}, 'unknown')")
-    for kind in ("cpt", "discipline"):
-        parts.append(f"SELECT '{kind}', c.value, {_AGG}{med} FROM base {_codes(conn, kind)} GROUP BY c.value")
+    parts.append(f"SELECT c.kind, c.value, {_AGG}{med} FROM base {_codes(conn)} GROUP BY c.kind, c.value")
     return " UNION ALL ".join(parts)
 
 
