@@ -25,6 +25,8 @@ from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
+from app.measures import facts as measure_facts
+from app.measures import weekly as measure_weekly
 from app.migrations import upgrade
 from app.payers import (appeal_sending, eligibility, eligibility_sweep, inbound, inquiry, runtime, status_follow_up,
                         submission)
@@ -52,7 +54,7 @@ def install(store: Store, settings: Settings) -> None:
     if current is None or current.settings is not settings:
         runtime.configure(settings, current.http_factory if current else None)
     # what clients may write, and the jobs writes queue
-    store.guards["Claim"] = client_writes.guard
+    store.guards["Claim"] = measure_facts.noting_client_writes(client_writes.guard)  # a client's claim is a manual change
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     store.guards["Appointment"] = appointments.guard  # only appointments whose references resolve
@@ -66,6 +68,9 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
     _add(store.observers, status_follow_up.on_write)  # a claim adjudicated → its follow-up items close
     _add(store.observers, appeal_sending.on_write)  # an appeal-send Task completed → the appeal was sent
+    _add(store.observers, measure_facts.on_write)  # the KPIs' claim facts, in the writing transaction
+    _add(store.observers, measure_weekly.on_write)  # a new claim → the practice's weekly KPI reports
+    store.guards["MeasureReport"] = measure_weekly.guard  # stored by the server only
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -100,6 +105,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(status_follow_up.SWEEP, status_follow_up.run_sweep)
     jobs.register_handler(status_follow_up.KIND, status_follow_up.run_inquiry, transaction=False)
     jobs.register_handler(status_follow_up.CLOSE, status_follow_up.run_close)
+    jobs.register_handler(measure_weekly.JOB, measure_weekly.run_job)
 
 
 def open_store(settings: Settings) -> Store:
@@ -109,6 +115,7 @@ def open_store(settings: Settings) -> Store:
     store.ensure_tenant(settings.default_tenant)
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
     status_follow_up.ensure_schedules(store)  # and their daily claim status follow-up
+    measure_weekly.ensure_schedules(store)  # weekly KPI reports of practices with claims
     return store
 
 
