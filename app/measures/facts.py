@@ -175,19 +175,43 @@ _KEYS = {"ExplanationOfBenefit": (REMIT, "eob_id"), "CoverageEligibilityResponse
          "Task": (WRITEOFF, "task_id")}
 
 
+_STATEMENTS: dict[str, Any] = {}
+
+
+def _statement(conn: sa.Connection, name: str) -> Any:
+    """The statements the writes run, built once per dialect (so each is compiled once)."""
+    key = f"{conn.dialect.name}:{name}"
+    if key not in _STATEMENTS:
+        if name == "claim":
+            ins = dialect_insert(conn, CLAIM)
+            update = {c.name: ins.excluded[c.name] for c in CLAIM.c if c.name not in ("tenant_id", "claim_id", "manual")}
+            update["manual"] = sa.or_(CLAIM.c.manual, ins.excluded.manual)  # once true, stays true
+            _STATEMENTS[key] = ins.on_conflict_do_update(index_elements=["tenant_id", "claim_id"], set_=update)
+        elif name == "codes":
+            _STATEMENTS[key] = CODE.delete().where(CODE.c.tenant_id == sa.bindparam("t"),
+                                                   CODE.c.claim_id == sa.bindparam("rid"))
+        elif name.startswith("upsert:"):
+            table, column = _KEYS[name.split(":", 1)[1]]
+            ins = dialect_insert(conn, table)
+            _STATEMENTS[key] = ins.on_conflict_do_update(
+                index_elements=["tenant_id", column],
+                set_={c.name: ins.excluded[c.name] for c in table.c if c.name not in ("tenant_id", column)})
+        else:
+            table, column = _KEYS[name]
+            _STATEMENTS[key] = table.delete().where(table.c.tenant_id == sa.bindparam("t"),
+                                                    table.c[column] == sa.bindparam("rid"))
+    return _STATEMENTS[key]
+
+
 def _write_claim(conn: sa.Connection, tenant_id: str, claim: dict[str, Any], manual: bool,
                  previous: dict[str, Any] | None) -> None:
     """One upsert of the claim's row (``manual`` stays true once true); its code rows are
     rewritten only when its codes changed."""
     row, codes = claim_rows(claim, manual)
-    values = {"tenant_id": tenant_id, **row}
-    stmt = dialect_insert(conn, CLAIM).values(**values)
-    update = {k: stmt.excluded[k] for k in row if k not in ("claim_id", "manual")}
-    update["manual"] = sa.or_(CLAIM.c.manual, stmt.excluded.manual)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["tenant_id", "claim_id"], set_=update))
+    conn.execute(_statement(conn, "claim"), {"tenant_id": tenant_id, **row})
     if previous is not None and claim_rows(previous, False)[1] == codes:
         return
-    conn.execute(CODE.delete().where(CODE.c.tenant_id == tenant_id, CODE.c.claim_id == claim["id"]))
+    conn.execute(_statement(conn, "codes"), {"t": tenant_id, "rid": claim["id"]})
     if codes:
         conn.execute(CODE.insert(), [{"tenant_id": tenant_id, **c} for c in codes])
 
@@ -196,11 +220,11 @@ _ROWS = {"ExplanationOfBenefit": remit_row, "CoverageEligibilityResponse": eligi
 
 
 def _write_other(conn: sa.Connection, tenant_id: str, rtype: str, rid: str, resource: dict[str, Any]) -> None:
-    table, key = _KEYS[rtype]
-    conn.execute(table.delete().where(table.c.tenant_id == tenant_id, table.c[key] == rid))
     built = _ROWS[rtype](resource)
-    if built is not None:
-        conn.execute(table.insert(), {"tenant_id": tenant_id, **built})
+    if built is None:
+        conn.execute(_statement(conn, rtype), {"t": tenant_id, "rid": rid})
+    else:
+        conn.execute(_statement(conn, f"upsert:{rtype}"), {"tenant_id": tenant_id, **built})
 
 
 def noting_client_writes(guard: Guard) -> Guard:
