@@ -102,6 +102,17 @@ def _payer_profile(reader: Reader, inputs: fhir_mappings.ClaimInputs, name: str 
     return chosen
 
 
+def _charges(reader: Reader, inputs: fhir_mappings.ClaimInputs) -> fhir_mappings.ChargeMaster:
+    """The fee schedule of the visit's ChargeItemDefinitions, built once per transaction for the
+    same versions (the visits of a batch mostly bill the same codes, so their fees are the same)."""
+    key = ("charge-master", tuple(sorted((e.resource.get("id"), (e.resource.get("meta") or {}).get("versionId"))
+                                         for e in inputs.charge_definitions)))
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    if key not in memo:
+        memo[key] = fhir_mappings.ChargeMaster.of_inputs(inputs)
+    return memo[key]
+
+
 def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     """Build, scrub and store the claim for an Encounter: (stored Claim, OperationOutcome, held)."""
     unit.lock("claim-generation", encounter_id)
@@ -129,7 +140,7 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     claim_id = target["id"] if target else str(uuid.uuid4())
     try:
         generated = fhir_mappings.generate_planned(inputs, profile=_payer_profile(unit, inputs, profile),
-                                                   claim_id=claim_id, created=now)
+                                                   claim_id=claim_id, created=now, charges=_charges(unit, inputs))
         claim, outcome = generated.claim, generated.outcome
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None
