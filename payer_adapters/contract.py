@@ -152,6 +152,10 @@ class Capabilities:
     batch_claims: bool
     batch_size: int = 1
     inquire: bool = False
+    #: Electronic prior authorization: the adapter has ``request_authorization(pkg, *,
+    #: idempotency_key)``, which sends a Claim with ``use = preauthorization`` and returns the
+    #: payer's ClaimResponse (Da Vinci PAS). Adapters without it are asked by other means.
+    prior_authorization: bool = False
 
 
 # -- the adapter ----------------------------------------------------------------------------------
