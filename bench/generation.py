@@ -32,7 +32,7 @@ import orjson
 import sqlalchemy as sa
 
 from app.jobs import BATCH_HANDLERS, Claimed, J, Worker
-from bench.e2e import PG_BENCH, TENANT, setup, write_visit
+from bench.e2e import PG_BENCH, setup, write_visit
 
 KIND = "generate-claim"
 
