@@ -92,6 +92,7 @@ def store_answer(unit: Unit, claim: dict[str, Any], answer: dict[str, Any]) -> V
         if claim.get(mine):
             auth[theirs] = claim[mine]
     auth.setdefault("created", unit.now.isoformat())
-    auth.setdefault("type", claim.get("type"))
+    if not auth.get("type") and claim.get("type"):
+        auth["type"] = claim["type"]
     put(unit, auth)
     return unit.read("ClaimResponse", auth["id"])
