@@ -57,6 +57,9 @@ async def test_an_approved_request_is_the_authorization_the_next_claim_consumes(
     assert auth["addItem"][0]["quantity"] == {"value": 10}
     assert r.headers["location"].endswith(f"/ClaimResponse/{auth['id']}")
     assert (await api.get(f"/fhir/ClaimResponse/{auth['id']}")).json()["preAuthRef"] == auth["preAuthRef"]
+    audited = (await api.get(f"/fhir/AuditEvent?entity=ClaimResponse/{auth['id']}&action=C&_summary=count",
+                             headers={"x-test-scope": "user/AuditEvent.rs"})).json()
+    assert audited["total"] == 1  # recorded with the write, as the caller
 
     # Sent again unchanged: the payer replays its decision; the same authorization, not a second.
     again = await api.post(f"/fhir/Claim/{req['id']}/$submit")
@@ -101,6 +104,11 @@ async def test_payers_without_a_fhir_api_and_requests_that_cannot_be_sent(
     issue = r.json()["issue"][0]
     assert issue["expression"] == ["Claim.insurer"] and "needs a FHIR payer" in issue["diagnostics"]
     assert "X12 278 is not offered" in issue["diagnostics"]
+
+    # A caller who may not write ClaimResponses cannot ask (the answer would be stored).
+    medicare = (await api.post("/fhir/Claim", json=request())).json()
+    r = await api.post(f"/fhir/Claim/{medicare['id']}/$submit", headers={"x-test-scope": "user/Claim.cruds"})
+    assert r.status_code == 403 and r.json()["resourceType"] == "OperationOutcome"
 
     draft = (await api.post("/fhir/Claim", json=request(status="draft"))).json()
     r = await api.post(f"/fhir/Claim/{draft['id']}/$submit")
