@@ -102,10 +102,19 @@ def enqueue(unit: Unit, kind: str, payload: dict[str, Any], *, dedupe_key: str,
 
 def schedule_daily(unit: Unit, kind: str, day: date | None = None) -> bool:
     """Queue the daily job ``kind`` for the start of ``day`` (UTC; tomorrow by default), once per
-    tenant and day: the daily sweeps re-queue themselves this way while they have work."""
+    tenant and day: the daily sweeps re-queue themselves this way while they have work.
+
+    Asked again in the same transaction (every claim of a batch asks), it answers from the
+    unit's memo: the job is in the queue already, so no statement is sent for it."""
     day = day or unit.now.date() + timedelta(days=1)
-    return enqueue(unit, kind, {"day": day.isoformat()}, dedupe_key=f"{kind}@{day.isoformat()}",
-                   run_after=datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+    key = f"{kind}@{day.isoformat()}"
+    memo: dict[Any, Any] = getattr(unit, "memo", {})
+    if ("daily-job", key) in memo:
+        return False
+    queued = enqueue(unit, kind, {"day": day.isoformat()}, dedupe_key=key,
+                     run_after=datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+    memo[("daily-job", key)] = True
+    return queued
 
 
 @dataclass

@@ -46,6 +46,10 @@ class ChargeMaster:
 
     currency: str = "USD"
     by_code: Mapping[str, tuple[Fee, ...]] = field(default_factory=dict)
+    #: (code, modifiers, day) -> the entry found (a schedule answers the same look-ups for every
+    #: line and claim of a batch; its entries never change).
+    _found: dict[tuple[str, frozenset[str], date], "Fee | None"] = field(default_factory=dict, repr=False,
+                                                                          compare=False)
 
     @classmethod
     def empty(cls) -> "ChargeMaster":
@@ -74,10 +78,12 @@ class ChargeMaster:
         """The entry in force on ``on`` for ``code`` billed with ``modifiers``: among entries whose
         modifier set is contained in ``modifiers``, the most specific, then the latest start."""
         mods = frozenset(m for m in modifiers if m)
-        fits = [f for f in self.by_code.get(code, ()) if f.modifiers <= mods and f.in_force(on)]
-        if not fits:
-            return None
-        return max(fits, key=lambda f: (len(f.modifiers), f.start or date.min, sorted(f.modifiers), f.source))
+        key = (code, mods, on)
+        if key not in self._found:
+            fits = [f for f in self.by_code.get(code, ()) if f.modifiers <= mods and f.in_force(on)]
+            self._found[key] = max(fits, key=lambda f: (len(f.modifiers), f.start or date.min, sorted(f.modifiers),
+                                                        f.source)) if fits else None
+        return self._found[key]
 
     def fee(self, code: str, modifiers: Iterable[str] = (), *, on: date) -> Decimal | None:
         """The practice's fee per unit on ``on``; None when no fee is in force."""

@@ -61,7 +61,8 @@ def upcoming(inputs: ClaimInputs, plan: BillingPlan, charges: ChargeMaster, clai
              today: date | None = None) -> list[Upcoming]:
     """The deadlines and thresholds this visit brings near (Medicare profiles only: those with a
     progress-report interval, a certification limit or KX); the recertification is measured from
-    ``today`` (the daily sweep) or else the visit's date."""
+    ``today`` (the daily sweep) or else the visit's date. ``plan`` is the one planned with the
+    same ``claim_id`` and ``charges`` (its KX year-to-date figures are reused)."""
     today = today or plan.service_day
     out: list[Upcoming] = []
     cfg = settings()
@@ -96,7 +97,9 @@ def _thresholds(inputs: ClaimInputs, plan: BillingPlan, charges: ChargeMaster, c
     thresholds = kx_thresholds().get(year)
     if thresholds is None:
         return []  # THER-KX-THRESHOLD-UNKNOWN holds the claim and says which data to add
-    totals = kx_year_to_date(inputs, year, plan.service_day, claim_id, charges)
+    # the plan read them for KX with the same claim and fee schedule (else: read them here)
+    totals = dict(plan.kx_before) if plan.kx_before is not None else kx_year_to_date(
+        inputs, year, plan.service_day, claim_id, charges)
     for line in plan.lines:
         disc = disciplines().get(line.discipline or "")
         if disc is not None:

@@ -103,6 +103,12 @@ class BillingPlan:
     accident_date: str | None
     pc_claim_number: str | None
     findings: list[Finding] = field(default_factory=list)
+    #: The patient's allowed therapy amounts this year before this claim, per KX bucket, when the
+    #: KX rule read them (``kx_year_to_date``): the deadline checks start from the same figures.
+    kx_before: dict[str, Decimal] | None = None
+    #: ``treatment_days_since_report`` per discipline, once worked out (the progress-report edit
+    #: and the deadline checks both ask).
+    treatment_days: dict[str, tuple[int, date] | None] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, rule_id: str, expression: str, text: str) -> None:
         self.findings.append(Finding(rule_id, expression, text))
@@ -512,6 +518,7 @@ def _kx(inputs: ClaimInputs, plan: BillingPlan, claim_id: str | None, charges: C
                  "in fhir_mappings/data/kx_thresholds.json.")
         return
     running = kx_year_to_date(inputs, year, plan.service_day, claim_id, charges)
+    plan.kx_before = dict(running)
     review = kx_review_threshold()
     reported: set[tuple[str, str]] = set()
 
@@ -729,7 +736,13 @@ def _progress_report(inputs: ClaimInputs, plan: BillingPlan) -> None:
 def treatment_days_since_report(inputs: ClaimInputs, plan: BillingPlan, disc: str) -> tuple[int, date] | None:
     """(treatment days of ``disc`` since the last progress report, the report's day — the start
     of care when none), this visit included; None without a dated plan or on an evaluation day
-    (an evaluation includes a progress report)."""
+    (an evaluation includes a progress report). Kept on the plan (``inputs`` are the plan's)."""
+    if disc not in plan.treatment_days:
+        plan.treatment_days[disc] = _treatment_days_since_report(inputs, plan, disc)
+    return plan.treatment_days[disc]
+
+
+def _treatment_days_since_report(inputs: ClaimInputs, plan: BillingPlan, disc: str) -> tuple[int, date] | None:
     modifier_of = {d.modifier: d.code for d in disciplines().values()}
     table = cpt_codes()
     poc = plan.plans.get(disc)

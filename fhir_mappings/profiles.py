@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 from fhir_mappings.tables import load_json
@@ -62,10 +63,12 @@ def _from_data(name: str, raw: dict[str, Any]) -> PayerProfile:
     )
 
 
+@cache
 def get_profile(name: str, payer_id: str | None = None) -> PayerProfile:
     """The named profile, adjusted by ``payer_overrides`` for ``payer_id`` when the data has one.
 
-    Raises KeyError for an unknown name.
+    Raises KeyError for an unknown name. Cached (the data file is read once per process, and
+    every claim asks for its profile more than once); a profile is immutable.
     """
     data = load_json("profiles.json")
     if name not in data["profiles"]:

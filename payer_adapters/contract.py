@@ -170,6 +170,10 @@ class Capabilities:
     #: Appeals go to the payer through the adapter (``send_appeal``); otherwise a person mails
     #: or uploads them.
     appeals: bool = False
+    #: Electronic prior authorization: the adapter has ``request_authorization(pkg, *,
+    #: idempotency_key)``, which sends a Claim with ``use = preauthorization`` and returns the
+    #: payer's ClaimResponse (Da Vinci PAS). Adapters without it are asked by other means.
+    prior_authorization: bool = False
 
 
 # -- the adapter ----------------------------------------------------------------------------------

@@ -8,6 +8,10 @@
   core calls :meth:`FhirPayerAdapter.inquire` later (``Claim/$inquire``). An
   ``outcome == "error"`` ClaimResponse is an answer, not an exception: the core records it like
   a 277CA rejection.
+* Prior authorization: the same ``Claim/$submit`` with a Claim whose ``use`` is
+  ``preauthorization`` (the PAS request Bundle); the answer's first ClaimResponse is the
+  payer's decision (approved with ``preAuthRef``/``preAuthPeriod`` and the visits or units per
+  ``addItem``, pended with ``outcome = queued``, or denied) → :meth:`request_authorization`.
 * Read back: ``GET {base_url}/ClaimResponse?identifier=<key system>|<key>``.
 * Claim status (:meth:`FhirPayerAdapter.claim_status`): ``Claim/$inquire`` for any submitted
   claim; an answer without a ClaimResponse means the payer has no claim on file.
@@ -37,7 +41,8 @@ from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.encode_837p import claim_frequency
 
 FHIR_JSON = "application/fhir+json"
-CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True, appeals=True)
+CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True, appeals=True,
+                            prior_authorization=True)
 
 
 def _full_url(base: str, r: dict[str, Any]) -> str:
@@ -121,6 +126,22 @@ class FhirPayerAdapter:
         return Receipt(submission_id=str(cr.get("id") or idempotency_key), idempotency_key=idempotency_key,
                        transaction_id=idempotency_key, patient_control_numbers=[pkg.patient_control_number],
                        synchronous_response=cr)
+
+    async def request_authorization(self, pkg: ClaimPackage, *, idempotency_key: str) -> dict[str, Any]:
+        """Send a prior-authorization request (``pkg.claim.use == "preauthorization"``) and return
+        the payer's ClaimResponse. The key makes a resend return the first decision."""
+        if pkg.claim.get("use") != "preauthorization":
+            raise ValueError("request_authorization sends a Claim with use = preauthorization")
+        bundle = self._bundle(pkg.all_resources(), key=idempotency_key,
+                              timestamp=str(pkg.claim.get("created") or "1970-01-01T00:00:00Z"))
+        resp = await self._call("POST", "/Claim/$submit", "Claim/$submit (preauthorization)", json=bundle)
+        body = json_body(resp, "Claim/$submit (preauthorization)")
+        if body.get("resourceType") == "OperationOutcome":
+            raise PayerRejection("Claim/$submit answered with an OperationOutcome", body, status=resp.status_code)
+        cr = _first_resource(body, "ClaimResponse")
+        if cr is None:
+            raise TransientPayerError("Claim/$submit (preauthorization): no ClaimResponse in the answer")
+        return cr
 
     async def find_submission(self, idempotency_key: str) -> Receipt | None:
         resp = await self._call("GET", "/ClaimResponse", "ClaimResponse search",

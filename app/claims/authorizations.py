@@ -122,8 +122,8 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
     """Store observer: a claim written under an authorization (new, or its number, status or
     lines changed: not a mere lifecycle step) or an authorization written queues a check of
     what is left."""
-    if new.type not in ("Claim", "ClaimResponse") or not new.content:
-        return []
+    if new.type not in ("Claim", "ClaimResponse") or not new.content or '"preAuthRef"' not in new.content:
+        return []  # (most claims quote no authorization: not parsed)
     resource = orjson.loads(new.content)
     patient, refs = _refs(resource)
     if previous is not None and previous.content and new.type == "Claim":

@@ -9,6 +9,8 @@ The lifecycle of a claim that has not left is the scrubber's verdict on what the
 (``draft`` when an error holds it, ``clean`` otherwise); a queued claim not yet in a batch keeps
 its place while it stays clean. A claim that has left for the payer is never changed or deleted
 by a client: the payer holds that version, and a correction is a new Claim that names it.
+A prior-authorization request (``use = preauthorization``) has no lifecycle: it is sent with
+``$submit`` (``app.payers.prior_auth``), never queued or billed.
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from app.fhir.store import Unit, Version
 
 def guard(unit: Unit, incoming: dict[str, Any] | None, current: Version | None) -> dict[str, Any] | None:
     stored = current.resource() if current is not None else None
+    if (incoming or stored or {}).get("use") == "preauthorization" and (stored or {}).get("use", "preauthorization") \
+            == "preauthorization":
+        return incoming  # a prior-authorization request: asked of the payer, never billed (no lifecycle)
     if stored is not None and not workflow.editable(unit, stored):
         if incoming is None or _content(incoming) != _content(stored):
             raise FhirError(422, "business-rule", _gone_out(stored), expression=["Claim"])

@@ -26,6 +26,7 @@ PATIENT_LINKED = (
     ("ClaimResponse", "patient"), ("DocumentReference", "patient"), ("CoverageEligibilityResponse", "patient"),
 )
 BILLING_HISTORY = ("Claim", "ExplanationOfBenefit", "ClaimResponse", "CoverageEligibilityResponse")
+NOT_FOLLOWED = (*BILLING_HISTORY, "ChargeItemDefinition")
 # Shared by most visits of a practice: read once per transaction (``Unit.memo``).
 PRACTICE_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location")
 # Elements whose references are followed one level (performers, payers, certifying physicians).
@@ -54,7 +55,9 @@ def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]
     wanted = []
     # References are followed from the visit's record, not from past billing (prior claims and
     # remittances are read for their amounts; what they point at is the practice's own).
-    record = [r for r in found.values() if r.get("resourceType") not in BILLING_HISTORY]
+    # The fee schedule's definitions point at nothing the claim needs (their payers are named in
+    # extensions): not walked either.
+    record = [r for r in found.values() if r.get("resourceType") not in NOT_FOLLOWED]
     for ref in list(references_under(record, FOLLOW)) + list(references_under(encounter, ("subject",))):
         target = reference_target(ref)
         if target and f"{target[0]}/{target[1]}" not in found and target[0] in registry().types:

@@ -33,6 +33,7 @@ from app.fhir.extract import reference_target
 from app.fhir.queries import find_resources
 from app.fhir.store import Reader, Unit, Version
 from app.fhir.tasks import is_open, task_input, work_item
+from fhir_mappings import authorizations as auth_rules
 from fhir_mappings.inputs import follows_another_payer
 from fhir_mappings.vocabulary import SUBMISSION_KEY, TASK_CODE
 
@@ -103,6 +104,17 @@ def _payer_profile(reader: Reader, inputs: fhir_mappings.ClaimInputs, name: str 
     return chosen
 
 
+def _charges(reader: Reader, inputs: fhir_mappings.ClaimInputs) -> fhir_mappings.ChargeMaster:
+    """The fee schedule of the visit's ChargeItemDefinitions, built once per transaction for the
+    same versions (the visits of a batch mostly bill the same codes, so their fees are the same)."""
+    key = ("charge-master", tuple(sorted((e.resource.get("id"), (e.resource.get("meta") or {}).get("versionId"))
+                                         for e in inputs.charge_definitions)))
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    if key not in memo:
+        memo[key] = fhir_mappings.ChargeMaster.of_inputs(inputs)
+    return memo[key]
+
+
 def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     """Build, scrub and store the claim for an Encounter: (stored Claim, OperationOutcome, held)."""
     unit.lock("claim-generation", encounter_id)
@@ -114,8 +126,26 @@ def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: d
     raise FhirError(409, "conflict", f"The claim of Encounter/{encounter_id} is being changed by others; retry")
 
 
+def lock_authorizations(unit: Unit, resources: list[dict[str, Any]]) -> bool:
+    """Lock the authorizations in force among a visit's resources, in one order (by id), for the
+    rest of the transaction: whether any was locked (then the caller reads their usage again).
+
+    Two workers billing two visits of one patient at once would otherwise both see the last
+    authorized visit unused and both take it. Under the lock the other worker's claim is either
+    committed (and counted when the usage is read again) or not yet begun. SQLite serialises
+    writers at BEGIN, so nothing is locked there (and nothing needs reading again)."""
+    if not unit.postgres:
+        return False
+    ids = sorted({r["id"] for r in resources if auth_rules.is_authorization(r) and auth_rules.in_force(r)})
+    for auth_id in ids:
+        unit.lock("authorization", auth_id)
+    return bool(ids)
+
+
 def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     resources, claims_so_far = gather_visit(unit, encounter_id)
+    if lock_authorizations(unit, resources):
+        resources, claims_so_far = gather_visit(unit, encounter_id)  # their usage as it is under the locks
     try:
         inputs = fhir_mappings.ClaimInputs.from_resources(resources, encounter_id=encounter_id, validate=False)
     except fhir_mappings.InputError as err:
@@ -130,7 +160,8 @@ def _generate(unit: Unit, encounter_id: str, *, profile: str | None, now: dateti
     claim_id = target["id"] if target else str(uuid.uuid4())
     try:
         generated = fhir_mappings.generate_planned(inputs, profile=_payer_profile(unit, inputs, profile),
-                                                   claim_id=claim_id, created=now, rule_packs=tenant_rule_packs(unit))
+                                                   claim_id=claim_id, created=now, rule_packs=tenant_rule_packs(unit),
+                                                   charges=_charges(unit, inputs))
         claim, outcome = generated.claim, generated.outcome
     except fhir_mappings.InputError as err:
         raise _unusable(err) from None

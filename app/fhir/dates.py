@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 UTC = timezone.utc
 MIN = datetime(1, 1, 1, tzinfo=UTC)
@@ -22,8 +23,10 @@ _DATE_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def parse_range(text: str) -> tuple[datetime, datetime]:
-    """Return the UTC interval a FHIR date/dateTime/instant denotes; ValueError if malformed."""
+    """Return the UTC interval a FHIR date/dateTime/instant denotes; ValueError if malformed.
+    Cached: the same dates come back on every line, claim and search of a visit."""
     m = _DATE_RE.match(text.strip())
     if not m:
         raise ValueError(f"not a FHIR date or dateTime: {text!r}")

@@ -18,7 +18,7 @@ from app.fhir.http import fhir_response
 from app.fhir.operations import register_operations
 from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
-from app.payers import aging, appeals, eligibility, rule_proposals, submission, unapplied
+from app.payers import aging, appeals, eligibility, prior_auth, rule_proposals, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.errors import PayerRejection, TransientPayerError
 
@@ -33,6 +33,8 @@ async def submit_claim(claim_id: str, request: Request) -> Response:
     for interaction, rtype in (("r", "Claim"), ("u", "Claim")):
         require(ctx, interaction, rtype)
     ts = store_for(svc, ctx)
+    if await run_in_threadpool(_asks_authorization, ts, claim_id):
+        return await _request_authorization(svc, ctx, ts, claim_id)
 
     def run() -> Any:
         with ts.unit() as unit:
@@ -62,6 +64,40 @@ async def appeal_claim(claim_id: str, request: Request) -> Response:
             "entry": [{"fullUrl": f"{svc.base}/{v.type}/{v.id}", "resource": v.resource()} for v in entries]}
     return fhir_response(body, 201, {"Location": f"{svc.base}/DocumentReference/{made.letter.id}/_history/"
                                                  f"{made.letter.version_id}"})
+
+
+def _asks_authorization(ts: Any, claim_id: str) -> bool:
+    with ts.reading() as reader:
+        current = reader.current("Claim", claim_id)
+    return current is not None and not current.deleted and prior_auth.is_request(current.resource())
+
+
+async def _request_authorization(svc: Any, ctx: Any, ts: Any, claim_id: str) -> Response:
+    """``$submit`` of a prior-authorization request: the payer's decision, stored as the
+    authorization (200, the ClaimResponse; see ``prior_auth``)."""
+    require(ctx, "c", "ClaimResponse")
+
+    def prepare() -> prior_auth.Prepared:
+        with ts.reading() as reader:
+            return prior_auth.prepare(reader, claim_id)
+
+    prepared = await run_in_threadpool(prepare)
+    try:
+        answer = await prior_auth.send(ts, prepared)
+    except PayerRejection as rejection:
+        raise FhirError(422, "business-rule", "The payer refused the prior-authorization request",
+                        issues=rejection.outcome.get("issue") or None) from None
+    except (TransientPayerError, CircuitOpen):
+        raise FhirError(503, "transient", "The payer did not answer the prior-authorization request; send it "
+                        "again later (the payer answers a resend with its first decision)") from None
+
+    def save() -> Any:
+        with ts.unit() as unit:
+            return prior_auth.store_answer(unit, prepared.claim.resource(), answer)
+
+    stored = await run_in_threadpool(save)
+    return fhir_response(stored.content, 200, {"Location": f"{svc.base}/ClaimResponse/{stored.id}",
+                                               "ETag": stored.etag})
 
 
 async def _eligibility(request: Request, request_id: str | None) -> Response:

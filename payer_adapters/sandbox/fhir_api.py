@@ -6,6 +6,8 @@
 * ``POST /fhir/Claim/$submit`` — a collection Bundle whose first entry is the Claim (Da Vinci PAS);
   answers a Bundle with the ClaimResponse first. The same Bundle.identifier again replays the
   first answer (no second claim). Members with ``pend_fhir_claims`` get ``outcome: queued``.
+  A Claim with ``use = preauthorization`` is a prior-authorization request: the answer's
+  ClaimResponse is the payer's decision (``prior_auth.py``).
 * ``POST /fhir/Claim/$inquire`` — Bundle with a Claim carrying the patient control number;
   answers a Bundle with the final ClaimResponse (after ``config.pended_inquiries`` pended ones);
   for a claim not pended, the ClaimResponse of the claim on file, and an empty Bundle when the
@@ -37,7 +39,7 @@ from joserfc.jwk import KeySet
 
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
-from payer_adapters.sandbox import appeals
+from payer_adapters.sandbox import appeals, prior_auth
 from payer_adapters.sandbox.engine import ClaimResult
 from payer_adapters.sandbox.faults import lost
 from payer_adapters.sandbox.fhir_out import NS, claim_response, eligibility_response
@@ -140,6 +142,15 @@ def router(app_state: Any) -> APIRouter:
         if key and key in st.by_key:
             return JSONResponse(st.by_key[key], media_type=FHIR_JSON)
         now = app_state.now()
+        if entries[0].get("use") == "preauthorization":  # a prior-authorization request
+            if not entries[0].get("item"):
+                return outcome(400, "required", "Claim.item is required: the services to authorize")
+            decision = prior_auth.decide(engine, entries[0], entries[1:], key=key, now=now)
+            out = _bundle([decision], identifier={"system": vocabulary.SUBMISSION_KEY, "value": key} if key else None,
+                          now=now)
+            if key:
+                st.by_key[key] = out
+            return JSONResponse(out, media_type=FHIR_JSON)
         claim = claim_from_fhir(entries[0], entries[1:])
         if not claim.lines:
             return outcome(400, "required", "Claim.item is required")
