@@ -87,6 +87,8 @@ class TenantStore:
         with write_connection(self.store.engine) as conn, conn.begin():
             unit = Unit(self, conn)
             yield unit
+            for hook in unit.before_commit.values():
+                hook(unit)
             if self.audit and unit.written:
                 write_rows(conn, self.audit(unit.written))
 

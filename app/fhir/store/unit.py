@@ -47,6 +47,9 @@ class Unit(Reader):
         #: practice and payer once). Resource entries, keyed ("resource", type, id), are dropped
         #: when this unit writes that resource.
         self.memo: dict[Any, Any] = {}
+        #: Run once, in order, just before the transaction commits (not when it fails): writes
+        #: derived from many of the unit's writes, made in one statement instead of one each.
+        self.before_commit: dict[str, Callable[["Unit"], None]] = {}
 
     def lock(self, *parts: str) -> None:
         """Serialize conditional operations on the same criteria (SQLite already is)."""

@@ -311,3 +311,30 @@ async def test_a_write_off_and_a_void_take_claims_out_of_ar_from_their_day(api, 
     assert await owed("2026-06-30") == []  # B and D settled; the payer took E's void on 06-25
     clean = (await api.get(f"/fhir/Measure/clean-claim-rate/$evaluate-measure?{JUNE}")).json()["group"][0]
     assert (population(clean, "numerator")["count"], population(clean, "denominator")["count"]) == (4, 5)
+
+
+def test_claim_facts_are_written_when_the_transaction_commits_and_not_when_it_fails(store, tenant):
+    """A transaction's claim facts are written together just before it commits: a claim written
+    twice in it leaves its last rows (as a rebuild makes them), and a failed one leaves none."""
+    ts = store.for_tenant(tenant)
+    first = {**A, "id": "twice"}
+    second = {**first, "item": [{**A["item"][0], "productOrService": {"coding": [{"code": "97530"}]}}]}
+    with ts.unit() as unit:
+        unit.update("Claim", "twice", first, fresh_id=True)
+        unit.update("Claim", "twice", second)  # its codes change in the same transaction
+    with ts.reading() as reader:
+        written = facts.snapshot(reader)
+    assert [row[1] for row in written["claim_fact"]] == ["twice"]
+    codes = " ".join(map(str, written["claim_code_fact"]))
+    assert "97530" in codes and "97110" not in codes
+    with ts.unit() as unit:
+        facts.rebuild(unit)
+    with ts.reading() as reader:
+        assert facts.snapshot(reader) == written
+
+    with pytest.raises(RuntimeError), ts.unit() as unit:
+        unit.update("Claim", "failed", {**A, "id": "failed"}, fresh_id=True)
+        raise RuntimeError("the transaction fails after the write")
+    with ts.reading() as reader:
+        assert "failed" not in {row[1] for row in facts.snapshot(reader)["claim_fact"]}
+        assert reader.current("Claim", "failed") is None
