@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from app import directory, jobs
+from app.auth import practice_app
 from app.billing import payments
 from app.claims import (
     appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, therapy_deadlines,
@@ -96,6 +97,7 @@ def open_store(settings: Settings) -> Store:
     upgrade(engine)
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
+    practice_app.ensure_all(engine, settings.public_url)  # the web app's client in every practice
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
     return store
 
