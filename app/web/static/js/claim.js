@@ -14,7 +14,7 @@ function adjudication(item, category) {
 
 function adjustments(item) {
   return (item.adjudication || []).filter((a) => a.reason).map((a) => ({
-    code: `${codeOf(a.category)}-${codeOf(a.reason)}`, text: textOf(a.reason), amount: a.amount,
+    code: `${codeOf(a.category)}-${codeOf(a.reason)}`, text: textOf(a.reason), reason: a.reason, amount: a.amount,
   }));
 }
 
@@ -52,17 +52,27 @@ function timeline({claim, responses, eobs}) {
   return events.sort((a, b) => String(a.at).localeCompare(String(b.at)));
 }
 
-function Eob({eob}) {
-  const total = (code) => { const t = (eob.total || []).find((x) => codeOf(x.category) === code); return t ? t.amount : null; };
-  return html`<section class="eob" data-eob=${eob.id}>
-    <h3>Remittance of ${day(eob.created)}</h3>
-    <p>Paid ${money((eob.payment && eob.payment.amount) || total('benefit'))}${eob.payment && eob.payment.date ? ' on ' + day(eob.payment.date) : ''}.</p>
+/** What the payer decided per line: an 835's ExplanationOfBenefit, or a payer API's ClaimResponse. */
+function Adjudication({answer, claim}) {
+  const isEob = answer.resourceType === 'ExplanationOfBenefit';
+  const lines = Object.fromEntries((claim.item || []).map((i) => [i.sequence, i]));
+  const total = (code) => { const t = (answer.total || []).find((x) => codeOf(x.category) === code); return t ? t.amount : null; };
+  const paid = (answer.payment && answer.payment.amount) || total('benefit')
+    || {value: (answer.item || []).reduce((sum, i) => sum + Number((adjudication(i, 'benefit') || {}).value || 0), 0), currency: 'USD'};
+  return html`<section class="adjudication" data-answer=${answer.id}>
+    <h3>${isEob ? 'Remittance (835)' : 'Payer adjudication'} of ${day(answer.created)}</h3>
+    <p>Paid ${money(paid)}${answer.payment && answer.payment.date ? ' on ' + day(answer.payment.date) : ''}.</p>
     <table><thead><tr><th scope="col">Line</th><th scope="col">Code</th><th scope="col">Units</th><th scope="col">Billed</th>
       <th scope="col">Allowed</th><th scope="col">Paid</th><th scope="col">Adjustments</th></tr></thead>
-    <tbody>${(eob.item || []).map((i) => html`<tr><td>${i.sequence}</td><td>${codeOf(i.productOrService)}</td>
-      <td>${i.quantity ? i.quantity.value : ''}</td><td>${money(adjudication(i, 'submitted'))}</td>
+    <tbody>${(answer.item || []).map((i) => {
+      const seq = i.sequence || i.itemSequence;
+      const line = lines[seq] || {};
+      const quantity = i.quantity || line.quantity;
+      return html`<tr><td>${seq}</td><td>${codeOf(i.productOrService || line.productOrService)}</td>
+      <td>${quantity ? quantity.value : ''}</td><td>${money(adjudication(i, 'submitted'))}</td>
       <td>${money(adjudication(i, 'eligible'))}</td><td>${money(adjudication(i, 'benefit'))}</td>
-      <td><ul class="plain">${adjustments(i).map((a) => html`<li><code>${a.code}</code> ${a.text}: ${money(a.amount)}</li>`)}</ul></td></tr>`)}</tbody></table>
+      <td><ul class="plain">${adjustments(i).map((a) => html`<li><code>${a.code}</code> ${a.text !== codeOf(a.reason) ? a.text : ''}: ${money(a.amount)}</li>`)}</ul></td></tr>`;
+    })}</tbody></table>
   </section>`;
 }
 
@@ -119,6 +129,7 @@ export function ClaimPage({id}) {
   if (error) return html`<h1>Claim</h1><${ErrorBox} error=${error} />`;
   const {claim} = data;
   const state = lifecycleOf(claim);
+  const adjudicated = [...data.eobs, ...data.responses.filter((r) => (r.item || []).length)];
   const dx = Object.fromEntries((claim.diagnosis || []).map((d) => [d.sequence, codeOf(d.diagnosisCodeableConcept)]));
   return html`
     <h1>Claim ${claim.id.slice(0, 8)} <${Badge} code=${state} label=${LIFECYCLE[state] || state} /></h1>
@@ -131,7 +142,7 @@ export function ClaimPage({id}) {
       ${(claim.related || []).length ? html`<dt>Related</dt><dd>${claim.related.map((r) => html`<a href=${'#/claims/' + refId(r.claim)}>${refId(r.claim).slice(0, 8)}</a> (${codeOf(r.relationship)}) `)}</dd>` : null}
     </dl>
     <${Actions} data=${data} onDone=${reload} />
-    <section><h2>Edits</h2><${Edits} issues=${data.issues} /></section>
+    <section class="claim-edits"><h2>Edits</h2><${Edits} issues=${data.issues} /></section>
     <section><h2>Diagnoses</h2><ol class="dx">${(claim.diagnosis || []).map((d) => html`<li>${codeOf(d.diagnosisCodeableConcept)} ${textOf(d.diagnosisCodeableConcept) !== codeOf(d.diagnosisCodeableConcept) ? textOf(d.diagnosisCodeableConcept) : ''}</li>`)}</ol></section>
     <section><h2>Lines</h2>
       <table class="lines"><thead><tr><th scope="col">#</th><th scope="col">Date</th><th scope="col">Code</th><th scope="col">Modifiers</th>
@@ -141,7 +152,7 @@ export function ClaimPage({id}) {
         <td>${(i.diagnosisSequence || []).map((s) => dx[s] || s).join(', ')}</td></tr>`)}</tbody></table></section>
     <section><h2>Lifecycle</h2>
       <ol class="timeline">${timeline(data).map((e) => html`<li class=${'ev ev-' + e.kind}><time>${when(e.at)}</time> ${e.text}</li>`)}</ol></section>
-    ${data.eobs.length ? html`<section><h2>Explanation of benefits</h2>${data.eobs.map((e) => html`<${Eob} eob=${e} />`)}</section>` : null}
+    ${adjudicated.length ? html`<section><h2>What the payer paid</h2>${adjudicated.map((a) => html`<${Adjudication} answer=${a} claim=${claim} />`)}</section>` : null}
     <section><h2>Work items</h2><${TaskTable} tasks=${data.tasks} onChanged=${reload} /></section>`;
 }
 

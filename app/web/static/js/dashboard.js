@@ -139,7 +139,7 @@ export function Dashboard({params}) {
         <input id="period-end" type="date" required value=${form.end} onInput=${(e) => setForm({...form, end: e.target.value})} /></div>
       <button type="submit">Show</button>
     </form>
-    <${ErrorBox} error=${problem} />
+    ${problem ? html`<p class="error" id="period-error" role="alert">${problem.message}</p>` : null}
     ${measures.loading ? html`<${Loading} what="measures" />` : html`
       <div class="tiles" aria-live="polite">
         ${measures.data.map((m) => html`<${Tile} id=${m.id} title=${m.title} start=${start} end=${end} result=${results[m.id]} />`)}

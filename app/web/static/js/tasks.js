@@ -92,7 +92,7 @@ export function TaskTable({tasks, onChanged, denial}) {
       ${denial ? html`<th scope="col">Category</th><th scope="col">Next action</th><th scope="col">At stake</th>` : null}
       <th scope="col">Deadline</th><th scope="col">Owner</th><th scope="col">Status</th><th scope="col">Actions</th>
     </tr></thead>
-    <tbody>${tasks.map((t) => html`<tr data-task=${t.id} data-code=${codeOf(t.code)}>
+    <tbody>${tasks.map((t) => html`<tr key=${t.id} data-task=${t.id} data-code=${codeOf(t.code)}>
       <td><span class=${'prio prio-' + (t.priority || 'routine')}>${t.priority || 'routine'}</span></td>
       <td><strong>${textOf(t.code)}</strong><br /><span class="desc">${t.description || ''}</span>
         ${denial ? html`<ul class="reasons">${taskInputs(t, 'reason').concat(taskInputs(t, 'remark')).map((r) => html`<li>${showValue(r)}</li>`)}</ul>` : null}
@@ -102,7 +102,7 @@ export function TaskTable({tasks, onChanged, denial}) {
       ${denial ? html`<td>${showValue(taskInput(t, 'category'))}</td><td>${showValue(taskInput(t, 'next-action'))}</td>
         <td>${showValue(taskInput(t, 'amount'))}</td>` : null}
       <td>${day(deadlineOf(t))}</td>
-      <td>${(t.owner && (t.owner.display || t.owner.reference)) || '—'}</td>
+      <td class="owner">${(t.owner && (t.owner.display || t.owner.reference)) || '—'}</td>
       <td>${t.status}${t.businessStatus && t.businessStatus.text ? html`<br /><small>${t.businessStatus.text}</small>` : null}<br /><small>${when(t.lastModified)}</small></td>
       <td><${TaskActions} task=${t} onChanged=${onChanged} /></td>
     </tr>`)}</tbody></table>`;

@@ -55,7 +55,7 @@ function HeldClaims() {
       issues: issuesOf(await operation(`Claim/${c.id}/$scrub`).catch((e) => ({issue: [{severity: 'error', diagnostics: e.message}]}))),
     })));
   }, []);
-  if (loading) return html`<${Loading} what="held claims" />`;
+  if (loading && !data) return html`<${Loading} what="held claims" />`;
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (!data.length) return html`<p class="empty">No claim is held.</p>`;
   return html`<table class="held"><thead><tr><th scope="col">Claim</th><th scope="col">Patient</th><th scope="col">Payer</th>
@@ -70,7 +70,7 @@ function HeldClaims() {
 function Denials({params}) {
   const [category, setCategory] = useState(params.get('category') || '');
   const {data, error, loading, reload} = useLoad(() => search('Task', {code: 'denial', status: OPEN, _sort: '-modified'}), []);
-  if (loading) return html`<${Loading} what="denials" />`;
+  if (loading && !data) return html`<${Loading} what="denials" />`;
   if (error) return html`<${ErrorBox} error=${error} />`;
   const categories = [...new Set(data.map((t) => codeOf(taskInput(t, 'category')) || 'unknown'))].sort();
   const shown = category ? data.filter((t) => (codeOf(taskInput(t, 'category')) || 'unknown') === category) : data;
@@ -123,7 +123,7 @@ function Aging() {
 
 function TaskList({codes}) {
   const {data, error, loading, reload} = useLoad(() => search('Task', {...(codes ? {code: codes} : {}), status: OPEN, _sort: '-modified'}), [codes]);
-  if (loading) return html`<${Loading} what="work items" />`;
+  if (loading && !data) return html`<${Loading} what="work items" />`;
   if (error) return html`<${ErrorBox} error=${error} />`;
   return html`<${TaskTable} tasks=${data} onChanged=${reload} />`;
 }
