@@ -26,6 +26,7 @@ from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
+from app.measures import facts as measure_facts
 from app.migrations import upgrade
 from app.payers import eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
 from app.settings import Settings
@@ -52,7 +53,7 @@ def install(store: Store, settings: Settings) -> None:
     if current is None or current.settings is not settings:
         runtime.configure(settings, current.http_factory if current else None)
     # what clients may write, and the jobs writes queue
-    store.guards["Claim"] = client_writes.guard
+    store.guards["Claim"] = measure_facts.noting_client_writes(client_writes.guard)  # a client's claim is a manual change
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     store.guards["Appointment"] = appointments.guard  # only appointments whose references resolve
@@ -63,6 +64,7 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
     _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
     _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
+    _add(store.observers, measure_facts.on_write)  # the KPIs' claim facts, in the writing transaction
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)

@@ -156,11 +156,13 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.payers.admin_routes import router as admin_payers_router
     from app.payers.routes import router as payers_router
     from app.fhir.routes import router as fhir_router
+    from app.measures.routes import router as measures_router
 
     # Route order is a hot-path decision: routes are tried in order, so the FHIR reads by id
     # come right after the few AuditEvent routes that must win over them. FHIR path segments
     # are typed (resource type, id), so discovery under /fhir/.well-known never collides.
     app.include_router(audit_router)
+    app.include_router(measures_router)  # Measures are served from their definitions, not the store
     app.include_router(fhir_router)
     app.include_router(discovery_router)
     app.include_router(claims_router)

@@ -19,14 +19,14 @@ from typing import Any
 from app.fhir.dates import instant
 from app.fhir.store import Unit
 from fhir_mappings.vocabulary import (
-    CLAIM_CROSSOVER, CLAIM_FREQUENCY, CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, PAYER_CLAIM_NUMBER,
-    SUBMISSION_KEY,
+    CLAIM_CROSSOVER, CLAIM_FREQUENCY, CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_MANUAL_CHANGE, CLAIM_SUBMISSION,
+    PAYER_CLAIM_NUMBER, SUBMISSION_KEY,
 )
 
 #: States in which nothing has left for the payer: the claim may be rebuilt in place.
 UNSUBMITTED = frozenset({None, "draft", "clean"})
 SERVER_OWNED_EXTENSIONS = frozenset({CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_SUBMISSION, CLAIM_FREQUENCY,
-                                     CLAIM_CROSSOVER})
+                                     CLAIM_CROSSOVER, CLAIM_MANUAL_CHANGE})
 #: The payer's claim number (835 CLP07, 277CA REF*1K) is recorded by posting its answers.
 SERVER_OWNED_IDENTIFIERS = frozenset({SUBMISSION_KEY, PAYER_CLAIM_NUMBER})
 
