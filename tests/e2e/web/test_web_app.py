@@ -103,22 +103,52 @@ def test_sign_in_through_the_login_page(server: DemoServer, browser: Any, shots:
     assert "demo-biller" in text(browser)
 
 
+def settled(server: DemoServer) -> None:
+    """Wait until the sandbox payer has answered every claim the demo sent (the figures then hold still)."""
+    with server.api() as api:
+        wait_for(lambda: api.get("/Claim", params={"lifecycle": "queued,submitted,acknowledged,accepted",
+                                                   "_summary": "count"}).json()["total"] == 0,
+                 timeout=120, what="the demo claims answered")
+
+
 def test_dashboard_figures_are_evaluate_measures(server: DemoServer, browser: Any, shots: Any) -> None:
+    settled(server)
     start, end = (date.today() - timedelta(days=89)).isoformat(), date.today().isoformat()
     go(browser, server, f"/dashboard?start={start}&end={end}")
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "form.period button"), what="the dashboard").click()
     with server.api() as api:
         for measure in MEASURES:
             answer = api.get(f"/Measure/{measure}/$evaluate-measure", params={"periodStart": start, "periodEnd": end})
-            tile = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'.tile[data-measure="{measure}"] :is(.score, .error)'),
-                            what=f"the {measure} tile")
+            selector = f'.tile[data-measure="{measure}"] :is(.score, .error)'
             if answer.status_code == 200:
-                score = answer.json()["group"][0].get("measureScore", {}).get("value")
-                shown = tile.get_attribute("data-score")
-                assert shown == ("" if score is None else str(score)) or float(shown) == float(score), measure
+                quantity = answer.json()["group"][0].get("measureScore", {})
+                score = quantity.get("value")
+
+                def shows_score() -> bool:
+                    tile = browser.find_element(By.CSS_SELECTOR, selector)
+                    if score is None:
+                        return tile.text == "no data"
+                    if float(tile.get_attribute("data-score")) != float(score):
+                        return False
+                    return quantity.get("code") != "1" or tile.text == f"{score * 100:,.1f}".removesuffix(".0") + "%"
+                wait_for(shows_score, what=f"the {measure} tile showing {score}")
             else:  # the server cannot evaluate it: the tile says why, in the server's words
-                diagnostics = answer.json()["issue"][0].get("diagnostics") or answer.json()["issue"][0]["details"]["text"]
-                assert diagnostics in tile.text, (measure, tile.text)
+                issue = answer.json()["issue"][0]
+                reason = issue.get("diagnostics") or issue["details"]["text"]
+                wait_for(lambda: reason in browser.find_element(By.CSS_SELECTOR, selector).text, what=f"{measure}'s refusal")
     shots(browser, "dashboard")
+
+    # a tile drills down to the claims behind it and its strata
+    with server.api() as api:
+        report = api.get("/Measure/denial-rate/$evaluate-measure",
+                         params={"periodStart": start, "periodEnd": end, "reportType": "subject-list"}).json()
+    listed = {e["item"]["reference"].split("/")[1] for c in report.get("contained", []) for e in c.get("entry", [])}
+    browser.find_element(By.CSS_SELECTOR, '.tile[data-measure="denial-rate"] a').click()
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "table.claims"), what="the claims behind the denial rate")
+    shown = {a.get_attribute("href").rsplit("/", 1)[1] for a in browser.find_elements(By.CSS_SELECTOR, "table.claims a")}
+    assert shown == listed and listed
+    assert "By payer" in text(browser)
+    shots(browser, "dashboard-drill")
 
 
 def test_a_bad_period_is_explained(server: DemoServer, browser: Any) -> None:

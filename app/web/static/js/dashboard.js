@@ -18,17 +18,19 @@ function defaultPeriod() {
   return {start: isoDay(start), end: isoDay(end)};
 }
 
-/** The score as shown: the number (at most 2 decimals) and its unit. */
+/** The score as shown: a proportion or ratio (UCUM unit "1") as a percentage, days as days. */
 export function scoreText(quantity, scoring) {
   if (!quantity || quantity.value === undefined || quantity.value === null) return 'no data';
   let value = Number(quantity.value);
-  let unit = quantity.unit || quantity.code || '';
-  if (!unit && scoring === 'proportion' && value <= 1) { value *= 100; unit = '%'; }
-  const number = value.toLocaleString('en-US', {maximumFractionDigits: 2});
+  let unit = quantity.code || quantity.unit || '';
+  if (unit === '1' || (!unit && scoring === 'proportion')) { value *= 100; unit = '%'; }
+  const number = value.toLocaleString('en-US', {maximumFractionDigits: unit === '%' ? 1 : 2});
   if (unit === '%') return number + '%';
-  if (unit === 'd') return number + ' days';
+  if (unit === 'd') return number + (value === 1 ? ' day' : ' days');
   return unit ? `${number} ${unit}` : number;
 }
+
+const codeText = (concept) => (concept && ((concept.coding && concept.coding[0] && concept.coding[0].code) || concept.text)) || '';
 
 function populationCount(group, code) {
   const p = ((group && group.population) || []).find((x) => x.code && x.code.coding && x.code.coding[0].code === code);
@@ -44,12 +46,16 @@ function Tile({id, title, start, end, result}) {
   const body = () => {
     if (!result) return html`<p class="loading">Computing…</p>`;
     if (result.error) return html`<p class="error tile-error" role="alert">${result.error.message}</p>`;
-    const group = (result.report.group || [])[0] || {};
+    const [group = {}, ...others] = result.report.group || [];
     const num = populationCount(group, 'numerator');
     const den = populationCount(group, 'denominator');
+    const all = populationCount(group, 'initial-population');
+    const proportion = result.scoring === 'proportion';
     return html`
       <p class="score" data-score=${group.measureScore ? group.measureScore.value : ''}>${scoreText(group.measureScore, result.scoring)}</p>
-      ${num !== undefined && den !== undefined ? html`<p class="counts">${num} of ${den}</p>` : null}
+      ${proportion && num !== undefined && den !== undefined ? html`<p class="counts">${num} of ${den} claims</p>`
+        : all !== undefined ? html`<p class="counts">over ${all} claims</p>` : null}
+      ${others.map((g) => html`<p class="counts">by ${codeText(g.code)}: ${scoreText(g.measureScore, result.scoring)}</p>`)}
       <a href=${`#/measure/${id}/${start}/${end}`}>Claims behind it<span class="sr"> (${title})</span></a>`;
   };
   return html`<section class="tile" data-measure=${id} aria-label=${title}>
@@ -102,6 +108,7 @@ export function Dashboard({params}) {
   const [form, setForm] = useState({start, end});
   const [results, setResults] = useState({});
   const [problem, setProblem] = useState(null);
+  const [asked, setAsked] = useState(0); // "Show" again recomputes the same period
   const measures = useLoad(async () => {
     try {
       const found = await search('Measure', {_count: 50});
@@ -125,10 +132,11 @@ export function Dashboard({params}) {
       );
     }
     return () => { live = false; };
-  }, [measures.data, start, end]);
+  }, [measures.data, start, end, asked]);
   const apply = (ev) => {
     ev.preventDefault();
     location.hash = `#/dashboard?start=${form.start}&end=${form.end}`;
+    setAsked((n) => n + 1);
   };
   return html`
     <h1>Dashboard</h1>
@@ -149,15 +157,17 @@ export function Dashboard({params}) {
 
 async function subjectClaims(report) {
   const out = [];
+  const lists = {};
   for (const group of report.group || []) {
     for (const pop of group.population || []) {
       const ref = pop.subjectResults && pop.subjectResults.reference;
       if (!ref) continue;
-      let list = null;
-      if (ref.startsWith('#')) list = (report.contained || []).find((c) => c.id === ref.slice(1));
-      else list = await fhir(ref);
-      const ids = ((list && list.entry) || []).map((e) => refId(e.item)).filter(Boolean);
-      out.push({population: (pop.code && pop.code.coding && pop.code.coding[0].code) || 'population', ids});
+      if (!(ref in lists)) {
+        lists[ref] = ref.startsWith('#') ? (report.contained || []).find((c) => c.id === ref.slice(1)) : await fhir(ref);
+      }
+      const ids = ((lists[ref] && lists[ref].entry) || []).map((e) => refId(e.item)).filter(Boolean);
+      const label = codeText(pop.code) || 'population';
+      if (!out.some((o) => o.population === label && o.ids.join() === ids.join())) out.push({population: label, ids});
     }
   }
   const all = [...new Set(out.flatMap((p) => p.ids))];
@@ -168,14 +178,29 @@ async function subjectClaims(report) {
   return {populations: out, claims};
 }
 
+function Strata({report}) {
+  const groups = report.group || [];
+  return groups.map((group) => html`<section class="strata">
+    <h2>Score ${groups.length > 1 ? `(${codeText(group.code)})` : ''}: ${scoreText(group.measureScore, report.scoring)}</h2>
+    ${(group.stratifier || []).map((st) => html`<table><caption>By ${codeText((st.code || [])[0])}</caption>
+      <thead><tr><th scope="col">Stratum</th><th scope="col">Score</th><th scope="col">Claims</th></tr></thead>
+      <tbody>${(st.stratum || []).map((x) => html`<tr><td>${(x.value && (x.value.text || codeText(x.value))) || '—'}</td>
+        <td>${scoreText(x.measureScore)}</td><td>${((x.population || []).find((p) => codeText(p.code) === 'initial-population') || {}).count ?? ''}</td></tr>`)}</tbody></table>`)}
+  </section>`);
+}
+
 export function MeasureClaims({id, start, end}) {
   const title = (MEASURES.find(([m]) => m === id) || [id, id])[1];
-  const {data, error, loading} = useLoad(async () => subjectClaims(await evaluate(id, start, end, 'subject-list')), [id, start, end]);
+  const {data, error, loading} = useLoad(async () => {
+    const [listed, summary] = await Promise.all([evaluate(id, start, end, 'subject-list'), evaluate(id, start, end)]);
+    return {...(await subjectClaims(listed)), summary};
+  }, [id, start, end]);
   return html`
     <p><a href=${`#/dashboard?start=${start}&end=${end}`}>← Dashboard</a></p>
     <h1>${title}: claims from ${start} to ${end}</h1>
     ${loading ? html`<${Loading} what="claims" />` : null}
     <${ErrorBox} error=${error} />
+    ${data ? html`<${Strata} report=${data.summary} />` : null}
     ${data && !data.populations.length ? html`<p>This measure lists no claims for the period.</p>` : null}
     ${data && data.populations.map((p) => html`
       <section><h2>${p.population} (${p.ids.length})</h2>
