@@ -28,7 +28,7 @@ from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
 from app.measures import facts as measure_facts
 from app.migrations import upgrade
-from app.payers import eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
+from app.payers import appeals, eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
@@ -65,6 +65,7 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
     _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
     _add(store.observers, measure_facts.on_write)  # the KPIs' claim facts, in the writing transaction
+    _add(store.observers, appeals.on_write)  # an appeal-send Task completed → the appeal was sent
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -78,6 +79,9 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(submission.AUTO_SUBMIT, submission.run_auto_submit)
     jobs.register_handler(submission.SEND, submission.run_send, transaction=False)
     jobs.register_handler(inquiry.KIND, inquiry.run_inquire, transaction=False)
+    jobs.register_handler(appeals.SEND, appeals.run_send, transaction=False)
+    jobs.register_handler(appeals.FOLLOW_UP, appeals.run_follow_up, transaction=False)
+    jobs.register_handler(appeals.MAILED, appeals.run_mailed)
     jobs.register_handler(inbound.COLLECT, inbound.run_collect, transaction=False)
     jobs.register_handler(inbound.ACK, inbound.run_acknowledge, transaction=False)
     jobs.register_handler(inbound.POST, inbound.run_post)

@@ -152,6 +152,9 @@ class Capabilities:
     batch_claims: bool
     batch_size: int = 1
     inquire: bool = False
+    #: Appeals go to the payer through the adapter (``send_appeal``); otherwise a person mails
+    #: or uploads them.
+    appeals: bool = False
 
 
 # -- the adapter ----------------------------------------------------------------------------------
@@ -186,3 +189,8 @@ class PayerAdapter(Protocol):
 
     async def inquire(self, claim_ref: dict[str, Any]) -> dict[str, Any] | None:
         """PAS ``Claim/$inquire`` for a pended claim: the ClaimResponse, or None (other kinds)."""
+
+    # Adapters whose ``capabilities.appeals`` is true also have
+    # ``async def send_appeal(self, communication: dict) -> dict``: file an appeal (a FHIR
+    # Communication about the claim, the letter and its enclosures as attachments) and return
+    # what the payer filed. Not part of the Protocol: other adapters need not have it.

@@ -9,6 +9,8 @@
   ``outcome == "error"`` ClaimResponse is an answer, not an exception: the core records it like
   a 277CA rejection.
 * Read back: ``GET {base_url}/ClaimResponse?identifier=<key system>|<key>``.
+* Appeals: ``POST {base_url}/Communication`` (category ``appeal``, about the claim, the letter and
+  its enclosures as attachments); the payer's decision is a later ``Claim/$inquire`` answer.
 * Eligibility: ``POST {base_url}/CoverageEligibilityRequest/$submit`` (Bundle, request first) →
   CoverageEligibilityResponse within ``timeout``.
 * Auth: ``oauth.py`` (none, client secret, or SMART Backend Services ``private_key_jwt``); a 401
@@ -33,7 +35,7 @@ from payer_adapters.x12.control import ControlNumbers
 from payer_adapters.x12.encode_837p import claim_frequency
 
 FHIR_JSON = "application/fhir+json"
-CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True)
+CAPABILITIES = Capabilities(realtime_eligibility=True, batch_claims=False, batch_size=1, inquire=True, appeals=True)
 
 
 def _full_url(base: str, r: dict[str, Any]) -> str:
@@ -141,6 +143,15 @@ class FhirPayerAdapter:
         resp = await self._call("POST", "/Claim/$inquire", "Claim/$inquire", json=bundle)
         body = json_body(resp, "Claim/$inquire")
         return _first_resource(body, "ClaimResponse")
+
+    async def send_appeal(self, communication: dict[str, Any]) -> dict[str, Any]:
+        """File an appeal: the Communication as the payer filed it (4xx: PayerRejection)."""
+        resp = await self._call("POST", "/Communication", "Communication (appeal)", json=communication)
+        body = json_body(resp, "Communication (appeal)")
+        if body.get("resourceType") != "Communication":
+            raise PayerRejection("the appeal was answered with something else than a Communication", body,
+                                 status=resp.status_code)
+        return body
 
     async def check_eligibility(self, pkg: EligibilityPackage, *, timeout: float) -> EligibilityResult:
         bundle = self._bundle(pkg.all_resources(), key=None,

@@ -18,7 +18,7 @@ from app.claims import corrections
 from app.claims.lifecycle import VOID_TAKEN, cancel, lifecycle_rank_of, move, paid_state, paid_state_of, voided_by
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
-from app.payers import denials, reversals, secondary, unapplied, underpayment
+from app.payers import appeal_outcomes, denials, reversals, secondary, unapplied, underpayment
 from app.payers.models import SUBMISSIONS as S
 from app.payers.outcomes import biller_task, issues_text, put, rejection_response
 from fhir_mappings import identifiers
@@ -178,6 +178,10 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             secondary.after_payment(unit, rem, cp, claim)
         underpayment.open_work_items(unit, rem, known, eobs)
         denials.from_remittance(unit, rem, targets)
+        for cp, claim in zip(rem.claims, targets):  # an answer to an appeal: its outcome
+            if claim is not None and not reversals.is_reversal(cp):
+                appeal_outcomes.settle(unit, claim, paid_state(cp.paid, _claim_lines(cp)),
+                                       cp.payer_claim_control_number or None, rem.payment_date or rem.production_date)
         posted_any = True
     return posted_any
 
@@ -231,6 +235,9 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
     if (voided := voided_by(claim)) and VOID_TAKEN & set(answer_states(response, claim)):
         cancel(unit, voided)
     denials.from_claim_response(unit, claim, response)
+    if outcome in ("complete", "partial"):
+        appeal_outcomes.settle(unit, claim, paid_state_of(response), identifiers.payer_claim_number(response),
+                               response.get("created"))
     if outcome == "error":
         biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
                     "The payer rejected this claim: correct it and generate a new claim.",

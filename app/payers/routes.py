@@ -1,5 +1,5 @@
-"""FHIR operations of the payer side: ``Claim/{id}/$submit``, ``CoverageEligibilityRequest/$submit`` and
-the A/R report ``Claim/$ar-aging``.
+"""FHIR operations of the payer side: ``Claim/{id}/$submit``, ``CoverageEligibilityRequest/$submit``,
+``Claim/{id}/$appeal`` and the A/R report ``Claim/$ar-aging``.
 
 Include ``router`` in the app (any position: no generic route takes these POST paths)."""
 from __future__ import annotations
@@ -12,12 +12,13 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.fhir import exact_json
+from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.http import fhir_response
 from app.fhir.operations import register_operations
 from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
-from app.payers import aging, eligibility, submission, unapplied
+from app.payers import aging, appeals, eligibility, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.errors import PayerRejection, TransientPayerError
 
@@ -40,6 +41,27 @@ async def submit_claim(claim_id: str, request: Request) -> Response:
     stored, status = await run_in_threadpool(run)
     return fhir_response(stored.content, status, {"ETag": stored.etag,
                                                   "Content-Location": f"{svc.base}/Claim/{claim_id}"})
+
+
+@router.post("/Claim/{claim_id}/$appeal", summary="Appeal the payer's denial of a Claim")
+async def appeal_claim(claim_id: str, request: Request) -> Response:
+    """The appeal letter, its enclosures and how it is sent (``app.payers.appeals``): 201 with a
+    collection Bundle of the letter, the denial Task and the send Task when a person sends it."""
+    svc, ctx = await operation_context(request)
+    for interaction, rtype in (("r", "Claim"), ("u", "Claim"), ("c", "DocumentReference")):
+        require(ctx, interaction, rtype)
+    ts = store_for(svc, ctx)
+
+    def run() -> appeals.Appeal:
+        with ts.unit() as unit:
+            return appeals.appeal(unit, claim_id)
+
+    made = await run_in_threadpool(run)
+    entries = [made.letter, made.task, *([made.send_task] if made.send_task else [])]
+    body = {"resourceType": "Bundle", "type": "collection", "timestamp": instant(made.letter.last_updated),
+            "entry": [{"fullUrl": f"{svc.base}/{v.type}/{v.id}", "resource": v.resource()} for v in entries]}
+    return fhir_response(body, 201, {"Location": f"{svc.base}/DocumentReference/{made.letter.id}/_history/"
+                                                 f"{made.letter.version_id}"})
 
 
 async def _eligibility(request: Request, request_id: str | None) -> Response:

@@ -6,6 +6,9 @@ Besides the FHIR (``fhir_api.py``) and CHC v3 (``chc_api.py``) surfaces it offer
   ``by_patient_control_number``, ``by_member``, ``tokens_issued`` (assert "exactly once");
 * ``POST /sandbox/mailbox/process`` (optional ``?now=ISO``) — answer the mailbox's inbox now;
 * ``POST /sandbox/mailbox/redeliver?name=835_<key>.x12`` — send an answer again, byte for byte;
+* ``POST /sandbox/appeals/mail`` (optional ``?now=ISO``) — an appeal package a biller mailed or
+  uploaded (a Bundle: the letter's DocumentReference and its enclosures) arrives; the answer is an
+  835 in the mailbox (``appeals.py``);
 * ``POST /sandbox/reports/redeliver?name=<report>`` — list a CHC report again under a new name
   (a new transaction id, the same payment);
 * ``POST /sandbox/faults`` / ``DELETE /sandbox/faults`` — fault injection (``faults.py``);
@@ -94,6 +97,17 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, now: Callable[[],
             return JSONResponse({"written": state.mailbox.redeliver(name)})
         except FileNotFoundError:
             return JSONResponse({"error": "no such answer"}, status_code=404)
+
+    @app.post("/sandbox/appeals/mail")
+    async def mailed_appeal(request: Request, now: str | None = None) -> JSONResponse:
+        if state.mailbox is None:
+            return JSONResponse({"error": "no mailbox configured"}, status_code=404)
+        when = datetime.fromisoformat(now) if now else state.now()
+        try:
+            written = await asyncio.to_thread(state.mailbox.appeal, await request.json(), when)
+        except LookupError as err:
+            return JSONResponse({"error": str(err)}, status_code=422)
+        return JSONResponse({"written": written})
 
     @app.post("/sandbox/reports/redeliver")
     async def redeliver_report(name: str) -> JSONResponse:

@@ -154,6 +154,8 @@ class Ledger:
         #: Claims adjudicated and still standing, by payer claim number: what a replacement or a
         #: void may name (and takes out of here).
         self.standing: dict[str, "ClaimResult"] = {}
+        #: Appeals decided, by the appeal's identity (``appeals.py``): a resend is not decided twice.
+        self.appeals: dict[str, Any] = {}
 
     def record(self, surface: str, claim: Claim, outcome: str, key: str | None = None) -> None:
         self.claims_received.append({"surface": surface, "patient_control_number": claim.pcn,
@@ -167,7 +169,9 @@ class Ledger:
             by_pcn[c["patient_control_number"]] = by_pcn.get(c["patient_control_number"], 0) + 1
             by_member[c["member_id"]] = by_member.get(c["member_id"], 0) + 1
         return {"claim_count": len(self.claims_received), "by_patient_control_number": by_pcn,
-                "by_member": by_member, "claims": list(self.claims_received)}
+                "by_member": by_member, "claims": list(self.claims_received),
+                "appeals": [{"key": a.key, "decision": a.decision, "patient_control_number": a.result.claim.pcn,
+                             "enclosures": a.enclosures} for a in self.appeals.values()]}
 
 
 class Engine:
@@ -350,26 +354,33 @@ class Engine:
             if st not in visit_counted:
                 visit_counted.add(st)
                 self.ledger.visits_used[(claim.member_id, st)] = self.ledger.visits_used.get((claim.member_id, st), 0) + 1
-            adjustments: list[tuple[str, str, Decimal]] = []
-            if line.charge > allowed:
-                adjustments.append(("CO", "45", money(line.charge - allowed)))
-            rest = allowed
-            ded = min(ben.deductible_remaining(self.ledger), rest)
-            if ded > 0:
-                adjustments.append(("PR", "1", ded))
-                self.ledger.deductible_used[claim.member_id] = self.ledger.deductible_used.get(claim.member_id, Decimal(0)) + ded
-                rest -= ded
-            cop = min(copay_left, rest)
-            if cop > 0:
-                adjustments.append(("PR", "3", cop))
-                copay_left -= cop
-                rest -= cop
-            co = money(rest * coins)
-            if co > 0:
-                adjustments.append(("PR", "2", co))
-                rest -= co
-            results.append(LineResult(line, allowed, rest, adjustments))
+            paid, copay_left = self.pay_line(claim, line, allowed, ben, coins, copay_left)
+            results.append(paid)
         return results
+
+    def pay_line(self, claim: Claim, line: Line, allowed: Decimal, ben: Benefits, coins: Decimal,
+             copay_left: Decimal) -> tuple[LineResult, Decimal]:
+        """A line paid on ``allowed``: CO-45 for the rest of the charge, then the member's
+        deductible (PR-1), copay (PR-3, ``copay_left`` of it) and coinsurance (PR-2)."""
+        adjustments: list[tuple[str, str, Decimal]] = []
+        if line.charge > allowed:
+            adjustments.append(("CO", "45", money(line.charge - allowed)))
+        rest = allowed
+        ded = min(ben.deductible_remaining(self.ledger), rest)
+        if ded > 0:
+            adjustments.append(("PR", "1", ded))
+            self.ledger.deductible_used[claim.member_id] = self.ledger.deductible_used.get(claim.member_id, Decimal(0)) + ded
+            rest -= ded
+        cop = min(copay_left, rest)
+        if cop > 0:
+            adjustments.append(("PR", "3", cop))
+            copay_left -= cop
+            rest -= cop
+        co = money(rest * coins)
+        if co > 0:
+            adjustments.append(("PR", "2", co))
+            rest -= co
+        return LineResult(line, allowed, rest, adjustments), copay_left
 
     def _after_prior_payers(self, claim: Claim, line: Line, payer: dict[str, Any], member: dict[str, Any]) -> LineResult:
         """A line of a secondary/tertiary claim: the patient's share the prior payer left, up to

@@ -10,6 +10,10 @@
   answers a Bundle with the final ClaimResponse (after ``config.pended_inquiries`` pended ones).
 * ``GET /fhir/ClaimResponse?identifier=<system>|<key>`` — read back by submission key.
 * ``POST /fhir/CoverageEligibilityRequest/$submit`` — Bundle (request first) → response.
+* ``POST /fhir/Communication`` — an appeal (category ``appeal``) about a claim this payer
+  adjudicated (``appeals.py``): 201 with the Communication as filed; the decision, a ClaimResponse
+  for the claim processed again, is the next ``$inquire`` answer for it. The same appeal again
+  (same identifier) is answered the same and decided once.
 4xx answers are OperationOutcomes; 5xx come only from fault injection (the PAS transport rules
 make 4xx final and 5xx temporary).
 """
@@ -31,8 +35,9 @@ from joserfc.jwk import KeySet
 
 import fhir_mappings.identifiers as ids
 import fhir_mappings.vocabulary as vocabulary
+from payer_adapters.sandbox import appeals
 from payer_adapters.sandbox.engine import ClaimResult
-from payer_adapters.sandbox.fhir_out import claim_response, eligibility_response
+from payer_adapters.sandbox.fhir_out import NS, claim_response, eligibility_response
 from payer_adapters.sandbox.model import claim_from_fhir
 
 FHIR_JSON = "application/fhir+json"
@@ -168,6 +173,8 @@ def router(app_state: Any) -> APIRouter:
         result: ClaimResult = p["result"]
         final = p["inquiries"] > cfg.pended_inquiries
         resp = claim_response(result, p["request"], now=now, queued=not final)
+        if final and p.get("disposition"):
+            resp["disposition"] = p["disposition"]
         if p.get("key"):
             resp.setdefault("identifier", []).append({"system": vocabulary.SUBMISSION_KEY, "value": p["key"]})
         return JSONResponse(_bundle([resp], identifier=None, now=now), media_type=FHIR_JSON)
@@ -181,6 +188,33 @@ def router(app_state: Any) -> APIRouter:
         entries = [{"resource": found["entry"][0]["resource"], "search": {"mode": "match"}}] if found else []
         return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries},
                             media_type=FHIR_JSON)
+
+    @r.post("/fhir/Communication")
+    async def appeal(request: Request) -> JSONResponse:
+        if not authorized(request):
+            return outcome(401, "login", "missing or expired access token")
+        body = await request.json()
+        if not isinstance(body, dict) or body.get("resourceType") != "Communication":
+            return outcome(400, "structure", "send a Communication")
+        if not any(c.get("code") == "appeal" for cat in body.get("category") or [] for c in cat.get("coding") or []):
+            return outcome(422, "business-rule", "Communication.category: only appeals (code appeal) are accepted")
+        key = appeals.package_key(body)
+        seen = key in engine.ledger.appeals
+        try:
+            decided = appeals.decide(engine, body)
+        except LookupError as err:
+            return outcome(422, "business-rule", f"Communication.about: {err}")
+        if not seen:
+            about = next((a.get("reference") for a in body.get("about") or [] if a.get("reference")), "")
+            req = {"id": about.rpartition("/")[2] or None, "patient": body.get("subject"),
+                   "insurer": (body.get("recipient") or [None])[0]}
+            st.pended[decided.result.claim.pcn] = {
+                "result": decided.result, "request": {k: v for k, v in req.items() if v}, "key": None,
+                "inquiries": cfg.pended_inquiries,
+                "disposition": "Appeal overturned: processed again and paid" if decided.decision == "overturn"
+                else "Appeal upheld: the denial stands"}
+        filed = {**body, "id": vocabulary.stable_id(NS, "appeal", key or decided.result.icn), "status": "completed"}
+        return JSONResponse(filed, status_code=201, media_type=FHIR_JSON)
 
     @r.post("/fhir/CoverageEligibilityRequest/$submit")
     async def eligibility(request: Request) -> JSONResponse:

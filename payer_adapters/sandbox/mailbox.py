@@ -18,10 +18,11 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from payer_adapters.sandbox import appeals
 from payer_adapters.sandbox.engine import Engine
 from payer_adapters.sandbox.model import claims_from_837
 from payer_adapters.sandbox.x12_out import (
-    Counter, ReplyWriter, read_270, read_envelope, write_271, write_277ca, write_835, write_999,
+    Counter, InboundEnvelope, ReplyWriter, read_270, read_envelope, write_271, write_277ca, write_835, write_999,
 )
 from payer_adapters.x12 import X12Error, validate
 
@@ -46,6 +47,7 @@ class Mailbox:
         for folder in ("inbox", "outbox", "processed", "archive", "quarantine"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self.counter = Counter(self._counter_start())
+        self.envelopes: dict[str, InboundEnvelope] = {}  # pcn -> the 837 it came in: answers mirror it
 
     def _counter_start(self) -> int:
         """Reply ISA13s continue across sandbox restarts (kept in ``.control``)."""
@@ -106,6 +108,7 @@ class Mailbox:
         salt = hashlib.sha256(data).hexdigest()[:16]
         results = []
         for claim in claims_from_837(data):
+            self.envelopes[claim.pcn] = reply.env
             r = self.engine.process(claim, received=now.date(), salt=salt)
             self.engine.ledger.record("mailbox", claim, "rejected" if r.rejected else "adjudicated", stem)
             results.append(r)
@@ -120,6 +123,23 @@ class Mailbox:
                    write_835(reply, adjudicated, trace_seed=salt[:10].upper(), config=cfg))
             out.append(f"835_{stem}.x12")
         return out
+
+    def appeal(self, package: dict, now: datetime) -> list[str]:
+        """A mailed (or portal-uploaded) appeal package arrives: decide it
+        (``appeals.decide``) and answer with an 835 that reverses the claim's standing decision
+        and adjudicates it again, paid when overturned, denied again when upheld. The same package
+        again writes nothing. Raises LookupError when it names no claim of this payer."""
+        key = appeals.package_key(package)
+        if key and key in self.engine.ledger.appeals:
+            return []
+        decided = appeals.decide(self.engine, package)
+        env = self.envelopes.get(decided.result.claim.pcn) or InboundEnvelope(
+            sender_id="THERABRIDGE", receiver_id="TBSANDBOX", gs_sender="THERABRIDGE", gs_receiver="TBSANDBOX")
+        reply = ReplyWriter(env, now, self.counter)
+        seed = hashlib.sha256(f"appeal|{decided.key}|{decided.result.icn}".encode()).hexdigest()[:10].upper()
+        name = f"835_appeal_{seed}.x12"
+        _write(self.root / "outbox" / name, write_835(reply, [decided.result], trace_seed=seed, config=self.engine.data))
+        return [name]
 
     def _eligibility(self, data: bytes, stem: str, reply: ReplyWriter) -> list[str]:
         queries = read_270(data)
