@@ -48,9 +48,7 @@ async def appeal_claim(claim_id: str, request: Request) -> Response:
     """The appeal letter, its enclosures and how it is sent (``app.payers.appeals``): 201 with a
     collection Bundle of the letter, the denial Task and the send Task when a person sends it."""
     svc, ctx = await operation_context(request)
-    # The claim write scope, like $submit: the letter is the server's record of the appeal (as a
-    # payer answer is), so the biller who appeals needs to read it, not to create documents.
-    for interaction, rtype in (("r", "Claim"), ("u", "Claim"), ("r", "DocumentReference")):
+    for interaction, rtype in (("r", "Claim"), ("u", "Claim"), ("c", "DocumentReference")):
         require(ctx, interaction, rtype)
     ts = store_for(svc, ctx)
 
