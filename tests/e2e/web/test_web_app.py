@@ -233,32 +233,45 @@ def test_denial_worked_from_the_worklist(server: DemoServer, browser: Any, shots
     assert task["note"][-1]["text"] == "Called the payer: visit limit confirmed"
     shots(browser, "worklist-denials")
 
-    # the denied claim: appeal it (a letter when the server offers $appeal, else its refusal in words)
+    # the denied claim: appeal it; the server writes the letter and the denial Task follows the appeal
     claim_id = task["focus"]["reference"].split("/")[1]
     go(browser, server, f"/claims/{claim_id}")
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, '.facts dd[data-lifecycle="denied"]'), what="the denied claim")
     assert "CO-119" in text(browser)  # the EOB's adjustment
     browser.find_element(By.XPATH, "//button[normalize-space()='Appeal']").click()
     outcome = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".actions .done, .actions .error"), what="the appeal")
+    assert "Appeal letter ready" in outcome.text, outcome.text
+    letter = browser.find_element(By.CSS_SELECTOR, ".actions .letter a[download]")
+    assert letter.get_attribute("download").endswith(".pdf") and letter.get_attribute("href").startswith("blob:")
     with server.api() as api:
-        offered = any(op["name"] == "appeal" for r in api.get("/metadata").json()["rest"][0]["resource"]
-                      if r["type"] == "Claim" for op in r.get("operation", []))
-    if offered:
-        assert "Appeal letter ready" in outcome.text
-    else:
-        assert outcome.get_attribute("role") == "alert" and "$appeal" in outcome.text
-    shots(browser, "claim-denied")
+        task = api.get(f"/Task/{task_id}").json()
+    assert task["businessStatus"]["text"] == "appealed"
+    letters = [o["valueReference"]["reference"] for o in task.get("output", []) if o["type"].get("text") == "appeal-letter"
+               or any(c.get("code") == "appeal-letter" for c in o["type"].get("coding", []))]
+    assert letters and letters[0].startswith("DocumentReference/")
+    wait_for(lambda: "Download appeal-letter" in browser.find_element(By.CSS_SELECTOR, f'tr[data-task="{task_id}"]').text,
+             what="the letter on the claim's work item")
+    shots(browser, "claim-appealed")
 
-    # closing the item is a Task update the server keeps
-    go(browser, server, "/worklists/denials")
-    row = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, f'tr[data-task="{task_id}"]'), what="the denial again")
+    # a second appeal while the first is pending is refused, in words
+    browser.find_element(By.XPATH, "//button[normalize-space()='Appeal']").click()
+    refusal = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".actions .error"), what="the second appeal refused")
+    assert refusal.get_attribute("role") == "alert" and refusal.text.startswith("This conflicts with what is already recorded.")
+    assert len(refusal.text) > len("This conflicts with what is already recorded.") + 10  # and the server's reason
+
+
+def test_closing_an_item(server: DemoServer, browser: Any) -> None:
+    go(browser, server, "/worklists/authorizations")
+    row = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, 'tr[data-code="visit-limit-low"]'), what="a visit-limit item")
+    assert "Coverage/cov-maxwell" in row.text
+    task_id = row.get_attribute("data-task")
     row.find_element(By.CSS_SELECTOR, "details.work summary").click()
-    Select(row.find_element(By.ID, f"task-{task_id}-reason")).select_by_value("billed-patient")
+    Select(row.find_element(By.ID, f"task-{task_id}-reason")).select_by_value("resolved")
     row.find_element(By.XPATH, ".//button[normalize-space()='Close item']").click()
     wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, f'tr[data-task="{task_id}"]'), what="the item closed")
     with server.api() as api:
         task = api.get(f"/Task/{task_id}").json()
-    assert task["status"] == "completed" and task["businessStatus"]["text"] == "billed-patient"
+    assert task["status"] == "completed" and task["businessStatus"]["text"] == "resolved"
 
 
 def test_other_worklists_and_aging(server: DemoServer, browser: Any, shots: Any) -> None:
@@ -266,8 +279,7 @@ def test_other_worklists_and_aging(server: DemoServer, browser: Any, shots: Any)
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "table.aging tr.total"), what="the aging report")
     shots(browser, "worklist-aging")
     go(browser, server, "/worklists/authorizations")
-    row = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, 'tr[data-code="visit-limit-low"]'), what="a visit-limit item")
-    assert "Coverage/cov-maxwell" in row.text
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "table.tasks, p.empty"), what="the authorizations list")
     shots(browser, "worklist-authorizations")
     for tab in ("timely-filing", "failed-jobs", "open"):
         go(browser, server, f"/worklists/{tab}")

@@ -106,9 +106,16 @@ function Actions({data, onDone}) {
     return `Void queued as claim ${out.id.slice(0, 8)}.`;
   });
   const appeal = () => action.run('Appeal', async () => {
-    const doc = await operation(`Claim/${claim.id}/$appeal`);
-    setLetter(doc);
-    return `Appeal letter ready: ${doc.description || (doc.type && textOf(doc.type)) || doc.id}.`;
+    // a collection Bundle: the letter (DocumentReference), the denial Task and, when a person
+    // sends it, the appeal-send Task
+    const out = await operation(`Claim/${claim.id}/$appeal`);
+    const found = out.resourceType === 'Bundle' ? (out.entry || []).map((e) => e.resource) : [out];
+    const doc = found.find((r) => r.resourceType === 'DocumentReference');
+    const send = found.find((r) => r.resourceType === 'Task' && codeOf(r.code) === 'appeal-send');
+    setLetter(doc || null);
+    const sending = send ? ` ${send.description || 'Send the package to the payer.'}`
+      : ' It goes to the payer electronically.';
+    return `Appeal letter ready.${sending}`;
   });
   return html`<section class="actions" aria-labelledby="actions-title">
     <h2 id="actions-title">Actions</h2>

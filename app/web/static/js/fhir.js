@@ -25,7 +25,7 @@ const STATUS_TEXT = {
   401: 'Your session has ended; sign in again.',
   403: 'You are not allowed to do this.',
   404: 'Not found.',
-  409: 'Someone else changed this first; reload and try again.',
+  409: 'This conflicts with what is already recorded.',
   412: 'Someone else changed this first; reload and try again.',
   422: 'The server refused this change.',
 };
@@ -44,6 +44,7 @@ export async function fhir(path, {method = 'GET', body, headers = {}} = {}) {
   try {
     res = await fetch(url, {
       method,
+      cache: 'no-store', // always the current version (If-Match needs it), and no PHI in the HTTP cache
       headers: {
         Accept: 'application/fhir+json',
         Authorization: 'Bearer ' + session.accessToken,

@@ -70,6 +70,34 @@ function TaskActions({task, onChanged}) {
     </div></details>`;
 }
 
+/** A stored document (an appeal letter) opened from its inline data. */
+async function openDocument(reference) {
+  const [type, id] = reference.split('/').slice(-2);
+  const doc = await read(type, id);
+  const att = ((doc.content || [])[0] || {}).attachment || {};
+  if (!att.data) throw new Error('This document has no content to show.');
+  const bytes = Uint8Array.from(atob(att.data), (c) => c.charCodeAt(0));
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(new Blob([bytes], {type: att.contentType || 'application/octet-stream'}));
+  link.download = att.title || `${type}-${id}`;
+  link.click();
+}
+
+function Outputs({task}) {
+  const [error, setError] = useState(null);
+  const outputs = task.output || [];
+  if (!outputs.length) return null;
+  return html`<ul class="outputs">${outputs.map((o) => {
+    const name = codeOf(o.type);
+    const ref = o.valueReference && o.valueReference.reference;
+    if (ref && ref.startsWith('DocumentReference/')) {
+      return html`<li><button type="button" class="link" onClick=${() => openDocument(ref).catch(setError)}>Download ${name}</button></li>`;
+    }
+    const key = Object.keys(o).find((k) => k.startsWith('value'));
+    return html`<li>${name}: ${key ? showValue(o[key]) : ''}</li>`;
+  })}</ul><${ErrorBox} error=${error} />`;
+}
+
 function details(task) {
   const out = [];
   const skip = new Set(['category', 'next-action', 'amount', 'reason', 'remark', 'source', 'line', 'claim']);
@@ -97,6 +125,7 @@ export function TaskTable({tasks, onChanged, denial}) {
       <td><strong>${textOf(t.code)}</strong><br /><span class="desc">${t.description || ''}</span>
         ${denial ? html`<ul class="reasons">${taskInputs(t, 'reason').concat(taskInputs(t, 'remark')).map((r) => html`<li>${showValue(r)}</li>`)}</ul>` : null}
         ${!denial && details(t).length ? html`<ul class="reasons">${details(t).map((d) => html`<li>${d}</li>`)}</ul>` : null}
+        <${Outputs} task=${t} />
         ${(t.note || []).length ? html`<ul class="notes">${t.note.map((n) => html`<li>${n.authorString ? n.authorString + ': ' : ''}${n.text}</li>`)}</ul>` : null}</td>
       <td>${focusLink(t.focus)}${t.for ? html`<br />${focusLink(t.for)}` : null}</td>
       ${denial ? html`<td>${showValue(taskInput(t, 'category'))}</td><td>${showValue(taskInput(t, 'next-action'))}</td>
