@@ -132,6 +132,8 @@ def prepare_database(settings: Settings, *, demo: bool) -> list[str]:
             f"demo practice loaded ({n} resources) into tenant '{creds['tenant']}'",
             f"backend client {creds['client_id']}: private key in {creds['key_file']}",
             f"demo user '{creds['user']}' (role biller): password in {creds['user_file']}",
+            f"practice app: {settings.public_url.rstrip('/')}/app/ (practice code '{creds['tenant']}', user "
+            f"'{creds['user']}')",
             "get a token and call the API:",
             f'  TOKEN=$({token})',
             f'  curl -H "Authorization: Bearer $TOKEN" "{settings.fhir_base}/Encounter?patient=pat-alvarez"',
