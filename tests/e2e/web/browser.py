@@ -37,7 +37,7 @@ def fresh_database(base_url: str, tmp: Path) -> Iterator[str]:
         return
     import psycopg
 
-    name = "tb_web_" + uuid.uuid4().hex[:8]
+    name = "tb_own_" + uuid.uuid4().hex[:8]
     admin = base_url.replace("+psycopg", "").rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
