@@ -194,6 +194,9 @@ def test_held_claim_fixed_regenerated_submitted_and_paid(server: DemoServer, bro
     wait_for(lambda: "WC-AUTH-7781" in browser.find_element(By.CSS_SELECTOR, "table.auths").text, what="the authorization listed")
     usage = browser.find_element(By.CSS_SELECTOR, 'tr[data-auth="WC-AUTH-7781"]').text
     assert "OT" in usage and "12" in usage  # authorized 12 visits, from $usage
+    with server.api() as api:  # the balance is $balance's
+        balance = next(p for p in api.post("/Patient/pat-kim/$balance").json()["parameter"] if p["name"] == "balance")
+    assert browser.find_element(By.CSS_SELECTOR, 'dd[data-balance="balance"]').text == f"${balance['valueMoney']['value']:,.2f}"
     shots(browser, "patient")
 
     go(browser, server, f"/claims/{claim_id}")
@@ -284,6 +287,7 @@ def test_closing_an_item(server: DemoServer, browser: Any) -> None:
     with server.api() as api:
         task = api.get(f"/Task/{task_id}").json()
     assert task["status"] == "completed" and task["businessStatus"]["text"] == "resolved"
+    assert task["executionPeriod"]["end"][:10] == date.today().isoformat()
 
 
 def test_other_worklists_and_aging(server: DemoServer, browser: Any, shots: Any) -> None:

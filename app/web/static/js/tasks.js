@@ -59,6 +59,8 @@ function TaskActions({task, onChanged}) {
       </form>
       <form onSubmit=${(e) => { e.preventDefault(); action.run('Closed', () => change(task, (t) => {
           t.status = 'completed'; t.businessStatus = {text: reason};
+          // when the work ended (an appeal-send item: the day the package went out)
+          t.executionPeriod = {...(t.executionPeriod || {}), end: new Date().toISOString()};
         }).then(() => 'Closed.')); }}>
         <label for=${base + '-reason'}>Outcome</label>
         <select id=${base + '-reason'} value=${reason} onChange=${(e) => setReason(e.target.value)}>
