@@ -27,6 +27,7 @@ from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
 from app.measures import facts as measure_facts
+from app.measures import weekly as measure_weekly
 from app.migrations import upgrade
 from app.payers import appeals, eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
 from app.settings import Settings
@@ -66,6 +67,8 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
     _add(store.observers, measure_facts.on_write)  # the KPIs' claim facts, in the writing transaction
     _add(store.observers, appeals.on_write)  # an appeal-send Task completed → the appeal was sent
+    _add(store.observers, measure_weekly.on_write)  # a new claim → the practice's weekly KPI reports
+    store.guards["MeasureReport"] = measure_weekly.guard  # stored by the server only
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -96,6 +99,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
     jobs.register_handler(therapy_deadlines.SWEEP, therapy_deadlines.run_sweep)
     jobs.register_handler(timely_filing.SWEEP, timely_filing.run_sweep)
+    jobs.register_handler(measure_weekly.JOB, measure_weekly.run_job)
 
 
 def open_store(settings: Settings) -> Store:
@@ -105,6 +109,7 @@ def open_store(settings: Settings) -> Store:
     store.ensure_tenant(settings.default_tenant)
     practice_app.ensure_all(engine, settings.public_url)  # the web app's client in every practice
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
+    measure_weekly.ensure_schedules(store)  # weekly KPI reports of practices with claims
     return store
 
 

@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -147,6 +148,38 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"measure": "denial-rate", "reportType": "subject-list",
                           "ms": round((time.perf_counter() - t) * 1000, 1)}))
         print(json.dumps({"load_average": os.getloadavg()}))
+    print(json.dumps({"database_cpu_ms_per_evaluation": database_work(args.database_url, first, last)}))
+
+
+def database_work(url: str, first: date, last: date) -> dict[str, float]:
+    """CPU milliseconds the PostgreSQL backend spends on each KPI's statement (from /proc, mean of
+    10 runs): the work, apart from the HTTP, the JSON and the machine's other load."""
+    import sqlalchemy as sa
+
+    from app.measures import definitions, queries
+
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    engine = sa.create_engine(url)
+    out = {}
+    with engine.connect() as conn:
+        queries.no_jit(conn)
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        for spec in definitions.data()["measures"]:
+            sql = sa.text(f"WITH {queries.COMPUTATIONS[spec['computation']](conn)} "
+                          f"{queries._aggregate(conn, spec['scoring'] == 'continuous-variable')}")
+            p = queries.params(first, last, "demo")
+            conn.execute(sql, p).all()
+            before = cpu(pid)
+            for _ in range(10):
+                conn.execute(sql, p).all()
+            out[spec["id"]] = round((cpu(pid) - before) * 100, 1)
+    engine.dispose()
+    return out
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ from sqlalchemy.engine import Engine
 from app.auth.clients import get_client, redirect_uris
 from app.auth.crypto import as_aware, digest, in_seconds, new_secret, utcnow
 from app.auth.models import T
+from app.auth.practices import Practice, practices_of
 from app.auth.scopes import ScopeSet, role_ceiling
 from app.db import ResourceRow, write_connection
 from app.settings import Settings
 
 PENDING_LIFETIME = 600  # seconds a user has to sign in and consent
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_PRACTICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 BROWSER_COOKIE = "tb_auth_browser"
 
 
@@ -95,10 +97,14 @@ def start(engine: Engine, settings: Settings, params: dict[str, str]) -> tuple[s
             raise fail("invalid_request", "Unknown or expired launch.")
     elif requested.has("launch"):
         raise fail("invalid_request", "scope launch requires the launch parameter (EHR launch).")
+    practice = params.get("practice")
+    if practice is not None and not _PRACTICE.match(practice):
+        raise fail("invalid_request", "practice must be a practice id.")
     request_id = new_secret(32)
     stored = {
         "redirect_uri": redirect_uri, "state": state, "scope": str(allowed),
         "code_challenge": challenge, "nonce": params.get("nonce"), "launch": launch,
+        "requested_practice": practice,
     }
     with write_connection(engine) as conn, conn.begin():
         conn.execute(sa.delete(T["pending"]).where(T["pending"].c.expires_at < utcnow()))
@@ -147,19 +153,65 @@ def attach_user(engine: Engine, pending: Pending, user_id: int) -> str:
     return browser
 
 
+def practice_of(pending: Pending) -> str:
+    """The practice (tenant) the request's token will be confined to."""
+    return pending.params.get("practice") or pending.row.tenant_id
+
+
+def practice_settled(pending: Pending) -> bool:
+    return bool(pending.params.get("practice"))
+
+
+def choose_practice(engine: Engine, pending: Pending, user: Any, practice: str | None = None) -> list[Practice] | None:
+    """Settle which practice the token is for, after sign-in.
+
+    Returns the practices to choose from when the user has several and none was asked for
+    (launch parameter ``practice``, or the chooser form); otherwise records the choice and
+    returns ``None``. A practice the user may not see ends the request with ``access_denied``
+    (RFC 6749 §4.1.2.1), the same whether or not the practice exists."""
+    params = pending.params
+    wanted = practice or params.get("requested_practice")
+    if params["launch"]:  # an EHR launch's context belongs to the launching practice
+        wanted = wanted or pending.row.tenant_id
+        if wanted != pending.row.tenant_id:
+            wanted = "\0"  # no such practice: refused below
+    available = practices_of(engine, user)
+    if wanted is None and len(available) > 1:
+        return available
+    chosen = available[0] if wanted is None else next((p for p in available if p.id == wanted), None)
+    if chosen is None:
+        _drop(engine, pending)
+        raise RedirectError(params["redirect_uri"], "access_denied",
+                            "The user may not access that practice.", params["state"])
+    params.update(practice=chosen.id, practice_role=chosen.role)
+    with write_connection(engine) as conn, conn.begin():
+        conn.execute(sa.update(T["pending"]).where(T["pending"].c.id_hash == pending.row.id_hash)
+                     .values(params=json.dumps(params)))
+    return None
+
+
+def _at_home(pending: Pending, user: Any) -> bool:
+    return practice_of(pending) == user.tenant_id
+
+
 def offered_scopes(pending: Pending, user: Any) -> ScopeSet:
-    """What the consent page offers: request ∩ client registration ∩ the user's role ceiling."""
-    return ScopeSet.parse(pending.params["scope"]).within(role_ceiling(user.role))
+    """What the consent page offers: request ∩ client registration ∩ the ceiling of the user's
+    role in the chosen practice."""
+    role = pending.params.get("practice_role") or user.role
+    return ScopeSet.parse(pending.params["scope"]).within(role_ceiling(role))
 
 
 def needs_patient_choice(pending: Pending, user: Any, offered: ScopeSet) -> bool:
-    if pending.params["launch"].get("patient") or _patient_of(user):
+    if pending.params["launch"].get("patient") or _patient_of(user, pending):
         return False
     return offered.has("launch/patient") or offered.has_patient_scopes
 
 
-def _patient_of(user: Any) -> str | None:
+def _patient_of(user: Any, pending: Pending) -> str | None:
+    """The patient a ``Patient/…`` user is, in their own practice only."""
     fhir_user = user.fhir_user or ""
+    if not _at_home(pending, user):
+        return None
     return fhir_user.split("/", 1)[1] if fhir_user.startswith("Patient/") else None
 
 
@@ -208,14 +260,15 @@ def decide(engine: Engine, settings: Settings, pending: Pending, user: Any, *, a
     context: dict[str, Any] = {
         "sub": f"{user.tenant_id}/{user.username}",
         "need_patient_banner": not bool(launch),
+        "consented": str(granted),
     }
     if params.get("nonce"):
         context["nonce"] = params["nonce"]
-    if user.fhir_user:
+    if user.fhir_user and _at_home(pending, user):
         context["fhirUser"] = f"{settings.fhir_base}/{user.fhir_user}"
-    chosen = launch.get("patient") or _patient_of(user)
+    chosen = launch.get("patient") or _patient_of(user, pending)
     if chosen is None and needs_patient_choice(pending, user, granted):
-        if not patient or not _patient_exists(engine, pending.row.tenant_id, patient):
+        if not patient or not _patient_exists(engine, practice_of(pending), patient):
             raise ValueError("Choose a patient.")
         chosen = patient
     if chosen and (granted.has_patient_scopes or granted.has("launch/patient") or granted.has("launch")):
@@ -225,7 +278,7 @@ def decide(engine: Engine, settings: Settings, pending: Pending, user: Any, *, a
     code = new_secret(32)
     with write_connection(engine) as conn, conn.begin():
         conn.execute(sa.insert(T["code"]).values(
-            code_hash=digest(code), grant_id=new_secret(16), tenant_id=pending.row.tenant_id,
+            code_hash=digest(code), grant_id=new_secret(16), tenant_id=practice_of(pending),
             client_id=pending.client.client_id, user_id=user.id, redirect_uri=params["redirect_uri"],
             code_challenge=params["code_challenge"], scope=str(granted), context=json.dumps(context),
             expires_at=in_seconds(settings.auth_code_lifetime)))

@@ -21,11 +21,11 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy.engine import Engine
 
-from app.auth import keys, tokens
+from app.auth import keys, practices, tokens
 from app.auth.clients import require_form_value
 from app.auth.crypto import as_aware, digest, new_secret, same, utcnow
 from app.auth.models import ASYMMETRIC_KINDS, T
-from app.auth.scopes import ScopeSet
+from app.auth.scopes import ScopeSet, role_ceiling
 from app.db import write_connection
 from app.settings import Settings
 
@@ -82,7 +82,12 @@ def authorization_code(engine: Engine, settings: Settings, client: Any, form: di
             grant = tokens.Grant(tenant=row.tenant_id, client_id=row.client_id, scope=row.scope,
                                  grant_id=row.grant_id, subject=context.get("sub") or client.client_id,
                                  user_id=row.user_id, context=context)
-            return _app_token_response(engine, settings, conn, grant)
+            try:
+                _switch_practice(conn, settings, grant, None)  # the practice may have been withdrawn since
+            except InvalidGrantError as err:
+                failure = err.description
+            else:
+                return _app_token_response(engine, settings, conn, grant)
     # Committed: the code is spent (or its grant revoked) even though this request fails.
     raise InvalidGrantError(description=failure)
 
@@ -91,7 +96,8 @@ def refresh_token(engine: Engine, settings: Settings, client: Any, form: dict[st
     """Refresh (RFC 6749 §6): bound to the client, scope ⊆ original, rotated on every use.
 
     Presenting an already-rotated token revokes the whole grant: one of the two holders is
-    not the client."""
+    not the client. With our extension parameter ``practice`` a person who works for several
+    practices switches the grant to another of them (:func:`_switch_practice`)."""
     keys.signing_key(engine)  # create the first key outside the write transaction below
     secret = require_form_value(form, "refresh_token")
     requested = ScopeSet.parse(form["scope"]) if form.get("scope") else None
@@ -102,24 +108,57 @@ def refresh_token(engine: Engine, settings: Settings, client: Any, form: dict[st
             raise InvalidGrantError(description="Unknown or revoked refresh token.")
         if as_aware(row.expires_at) <= utcnow():
             raise InvalidGrantError(description="Refresh token expired.")
-        if requested is not None and (requested.ignored or not ScopeSet.parse(row.scope).covers(requested)):
-            raise InvalidScopeError(description="Requested scope exceeds the original grant.")
         context = json.loads(row.context)
         grant = tokens.Grant(tenant=row.tenant_id, client_id=row.client_id, scope=row.scope,
                              grant_id=row.grant_id, subject=context.get("sub") or client.client_id,
                              user_id=row.user_id, context=context)
+        grant = _switch_practice(conn, settings, grant, form.get("practice"))
+        if requested is not None and (requested.ignored or not ScopeSet.parse(grant.scope).covers(requested)):
+            raise InvalidScopeError(description="Requested scope exceeds the original grant.")
         new_refresh = tokens.issue_refresh_token(conn, settings, grant)
         rotated = conn.execute(sa.update(table).where(table.c.token_hash == row.token_hash,
                                                       table.c.rotated_to.is_(None))
                                .values(rotated_to=digest(new_refresh))).rowcount
         if rotated == 1:
-            issued = dataclasses.replace(grant, scope=str(requested) if requested is not None else row.scope)
+            issued = dataclasses.replace(grant, scope=str(requested) if requested is not None else grant.scope)
             body = _app_token_response(engine, settings, conn, issued, refresh=False)
             body["refresh_token"] = new_refresh
             return body
         # Reuse of a rotated token: keep only the revocation (the new refresh row is revoked with it).
         tokens.revoke_grant(engine, settings, conn, row.grant_id)
     raise InvalidGrantError(description="Refresh token was already used.")
+
+
+def _switch_practice(conn: Any, settings: Settings, grant: tokens.Grant, practice: str | None) -> tokens.Grant:
+    """The grant confined to ``practice`` (default: the one it has), checked against the
+    user's current practices, so a withdrawn practice stops refreshing.
+
+    The new scope is what the user consented to, within the ceiling of their role in that
+    practice; ``fhirUser`` applies only in their own practice. Grants with a patient context
+    belong to that patient's practice and do not switch."""
+    if grant.user_id is None:
+        if practice and practice != grant.tenant:
+            raise InvalidRequestError(description="Only a person's grant can switch practice.")
+        return grant
+    user = conn.execute(sa.select(T["user"]).where(T["user"].c.id == grant.user_id)).first()
+    target = practice or grant.tenant
+    chosen = practices.practice_for(conn, user, target) if user is not None else None
+    if chosen is None:
+        if target == grant.tenant:
+            raise InvalidGrantError(description="The user may no longer access this practice.")
+        raise InvalidRequestError(description="practice is not one this user may access.")
+    if target == grant.tenant:
+        return grant
+    if grant.context.get("patient") or grant.context.get("encounter"):
+        raise InvalidRequestError(description="A grant with a patient or encounter context cannot switch practice.")
+    consented = ScopeSet.parse(grant.context.get("consented") or grant.scope)
+    scope = consented.within(role_ceiling(chosen.role))
+    if not scope.resources:
+        raise InvalidScopeError(description="The user's role in that practice allows none of the granted scopes.")
+    context = {k: v for k, v in grant.context.items() if k != "fhirUser"}
+    if chosen.home and user.fhir_user:
+        context["fhirUser"] = f"{settings.fhir_base}/{user.fhir_user}"
+    return dataclasses.replace(grant, tenant=chosen.id, scope=str(scope), context=context)
 
 
 def _app_token_response(engine: Engine, settings: Settings, conn: Any, grant: tokens.Grant,
@@ -139,6 +178,12 @@ def _app_token_response(engine: Engine, settings: Settings, conn: Any, grant: to
         body["id_token"] = tokens.mint_id_token(engine, settings, grant, nonce=grant.context.get("nonce"))
     if refresh and any(scopes.has(s) for s in REFRESH_SCOPES):
         body["refresh_token"] = tokens.issue_refresh_token(conn, settings, grant)
+    if grant.user_id is not None:
+        user = conn.execute(sa.select(T["user"]).where(T["user"].c.id == grant.user_id)).first()
+        if user is not None:
+            body["practice"] = grant.tenant
+            body["practices"] = [{"id": p.id, "name": p.name, "role": p.role}
+                                 for p in practices.practices_of(conn, user)]
     return body
 
 

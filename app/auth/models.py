@@ -172,12 +172,26 @@ class AuthAuditEvent(SQLModel, table=True):
     agent: str | None = Field(default=None, max_length=200)
 
 
+class PracticeGrant(SQLModel, table=True):
+    """A user's access to a practice (tenant) other than their own: a billing company's staff
+    work for several practices. ``role`` is the user's role there (never ``admin``)."""
+
+    __tablename__ = "auth_practice_grant"
+    __table_args__ = (sa.UniqueConstraint("user_id", "tenant_id", name="uq_practice_grant"),)
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    user_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("auth_user.id", ondelete="CASCADE"),
+                                             nullable=False, index=True))
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=64)
+    role: str = Field(max_length=32)
+    created_at: datetime
+
+
 T = {
     name: model.__table__  # type: ignore[attr-defined]
     for name, model in {
         "client": AuthClient, "user": AuthUser, "key": SigningKey, "jti": AssertionJti,
         "code": AuthorizationCode, "refresh": RefreshToken, "launch": LaunchContext,
         "initial": InitialAccessToken, "revoked": RevokedToken, "pending": PendingAuthorization,
-        "audit": AuthAuditEvent,
+        "audit": AuthAuditEvent, "practice_grant": PracticeGrant,
     }.items()
 }

@@ -161,6 +161,10 @@ def _token(engine: Engine, settings: Settings, form: dict[str, str], authorizati
         raise
     audit.record(engine, "token", success=True, tenant=client.tenant_id, client_id=client.client_id,
                  source=source, detail=form.get("grant_type"))
+    practice = body.get("practice")
+    if practice and practice != client.tenant_id:  # the practice's own trail shows who got in, and from where
+        audit.record(engine, "token", success=True, tenant=practice, client_id=client.client_id, source=source,
+                     detail=f"{form.get('grant_type')} for a user of {client.tenant_id}")
     return body
 
 
@@ -188,25 +192,27 @@ async def introspect(request: Request) -> Response:
 
 
 def _caller(engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None,
-            endpoint: str) -> tuple[str, str | None]:
-    """(tenant, client_id restriction) of whoever calls introspection: a bearer token of the
-    tenant, or an authenticated client (public clients see only their own tokens)."""
+            endpoint: str) -> tuple[str, str | None, str | None]:
+    """(tenant, client_id restriction, authenticated client) of whoever calls introspection: a
+    bearer token of the tenant, or an authenticated client (public clients see only their own
+    tokens; any client also sees its own tokens for other practices of a multi-practice user)."""
     if authorization and authorization.lower().startswith("bearer "):
         try:
             claims = tokens.verify_access_token(engine, settings, authorization[7:].strip())
         except tokens.InvalidToken:
             raise InvalidClientError(description="The bearer token is not valid.", status_code=401) from None
-        return claims["tenant"], None
+        return claims["tenant"], None, None
     audiences = [discovery.token_url(settings), discovery.endpoints(settings)[endpoint]]
     client = clients.authenticate_client(engine, settings, form, authorization, audiences)
-    return client.tenant_id, client.client_id if client.kind == PUBLIC else None
+    return client.tenant_id, client.client_id if client.kind == PUBLIC else None, client.client_id
 
 
 def _introspect(engine: Engine, settings: Settings, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
-    tenant, only_client = _caller(engine, settings, form, authorization, "introspection_endpoint")
+    tenant, only_client, caller = _caller(engine, settings, form, authorization, "introspection_endpoint")
     token_value = clients.require_form_value(form, "token")
     result = tokens.introspect(engine, settings, token_value)
-    if result.get("active") and (result.get("tenant") != tenant
+    own = caller is not None and result.get("client_id") == caller
+    if result.get("active") and ((result.get("tenant") != tenant and not own)
                                  or (only_client and result.get("client_id") != only_client)):
         return {"active": False}
     return result
@@ -270,7 +276,17 @@ async def login(request: Request) -> Response:
         return HTMLResponse(pages.login_page(request_id=request_id, client_name=pending.client.name, error=message),
                             status_code=429 if result.locked else 401, headers=PAGE_HEADERS)
     browser = await run_in_threadpool(authorize.attach_user, engine, pending, result.user.id)
-    response = await _consent_response(engine, pending, result.user)
+    try:
+        choices = await run_in_threadpool(authorize.choose_practice, engine, pending, result.user)
+    except authorize.RedirectError as err:
+        return RedirectResponse(err.location(), status_code=302, headers=NO_STORE)
+    if choices is not None:
+        response: Response = HTMLResponse(pages.practice_page(
+            request_id=request_id, client_name=pending.client.name, username=result.user.username,
+            practices=[(p.id, p.name if p.name == p.id else f"{p.name} ({p.id})") for p in choices]),
+            headers=PAGE_HEADERS)
+    else:
+        response = await _consent_response(engine, pending, result.user)
     response.set_cookie(authorize.BROWSER_COOKIE, browser, httponly=True, samesite="lax", path="/auth",
                         secure=settings.public_url.startswith("https:"), max_age=authorize.PENDING_LIFETIME)
     return response
@@ -280,13 +296,42 @@ async def _consent_response(engine: Engine, pending: authorize.Pending, user: An
                             error: str | None = None) -> HTMLResponse:
     offered = authorize.offered_scopes(pending, user)
     patients = None
+    practice = authorize.practice_of(pending)
     if authorize.needs_patient_choice(pending, user, offered):
-        patients = await run_in_threadpool(authorize.patient_choices, engine, pending.row.tenant_id)
+        patients = await run_in_threadpool(authorize.patient_choices, engine, practice)
     html = pages.consent_page(
         request_id=pending.request_id, client_name=pending.client.name, username=user.username,
         scopes=str(offered).split(), patients=patients,
-        offline=offered.has("offline_access") or offered.has("online_access"), error=error)
+        offline=offered.has("offline_access") or offered.has("online_access"), error=error,
+        practice=practice if practice != user.tenant_id else None)
     return HTMLResponse(html, status_code=400 if error else 200, headers=PAGE_HEADERS)
+
+
+async def _signed_in(request: Request, engine: Engine, form: Any) -> tuple[authorize.Pending, Any]:
+    """The pending request and its user, accepted only from the browser that signed in."""
+    pending = await run_in_threadpool(authorize.load_pending, engine, str(form.get("req") or ""))
+    browser = request.cookies.get(authorize.BROWSER_COOKIE, "")
+    if pending.row.user_id is None or not pending.row.browser_hash or not same(digest(browser), pending.row.browser_hash):
+        raise authorize.ShowError("Sign in first, in this browser.")
+    return pending, await run_in_threadpool(get_user, engine, pending.row.user_id)
+
+
+@router.post("/auth/practice", include_in_schema=False)
+async def practice(request: Request) -> Response:
+    """The practice chooser's form (``practice``): then the consent page."""
+    engine = engine_of(request)
+    form = await request.form()
+    try:
+        pending, user = await _signed_in(request, engine, form)
+        await run_in_threadpool(authorize.choose_practice, engine, pending, user, str(form.get("practice") or "") or "\0")
+    except authorize.ShowError as err:
+        return _error_page(str(err))
+    except authorize.RedirectError as err:
+        await run_in_threadpool(lambda: audit.record(
+            engine, "authorize", success=False, tenant=pending.row.tenant_id, client_id=pending.client.client_id,
+            user=user.username, source=_source(request), detail="practice refused"))
+        return RedirectResponse(err.location(), status_code=302, headers=NO_STORE)
+    return await _consent_response(engine, pending, user)
 
 
 @router.post("/auth/consent", include_in_schema=False)
@@ -294,13 +339,11 @@ async def consent(request: Request) -> Response:
     engine, settings = engine_of(request), settings_of(request)
     form = await request.form()
     try:
-        pending = await run_in_threadpool(authorize.load_pending, engine, str(form.get("req") or ""))
+        pending, user = await _signed_in(request, engine, form)
     except authorize.ShowError as err:
         return _error_page(str(err))
-    browser = request.cookies.get(authorize.BROWSER_COOKIE, "")
-    if pending.row.user_id is None or not pending.row.browser_hash or not same(digest(browser), pending.row.browser_hash):
-        return _error_page("Sign in first, in this browser.")
-    user = await run_in_threadpool(get_user, engine, pending.row.user_id)
+    if not authorize.practice_settled(pending):
+        return _error_page("Choose a practice first.")
     selected = [str(v) for v in form.getlist("scope")] if form.get("scopes_selected") else None
     approve = form.get("decision") == "approve"
     try:
@@ -310,7 +353,7 @@ async def consent(request: Request) -> Response:
     except ValueError as err:
         return await _consent_response(engine, pending, user, error=str(err))
     await run_in_threadpool(lambda: audit.record(
-        engine, "authorize", success=approve, tenant=pending.row.tenant_id, client_id=pending.client.client_id,
+        engine, "authorize", success=approve, tenant=authorize.practice_of(pending), client_id=pending.client.client_id,
         user=user.username, source=_source(request), detail="approved" if approve else "denied"))
     response = RedirectResponse(location, status_code=302, headers=NO_STORE)
     response.delete_cookie(authorize.BROWSER_COOKIE, path="/auth")

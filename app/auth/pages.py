@@ -33,8 +33,23 @@ def login_page(*, request_id: str, client_name: str, error: str | None = None) -
         '<button type="submit">Sign in</button></form>'))
 
 
+def practice_page(*, request_id: str, client_name: str, username: str,
+                  practices: list[tuple[str, str]]) -> str:
+    """Chooser for people who work for several practices: ``<select name="practice">``."""
+    options = "".join(f'<option value="{escape(pid)}">{escape(label)}</option>' for pid, label in practices)
+    return _page("Choose a practice", (
+        f"<p>Signed in as <strong>{escape(username)}</strong>. {escape(client_name)} will see only "
+        "the practice you choose; you can switch later without signing in again.</p>"
+        '<form method="post" action="practice">'
+        f'<input type="hidden" name="req" value="{escape(request_id)}">'
+        '<label for="practice">Practice</label>'
+        f'<select id="practice" name="practice" required autofocus>{options}</select>'
+        '<button type="submit">Continue</button></form>'))
+
+
 def consent_page(*, request_id: str, client_name: str, username: str, scopes: Iterable[str],
-                 patients: list[tuple[str, str]] | None, offline: bool, error: str | None = None) -> str:
+                 patients: list[tuple[str, str]] | None, offline: bool, error: str | None = None,
+                 practice: str | None = None) -> str:
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     items = "".join(
         f'<li><label><input type="checkbox" name="scope" value="{escape(s)}" checked> {escape(s)}</label></li>'
@@ -48,6 +63,7 @@ def consent_page(*, request_id: str, client_name: str, username: str, scopes: It
                     "after you sign out, until you revoke it.</p>") if offline else ""
     return _page("Allow access?", (
         f"<p>Signed in as <strong>{escape(username)}</strong>.</p>"
+        + (f"<p>Practice: <strong>{escape(practice)}</strong></p>" if practice else "") +
         f"<p><strong>{escape(client_name)}</strong> asks for:</p>{message}"
         '<form method="post" action="consent">'
         f'<input type="hidden" name="req" value="{escape(request_id)}">'

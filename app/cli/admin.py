@@ -111,6 +111,52 @@ def users_create(
         _fail(err)
 
 
+@users.command("grant")
+def users_grant(
+    tenant: str = typer.Option(..., "--tenant", help="The user's own practice."),
+    username: str = typer.Option(..., "--username"),
+    practice: str = typer.Option(..., "--practice", help="Another practice the user may work in."),
+    role: Optional[str] = typer.Option(None, "--role", help="Role there (default: the user's role; never admin)."),
+) -> None:
+    """Let a user work in another practice (billing companies serving several practices)."""
+    from app.auth import practices as ops
+
+    try:
+        _print(ops.grant_practice(_engine(), tenant=tenant, username=username, practice=practice, role=role))
+    except ops.PracticeError as err:
+        _fail(err)
+
+
+@users.command("revoke")
+def users_revoke(
+    tenant: str = typer.Option(..., "--tenant"),
+    username: str = typer.Option(..., "--username"),
+    practice: str = typer.Option(..., "--practice"),
+) -> None:
+    """Withdraw a practice from a user and revoke the tokens they hold for it."""
+    from app.auth import practices as ops
+    from app.settings import get_settings
+
+    try:
+        _print(ops.revoke_practice(_engine(), get_settings(), tenant=tenant, username=username, practice=practice))
+    except ops.PracticeError as err:
+        _fail(err)
+
+
+@users.command("practices")
+def users_practices(
+    tenant: str = typer.Option(..., "--tenant"),
+    username: str = typer.Option(..., "--username"),
+) -> None:
+    """List the practices a user may work in, with their role in each."""
+    from app.auth import practices as ops
+
+    try:
+        _print(ops.list_practices(_engine(), tenant=tenant, username=username))
+    except ops.PracticeError as err:
+        _fail(err)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(tenants, name="tenants")
     app.add_typer(clients, name="clients")

@@ -57,5 +57,25 @@ def evaluate(measure: str = typer.Argument(..., help="Measure id, e.g. denial-ra
     typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 
+@measures.command("weekly")
+def weekly(tenant: str = typer.Option(..., "--tenant"),
+           week: str = typer.Option(None, "--week", help="ISO week YYYY-Www (default: last week)")) -> None:
+    """Store the week's KPI MeasureReports and PDF summary now (idempotent); prints what it wrote."""
+    from datetime import timedelta
+
+    from app.fhir.errors import FhirError
+    from app.measures import weekly as reports
+
+    ts = _tenant_store(tenant)
+    try:
+        with ts.unit() as unit:
+            chosen = week or reports.week_of(unit.now.date() - timedelta(days=7))
+            result = reports.run_week(unit, chosen)
+    except FhirError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(reports.report_json(result))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(measures, name="measures")

@@ -34,6 +34,8 @@ def capability_statement(registry: Registry, *, base: str, date: str, operations
             "searchRevInclude": revincludes,
             "searchParam": params,
         }
+        if rt.documentation:
+            entry["documentation"] = rt.documentation
         ops = [{"name": op["name"], "definition": op["definition"]} for op in operations if op["resource"] == name]
         if ops:
             entry["operation"] = ops

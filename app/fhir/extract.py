@@ -127,7 +127,12 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
                 values = (next((v for k, v in ext.items() if k.startswith("value")), None)
                           for ext in values if isinstance(ext, dict) and ext.get("url") == param.extension)
             for value in values:
-                if param.type == "token":
+                if param.type == "token" and param.canonical and isinstance(value, str):
+                    url, _, version = value.partition("|")
+                    out.tokens.append((param.name, None, _clip(url)))
+                    if version:
+                        out.tokens.append((param.name, _clip(url), _clip(version)))
+                elif param.type == "token":
                     for system, code in tokens_of(value):
                         out.tokens.append((param.name, _clip(system), _clip(code)))
                 elif param.type == "string":

@@ -31,6 +31,7 @@ class SearchParam:
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
     extension: str | None = None  # read the value[x] of the extensions with this url at ``paths``
+    canonical: bool = False  # a token on a canonical ``url|version``: matches ``url`` and ``url|version``
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ResourceType:
     interactions: tuple[str, ...] = INTERACTIONS
     # Served from the append-only audit trail, not the resource store (AuditEvent).
     audit_trail: bool = False
+    # Said in the CapabilityStatement (e.g. who writes the type).
+    documentation: str | None = None
 
     @property
     def date_params(self) -> list[str]:
@@ -73,7 +76,8 @@ def load_registry(path: Path = DATA) -> Registry:
     types: dict[str, ResourceType] = {}
     for name, spec in raw["resources"].items():
         params = {
-            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())), p.get("extension"))
+            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())), p.get("extension"),
+                               bool(p.get("canonical")))
             for pname, p in spec["search"].items()
         }
         comp = spec.get("compartment", "excluded")
@@ -81,7 +85,8 @@ def load_registry(path: Path = DATA) -> Registry:
         if unknown:
             raise ValueError(f"{path.name}: {name} lists unknown interactions {sorted(unknown)}")
         types[name] = ResourceType(name, params, tuple(comp) if isinstance(comp, list) else comp,
-                                   tuple(spec.get("interactions", INTERACTIONS)), bool(spec.get("auditTrail")))
+                                   tuple(spec.get("interactions", INTERACTIONS)), bool(spec.get("auditTrail")),
+                                   spec.get("documentation"))
     return Registry(types)
 
 

@@ -92,7 +92,8 @@ def denial_rate(conn: Connection) -> str:
 def days_in_ar(conn: Connection) -> str:
     return f"""{_outstanding(conn)},
       charged AS (SELECT claim_id, payer, clinician, charge_cents FROM claim_fact
-                  WHERE tenant_id = :t AND service_date BETWEEN :s AND :e AND NOT is_void AND NOT excluded),
+                  WHERE tenant_id = :t AND service_date BETWEEN :s AND :e AND submitted_on IS NOT NULL
+                    AND NOT is_void AND NOT excluded),
       base AS (
         SELECT COALESCE(a.claim_id, c.claim_id) AS claim_id, COALESCE(a.payer, c.payer) AS payer,
                COALESCE(a.clinician, c.clinician) AS clinician,
@@ -108,21 +109,25 @@ def aged_ar_over_90(conn: Connection) -> str:
                FROM ar WHERE owed > 0)"""
 
 
+#: A claim whose charges count in the period: billed (sent), served in the period, not a void.
+CHARGED = "f.service_date BETWEEN :s AND :e AND f.submitted_on IS NOT NULL AND NOT f.is_void"
+
+
 def net_collection_rate(conn: Connection) -> str:
     return f"""moved AS (SELECT claim_id, SUM(paid_cents) AS paid, SUM(contractual_cents) AS co FROM remit_fact
                  WHERE tenant_id = :t AND active AND posted_on BETWEEN :s AND :e GROUP BY claim_id),
       touched AS (SELECT claim_id FROM claim_fact WHERE tenant_id = :t AND service_date BETWEEN :s AND :e
+                    AND submitted_on IS NOT NULL
                   UNION SELECT claim_id FROM moved),
       base AS (
         SELECT f.claim_id, f.payer, f.clinician,
-               {_cols(den=_b('f.service_date BETWEEN :s AND :e AND NOT f.is_void'),
+               {_cols(den=_b(CHARGED),
                       num=_b('COALESCE(m.paid, 0) <> 0'),
-                      den_amt="CASE WHEN f.service_date BETWEEN :s AND :e AND NOT f.is_void THEN f.charge_cents "
-                              "ELSE 0 END - COALESCE(m.co, 0)",
+                      den_amt=f"CASE WHEN {CHARGED} THEN f.charge_cents ELSE 0 END - COALESCE(m.co, 0)",
                       num_amt='COALESCE(m.paid, 0)')}
         FROM touched x JOIN claim_fact f ON f.tenant_id = :t AND f.claim_id = x.claim_id
         LEFT JOIN moved m ON m.claim_id = f.claim_id
-        WHERE NOT f.excluded AND ((f.service_date BETWEEN :s AND :e AND NOT f.is_void) OR m.claim_id IS NOT NULL))"""
+        WHERE NOT f.excluded AND (({CHARGED}) OR m.claim_id IS NOT NULL))"""
 
 
 def days_to_payment(conn: Connection) -> str:
@@ -164,14 +169,14 @@ COMPUTATIONS: dict[str, Callable[[Connection], str]] = {f.__name__: f for f in (
 _AGG = "SUM(ip), SUM(den), SUM(num), SUM(den_amt), SUM(num_amt)"
 
 
-def _codes(conn: Connection, kind: str) -> str:
-    """The claims' codes of ``kind``, joined to the base. On PostgreSQL a LATERAL lookup per claim
-    (``OFFSET 0`` keeps it one): the base is a month's claims, and an index probe each beats
-    hashing every code of the tenant."""
+def _codes(conn: Connection) -> str:
+    """The claims' codes (kind cpt or discipline), joined to the base. On PostgreSQL one LATERAL
+    index probe per claim (``OFFSET 0`` keeps it one): the base is a period's claims, and a probe
+    each beats hashing every code of the tenant."""
     if conn.dialect.name == "postgresql":
-        return (f"CROSS JOIN LATERAL (SELECT value FROM claim_code_fact WHERE tenant_id = :t "
-                f"AND claim_id = base.claim_id AND kind = '{kind}' OFFSET 0) c")
-    return f"JOIN claim_code_fact c ON c.tenant_id = :t AND c.claim_id = base.claim_id AND c.kind = '{kind}'"
+        return ("CROSS JOIN LATERAL (SELECT kind, value FROM claim_code_fact WHERE tenant_id = :t "
+                "AND claim_id = base.claim_id OFFSET 0) c")
+    return "JOIN claim_code_fact c ON c.tenant_id = :t AND c.claim_id = base.claim_id"
 
 
 def _aggregate(conn: Connection, with_median: bool) -> str:
@@ -181,8 +186,7 @@ def _aggregate(conn: Connection, with_median: bool) -> str:
     for key in ("payer", "clinician"):
         parts.append(f"SELECT '{key}', COALESCE(base.{key}, 'unknown'), {_AGG}{med} FROM base "
                      f"GROUP BY COALESCE(base.{key}, 'unknown')")
-    for kind in ("cpt", "discipline"):
-        parts.append(f"SELECT '{kind}', c.value, {_AGG}{med} FROM base {_codes(conn, kind)} GROUP BY c.value")
+    parts.append(f"SELECT c.kind, c.value, {_AGG}{med} FROM base {_codes(conn)} GROUP BY c.kind, c.value")
     return " UNION ALL ".join(parts)
 
 

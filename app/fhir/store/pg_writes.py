@@ -57,8 +57,9 @@ au AS (INSERT INTO audit_event (tenant_id, recorded, content, action, outcome, e
 # The jobs the write queues (app.outbox), likewise only when the write happened.
 _JOBS = """,
 jb AS (INSERT INTO job (tenant_id, kind, dedupe_key, payload, status, attempts, run_after, created_at, updated_at)
-       SELECT %(t)s, x.k, x.d, x.p, 'queued', 0, %(now)s::timestamptz, %(now)s::timestamptz, %(now)s::timestamptz
-       FROM r, unnest(%(jk)s::text[], %(jd)s::text[], %(jp)s::text[]) AS x(k, d, p)
+       SELECT %(t)s, x.k, x.d, x.p, 'queued', 0, COALESCE(x.r, %(now)s::timestamptz), %(now)s::timestamptz,
+              %(now)s::timestamptz
+       FROM r, unnest(%(jk)s::text[], %(jd)s::text[], %(jp)s::text[], %(jr)s::text[]::timestamptz[]) AS x(k, d, p, r)
        ON CONFLICT (tenant_id, dedupe_key) DO NOTHING)"""
 
 _END = """
@@ -143,7 +144,8 @@ def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int,
         params.update({f"a_{short}": audit[column] for short, column in _AUDIT_COLUMNS.items()})
     if jobs:
         params.update({"jk": [j.kind for j in jobs], "jd": [j.dedupe_key for j in jobs],
-                       "jp": [j.payload_text() for j in jobs]})
+                       "jp": [j.payload_text() for j in jobs],
+                       "jr": [j.run_after.isoformat() if j.run_after else None for j in jobs]})
     return Write(kind, audit is not None, bool(jobs), params)
 
 

@@ -282,3 +282,32 @@ async def test_a_claim_a_client_writes_is_a_manual_change(api, store, tenant):
     with ts.unit() as unit:
         facts.rebuild(unit)
     assert manual() is True  # read back from the claim
+
+
+async def test_a_write_off_and_a_void_take_claims_out_of_ar_from_their_day(api, store, tenant):
+    store_scenario(store, tenant)
+    task = {"resourceType": "Task", "id": "denial-c", "status": "completed", "intent": "order",
+            "code": {"coding": [{"system": "https://therabridge.dev/fhir/CodeSystem/task-code", "code": "denial"}]},
+            "focus": {"reference": "Claim/c-c"}, "businessStatus": {"text": "written-off"},
+            "lastModified": "2026-06-20T10:00:00Z"}
+    void = claim("c-void", dos="2026-03-01", lines=[("97110", "GP", "300.00")], payer="payer-a", clinician="pt-1",
+                 patient="pat-1", states={SENT: "2026-06-22", "accepted": "2026-06-25"})
+    void["extension"].append({"url": "https://therabridge.dev/fhir/StructureDefinition/claim-frequency",
+                              "valueCode": "8"})
+    void["related"] = [{"claim": {"reference": "Claim/c-e"},
+                        "relationship": {"coding": [{"code": "prior"}]}}]
+    with store.for_tenant(tenant).unit() as unit:
+        unit.update("Task", "denial-c", task, fresh_id=True)
+        unit.update("Claim", "c-void", void, fresh_id=True)
+
+    async def owed(end: str) -> list[str]:
+        r = await api.get(f"/fhir/Measure/aged-ar-over-90/$evaluate-measure?periodStart=2026-06-01&periodEnd={end}"
+                          "&reportType=subject-list")
+        return [e["item"]["reference"] for c in r.json()["contained"] if c["id"] == "denominator"
+                for e in c.get("entry", [])]
+
+    assert await owed("2026-06-19") == ["Claim/c-a", "Claim/c-b", "Claim/c-c", "Claim/c-d", "Claim/c-e"]
+    assert await owed("2026-06-24") == ["Claim/c-b", "Claim/c-d", "Claim/c-e"]  # A paid, C written off on 06-20
+    assert await owed("2026-06-30") == []  # B and D settled; the payer took E's void on 06-25
+    clean = (await api.get(f"/fhir/Measure/clean-claim-rate/$evaluate-measure?{JUNE}")).json()["group"][0]
+    assert (population(clean, "numerator")["count"], population(clean, "denominator")["count"]) == (4, 5)
