@@ -76,6 +76,15 @@ class DemoServer:
                 time.sleep(0.2)
         raise RuntimeError("server did not start: " + (self.var / "server.log").read_text()[-2000:])
 
+    def cli(self, *args: str) -> str:
+        """A ``therabridge`` command on the server's database (as an operator would run it)."""
+        env = {**os.environ, "THERABRIDGE_DATABASE_URL": self.database_url, "THERABRIDGE_VAR_DIR": str(self.var),
+               "THERABRIDGE_PUBLIC_URL": self.base}
+        done = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
     def api(self) -> httpx.Client:
         """The FHIR API as the EHR (backend services token), to check what the app shows."""
         token = request_token(self.var / "demo-backend-key.json")["access_token"]

@@ -163,6 +163,29 @@ def test_dashboard_figures_are_evaluate_measures(server: DemoServer, browser: An
     shots(browser, "dashboard-drill")
 
 
+def test_trend_from_the_weekly_reports(server: DemoServer, browser: Any, shots: Any) -> None:
+    today = date.today()
+    for day in (today - timedelta(days=7), today):
+        year, week, _ = day.isocalendar()
+        server.cli("measures", "weekly", "--tenant", "demo", "--week", f"{year}-W{week:02d}")
+    with server.api() as api:
+        url = api.get("/Measure/denial-rate").json()["url"]
+        stored = [e["resource"] for e in api.get("/MeasureReport", params={"measure": url, "_sort": "period"}).json()["entry"]]
+    assert len(stored) == 2
+    go(browser, server, "/dashboard")
+    browser.refresh()
+    Select(wait_for(lambda: browser.find_element(By.ID, "trend-measure"), what="the trend")).select_by_value("denial-rate")
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, ".trend canvas"), what="the trend chart")
+    browser.find_element(By.CSS_SELECTOR, ".trend details summary").click()
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, ".trend tbody tr")]
+    expected = [f"{r['period']['end']} " + (_tile_text(r["group"][0].get("measureScore", {})) or "") for r in stored]
+    assert rows == expected
+    drawn = browser.execute_script("return Chart.getChart(document.querySelector('.trend canvas')).data.datasets[0].data")
+    assert drawn == [None if r["group"][0].get("measureScore") is None else r["group"][0]["measureScore"]["value"] * 100
+                     for r in stored]
+    shots(browser, "dashboard-trend")
+
+
 def test_a_bad_period_is_explained(server: DemoServer, browser: Any) -> None:
     go(browser, server, "/dashboard?start=2026-05-01&end=2026-04-01")
     alert = wait_for(lambda: browser.find_element(By.ID, "period-error"), what="the period error")

@@ -70,9 +70,12 @@ function TrendChart({measures}) {
   const {data, error, loading} = useLoad(async () => {
     const params = {_sort: 'period', _count: 200, measure: (measure && measure.url) || `Measure/${chosen}`};
     const reports = await search('MeasureReport', params);
-    return reports.map((r) => ({
-      end: day(r.period && r.period.end), value: (((r.group || [])[0] || {}).measureScore || {}).value,
-    })).filter((p) => p.value !== undefined);
+    return reports.map((r) => {
+      const score = ((r.group || [])[0] || {}).measureScore || {};
+      const percent = score.code === '1';
+      return {end: day(r.period && r.period.end), text: scoreText(score),
+        value: score.value === undefined || score.value === null ? null : Number(score.value) * (percent ? 100 : 1)};
+    });
   }, [chosen, measure && measure.url]);
   useEffect(() => {
     if (!canvas.current || !data || !data.length || !window.Chart) return undefined;
@@ -80,8 +83,10 @@ function TrendChart({measures}) {
     chart.current = new window.Chart(canvas.current, {
       type: 'line',
       data: {labels: data.map((p) => p.end),
-        datasets: [{label: measure ? measure.title : chosen, data: data.map((p) => p.value), borderColor: '#1d5fa7', tension: 0.2}]},
-      options: {animation: false, responsive: true, maintainAspectRatio: false, plugins: {legend: {display: false}}},
+        datasets: [{label: measure ? measure.title : chosen, data: data.map((p) => p.value), borderColor: '#1d5fa7',
+          backgroundColor: '#1d5fa7', tension: 0.2, spanGaps: true}]},
+      options: {animation: false, responsive: true, maintainAspectRatio: false, plugins: {legend: {display: false}},
+        scales: {y: {beginAtZero: true}}},
     });
     return () => { if (chart.current) { chart.current.destroy(); chart.current = null; } };
   }, [data]);
@@ -97,7 +102,7 @@ function TrendChart({measures}) {
     ${data && data.length ? html`
       <div class="chart"><canvas ref=${canvas} role="img" aria-label=${`Weekly ${measure ? measure.title : chosen}`}></canvas></div>
       <details><summary>Figures</summary><table><thead><tr><th scope="col">Week ending</th><th scope="col">Score</th></tr></thead>
-        <tbody>${data.map((p) => html`<tr><td>${p.end}</td><td>${p.value}</td></tr>`)}</tbody></table></details>` : null}
+        <tbody>${data.map((p) => html`<tr><td>${p.end}</td><td>${p.text}</td></tr>`)}</tbody></table></details>` : null}
   </section>`;
 }
 
