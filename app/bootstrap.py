@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from app import directory, jobs
+from app.auth import practice_app
 from app.billing import payments
 from app.claims import (
     appointments, authorizations, automation, client_writes, eligibility_use, fee_schedule, rule_packs,
@@ -113,6 +114,7 @@ def open_store(settings: Settings) -> Store:
     upgrade(engine)
     store = build_store(settings, engine)
     store.ensure_tenant(settings.default_tenant)
+    practice_app.ensure_all(engine, settings.public_url)  # the web app's client in every practice
     eligibility_sweep.ensure_schedules(store)  # daily eligibility sweeps of tenants with payers
     status_follow_up.ensure_schedules(store)  # and their daily claim status follow-up
     measure_weekly.ensure_schedules(store)  # weekly KPI reports of practices with claims
@@ -143,6 +145,8 @@ def prepare_database(settings: Settings, *, demo: bool) -> list[str]:
             f"demo practice loaded ({n} resources) into tenant '{creds['tenant']}'",
             f"backend client {creds['client_id']}: private key in {creds['key_file']}",
             f"demo user '{creds['user']}' (role biller): password in {creds['user_file']}",
+            f"practice app: {settings.public_url.rstrip('/')}/app/ (practice code '{creds['tenant']}', user "
+            f"'{creds['user']}')",
             "get a token and call the API:",
             f'  TOKEN=$({token})',
             f'  curl -H "Authorization: Bearer $TOKEN" "{settings.fhir_base}/Encounter?patient=pat-alvarez"',

@@ -171,6 +171,9 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     app.include_router(oauth_router)
     app.include_router(admin_router)
     app.include_router(admin_payers_router)
+    from app.web.routes import router as web_router
+
+    app.include_router(web_router)  # the practice web app at /app/
 
     @app.get("/healthz", tags=["Operations"], summary="Process is up")
     async def healthz() -> JSONResponse:

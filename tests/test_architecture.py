@@ -20,7 +20,7 @@ APP_LAYERS: list[list[str]] = [
     ["app.fhir.routes", "app.claims.operations", "app.payers.routes", "app.payers.admin_routes",
      "app.auth.admin_routes", "app.auth.oauth_routes", "app.auth.bearer", "app.auth.capability", "app.auth.pages",
      "app.auth.demo", "app.audit_routes", "app.services", "app.fhir.openapi", "app.rate_limit", "app.payers.demo",
-     "app.billing.operations", "app.measures.routes"],
+     "app.billing.operations", "app.measures.routes", "app.web"],
     ["app.measures"],  # the revenue-cycle KPIs: claim facts kept from every layer below, their queries
     ["app.payers"],  # talking to payers: submission, inquiry, inbound, posting, eligibility
     ["app.billing"],  # the patient's share: balances, payments, statements, estimates

@@ -17,11 +17,13 @@ from joserfc.errors import JoseError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from app.auth import practice_app
 from app.auth.crypto import digest, in_seconds, new_secret, utcnow
 from app.auth.models import JWKS, JWKS_URI, PUBLIC, SECRET, T
 from app.auth.scopes import ADMIN_SCOPE, ScopeSet, known_roles
 from app.auth.users import hash_password
 from app.db import Tenant, write_connection
+from app.settings import get_settings
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _FHIR_USER = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson|Person)/[A-Za-z0-9\-.]{1,64}$")
@@ -41,7 +43,10 @@ def _tenant_exists(engine: Engine, tenant: str) -> None:
         raise AdminError(f"unknown tenant {tenant!r}")
 
 
-def create_tenant(engine: Engine, slug: str, name: str | None = None) -> dict[str, str]:
+def create_tenant(engine: Engine, slug: str, name: str | None = None, *,
+                  public_url: str | None = None) -> dict[str, str]:
+    """A new practice, with the web app registered as its SMART client (``public_url``: where the
+    server is reached; the settings' by default)."""
     if not _SLUG.match(slug):
         raise AdminError("tenant slug: lowercase letters, digits and '-', at most 63 characters")
     try:
@@ -49,6 +54,7 @@ def create_tenant(engine: Engine, slug: str, name: str | None = None) -> dict[st
             conn.execute(sa.insert(Tenant.__table__).values(id=slug, name=name or slug, created_at=utcnow()))  # type: ignore[attr-defined]
     except IntegrityError:
         raise AdminError(f"tenant {slug!r} already exists") from None
+    practice_app.ensure_client(engine, slug, public_url or get_settings().public_url)
     return {"id": slug, "name": name or slug}
 
 

@@ -48,7 +48,7 @@ def _exists(engine: Engine, table: sa.Table, *where: Any) -> bool:
 def ensure_demo_credentials(engine: Engine, settings: Settings, var_dir: Path) -> dict[str, Any]:
     tenants = Tenant.__table__  # type: ignore[attr-defined]
     if not _exists(engine, tenants, tenants.c.id == TENANT):
-        admin.create_tenant(engine, TENANT, "Demo therapy practice")
+        admin.create_tenant(engine, TENANT, "Demo therapy practice", public_url=settings.public_url)
 
     key_path = var_dir / KEY_FILE
     data = json.loads(key_path.read_text()) if key_path.exists() else None
