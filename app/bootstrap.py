@@ -26,7 +26,7 @@ from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
 from app.migrations import upgrade
-from app.payers import eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
+from app.payers import aging, eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
@@ -55,6 +55,7 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["PaymentReconciliation"] = payments.guard  # patient payments are checked
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     store.guards["Appointment"] = appointments.guard  # only appointments whose references resolve
+    store.indexers["ExplanationOfBenefit"] = aging.settled_index  # what an answer settles (Claim?outstanding=)
     eligibility_use.POLICY = eligibility_use.Policy(settings.eligibility_max_age_days, settings.eligibility_visits_low)
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it

@@ -6,15 +6,18 @@ search.html §3.1.1.5.7: a stored interval [s, e] against a query interval [qs, 
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.db import ResourceRow, SearchDate, SearchReference, SearchString, SearchToken
+from app.db import ResourceRow, SearchDate, SearchNumber, SearchReference, SearchString, SearchToken
 from app.fhir.dates import MAX, MIN
+from app.fhir.extract import NUMBER_SCALE
 from app.fhir.search_params import (
-    Clause, DateValue, MissingValue, ReferenceValue, SearchQuery, StringValue, TokenValue,
+    Clause, DateValue, MissingValue, NumberValue, ReferenceValue, SearchQuery, StringValue, TokenValue,
 )
 
 R = ResourceRow.__table__
@@ -22,7 +25,11 @@ TOKEN = SearchToken.__table__
 STRING = SearchString.__table__
 DATE = SearchDate.__table__
 REF = SearchReference.__table__
-INDEX_TABLES = {"token": TOKEN, "string": STRING, "date": DATE, "reference": REF}
+NUMBER = SearchNumber.__table__
+INDEX_TABLES = {"token": TOKEN, "string": STRING, "date": DATE, "reference": REF, "number": NUMBER}
+# Sort keys of resources without a value, so that they come last in either direction.
+_LAST_NUMBER, _FIRST_NUMBER = 2**62, -(2**62)
+_LAST_TEXT, _FIRST_TEXT = "\U0010ffff", ""
 
 
 def date_condition(start: ColumnElement, end: ColumnElement, v: DateValue) -> ColumnElement:
@@ -38,6 +45,32 @@ def date_condition(start: ColumnElement, end: ColumnElement, v: DateValue) -> Co
         "sa": start > qe,
         "eb": end < qs,
         "ap": sa.and_(start <= qe, end >= qs),
+    }[v.prefix]
+
+
+def _floor(value: Decimal) -> int:
+    return math.floor(value * NUMBER_SCALE)
+
+
+def _ceil(value: Decimal) -> int:
+    return math.ceil(value * NUMBER_SCALE)
+
+
+def number_condition(col: ColumnElement, v: NumberValue) -> ColumnElement:
+    """``col`` (whole ten-thousandths) against a number value: ``eq``/``ne`` within the value's
+    implied precision, the order prefixes exactly, ``ap`` within 10% (R4 search.html §3.1.1.5.1).
+    The bounds are whole units, so an index on the column serves them."""
+    x, h = v.value, v.half_unit
+    within = sa.and_(col >= _ceil(x - h), col < _ceil(x + h))
+    spread = abs(x) / 10
+    return {
+        "eq": within,
+        "ne": sa.not_(within),
+        "gt": col > _floor(x), "sa": col > _floor(x),
+        "lt": col < _ceil(x), "eb": col < _ceil(x),
+        "ge": col >= _ceil(x),
+        "le": col <= _floor(x),
+        "ap": sa.and_(col >= _ceil(x - spread), col <= _floor(x + spread)),
     }[v.prefix]
 
 
@@ -64,6 +97,8 @@ def _value_condition(table: sa.Table, clause: Clause, v: object) -> ColumnElemen
     if isinstance(v, ReferenceValue):
         cond = table.c.target_id == v.id
         return sa.and_(table.c.target_type == v.type, cond) if v.type else cond
+    if isinstance(v, NumberValue):
+        return number_condition(table.c.value, v)
     raise TypeError(f"unexpected search value {v!r}")
 
 
@@ -77,6 +112,8 @@ def clause_condition(tenant_id: str, rtype: str, clause: Clause) -> ColumnElemen
             return sa.true() if not clause.values[0].missing else sa.false()
         return sa.or_(*(date_condition(R.c.last_updated, R.c.last_updated, v)
                         for v in clause.values if isinstance(v, DateValue)))
+    if clause.derived:
+        return _derived_condition(tenant_id, rtype, clause.derived, clause)
     table = INDEX_TABLES[clause.type]
     base = [table.c.tenant_id == tenant_id, table.c.type == rtype, table.c.param == clause.param]
     if clause.modifier == "missing":
@@ -86,6 +123,34 @@ def clause_condition(tenant_id: str, rtype: str, clause: Clause) -> ColumnElemen
     return R.c.pk.in_(sa.select(table.c.res_pk).where(*base, values))
 
 
+def derived_value(tenant_id: str, rtype: str, spec: dict) -> ColumnElement:  # type: ignore[type-arg]
+    """A derived number parameter (``spec``: its ``SearchParam.derived``) of the row ``R``: its ``from``
+    value less the sum of the ``minus`` values of the resources pointing at it; NULL when the
+    resource has no ``from`` value. Computed from the current index rows, so it changes as soon
+    as a pointing resource is written, reversed or deleted."""
+    base = (sa.select(sa.func.min(NUMBER.c.value))
+            .where(NUMBER.c.res_pk == R.c.pk, NUMBER.c.param == spec["from"]).scalar_subquery())
+    minus = spec.get("minus")
+    if not minus:
+        return base
+    other = NUMBER.alias("derived_minus")
+    link = REF.alias("derived_link")
+    taken = (sa.select(sa.func.coalesce(sa.func.sum(other.c.value), 0))
+             .select_from(link.join(other, other.c.res_pk == link.c.res_pk))
+             .where(link.c.tenant_id == tenant_id, link.c.type == minus["type"], link.c.param == minus["via"],
+                    link.c.target_type == rtype, link.c.target_id == R.c.id,
+                    other.c.param == minus["param"])
+             .scalar_subquery())
+    return base - taken
+
+
+def _derived_condition(tenant_id: str, rtype: str, spec: dict, clause: Clause) -> ColumnElement:  # type: ignore[type-arg]
+    value = derived_value(tenant_id, rtype, spec)
+    if clause.modifier == "missing":
+        return value.is_(None) if clause.values[0].missing else value.is_not(None)  # type: ignore[union-attr]
+    return sa.or_(*(number_condition(value, v) for v in clause.values if isinstance(v, NumberValue)))
+
+
 def query_conditions(tenant_id: str, query: SearchQuery) -> list[ColumnElement]:
     conds: list[ColumnElement] = [R.c.tenant_id == tenant_id, R.c.type == query.resource_type,
                                   R.c.deleted.is_(False)]
@@ -93,7 +158,7 @@ def query_conditions(tenant_id: str, query: SearchQuery) -> list[ColumnElement]:
     return conds
 
 
-def sort_expression(query: SearchQuery) -> tuple[ColumnElement | None, bool, str]:
+def sort_expression(query: SearchQuery, tenant_id: str = "") -> tuple[ColumnElement | None, bool, str]:
     """(expression, descending, kind) for the sort key; ``None`` means creation order (pk)."""
     if query.sort is None:
         return None, False, "pk"
@@ -102,13 +167,23 @@ def sort_expression(query: SearchQuery) -> tuple[ColumnElement | None, bool, str
         return R.c.last_updated, desc, "datetime"
     if name == "_id":
         return R.c.id, desc, "str"
-    first = (
-        sa.select(sa.func.min(DATE.c.start))
-        .where(DATE.c.res_pk == R.c.pk, DATE.c.param == name)
-        .scalar_subquery()
-    )
-    # Resources without the date sort last in either direction.
-    return sa.func.coalesce(first, MIN if desc else MAX), desc, "datetime"
+    param = query.sort_param
+    if param is None or param.type == "date":
+        first = (
+            sa.select(sa.func.min(DATE.c.start))
+            .where(DATE.c.res_pk == R.c.pk, DATE.c.param == name)
+            .scalar_subquery()
+        )
+        # Resources without the date sort last in either direction.
+        return sa.func.coalesce(first, MIN if desc else MAX), desc, "datetime"
+    if param.type == "number":
+        value = (derived_value(tenant_id, query.resource_type, param.derived) if param.derived else
+                 sa.select(sa.func.min(NUMBER.c.value)).where(NUMBER.c.res_pk == R.c.pk, NUMBER.c.param == name)
+                 .scalar_subquery())
+        return sa.func.coalesce(value, _FIRST_NUMBER if desc else _LAST_NUMBER), desc, "int"
+    table, column = (TOKEN, TOKEN.c.code) if param.type == "token" else (REF, REF.c.target_id)
+    text = sa.select(sa.func.min(column)).where(table.c.res_pk == R.c.pk, table.c.param == name).scalar_subquery()
+    return sa.func.coalesce(text, _FIRST_TEXT if desc else _LAST_TEXT), desc, "str"
 
 
 def keyset_condition(expr: ColumnElement | None, desc: bool, after: tuple[object, int]) -> ColumnElement:
@@ -135,4 +210,6 @@ def from_cursor_value(kind: str, text: str | None) -> object:
     if kind == "datetime":
         dt = datetime.fromisoformat(text)
         return dt
+    if kind == "int":
+        return int(text)
     return text

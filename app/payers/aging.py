@@ -121,20 +121,37 @@ def _written_off(reader: Reader) -> set[str]:
             if (t.get("businessStatus") or {}).get("text") == "written-off"}
 
 
+def settled(eob: dict[str, Any]) -> tuple[str, Decimal] | None:
+    """(claim id, what the EOB settles on it: its payment plus its closing adjustments), or None
+    for an EOB that settles nothing (not active, or on no claim of ours). A reversal's amounts
+    are negative, so it puts the money back."""
+    ref = ((eob.get("claim") or {}).get("reference")) or ""
+    if eob.get("status") != "active" or not ref.startswith("Claim/"):
+        return None
+    closing = set(settings()["closing_adjustment_groups"])
+    claim_id = ref.removeprefix("Claim/")
+    amount = dec(((eob.get("payment") or {}).get("amount") or {}).get("value"))
+    for line in eob_lines(eob, claim_id):
+        amount += sum((p.amount for p in (*line.adjustments, *line.patient) if p.group in closing), ZERO)
+    return claim_id, amount
+
+
+def settled_index(eob: dict[str, Any]) -> list[tuple[str, Decimal]]:
+    """The store's computed index of an EOB (``ExplanationOfBenefit?settled=``): what it settles,
+    which the Claim's ``outstanding`` search parameter subtracts from the billed amount."""
+    found = settled(eob)
+    return [("settled", found[1])] if found is not None else []
+
+
 def _settled_by_claim(reader: Reader, as_of: date) -> dict[str, Decimal]:
     """claim id -> paid + closing adjustments, from the EOBs created on or before ``as_of``."""
-    closing = set(settings()["closing_adjustment_groups"])
     out: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for eob in resources_of_type(reader, "ExplanationOfBenefit"):
-        ref = ((eob.get("claim") or {}).get("reference")) or ""
-        if eob.get("status") != "active" or not ref.startswith("Claim/"):
-            continue
         if eob.get("created") and date.fromisoformat(eob["created"][:10]) > as_of:
             continue
-        claim_id = ref.removeprefix("Claim/")
-        out[claim_id] += dec(((eob.get("payment") or {}).get("amount") or {}).get("value"))
-        for line in eob_lines(eob, claim_id):
-            out[claim_id] += sum((p.amount for p in (*line.adjustments, *line.patient) if p.group in closing), ZERO)
+        found = settled(eob)
+        if found is not None:
+            out[found[0]] += found[1]
     return out
 
 

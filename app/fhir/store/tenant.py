@@ -13,7 +13,7 @@ from app.audit import write_rows
 from app.db import write_connection
 from app.fhir.access import check_write
 from app.fhir.errors import Gone, NotFound, PreconditionFailed
-from app.fhir.extract import IndexValues, extract
+from app.fhir.extract import IndexValues, extract, number_units
 from app.fhir.search_params import SearchQuery
 import app.fhir.store.pg_writes as pg_writes
 from app.fhir.store.reader import Reader
@@ -133,7 +133,13 @@ class TenantStore:
     def index_values(self, rtype: str, resource: dict[str, Any]) -> IndexValues:
         """The search-index rows of ``resource`` (none for a type without search parameters)."""
         rt = self.store.registry.get(rtype)
-        return extract(resource, rt, self.store.base_url) if rt is not None else IndexValues()
+        if rt is None:
+            return IndexValues()
+        values = extract(resource, rt, self.store.base_url)
+        indexer = self.store.indexers.get(rtype)
+        if indexer is not None:
+            values.numbers += [(param, number_units(v)) for param, v in indexer(resource)]
+        return values
 
     def update(self, rtype: str, rid: str, resource: dict[str, Any], *, if_match: int | None = None,
                client: bool = False) -> WriteResult:

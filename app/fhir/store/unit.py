@@ -13,7 +13,7 @@ from app.db import ResourceHistoryRow, dialect_insert
 from app.fhir.access import check_write
 from app.fhir.errors import FhirError, NotFound, PreconditionFailed
 from app.fhir.interactions import check_offered
-from app.fhir.search_sql import DATE, REF, R, STRING, TOKEN
+from app.fhir.search_sql import DATE, NUMBER, REF, R, STRING, TOKEN
 import app.fhir.store.pg_writes as pg_writes
 from app.fhir.store.reader import Reader
 from app.fhir.store.types import Version, WriteResult, lock_key, serialize
@@ -27,11 +27,12 @@ H = ResourceHistoryRow.__table__
 
 _INSERT_RESOURCE = R.insert().returning(R.c.pk)
 _INSERT_HISTORY = H.insert()
-_INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF)}
+_INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF, NUMBER)}
 # IndexValues attribute -> (index table, the columns of each of its tuples)
 _INDEX_ROWS = {"tokens": (TOKEN.name, ("param", "system", "code")), "strings": (STRING.name, ("param", "value", "exact")),
                "dates": (DATE.name, ("param", "start", "end")),
-               "references": (REF.name, ("param", "target_type", "target_id"))}
+               "references": (REF.name, ("param", "target_type", "target_id")),
+               "numbers": (NUMBER.name, ("param", "value"))}
 
 
 class Unit(Reader):
@@ -249,7 +250,7 @@ class Unit(Reader):
             "last_updated": self.now, "method": method, "deleted": False, "content": content})
 
     def _clear_index(self, pk: int) -> None:
-        for table in (TOKEN, STRING, DATE, REF):
+        for table in (TOKEN, STRING, DATE, REF, NUMBER):
             self.conn.execute(table.delete().where(table.c.res_pk == pk))
 
     def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
