@@ -26,7 +26,7 @@ from app.fhir.registry import registry
 from app.fhir.store import Store
 from app.fhir.transactions import BundleProcessor
 from app.migrations import upgrade
-from app.payers import aging, eligibility, eligibility_sweep, inbound, inquiry, runtime, submission
+from app.payers import aging, eligibility, eligibility_sweep, inbound, inquiry, runtime, submission, worklists
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
@@ -63,6 +63,7 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["ClaimResponse"] = authorizations.guard  # clients write authorizations only
     _add(store.observers, authorizations.on_write)  # a claim under an authorization → renewal check
     _add(store.observers, timely_filing.on_write)  # a new claim → today's timely-filing sweep
+    _add(store.observers, worklists.on_write)  # a scored work item → today's worklist sweep
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -90,6 +91,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(authorizations.SWEEP, authorizations.run_sweep)
     jobs.register_handler(therapy_deadlines.SWEEP, therapy_deadlines.run_sweep)
     jobs.register_handler(timely_filing.SWEEP, timely_filing.run_sweep)
+    jobs.register_handler(worklists.SWEEP, worklists.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:
