@@ -31,9 +31,10 @@ class SearchParam:
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
     extension: str | None = None  # read the value[x] of the extensions with this url at ``paths``
-    # A number computed in SQL from other index rows instead of read from the resource:
-    # {"from": param, "minus": {"type": T, "param": p, "via": reference param of T}} is this
-    # resource's ``from`` value less the sum of ``p`` over the T resources whose ``via`` points at it.
+    # A number derived from other index rows instead of read from the resource, recomputed when
+    # either side is written (app.fhir.store.derived): {"from": param, "minus": {"type": T,
+    # "param": p, "via": reference param of T}} is this resource's ``from`` value less the sum of
+    # ``p`` over the T resources whose ``via`` points at it.
     derived: dict | None = None  # type: ignore[type-arg]
     documentation: str | None = None  # for the parameters of our own (CapabilityStatement, OpenAPI)
     sortable: bool = False  # a token or reference parameter ``_sort`` accepts (dates and numbers always)

@@ -82,7 +82,6 @@ class Clause:
     type: str
     modifier: str | None
     values: tuple[Value, ...]
-    derived: dict | None = None  # type: ignore[type-arg]  # the parameter's SearchParam.derived
 
 
 @dataclass(frozen=True)
@@ -275,7 +274,7 @@ def parse_search(
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise _bad(key, raw, "expected true or false")
-            q.clauses.append(Clause(name, ptype, "missing", (MissingValue(raw == "true"),), _derived(rtype, name)))
+            q.clauses.append(Clause(name, ptype, "missing", (MissingValue(raw == "true"),)))
             q.applied.append((key, raw))
             continue
         values: list[Value] = []
@@ -288,14 +287,9 @@ def parse_search(
             values.append(v)
         if not values:
             raise _bad(key, raw, "no value given")
-        q.clauses.append(Clause(name, ptype, modifier or None, tuple(values), _derived(rtype, name)))
+        q.clauses.append(Clause(name, ptype, modifier or None, tuple(values)))
         q.applied.append((key, raw))
     return q
-
-
-def _derived(rtype: ResourceType, name: str) -> dict | None:  # type: ignore[type-arg]
-    param = rtype.params.get(name)
-    return param.derived if param is not None else None
 
 
 def _split_commas_keep_escapes(raw: str) -> list[str]:

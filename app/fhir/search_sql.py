@@ -112,8 +112,6 @@ def clause_condition(tenant_id: str, rtype: str, clause: Clause) -> ColumnElemen
             return sa.true() if not clause.values[0].missing else sa.false()
         return sa.or_(*(date_condition(R.c.last_updated, R.c.last_updated, v)
                         for v in clause.values if isinstance(v, DateValue)))
-    if clause.derived:
-        return _derived_condition(tenant_id, rtype, clause.derived, clause)
     table = INDEX_TABLES[clause.type]
     base = [table.c.tenant_id == tenant_id, table.c.type == rtype, table.c.param == clause.param]
     if clause.modifier == "missing":
@@ -123,34 +121,6 @@ def clause_condition(tenant_id: str, rtype: str, clause: Clause) -> ColumnElemen
     return R.c.pk.in_(sa.select(table.c.res_pk).where(*base, values))
 
 
-def derived_value(tenant_id: str, rtype: str, spec: dict) -> ColumnElement:  # type: ignore[type-arg]
-    """A derived number parameter (``spec``: its ``SearchParam.derived``) of the row ``R``: its ``from``
-    value less the sum of the ``minus`` values of the resources pointing at it; NULL when the
-    resource has no ``from`` value. Computed from the current index rows, so it changes as soon
-    as a pointing resource is written, reversed or deleted."""
-    base = (sa.select(sa.func.min(NUMBER.c.value))
-            .where(NUMBER.c.res_pk == R.c.pk, NUMBER.c.param == spec["from"]).scalar_subquery())
-    minus = spec.get("minus")
-    if not minus:
-        return base
-    other = NUMBER.alias("derived_minus")
-    link = REF.alias("derived_link")
-    taken = (sa.select(sa.func.coalesce(sa.func.sum(other.c.value), 0))
-             .select_from(link.join(other, other.c.res_pk == link.c.res_pk))
-             .where(link.c.tenant_id == tenant_id, link.c.type == minus["type"], link.c.param == minus["via"],
-                    link.c.target_type == rtype, link.c.target_id == R.c.id,
-                    other.c.param == minus["param"])
-             .scalar_subquery())
-    return base - taken
-
-
-def _derived_condition(tenant_id: str, rtype: str, spec: dict, clause: Clause) -> ColumnElement:  # type: ignore[type-arg]
-    value = derived_value(tenant_id, rtype, spec)
-    if clause.modifier == "missing":
-        return value.is_(None) if clause.values[0].missing else value.is_not(None)  # type: ignore[union-attr]
-    return sa.or_(*(number_condition(value, v) for v in clause.values if isinstance(v, NumberValue)))
-
-
 def query_conditions(tenant_id: str, query: SearchQuery) -> list[ColumnElement]:
     conds: list[ColumnElement] = [R.c.tenant_id == tenant_id, R.c.type == query.resource_type,
                                   R.c.deleted.is_(False)]
@@ -158,7 +128,7 @@ def query_conditions(tenant_id: str, query: SearchQuery) -> list[ColumnElement]:
     return conds
 
 
-def sort_expression(query: SearchQuery, tenant_id: str = "") -> tuple[ColumnElement | None, bool, str]:
+def sort_expression(query: SearchQuery) -> tuple[ColumnElement | None, bool, str]:
     """(expression, descending, kind) for the sort key; ``None`` means creation order (pk)."""
     if query.sort is None:
         return None, False, "pk"
@@ -177,8 +147,7 @@ def sort_expression(query: SearchQuery, tenant_id: str = "") -> tuple[ColumnElem
         # Resources without the date sort last in either direction.
         return sa.func.coalesce(first, MIN if desc else MAX), desc, "datetime"
     if param.type == "number":
-        value = (derived_value(tenant_id, query.resource_type, param.derived) if param.derived else
-                 sa.select(sa.func.min(NUMBER.c.value)).where(NUMBER.c.res_pk == R.c.pk, NUMBER.c.param == name)
+        value = (sa.select(sa.func.min(NUMBER.c.value)).where(NUMBER.c.res_pk == R.c.pk, NUMBER.c.param == name)
                  .scalar_subquery())
         return sa.func.coalesce(value, _FIRST_NUMBER if desc else _LAST_NUMBER), desc, "int"
     table, column = (TOKEN, TOKEN.c.code) if param.type == "token" else (REF, REF.c.target_id)

@@ -179,7 +179,7 @@ class Reader:
         if query.summary_count or query.count == 0:
             return SearchResult([], [], total)
 
-        expr, desc, kind = sort_expression(query, self.tenant_id)
+        expr, desc, kind = sort_expression(query)
         direction = "n"
         pages, binding = self.ts.store.pages, search_binding(query)
         if query.page:
