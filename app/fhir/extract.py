@@ -52,10 +52,12 @@ def _step_filter(step: str) -> tuple[str, tuple[list[str], str] | None]:
 
 
 def _matches(item: dict[str, Any], cond: tuple[list[str], str]) -> bool:
-    node: Any = item
+    """Whether any value at the filter's elements (arrays flattened) equals its text."""
+    nodes: list[Any] = [item]
     for part in cond[0]:
-        node = node.get(part) if isinstance(node, dict) else None
-    return node == cond[1]
+        nodes = [n.get(part) for n in nodes if isinstance(n, dict)]
+        nodes = [x for n in nodes for x in (n if isinstance(n, list) else [n])]
+    return cond[1] in nodes
 
 
 def walk(node: Any, path: str) -> Iterator[Any]:
@@ -171,8 +173,9 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
         for path in param.paths:
             values = walk(resource, path)
             if param.extension:
+                urls = (param.extension,) if isinstance(param.extension, str) else param.extension
                 values = (next((v for k, v in ext.items() if k.startswith("value")), None)
-                          for ext in values if isinstance(ext, dict) and ext.get("url") == param.extension)
+                          for ext in values if isinstance(ext, dict) and ext.get("url") in urls)
             for value in values:
                 if param.type == "token":
                     for system, code in tokens_of(value):

@@ -30,7 +30,7 @@ class SearchParam:
     type: ParamType
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
-    extension: str | None = None  # read the value[x] of the extensions with this url at ``paths``
+    extension: str | tuple[str, ...] | None = None  # read the value[x] of the extensions with this url (one of these urls) at ``paths``
     # A number derived from other index rows instead of read from the resource, recomputed when
     # either side is written (app.fhir.store.derived): {"from": param, "minus": {"type": T,
     # "param": p, "via": reference param of T}} is this resource's ``from`` value less the sum of
@@ -85,7 +85,8 @@ def load_registry(path: Path = DATA) -> Registry:
     types: dict[str, ResourceType] = {}
     for name, spec in raw["resources"].items():
         params = {
-            pname: SearchParam(pname, p["type"], tuple(p.get("path", ())), tuple(p.get("target", ())), p.get("extension"),
+            pname: SearchParam(pname, p["type"], tuple(p.get("path", ())), tuple(p.get("target", ())),
+                               tuple(p["extension"]) if isinstance(p.get("extension"), list) else p.get("extension"),
                                p.get("derived"), p.get("documentation"), bool(p.get("sortable")))
             for pname, p in spec["search"].items()
         }

@@ -1,0 +1,141 @@
+"""The A/R aging's claims in one SQL statement over the search index, instead of reading and
+parsing every claim and EOB (``aging`` answers the same; this is how it answers fast).
+
+Every input of the report has an index row written with the resource: the lifecycle and status
+tokens, the claim frequency (a void is ``8``), the claims a claim ``replaces``, the days it
+reached a ``sent`` state, its service dates and billable period, its ``billed`` amount, and each
+ExplanationOfBenefit's ``settled`` amount, ``claim`` and ``created`` day. The statement joins
+them per claim and keeps the claims still owed as of the day; what is left for Python is the
+age bucket of each and the written-off denials (a few Tasks).
+
+Index rows describe only what was written since they existed: a database holding claims or EOBs
+written before (no ``sent`` or ``settled`` rows) is answered by the reading path instead, which
+``usable`` tells.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from app.db import ResourceRow, SearchDate, SearchNumber, SearchReference, SearchToken
+from app.fhir.dates import MIN, UTC
+from app.fhir.extract import NUMBER_SCALE
+from app.fhir.store import Reader
+
+R = ResourceRow.__table__
+TOKEN = SearchToken.__table__
+DATE = SearchDate.__table__
+REF = SearchReference.__table__
+NUMBER = SearchNumber.__table__
+VOID = "8"
+
+
+@dataclass(frozen=True)
+class Owed:
+    claim_id: str
+    insurer: str  # the reference, "Organization/id"
+    first_pk: int  # the claim's row (the report shows the insurer element of the payer's first claim)
+    start: date  # the day the age counts from
+    outstanding: Decimal
+
+
+def _day_end(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
+def _token(tenant: str, rtype: str, param: str, codes: list[str]) -> sa.Select:
+    return sa.select(TOKEN.c.res_pk).where(TOKEN.c.tenant_id == tenant, TOKEN.c.type == rtype,
+                                           TOKEN.c.param == param, TOKEN.c.code.in_(codes))
+
+
+def _first(tenant: str, param: str, *extra: sa.ColumnElement) -> sa.Subquery:
+    d = DATE.alias(f"d_{param.replace('-', '_')}")
+    return (sa.select(d.c.res_pk, sa.func.min(d.c.start).label("start"))
+            .where(d.c.tenant_id == tenant, d.c.type == "Claim", d.c.param == param, *[e(d) for e in extra])
+            .group_by(d.c.res_pk).subquery())
+
+
+def usable(reader: Reader, sent: list[str]) -> bool:
+    """Whether the index describes every claim and EOB the report reads: no claim in a sent state
+    without any of the rows written since (neither ``billed`` nor ``sent``), and every active EOB
+    on a claim with its ``settled`` row."""
+    t = reader.tenant_id
+    claims = _token(t, "Claim", "lifecycle", sent)
+    described = sa.union(
+        sa.select(NUMBER.c.res_pk).where(NUMBER.c.tenant_id == t, NUMBER.c.type == "Claim", NUMBER.c.param == "billed"),
+        sa.select(DATE.c.res_pk).where(DATE.c.tenant_id == t, DATE.c.type == "Claim", DATE.c.param == "sent"))
+    bare = reader.conn.execute(sa.select(sa.func.count()).select_from(R).where(
+        R.c.tenant_id == t, R.c.type == "Claim", R.c.deleted.is_(False), R.c.pk.in_(claims),
+        R.c.pk.not_in(described))).scalar_one()
+    if bare:
+        return False
+    active = _token(t, "ExplanationOfBenefit", "status", ["active"])
+    on_claims = reader.conn.execute(sa.select(sa.func.count(sa.distinct(REF.c.res_pk))).where(
+        REF.c.tenant_id == t, REF.c.type == "ExplanationOfBenefit", REF.c.param == "claim",
+        REF.c.target_type == "Claim", REF.c.res_pk.in_(active))).scalar_one()
+    settled = reader.conn.execute(sa.select(sa.func.count(sa.distinct(NUMBER.c.res_pk))).where(
+        NUMBER.c.tenant_id == t, NUMBER.c.type == "ExplanationOfBenefit", NUMBER.c.param == "settled")).scalar_one()
+    return on_claims == settled
+
+
+def owed(reader: Reader, as_of: date, basis: str, sent: list[str], resolved: list[str]) -> list[Owed] | None:
+    """The claims in A/R on ``as_of`` (not yet less the written-off denials), or None when one of
+    them has no insurer reference to group it by (the reading path answers then)."""
+    t, end = reader.tenant_id, _day_end(as_of)
+    in_sent_state = _token(t, "Claim", "lifecycle", sent)
+    sent_on = _first(t, "sent")
+    service = _first(t, "service-date", lambda d: d.c.start > MIN)
+    billable = _first(t, "billable-start")
+    billed = NUMBER.alias("billed")
+    insurer = REF.alias("insurer")
+    replacing = REF.alias("replacing")
+    eob, amount, created = REF.alias("eob"), NUMBER.alias("amount"), DATE.alias("created")
+    settled = (sa.select(eob.c.target_id.label("claim_id"), sa.func.sum(amount.c.value).label("value"))
+               .select_from(eob.join(amount, sa.and_(amount.c.res_pk == eob.c.res_pk, amount.c.param == "settled"))
+                            .outerjoin(created, sa.and_(created.c.res_pk == eob.c.res_pk, created.c.param == "created")))
+               .where(eob.c.tenant_id == t, eob.c.type == "ExplanationOfBenefit", eob.c.param == "claim",
+                      eob.c.target_type == "Claim", sa.or_(created.c.start.is_(None), created.c.start < end))
+               .group_by(eob.c.target_id).subquery())
+    replaced = (sa.select(replacing.c.target_id)
+                .join(sent_on, sent_on.c.res_pk == replacing.c.res_pk)
+                .where(replacing.c.tenant_id == t, replacing.c.type == "Claim", replacing.c.param == "replaces",
+                       replacing.c.target_type == "Claim", replacing.c.res_pk.in_(in_sent_state), sent_on.c.start < end))
+    outstanding = sa.func.coalesce(billed.c.value, 0) - sa.func.coalesce(settled.c.value, 0)
+    stmt = (sa.select(R.c.pk, R.c.id, insurer.c.target_type, insurer.c.target_id, sent_on.c.start.label("sent_on"),
+                      service.c.start.label("service"), billable.c.start.label("billable"), outstanding.label("owed"))
+            .select_from(R.join(sent_on, sent_on.c.res_pk == R.c.pk)
+                         .outerjoin(service, service.c.res_pk == R.c.pk)
+                         .outerjoin(billable, billable.c.res_pk == R.c.pk)
+                         .outerjoin(billed, sa.and_(billed.c.res_pk == R.c.pk, billed.c.param == "billed"))
+                         .outerjoin(insurer, sa.and_(insurer.c.res_pk == R.c.pk, insurer.c.param == "insurer"))
+                         .outerjoin(settled, settled.c.claim_id == R.c.id))
+            .where(R.c.tenant_id == t, R.c.type == "Claim", R.c.deleted.is_(False), R.c.pk.in_(in_sent_state),
+                   R.c.pk.not_in(_token(t, "Claim", "status", resolved)),
+                   R.c.pk.not_in(_token(t, "Claim", "frequency", [VOID])),
+                   R.c.id.not_in(replaced), sent_on.c.start < end, outstanding > 0))
+    out: list[Owed] = []
+    for row in reader.conn.execute(stmt):
+        if row.target_id is None:
+            return None
+        sent_day = _as_utc(row.sent_on).date()
+        first_service = row.service if row.service is not None else row.billable
+        start = sent_day if basis == "submission" or first_service is None else _as_utc(first_service).date()
+        out.append(Owed(row.id, f"{row.target_type}/{row.target_id}", row.pk, start,
+                        Decimal(int(row.owed)) / NUMBER_SCALE))
+    return out
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insurer_elements(reader: Reader, first_pks: dict[str, int]) -> dict[str, dict]:  # type: ignore[type-arg]
+    """reference -> the ``Claim.insurer`` element of the payer's first claim (as the report shows it)."""
+    import orjson
+
+    rows = reader.conn.execute(sa.select(R.c.pk, R.c.content).where(R.c.pk.in_(sorted(set(first_pks.values())))))
+    by_pk = {pk: (orjson.loads(content).get("insurer") or {}) for pk, content in rows}
+    return {ref: by_pk.get(pk) or {"reference": ref} for ref, pk in first_pks.items()}
