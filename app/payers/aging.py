@@ -25,11 +25,11 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from app.billing.ledger import ZERO, dec, eob_lines, money
 from app.claims.by_lifecycle import claims_with_lifecycle, resources_of_type
@@ -220,7 +220,32 @@ def aging_by_reading(reader: Reader, as_of: date, basis: str) -> Aging:
     return Aging(as_of, basis, payers)
 
 
-def _bucket_parts(buckets: list[Bucket]) -> list[dict[str, Any]]:
+def parse_detail(params: dict[str, str]) -> bool:
+    """Whether each bucket lists its claims (``detail=claims``, the default) or only its count,
+    amount and search (``detail=summary``: a few hundred bytes however many claims)."""
+    detail = params.get("detail") or "claims"
+    if detail not in ("claims", "summary"):
+        raise FhirError(400, "invalid", f"detail must be claims or summary, not {detail!r}", expression=["detail"])
+    return detail == "claims"
+
+
+def drill_search(reference: str | None, bucket: Bucket, as_of: date, basis: str) -> str:
+    """The Claim search for a bucket today: the payer's claims in a sent state, not cancelled,
+    still owed, whose first date of service (or submission) falls in the bucket's days. It
+    finds the bucket's claims, and also any void, replaced or written-off claim in that range
+    that still shows a balance (the report leaves those out)."""
+    param = "service-date" if basis == "service" else "submitted"
+    query = [f"lifecycle={','.join(settings()['sent'])}", "status=active,draft", "outstanding=gt0",
+             f"{param}=le{(as_of - timedelta(days=bucket.low)).isoformat()}"]
+    if bucket.high is not None:
+        query.append(f"{param}=ge{(as_of - timedelta(days=bucket.high)).isoformat()}")
+    if reference:
+        query.insert(0, f"insurer={reference}")
+    return "Claim?" + "&".join(query)
+
+
+def _bucket_parts(buckets: list[Bucket], *, claims: bool = True,
+                  search: Callable[[Bucket], str] | None = None) -> list[dict[str, Any]]:
     out = []
     for b in buckets:
         part: list[dict[str, Any]] = [{"name": "range", "valueString": b.label},
@@ -228,7 +253,10 @@ def _bucket_parts(buckets: list[Bucket]) -> list[dict[str, Any]]:
         if b.high is not None:
             part.append({"name": "toDays", "valueInteger": b.high})
         part += [{"name": "count", "valueInteger": b.count}, {"name": "outstanding", "valueMoney": money(b.outstanding)}]
-        part += [{"name": "claim", "valueReference": {"reference": f"Claim/{cid}"}} for cid in sorted(b.claims)]
+        if search is not None:
+            part.append({"name": "search", "valueUri": search(b)})
+        if claims:
+            part += [{"name": "claim", "valueReference": {"reference": f"Claim/{cid}"}} for cid in sorted(b.claims)]
         out.append({"name": "bucket", "part": part})
     return out
 
@@ -238,9 +266,11 @@ def _summary(buckets: list[Bucket]) -> list[dict[str, Any]]:
             {"name": "outstanding", "valueMoney": money(sum((b.outstanding for b in buckets), ZERO))}]
 
 
-def parameters(report: Aging) -> dict[str, Any]:
+def parameters(report: Aging, *, claims: bool = True, today: date | None = None) -> dict[str, Any]:
     """The report as ``Parameters``: per payer its buckets (each with count, outstanding and the
-    Claims in it), then the same buckets over all payers."""
+    Claims in it, unless not ``claims``), then the same buckets over all payers. As of ``today``
+    each bucket also carries its drill-down ``search`` (``drill_search``)."""
+    live = today is not None and report.as_of == today
     params: list[dict[str, Any]] = [{"name": "asOf", "valueDate": report.as_of.isoformat()},
                                     {"name": "basis", "valueCode": report.basis}]
     totals = _buckets()
@@ -248,10 +278,14 @@ def parameters(report: Aging) -> dict[str, Any]:
         insurer, buckets = report.payers[key]
         payer: dict[str, Any] = ({"name": "insurer", "valueReference": insurer} if insurer
                                  else {"name": "insurer", "valueString": key})
-        params.append({"name": "payer", "part": [payer, *_summary(buckets), *_bucket_parts(buckets)]})
+        search = (lambda b, ref=insurer.get("reference"): drill_search(ref, b, report.as_of, report.basis)) \
+            if live and insurer.get("reference") else None
+        params.append({"name": "payer", "part": [payer, *_summary(buckets),
+                                                 *_bucket_parts(buckets, claims=claims, search=search)]})
         for total, b in zip(totals, buckets):
             total.count += b.count
             total.outstanding += b.outstanding
             total.claims += b.claims
-    params.append({"name": "total", "part": [*_summary(totals), *_bucket_parts(totals)]})
+    search = (lambda b: drill_search(None, b, report.as_of, report.basis)) if live else None
+    params.append({"name": "total", "part": [*_summary(totals), *_bucket_parts(totals, claims=claims, search=search)]})
     return {"resourceType": "Parameters", "parameter": params}

@@ -3,6 +3,7 @@ and ``_sort``), ``submitted`` (date), sorting by payer and lifecycle, and ``outs
 current as answers are written, reversed and deleted; paging a sorted search walks every claim once."""
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -158,3 +159,27 @@ async def test_the_aging_total_is_the_sum_of_what_is_outstanding(api, store, ten
                   for c in b["part"] if c["name"] == "claim"]
         found = await ids(api, f"insurer=Organization/{payer}&outstanding=gt0&lifecycle:missing=false&_count=100")
         assert sorted(claims) == sorted(set(found) - {"c-cancelled", "c-clean"})
+
+
+async def test_the_aging_summary_drills_down_with_searches(api, store, tenant):
+    """``detail=summary`` leaves the claim lists out; each bucket's ``search`` finds its claims
+    (here exactly: no void, replaced or written-off claim in the fixtures owes anything)."""
+    store_all(store, tenant)
+    full = (await api.get("/fhir/Claim/$ar-aging")).json()
+    summary = (await api.get("/fhir/Claim/$ar-aging?detail=summary")).json()
+    assert '"claim"' not in json.dumps(summary) and '"claim"' in json.dumps(full)
+    drilled = 0
+    for p in [p for p in full["parameter"] if p["name"] in ("payer", "total")]:
+        for b in [b for b in p["part"] if b["name"] == "bucket"]:
+            claims = sorted(c["valueReference"]["reference"].removeprefix("Claim/") for c in b["part"]
+                            if c["name"] == "claim")
+            [search] = [c["valueUri"] for c in b["part"] if c["name"] == "search"]
+            r = await api.get(f"/fhir/{search}&_count=100")
+            assert r.status_code == 200, r.text
+            assert sorted(e["resource"]["id"] for e in r.json().get("entry", [])) == claims, search
+            drilled += len(claims)
+    assert drilled == 2 * len([c for c, v in OWED.items() if Decimal(v) > 0 and c not in ("c-cancelled", "c-clean")])
+    past = (await api.get("/fhir/Claim/$ar-aging?asOf=2026-06-30")).json()
+    assert '"search"' not in json.dumps(past)  # a past day's report has no live search
+    bad = await api.get("/fhir/Claim/$ar-aging?detail=everything")
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["detail"]
