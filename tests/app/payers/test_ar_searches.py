@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from app.fhir.search_params import parse_search
+
 from tests.app.payers.test_ar_aging import eob, store_all
 
 # claim -> what the payer still owes now (every EOB counts, whatever its date)
@@ -183,3 +185,33 @@ async def test_the_aging_summary_drills_down_with_searches(api, store, tenant):
     assert '"search"' not in json.dumps(past)  # a past day's report has no live search
     bad = await api.get("/fhir/Claim/$ar-aging?detail=everything")
     assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["detail"]
+
+
+async def test_answers_posted_at_once_all_count(store, tenant):
+    """Eight answers for one claim written by eight transactions at the same time: the stored
+    outstanding is billed less all of them (each recomputation waits for the one before)."""
+    import threading
+
+    store_all(store, tenant)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def post(n: int) -> None:
+        try:
+            answer = eob(f"e-race-{n}", "c-121", paid="10.00", created="2026-07-01")
+            barrier.wait(timeout=30)  # then all at once (SQLite's writers queue; PostgreSQL's overlap)
+            with store.for_tenant(tenant).unit() as unit:
+                unit.update("ExplanationOfBenefit", answer["id"], answer)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with store.for_tenant(tenant).reading() as reader:
+        found = reader.search(parse_search(store.registry.get("Claim"), [("_id", "c-121"), ("outstanding", "320.00")],
+                                           registry=store.registry))
+    assert [v.id for v in found.matches] == ["c-121"]  # 400 less eight payments of 10
