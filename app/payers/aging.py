@@ -164,23 +164,27 @@ class Aging:
     payers: dict[str, tuple[dict[str, Any], list[Bucket]]]
 
 
-def aging(reader: Reader, as_of: date, basis: str) -> Aging:
-    """The tenant's insurance A/R on ``as_of``, per payer (``Claim.insurer``) and bucket: from the
-    search index in one statement (``aging_sql``) when it describes every claim, else by reading."""
+def aging(reader: Reader, as_of: date, basis: str, *, claims: bool = True) -> Aging:
+    """The tenant's insurance A/R on ``as_of``, per payer (``Claim.insurer``) and bucket (listing
+    its claims unless not ``claims``): from the search index in one statement (``aging_sql``)
+    when it describes every claim, else by reading."""
     cfg = settings()
-    owed = aging_sql.owed(reader, as_of, basis, cfg["sent"], cfg["resolved_status"]) \
-        if aging_sql.usable(reader, cfg["sent"]) else None
+    owed = None
+    if aging_sql.usable(reader, cfg["sent"]):
+        spans = [(b.label, b.low, b.high) for b in _buckets()]
+        owed = aging_sql.owed(reader, as_of, basis, cfg["sent"], cfg["resolved_status"], spans,
+                              _written_off(reader), claims=claims)
     if owed is None:
         return aging_by_reading(reader, as_of, basis)
-    written_off = _written_off(reader)
     firsts: dict[str, int] = {}
     grouped: dict[str, list[Bucket]] = {}
     for o in owed:
-        age = (as_of - o.start).days
-        if age < 0 or o.claim_id in written_off:
-            continue
         firsts[o.insurer] = min(firsts.get(o.insurer, o.first_pk), o.first_pk)
-        bucket_for(grouped.setdefault(o.insurer, _buckets()), age).add(o.claim_id, o.outstanding)
+        bucket = next(b for b in grouped.setdefault(o.insurer, _buckets()) if b.label == o.bucket)
+        bucket.count += o.count
+        bucket.outstanding += o.outstanding
+        if o.claim_id is not None:
+            bucket.claims.append(o.claim_id)
     elements = aging_sql.insurer_elements(reader, firsts)
     return Aging(as_of, basis, {key: (elements[key], buckets) for key, buckets in grouped.items()})
 

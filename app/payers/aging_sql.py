@@ -35,11 +35,17 @@ VOID = "8"
 
 @dataclass(frozen=True)
 class Owed:
-    claim_id: str
+    """One claim still owed (``claims``), or one payer's bucket (``summary``: ``claim_id`` None)."""
+
+    claim_id: str | None
     insurer: str  # the reference, "Organization/id"
-    first_pk: int  # the claim's row (the report shows the insurer element of the payer's first claim)
-    start: date  # the day the age counts from
+    first_pk: int  # the payer's first claim row (the report shows the insurer element of it)
+    bucket: str
+    count: int
     outstanding: Decimal
+
+
+Bucket = tuple[str, int, int | None]  # label, from day, to day (None: no upper end)
 
 
 def _day_end(day: date) -> datetime:
@@ -81,51 +87,77 @@ def usable(reader: Reader, sent: list[str]) -> bool:
     return on_claims == settled
 
 
-def owed(reader: Reader, as_of: date, basis: str, sent: list[str], resolved: list[str]) -> list[Owed] | None:
-    """The claims in A/R on ``as_of`` (not yet less the written-off denials), or None when one of
-    them has no insurer reference to group it by (the reading path answers then)."""
+def owed(reader: Reader, as_of: date, basis: str, sent: list[str], resolved: list[str], buckets: list[Bucket],
+         written_off: set[str], *, claims: bool = True) -> list[Owed] | None:
+    """The claims in A/R on ``as_of`` with their age bucket (or, not ``claims``, the count and
+    amount per payer and bucket), or None when one of them has no insurer reference to group it
+    by (the reading path answers then). The amount owed is the stored ``outstanding`` unless an
+    EOB is dated after ``as_of``; then the EOBs up to that day are summed."""
     t, end = reader.tenant_id, _day_end(as_of)
     in_sent_state = _token(t, "Claim", "lifecycle", sent)
     sent_on = _first(t, "sent")
     service = _first(t, "service-date", lambda d: d.c.start > MIN)
     billable = _first(t, "billable-start")
-    billed = NUMBER.alias("billed")
     insurer = REF.alias("insurer")
     replacing = REF.alias("replacing")
-    eob, amount, created = REF.alias("eob"), NUMBER.alias("amount"), DATE.alias("created")
-    settled = (sa.select(eob.c.target_id.label("claim_id"), sa.func.sum(amount.c.value).label("value"))
-               .select_from(eob.join(amount, sa.and_(amount.c.res_pk == eob.c.res_pk, amount.c.param == "settled"))
-                            .outerjoin(created, sa.and_(created.c.res_pk == eob.c.res_pk, created.c.param == "created")))
-               .where(eob.c.tenant_id == t, eob.c.type == "ExplanationOfBenefit", eob.c.param == "claim",
-                      eob.c.target_type == "Claim", sa.or_(created.c.start.is_(None), created.c.start < end))
-               .group_by(eob.c.target_id).subquery())
     replaced = (sa.select(replacing.c.target_id)
                 .join(sent_on, sent_on.c.res_pk == replacing.c.res_pk)
                 .where(replacing.c.tenant_id == t, replacing.c.type == "Claim", replacing.c.param == "replaces",
                        replacing.c.target_type == "Claim", replacing.c.res_pk.in_(in_sent_state), sent_on.c.start < end))
-    outstanding = sa.func.coalesce(billed.c.value, 0) - sa.func.coalesce(settled.c.value, 0)
-    stmt = (sa.select(R.c.pk, R.c.id, insurer.c.target_type, insurer.c.target_id, sent_on.c.start.label("sent_on"),
-                      service.c.start.label("service"), billable.c.start.label("billable"), outstanding.label("owed"))
-            .select_from(R.join(sent_on, sent_on.c.res_pk == R.c.pk)
-                         .outerjoin(service, service.c.res_pk == R.c.pk)
-                         .outerjoin(billable, billable.c.res_pk == R.c.pk)
-                         .outerjoin(billed, sa.and_(billed.c.res_pk == R.c.pk, billed.c.param == "billed"))
-                         .outerjoin(insurer, sa.and_(insurer.c.res_pk == R.c.pk, insurer.c.param == "insurer"))
-                         .outerjoin(settled, settled.c.claim_id == R.c.id))
-            .where(R.c.tenant_id == t, R.c.type == "Claim", R.c.deleted.is_(False), R.c.pk.in_(in_sent_state),
-                   R.c.pk.not_in(_token(t, "Claim", "status", resolved)),
-                   R.c.pk.not_in(_token(t, "Claim", "frequency", [VOID])),
-                   R.c.id.not_in(replaced), sent_on.c.start < end, outstanding > 0))
+    joined = (R.join(sent_on, sent_on.c.res_pk == R.c.pk)
+              .outerjoin(service, service.c.res_pk == R.c.pk)
+              .outerjoin(billable, billable.c.res_pk == R.c.pk)
+              .outerjoin(insurer, sa.and_(insurer.c.res_pk == R.c.pk, insurer.c.param == "insurer")))
+    if _answered_later(reader, end):
+        billed = NUMBER.alias("billed")
+        eob, amount, created = REF.alias("eob"), NUMBER.alias("amount"), DATE.alias("created")
+        settled = (sa.select(eob.c.target_id.label("claim_id"), sa.func.sum(amount.c.value).label("value"))
+                   .select_from(eob.join(amount, sa.and_(amount.c.res_pk == eob.c.res_pk, amount.c.param == "settled"))
+                                .outerjoin(created, sa.and_(created.c.res_pk == eob.c.res_pk,
+                                                            created.c.param == "created")))
+                   .where(eob.c.tenant_id == t, eob.c.type == "ExplanationOfBenefit", eob.c.param == "claim",
+                          eob.c.target_type == "Claim", sa.or_(created.c.start.is_(None), created.c.start < end))
+                   .group_by(eob.c.target_id).subquery())
+        joined = (joined.outerjoin(billed, sa.and_(billed.c.res_pk == R.c.pk, billed.c.param == "billed"))
+                  .outerjoin(settled, settled.c.claim_id == R.c.id))
+        outstanding = sa.func.coalesce(billed.c.value, 0) - sa.func.coalesce(settled.c.value, 0)
+    else:  # every answer counts: the amount kept current at write time
+        stored = NUMBER.alias("stored")
+        joined = joined.join(stored, sa.and_(stored.c.res_pk == R.c.pk, stored.c.param == "outstanding"))
+        outstanding = stored.c.value
+    start = sent_on.c.start if basis == "submission" else sa.func.coalesce(service.c.start, billable.c.start,
+                                                                          sent_on.c.start)
+    bucket = sa.case(*[(sa.and_(start < _day_end(as_of - timedelta(days=low)),
+                                *([start >= _day_end(as_of - timedelta(days=high + 1))] if high is not None else [])),
+                        label) for label, low, high in buckets], else_=None)
+    where = [R.c.tenant_id == t, R.c.type == "Claim", R.c.deleted.is_(False), R.c.pk.in_(in_sent_state),
+             R.c.pk.not_in(_token(t, "Claim", "status", resolved)),
+             R.c.pk.not_in(_token(t, "Claim", "frequency", [VOID])),
+             R.c.id.not_in(replaced), sent_on.c.start < end, start < end, outstanding > 0]
+    if written_off:
+        where.append(R.c.id.not_in(sorted(written_off)))
+    if claims:
+        stmt = sa.select(R.c.id, insurer.c.target_type, insurer.c.target_id, R.c.pk.label("first_pk"),
+                         bucket.label("bucket"), sa.literal(1).label("n"), outstanding.label("owed"))
+    else:
+        stmt = (sa.select(sa.literal(None).label("id"), insurer.c.target_type, insurer.c.target_id,
+                          sa.func.min(R.c.pk).label("first_pk"), bucket.label("bucket"), sa.func.count().label("n"),
+                          sa.func.sum(outstanding).label("owed"))
+                .group_by(insurer.c.target_type, insurer.c.target_id, bucket))
     out: list[Owed] = []
-    for row in reader.conn.execute(stmt):
+    for row in reader.conn.execute(stmt.select_from(joined).where(*where)):
         if row.target_id is None:
             return None
-        sent_day = _as_utc(row.sent_on).date()
-        first_service = row.service if row.service is not None else row.billable
-        start = sent_day if basis == "submission" or first_service is None else _as_utc(first_service).date()
-        out.append(Owed(row.id, f"{row.target_type}/{row.target_id}", row.pk, start,
+        out.append(Owed(row.id, f"{row.target_type}/{row.target_id}", int(row.first_pk), row.bucket, int(row.n),
                         Decimal(int(row.owed)) / NUMBER_SCALE))
     return out
+
+
+def _answered_later(reader: Reader, end: datetime) -> bool:
+    """Whether an EOB of the tenant is dated on or after ``end`` (a report of a past day)."""
+    return reader.conn.execute(sa.select(DATE.c.pk).where(
+        DATE.c.tenant_id == reader.tenant_id, DATE.c.type == "ExplanationOfBenefit", DATE.c.param == "created",
+        DATE.c.start >= end).limit(1)).first() is not None
 
 
 def _as_utc(value: datetime) -> datetime:

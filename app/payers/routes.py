@@ -153,6 +153,6 @@ async def ar_aging(request: Request) -> Response:
 
     def run() -> dict[str, Any]:
         with ts.reading() as reader:
-            return aging.parameters(aging.aging(reader, as_of, basis), claims=claims, today=today)
+            return aging.parameters(aging.aging(reader, as_of, basis, claims=claims), claims=claims, today=today)
 
     return fhir_response(exact_json.dumps(await run_in_threadpool(run)))
