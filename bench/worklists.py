@@ -48,7 +48,7 @@ from app.bootstrap import build_store
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.search_params import parse_search
-from app.fhir.search_sql import R as RES, query_conditions, sort_expression
+from app.fhir.search_sql import R as RES, query_conditions, sort_plan
 from app.fhir.store import Store, derived, serialize
 from app.fhir.tasks import task_input, work_item
 from app.migrations import upgrade
@@ -284,9 +284,10 @@ def explain_ms(store: Store, tenant: str, rtype: str, query: str) -> tuple[float
     """The database's time for the search's page statement (the server's SQL), and its rows."""
     reg = registry()
     q = parse_search(reg.get(rtype), parse_qsl(query), registry=reg)
-    expr, desc, _ = sort_expression(q)
+    expr, desc, _, source = sort_plan(q, tenant)
     sort_col = (expr if expr is not None else RES.c.pk).label("sortkey")
-    stmt = (sa.select(RES.c.pk, RES.c.id, RES.c.content, sort_col).where(*query_conditions(tenant, q))
+    stmt = (sa.select(RES.c.pk, RES.c.id, RES.c.content, sort_col).select_from(source)
+            .where(*query_conditions(tenant, q))
             .order_by(sort_col.desc() if desc else sort_col.asc(), RES.c.pk.desc() if desc else RES.c.pk.asc())
             .limit(q.count + 1))
     sql = str(stmt.compile(store.engine, compile_kwargs={"literal_binds": True}))
