@@ -81,13 +81,13 @@ def claims(n: int, today: date, rng: random.Random) -> list[dict[str, Any]]:
     out = []
     codes, weights = zip(*LIFECYCLES)
     for i in range(n):
-        dos = today - timedelta(days=rng.randrange(1, 400))
+        dos = today - timedelta(days=rng.randrange(3, 400))
         state = rng.choices(codes, weights)[0]
         history = {"clean": dos + timedelta(days=1)}
         if state != "clean":
             history["submitted"] = dos + timedelta(days=2)
-            if state != "submitted":
-                history[state] = dos + timedelta(days=rng.randrange(10, 60))
+            if state != "submitted":  # answered by today
+                history[state] = min(dos + timedelta(days=rng.randrange(10, 60)), today)
         total = f"{rng.randrange(5000, 200000) / 100:.2f}"
         out.append({
             "resourceType": "Claim", "id": f"c-{i}", "status": "active", "use": "claim",
