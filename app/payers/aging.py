@@ -36,7 +36,6 @@ from app.claims.by_lifecycle import claims_with_lifecycle, resources_of_type
 from app.claims.lifecycle import rank
 from app.claims.timely_filing import first_service_day
 from app.fhir.errors import FhirError
-from app.fhir.queries import find_all
 from app.fhir.store import Reader
 from app.payers import aging_sql
 from fhir_mappings.vocabulary import CLAIM_FREQUENCY, CLAIM_LIFECYCLE_HISTORY
@@ -119,7 +118,7 @@ def _is_void(claim: dict[str, Any]) -> bool:
 def _written_off(reader: Reader) -> set[str]:
     """Claims whose denial the biller wrote off (the ``denial`` Task completed as ``written-off``)."""
     return {(t.get("focus") or {}).get("reference", "").removeprefix("Claim/")
-            for t in find_all(reader, "Task", [("code", "denial"), ("status", "completed")])
+            for t in aging_sql.written_off_tasks(reader)
             if (t.get("businessStatus") or {}).get("text") == "written-off"}
 
 

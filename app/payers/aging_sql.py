@@ -172,3 +172,17 @@ def insurer_elements(reader: Reader, first_pks: dict[str, int]) -> dict[str, dic
     rows = reader.conn.execute(sa.select(R.c.pk, R.c.content).where(R.c.pk.in_(sorted(set(first_pks.values())))))
     by_pk = {pk: (orjson.loads(content).get("insurer") or {}) for pk, content in rows}
     return {ref: by_pk.get(pk) or {"reference": ref} for ref, pk in first_pks.items()}
+
+
+def written_off_tasks(reader: Reader) -> list[dict]:  # type: ignore[type-arg]
+    """The completed ``denial`` Tasks whose text mentions ``written-off`` (a superset of those
+    completed as written off, for the caller to check): only those are parsed, not every closed
+    denial of the practice."""
+    import orjson
+
+    t = reader.tenant_id
+    rows = reader.conn.execute(sa.select(R.c.content).where(
+        R.c.tenant_id == t, R.c.type == "Task", R.c.deleted.is_(False),
+        R.c.pk.in_(_token(t, "Task", "code", ["denial"])), R.c.pk.in_(_token(t, "Task", "status", ["completed"])),
+        sa.cast(R.c.content, sa.Text).like("%written-off%")))
+    return [orjson.loads(content) for (content,) in rows]

@@ -215,3 +215,26 @@ async def test_answers_posted_at_once_all_count(store, tenant):
         found = reader.search(parse_search(store.registry.get("Claim"), [("_id", "c-121"), ("outstanding", "320.00")],
                                            registry=store.registry))
     assert [v.id for v in found.matches] == ["c-121"]  # 400 less eight payments of 10
+
+
+async def test_a_denial_written_off_leaves_the_aging(api, store, tenant):
+    from app.fhir.tasks import task_input, work_item
+    from app.payers import worklists
+
+    store_all(store, tenant)
+    task = work_item("denial", "Work the denial", "c-30 denied", store.clock(), task_id="deny-c-30",
+                     focus="Claim/c-30", inputs=[task_input("amount", valueMoney={"value": 100.0, "currency": "USD"})])
+    worklists.stamp(task, store.clock().date())
+    write(store, tenant, task)
+
+    async def aged() -> set[str]:
+        report = (await api.get("/fhir/Claim/$ar-aging")).json()
+        [total] = [p for p in report["parameter"] if p["name"] == "total"]
+        return {c["valueReference"]["reference"] for b in total["part"] if b["name"] == "bucket"
+                for c in b["part"] if c["name"] == "claim"}
+
+    assert "Claim/c-30" in await aged()
+    r = await api.post("/fhir/Task/deny-c-30/$close?status=completed&outcome=written-off&reason=small%20balance")
+    assert r.status_code == 200, r.text
+    assert "Claim/c-30" not in await aged()
+    assert "Claim/c-30" in {f"Claim/{c}" for c in await ids(api, "outstanding=gt0")}  # still unpaid, no longer worked
