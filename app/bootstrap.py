@@ -29,8 +29,8 @@ from app.fhir.transactions import BundleProcessor
 from app.measures import facts as measure_facts
 from app.measures import weekly as measure_weekly
 from app.migrations import upgrade
-from app.payers import (appeal_sending, eligibility, eligibility_sweep, inbound, inquiry, runtime, status_follow_up,
-                        submission)
+from app.payers import (aging, appeal_sending, eligibility, eligibility_sweep, inbound, inquiry, runtime,
+                        status_follow_up, submission, worklists)
 from app.settings import Settings
 
 DEMO_BUNDLE = Path(__file__).resolve().parent / "demo_data" / "practice.json"
@@ -60,6 +60,7 @@ def install(store: Store, settings: Settings) -> None:
     store.guards["ChargeItemDefinition"] = fee_schedule.guard  # only fees that can price a line
     store.guards["Appointment"] = appointments.guard  # only appointments whose references resolve
     store.guards["Library"] = rule_packs.guard  # only payer rule packs that scrub
+    store.indexers["ExplanationOfBenefit"] = aging.settled_index  # what an answer settles (Claim?outstanding=)
     eligibility_use.POLICY = eligibility_use.Policy(settings.eligibility_max_age_days, settings.eligibility_visits_low)
     _add(store.observers, automation.on_write)  # a finished visit → generate its claim
     _add(store.observers, submission.on_write)  # a claim written clean → auto-submit it
@@ -72,6 +73,7 @@ def install(store: Store, settings: Settings) -> None:
     _add(store.observers, measure_facts.on_write)  # the KPIs' claim facts, in the writing transaction
     _add(store.observers, measure_weekly.on_write)  # a new claim → the practice's weekly KPI reports
     store.guards["MeasureReport"] = measure_weekly.guard  # stored by the server only
+    _add(store.observers, worklists.on_write)  # a scored work item → today's worklist sweep
     # the claim workflow asks the payer side
     _add(workflow.CLAIM_PREPARERS, submission.prepare_auto_submit)
     _add(workflow.UNSENT_CHECKS, submission.unsent)
@@ -107,6 +109,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(status_follow_up.KIND, status_follow_up.run_inquiry, transaction=False)
     jobs.register_handler(status_follow_up.CLOSE, status_follow_up.run_close)
     jobs.register_handler(measure_weekly.JOB, measure_weekly.run_job)
+    jobs.register_handler(worklists.SWEEP, worklists.run_sweep)
 
 
 def open_store(settings: Settings) -> Store:

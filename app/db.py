@@ -161,6 +161,19 @@ class SearchReference(IndexRow, table=True):
     target_id: str = Field(max_length=64)
 
 
+class SearchNumber(IndexRow, table=True):
+    """Number and money values (``Claim.total``, a Task's priority score), as whole
+    ten-thousandths: sums and comparisons are exact on both databases (SQLite has no exact
+    decimal type); a value with more than four decimal places is rounded half-even."""
+
+    __tablename__ = "search_number"
+    __table_args__ = (
+        sa.Index("ix_number_lookup", "tenant_id", "type", "param", "value"),
+        sa.Index("ix_number_res", "res_pk", "param"),
+    )
+    value: int = Field(sa_type=sa.BigInteger, nullable=False)
+
+
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url`` with the per-backend settings the store relies on."""
     if url.startswith("sqlite"):

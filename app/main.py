@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     from app.claims.operations import router as claims_router
     from app.payers.admin_routes import router as admin_payers_router
     from app.payers.routes import router as payers_router
+    from app.payers.worklist_routes import router as worklist_router
     from app.fhir.routes import router as fhir_router
     from app.measures.routes import router as measures_router
 
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, authenticate: Authenticator 
     app.include_router(discovery_router)
     app.include_router(claims_router)
     app.include_router(payers_router)
+    app.include_router(worklist_router)
     app.include_router(billing_router)
     app.include_router(oauth_router)
     app.include_router(admin_router)

@@ -95,6 +95,7 @@ async def tenant_from_header(request: Request) -> AccessContext:
 
     return AccessContext(tenant_id=request.headers.get("x-test-tenant", "default"), scopes=ScopeSet.parse(scope),
                          patient=request.headers.get("x-test-patient"), client_id=request.headers.get("x-test-client"),
+                         fhir_user=request.headers.get("x-test-fhir-user"),
                          source_address=request.client.host if request.client else None)
 
 

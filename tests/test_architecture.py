@@ -17,7 +17,7 @@ APP_LAYERS: list[list[str]] = [
     # entry points: the CLI, the server factory, the one module that installs every hook
     ["app.cli", "app.main", "app.openapi_doc", "app.bootstrap", "app.loader", "app.migrations.env"],
     # the HTTP edge: routes, request authentication, the services a request needs
-    ["app.fhir.routes", "app.claims.operations", "app.payers.routes", "app.payers.admin_routes",
+    ["app.fhir.routes", "app.claims.operations", "app.payers.routes", "app.payers.admin_routes", "app.payers.worklist_routes",
      "app.auth.admin_routes", "app.auth.oauth_routes", "app.auth.bearer", "app.auth.capability", "app.auth.pages",
      "app.auth.demo", "app.audit_routes", "app.services", "app.fhir.openapi", "app.rate_limit", "app.payers.demo",
      "app.billing.operations", "app.measures.routes", "app.web"],

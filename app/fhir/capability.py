@@ -15,7 +15,8 @@ def capability_statement(registry: Registry, *, base: str, date: str, operations
     for name in sorted(registry.types):
         rt = registry.types[name]
         params = [{"name": p, "type": t, "documentation": PARAM_DOCS[p]} for p, t in COMMON_PARAMS.items()]
-        params += [{"name": p.name, "type": p.type} for p in rt.params.values()]
+        params += [{"name": p.name, "type": p.type, **({"documentation": p.documentation} if p.documentation else {})}
+                   for p in rt.params.values()]
         includes = [f"{name}:{p.name}" for p in rt.reference_params]
         revincludes = sorted(f"{other.name}:{p.name}" for other in registry.types.values() if not other.audit_trail
                              for p in other.reference_params if not p.targets or name in p.targets)

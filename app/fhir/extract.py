@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Iterator
 
 from app.fhir.dates import MAX, MIN, parse_range
@@ -23,6 +24,15 @@ class IndexValues:
     strings: list[tuple[str, str, str]] = field(default_factory=list)
     dates: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     references: list[tuple[str, str, str]] = field(default_factory=list)
+    numbers: list[tuple[str, int]] = field(default_factory=list)  # (param, value in ten-thousandths)
+
+
+NUMBER_SCALE = 10_000  # number index values are whole ten-thousandths (app.db.SearchNumber)
+
+
+def number_units(value: Decimal) -> int:
+    """``value`` as whole ten-thousandths, rounded half-even."""
+    return int((value * NUMBER_SCALE).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def fold(text: str) -> str:
@@ -31,10 +41,31 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()[:MAX_INDEX_LEN]
 
 
+def _step_filter(step: str) -> tuple[str, tuple[list[str], str] | None]:
+    """``input[type/text=category]`` -> (``input``, (["type", "text"], "category")): keep only the
+    items whose dotted element equals the text (FHIRPath ``input.where(type.text = 'category')``)."""
+    if not step.endswith("]") or "=" not in step:  # ``serviced[x]`` is a choice, not a filter
+        return step, None
+    name, _, cond = step[:-1].partition("[")
+    left, _, right = cond.partition("=")
+    return name, (left.split("/"), right)
+
+
+def _matches(item: dict[str, Any], cond: tuple[list[str], str]) -> bool:
+    """Whether any value at the filter's elements (arrays flattened) equals its text."""
+    nodes: list[Any] = [item]
+    for part in cond[0]:
+        nodes = [n.get(part) for n in nodes if isinstance(n, dict)]
+        nodes = [x for n in nodes for x in (n if isinstance(n, list) else [n])]
+    return cond[1] in nodes
+
+
 def walk(node: Any, path: str) -> Iterator[Any]:
-    """Yield every value at a dotted ``path`` below ``node``, flattening arrays."""
+    """Yield every value at a dotted ``path`` below ``node``, flattening arrays. A step may
+    filter its items: ``input[type/text=category]`` (a slash between the filter's elements)."""
     values: list[Any] = [node]
-    for step in path.split("."):
+    for raw_step in path.split("."):
+        step, cond = _step_filter(raw_step)
         nxt: list[Any] = []
         for value in values:
             if isinstance(value, list):
@@ -51,6 +82,9 @@ def walk(node: Any, path: str) -> Iterator[Any]:
                             nxt.append(v)
                 elif step in item:
                     nxt.append(item[step])
+        if cond is not None:
+            nxt = [x for v in nxt for x in (v if isinstance(v, list) else [v])
+                   if isinstance(x, dict) and _matches(x, cond)]
         values = nxt
     for value in values:
         if isinstance(value, list):
@@ -104,6 +138,21 @@ def dates_of(value: Any) -> Iterator[tuple[datetime, datetime]]:
         return  # validated resources only carry valid dates; anything else is not indexable
 
 
+def numbers_of(value: Any) -> Iterator[Decimal]:
+    """A number, or the ``value`` of a Quantity / Money; an exact decimal from its text."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return
+    text = getattr(value, "text", None) or (repr(value) if isinstance(value, float) else str(value))
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return
+    if number.is_finite():
+        yield number
+
+
 def reference_target(ref: str, base: str | None = None) -> tuple[str, str] | None:
     """``Type/id`` (optionally absolute under our base, or version-specific) → (Type, id)."""
     if base and ref.startswith(base + "/"):
@@ -124,8 +173,9 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
         for path in param.paths:
             values = walk(resource, path)
             if param.extension:
+                urls = (param.extension,) if isinstance(param.extension, str) else param.extension
                 values = (next((v for k, v in ext.items() if k.startswith("value")), None)
-                          for ext in values if isinstance(ext, dict) and ext.get("url") == param.extension)
+                          for ext in values if isinstance(ext, dict) and ext.get("url") in urls)
             for value in values:
                 if param.type == "token" and param.canonical and isinstance(value, str):
                     url, _, version = value.partition("|")
@@ -141,6 +191,9 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
                 elif param.type == "date":
                     for start, end in dates_of(value):
                         out.dates.append((param.name, start, end))
+                elif param.type == "number":
+                    for number in numbers_of(value):
+                        out.numbers.append((param.name, number_units(number)))
                 elif param.type == "reference" and isinstance(value, dict):
                     ref = value.get("reference")
                     target = reference_target(ref, base) if isinstance(ref, str) else None

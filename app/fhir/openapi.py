@@ -148,7 +148,7 @@ def _result_parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _type_result_parameters(rtype: ResourceType, registry: Registry) -> dict[str, dict[str, Any]]:
     """``_sort``, ``_include`` and ``_revinclude`` with the type's sort keys and include paths."""
-    sorts = ["_lastUpdated", "_id", *rtype.date_params]
+    sorts = ["_lastUpdated", "_id", *rtype.sort_params]
     out = {"_sort": _result_parameter("_sort", {"type": "string",
                                                 "enum": [sign + key for key in sorts for sign in ("", "-")]})}
     if _includes(rtype):
@@ -180,7 +180,7 @@ def parameter_components(registry: Registry) -> dict[str, dict[str, Any]]:
                      "schema": spec["schema"]}
     for rtype in registry.types.values():
         for p in rtype.params.values():
-            out[f"{rtype.name}-{p.name}"] = _search_parameter(rtype, p.name, p.type, p.paths, p.targets)
+            out[f"{rtype.name}-{p.name}"] = _search_parameter(rtype, p.name, p.type, p.paths, p.targets, p.documentation)
         for name, param in _type_result_parameters(rtype, registry).items():
             out[f"{rtype.name}-{name}"] = param
     return dict(sorted(out.items()))

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-ParamType = Literal["token", "string", "date", "reference"]
+ParamType = Literal["token", "string", "date", "reference", "number"]
 
 DATA = Path(__file__).resolve().parent / "data" / "resource_types.json"
 
@@ -30,8 +30,15 @@ class SearchParam:
     type: ParamType
     paths: tuple[str, ...]
     targets: tuple[str, ...] = ()
-    extension: str | None = None  # read the value[x] of the extensions with this url at ``paths``
+    extension: str | tuple[str, ...] | None = None  # read the value[x] of the extensions with this url (one of these urls) at ``paths``
     canonical: bool = False  # a token on a canonical ``url|version``: matches ``url`` and ``url|version``
+    # A number derived from other index rows instead of read from the resource, recomputed when
+    # either side is written (app.fhir.store.derived): {"from": param, "minus": {"type": T,
+    # "param": p, "via": reference param of T}} is this resource's ``from`` value less the sum of
+    # ``p`` over the T resources whose ``via`` points at it.
+    derived: dict | None = None  # type: ignore[type-arg]
+    documentation: str | None = None  # for the parameters of our own (CapabilityStatement, OpenAPI)
+    sortable: bool = False  # a token or reference parameter ``_sort`` accepts (dates and numbers always)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,11 @@ class ResourceType:
     @property
     def date_params(self) -> list[str]:
         return [p.name for p in self.params.values() if p.type == "date"]
+
+    @property
+    def sort_params(self) -> list[str]:
+        """The parameters ``_sort`` accepts (one value per resource is what sorting assumes)."""
+        return [p.name for p in self.params.values() if p.type in ("date", "number") or p.sortable]
 
     @property
     def reference_params(self) -> list[SearchParam]:
@@ -76,8 +88,10 @@ def load_registry(path: Path = DATA) -> Registry:
     types: dict[str, ResourceType] = {}
     for name, spec in raw["resources"].items():
         params = {
-            pname: SearchParam(pname, p["type"], tuple(p["path"]), tuple(p.get("target", ())), p.get("extension"),
-                               bool(p.get("canonical")))
+            pname: SearchParam(pname, p["type"], tuple(p.get("path", ())), tuple(p.get("target", ())),
+                               tuple(p["extension"]) if isinstance(p.get("extension"), list) else p.get("extension"),
+                               bool(p.get("canonical")), p.get("derived"), p.get("documentation"),
+                               bool(p.get("sortable")))
             for pname, p in spec["search"].items()
         }
         comp = spec.get("compartment", "excluded")

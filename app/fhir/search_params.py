@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Union
 
 from app.fhir.dates import parse_range
 from app.fhir.elements import parse_elements
 from app.fhir.errors import FhirError
 from app.fhir.extract import fold, reference_target
-from app.fhir.registry import COMMON_PARAMS, Registry, ResourceType
+from app.fhir.registry import COMMON_PARAMS, Registry, ResourceType, SearchParam
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
@@ -24,7 +25,9 @@ MODIFIERS = {
     "token": {"missing"},
     "date": {"missing"},
     "reference": {"missing"},
+    "number": {"missing"},
 }
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,21 @@ class ReferenceValue:
 
 
 @dataclass(frozen=True)
+class NumberValue:
+    """A number search value: the prefix, the number, and half a unit of its last written digit
+    (``100`` -> 0.5, ``100.00`` -> 0.005), the implied precision ``eq`` and ``ne`` match within."""
+
+    prefix: str
+    value: Decimal
+    half_unit: Decimal
+
+
+@dataclass(frozen=True)
 class MissingValue:
     missing: bool
 
 
-Value = Union[TokenValue, DateValue, StringValue, ReferenceValue, MissingValue]
+Value = Union[TokenValue, DateValue, StringValue, ReferenceValue, NumberValue, MissingValue]
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ class SearchQuery:
     clauses: list[Clause] = field(default_factory=list)
     count: int = 50
     sort: tuple[str, bool] | None = None  # (param, descending)
+    sort_param: SearchParam | None = None  # the type's parameter named by ``sort`` (None: _id, _lastUpdated)
     total: str = "accurate"
     includes: list[Include] = field(default_factory=list)
     revincludes: list[Include] = field(default_factory=list)
@@ -164,6 +178,16 @@ def parse_value(name: str, ptype: str, raw: str, *, base: str | None = None) -> 
         except ValueError as exc:
             raise _bad(name, raw, str(exc)) from None
         return DateValue(prefix, start, end)
+    if ptype == "number":
+        prefix = raw[:2] if raw[:2] in DATE_PREFIXES else "eq"
+        text = raw[2:] if raw[:2] in DATE_PREFIXES else raw
+        if not _NUMBER.fullmatch(text):
+            raise _bad(name, raw, "expected an optional prefix (eq, ne, gt, lt, ge, le, sa, eb, ap) and a decimal")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise _bad(name, raw, "not a decimal") from None
+        return NumberValue(prefix, number, Decimal(5).scaleb(number.as_tuple().exponent - 1))  # type: ignore[operator]
     if ptype == "string":
         if not raw:
             raise _bad(name, raw, "a string value is required")
@@ -219,6 +243,7 @@ def parse_search(
             continue
         if name == "_sort":
             q.sort = _parse_sort(rtype, raw)
+            q.sort_param = rtype.params.get(q.sort[0])
             q.applied.append((key, ("-" if q.sort[1] else "") + q.sort[0]))
             continue
         if name in ("_include", "_revinclude"):
@@ -292,8 +317,8 @@ def _parse_sort(rtype: ResourceType, raw: str) -> tuple[str, bool]:
     first = raw.split(",")[0].strip()
     desc = first.startswith("-")
     name = first[1:] if desc else first
-    if name not in ("_lastUpdated", "_id") and name not in rtype.date_params:
-        allowed = ", ".join(["_lastUpdated", "_id", *rtype.date_params])
+    if name not in ("_lastUpdated", "_id") and name not in rtype.sort_params:
+        allowed = ", ".join(["_lastUpdated", "_id", *rtype.sort_params])
         raise _bad("_sort", raw, f"sorting is supported on {allowed}")
     return name, desc
 

@@ -20,7 +20,7 @@ from app.fhir.dates import instant
 from app.fhir.queries import escaped, find_all, find_resources
 from app.fhir.store import Unit
 from app.fhir.tasks import is_open, task_input, work_item
-from app.payers import reversals, rule_proposals
+from app.payers import reversals, rule_proposals, worklists
 from fhir_mappings import identifiers
 from fhir_mappings.tables import CPT_SYSTEM
 from fhir_mappings.vocabulary import (DENIAL_ACTION, DENIAL_CATEGORY, SERVER_NAMESPACE, TASK_CODE, WORK_ROLE,
@@ -232,6 +232,7 @@ def open_or_refresh(unit: Unit, claim: dict[str, Any], finding: Finding, known: 
                     and i not in task["input"]]
             t.update({k: v for k, v in task.items() if k not in ("id", "authoredOn", "status")})
             t["input"] = task["input"] + kept
+            worklists.stamp(t, unit.now.date())  # aged from when the item was first opened
             return True
 
         unit.modify("Task", current[0]["id"], refresh)
@@ -271,6 +272,7 @@ def _task(unit: Unit, claim: dict[str, Any], f: Finding) -> dict[str, Any]:
                                                                      "display": rules.action_text(f.action)}]}),
         task_input("amount", valueMoney={"value": float(f.amount), "currency": "USD"}),
         task_input("source", valueString=f.source[:1000]),
+        *([task_input("payer", valueReference=claim["insurer"])] if (claim.get("insurer") or {}).get("reference") else []),
         *[task_input("reason", valueCodeableConcept=r) for r in f.reasons[:50]],
         *[task_input("remark", valueCodeableConcept=r) for r in f.remarks[:50]],
     ]
@@ -281,6 +283,7 @@ def _task(unit: Unit, claim: dict[str, Any], f: Finding) -> dict[str, Any]:
                      priority=rules.priority(f.amount, days_left), business_status=f.category)
     task["performerType"] = [{"coding": [{"system": WORK_ROLE, "code": info["owner"]}], "text": info["owner"]}]
     task["restriction"] = {"period": {"end": f.deadline.isoformat()}}
+    worklists.stamp(task, unit.now.date())
     return task
 
 

@@ -205,11 +205,13 @@ async def ar_aging(request: Request) -> Response:
         raise FhirError(403, "forbidden", "The A/R aging report covers every patient's claims; a patient-scoped "
                         "token may not ask for it", expression=["Claim"])
     ts = store_for(svc, ctx)
-    as_of, basis = aging.parse_request(dict(request.query_params), ts.store.clock().date())
+    today = ts.store.clock().date()
+    as_of, basis = aging.parse_request(dict(request.query_params), today)
+    claims = aging.parse_detail(dict(request.query_params))
 
     def run() -> dict[str, Any]:
         with ts.reading() as reader:
-            return aging.parameters(aging.aging(reader, as_of, basis))
+            return aging.parameters(aging.aging(reader, as_of, basis, claims=claims), claims=claims, today=today)
 
     return fhir_response(exact_json.dumps(await run_in_threadpool(run)))
 

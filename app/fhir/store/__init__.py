@@ -1,5 +1,5 @@
 """The generic FHIR resource store: one table of current versions, one of history, and search
-index tables (token, string, date, reference), every row carrying its tenant.
+index tables (token, string, date, reference, number), every row carrying its tenant.
 
 ``Store.for_tenant(tenant_id)`` gives a :class:`TenantStore`; every statement it issues is
 filtered by that tenant, so the routes never handle tenancy themselves. Writes go through a

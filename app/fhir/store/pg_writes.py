@@ -1,6 +1,6 @@
 """One round trip per resource write on PostgreSQL.
 
-A write touches up to eight tables (current row, history row, four search-index tables, the
+A write touches up to nine tables (current row, history row, five search-index tables, the
 write's AuditEvent row when the caller audits, and the jobs the write queues). Sent one by one
 that is seven to twelve round trips, and on PostgreSQL each costs more than the work it carries
 (the audit row alone, sent on its own, cost a fifth of the create throughput).
@@ -46,7 +46,10 @@ idt AS (INSERT INTO search_date (tenant_id, type, res_pk, param, start, "end")
         FROM r, unnest(%(dp)s::text[], %(ds)s::text[]::timestamptz[], %(de)s::text[]::timestamptz[]) AS x(p, s, e)),
 irf AS (INSERT INTO search_reference (tenant_id, type, res_pk, param, target_type, target_id)
         SELECT %(t)s, %(ty)s, r.pk, x.p, x.tt, x.ti
-        FROM r, unnest(%(rp)s::text[], %(rt)s::text[], %(ri)s::text[]) AS x(p, tt, ti))"""
+        FROM r, unnest(%(rp)s::text[], %(rt)s::text[], %(ri)s::text[]) AS x(p, tt, ti)),
+inu AS (INSERT INTO search_number (tenant_id, type, res_pk, param, value)
+        SELECT %(t)s, %(ty)s, r.pk, x.p, x.v
+        FROM r, unnest(%(np)s::text[], %(nv)s::bigint[]) AS x(p, v))"""
 
 # The write's AuditEvent row, in the same statement: inserted only when the write happened.
 _AUDIT = """,
@@ -69,7 +72,8 @@ _CLEAR = """,
 dt AS (DELETE FROM search_token WHERE res_pk IN (SELECT pk FROM r)),
 dst AS (DELETE FROM search_string WHERE res_pk IN (SELECT pk FROM r)),
 ddt AS (DELETE FROM search_date WHERE res_pk IN (SELECT pk FROM r)),
-drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r))"""
+drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r)),
+dnu AS (DELETE FROM search_number WHERE res_pk IN (SELECT pk FROM r))"""
 
 _NEW_ROW = """WITH r AS (
   INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content)
@@ -137,9 +141,11 @@ def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int,
     # where psycopg sends 9999-12-31, and the two drivers must store the same rows.
     dp, ds, de = _columns([(p, start.isoformat(), end.isoformat()) for p, start, end in index.dates], 3)
     rp, rt, ri = _columns(index.references, 3)
+    np_, nv = _columns(index.numbers, 2)
     params = {"t": tenant_id, "ty": rtype, "id": rid, "v": version_id, "now": now, "m": method, "c": content,
               "prev": previous_version, "tp": tp, "ts": ts, "tc": tc, "sp": sp, "sv": sv, "se": se,
-              "dp": dp, "ds": ds, "de": de, "rp": rp, "rt": rt, "ri": ri}
+              "dp": dp, "ds": ds, "de": de, "rp": rp, "rt": rt, "ri": ri,
+              "np": np_, "nv": nv}
     if audit is not None:
         params.update({f"a_{short}": audit[column] for short, column in _AUDIT_COLUMNS.items()})
     if jobs:

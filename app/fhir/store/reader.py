@@ -15,7 +15,7 @@ from app.fhir.errors import FhirError, Gone, NotFound
 from app.fhir.paging import Position, history_binding, search_binding
 from app.fhir.search_params import SearchQuery, parse_search
 from app.fhir.search_sql import (
-    REF, R, from_cursor_value, keyset_condition, query_conditions, sort_expression, to_cursor_value,
+    REF, R, from_cursor_value, keyset_condition, query_conditions, sort_plan, to_cursor_value,
 )
 from app.fhir.store.types import SearchResult, Version, in_key_order
 
@@ -179,7 +179,7 @@ class Reader:
         if query.summary_count or query.count == 0:
             return SearchResult([], [], total)
 
-        expr, desc, kind = sort_expression(query)
+        expr, desc, kind, source = sort_plan(query, self.tenant_id)
         direction = "n"
         pages, binding = self.ts.store.pages, search_binding(query)
         if query.page:
@@ -196,7 +196,7 @@ class Reader:
             order = order[:1]
         rows = self.conn.execute(
             sa.select(R.c.pk, R.c.id, R.c.version_id, R.c.last_updated, R.c.content, sort_col)
-            .where(*conds).order_by(*order).limit(query.count + 1)
+            .select_from(source).where(*conds).order_by(*order).limit(query.count + 1)
         ).all()
         more = len(rows) > query.count
         rows = rows[: query.count]

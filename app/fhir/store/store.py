@@ -20,7 +20,7 @@ from app.fhir.store.async_pg import AsyncPostgres
 from app.fhir.store.rows import RowReader
 from app.fhir.store.tenant import TenantStore
 from app.fhir.store.types import (
-    AccessOf, AuditRows, Clock, Guard, Observer, T, Version, everything, lock_key, utcnow,
+    AccessOf, AuditRows, Clock, Guard, Indexer, Observer, T, Version, everything, lock_key, utcnow,
 )
 from app.outbox import QueuedJob
 
@@ -44,6 +44,7 @@ class Store:
         self.clock = clock
         self.observers: list[Observer] = []
         self.guards: dict[str, Guard] = {}
+        self.indexers: dict[str, Indexer] = {}  # computed number index values, per resource type
         # SQLite has one writer at a time: the API's writes run one by one on a thread of their
         # own. Forty request threads queueing on the write lock instead hand it and the
         # interpreter lock back and forth: 485 creates/s (p99 130 ms) against 688/s (p99 61 ms).

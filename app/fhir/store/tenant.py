@@ -13,9 +13,10 @@ from app.audit import write_rows
 from app.db import write_connection
 from app.fhir.access import check_write
 from app.fhir.errors import Gone, NotFound, PreconditionFailed
-from app.fhir.extract import IndexValues, extract
+from app.fhir.extract import IndexValues, extract, number_units
 from app.fhir.search_params import SearchQuery
 import app.fhir.store.pg_writes as pg_writes
+from app.fhir.store import derived
 from app.fhir.store.reader import Reader
 from app.fhir.store.types import (
     AccessOf, AuditRows, NeedsTransaction, SearchResult, Version, WriteResult, everything, in_key_order, serialize,
@@ -104,7 +105,8 @@ class TenantStore:
         worker thread (three times the throughput of the ``Unit`` path). Elsewhere, or when an
         observer must read first, the ``Unit`` path runs in a worker thread."""
         store = self.store
-        if store.async_pg is not None and not (client and resource["resourceType"] in store.guards):
+        if store.async_pg is not None and not (client and resource["resourceType"] in store.guards) \
+                and not derived.involves(store.registry, resource["resourceType"]):
             rtype = resource["resourceType"]
             check_write(self.access("c", rtype), resource, store.registry, store.base_url)
             now = store.clock()
@@ -135,7 +137,13 @@ class TenantStore:
     def index_values(self, rtype: str, resource: dict[str, Any]) -> IndexValues:
         """The search-index rows of ``resource`` (none for a type without search parameters)."""
         rt = self.store.registry.get(rtype)
-        return extract(resource, rt, self.store.base_url) if rt is not None else IndexValues()
+        if rt is None:
+            return IndexValues()
+        values = extract(resource, rt, self.store.base_url)
+        indexer = self.store.indexers.get(rtype)
+        if indexer is not None:
+            values.numbers += [(param, number_units(v)) for param, v in indexer(resource)]
+        return values
 
     def update(self, rtype: str, rid: str, resource: dict[str, Any], *, if_match: int | None = None,
                client: bool = False) -> WriteResult:
@@ -151,7 +159,8 @@ class TenantStore:
         race lost to another writer) takes the ``Unit`` path in a thread, which gives the
         answer (it re-reads, retries or refuses with 412)."""
         store = self.store
-        if store.async_pg is not None and self.access("u", rtype).unrestricted and not (client and rtype in store.guards):
+        if store.async_pg is not None and self.access("u", rtype).unrestricted and not (client and rtype in store.guards) \
+                and not derived.involves(store.registry, rtype):
             row = await store.rows.aget(self.tenant_id, rtype, rid)
             if row is not None and (if_match is None or row[0] == if_match):
                 written = await self._aupdate(Version(rtype, rid, *row), resource)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import orjson
@@ -37,6 +38,11 @@ Observer = Callable[["Unit | None", "Version", "Version | None"], list[QueuedJob
 # returns the resource to store (server-owned elements kept from the current version) or raises
 # FhirError. Only the FHIR interactions of clients run guards; the server's own writes do not.
 Guard = Callable[["Unit", "dict[str, Any] | None", "Version | None"], "dict[str, Any] | None"]
+
+
+# A computed-index plug-in: number search values the server derives from a resource of one type
+# (an EOB's settled amount), as [(parameter, value)]; added to the rows the registry's paths give.
+Indexer = Callable[["dict[str, Any]"], "list[tuple[str, Decimal]]"]
 
 
 class NeedsTransaction(Exception):

@@ -13,8 +13,9 @@ from app.db import ResourceHistoryRow, dialect_insert
 from app.fhir.access import check_write
 from app.fhir.errors import FhirError, NotFound, PreconditionFailed
 from app.fhir.interactions import check_offered
-from app.fhir.search_sql import DATE, REF, R, STRING, TOKEN
+from app.fhir.search_sql import DATE, NUMBER, REF, R, STRING, TOKEN
 import app.fhir.store.pg_writes as pg_writes
+from app.fhir.store import derived
 from app.fhir.store.reader import Reader
 from app.fhir.store.types import Version, WriteResult, lock_key, serialize
 from app.outbox import QueuedJob, insert_jobs
@@ -27,11 +28,12 @@ H = ResourceHistoryRow.__table__
 
 _INSERT_RESOURCE = R.insert().returning(R.c.pk)
 _INSERT_HISTORY = H.insert()
-_INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF)}
+_INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF, NUMBER)}
 # IndexValues attribute -> (index table, the columns of each of its tuples)
 _INDEX_ROWS = {"tokens": (TOKEN.name, ("param", "system", "code")), "strings": (STRING.name, ("param", "value", "exact")),
                "dates": (DATE.name, ("param", "start", "end")),
-               "references": (REF.name, ("param", "target_type", "target_id"))}
+               "references": (REF.name, ("param", "target_type", "target_id")),
+               "numbers": (NUMBER.name, ("param", "value"))}
 
 
 class Unit(Reader):
@@ -171,6 +173,7 @@ class Unit(Reader):
         self.conn.execute(H.insert().values(
             tenant_id=self.tenant_id, type=rtype, id=rid, version_id=new_version, last_updated=self.now,
             method="DELETE", deleted=True, content=None))
+        self._derive(rtype, rid, None, current)
         version = Version(rtype, rid, new_version, self.now, True, None)
         self.memo.pop(("resource", rtype, rid), None)
         self.written.append(("delete", version))
@@ -193,6 +196,7 @@ class Unit(Reader):
             kind = "insert_if_absent" if on_conflict_skip else "insert"
             if pg_writes.run(self.conn, self.ts.pg_write(kind, version, resource, jobs)) is None:
                 return None
+            self._derive(rtype, rid, resource, None)
             return self._written(version, None, jobs, audited=self.ts.audit is not None)
         values = dict(tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id,
                       last_updated=self.now, deleted=False, content=content)
@@ -206,6 +210,7 @@ class Unit(Reader):
             return None
         self._write_history(rtype, rid, version_id, "PUT" if on_conflict_skip else "POST", content)
         self._write_index(row.pk, rtype, resource)
+        self._derive(rtype, rid, resource, None)
         return self._written(version, None, jobs)
 
     def _replace(self, current: Version, resource: dict[str, Any]) -> WriteResult | None:
@@ -215,10 +220,12 @@ class Unit(Reader):
         jobs = self.ts.store.jobs_for(self, version, None if current.deleted else current)
         if self.postgres:
             # The index is taken from the stored form, as on SQLite (the same resource either way).
-            write = self.ts.pg_write("replace", version, orjson.loads(content), jobs,
+            write_resource = orjson.loads(content)
+            write = self.ts.pg_write("replace", version, write_resource, jobs,
                                       previous_version=current.version_id)
             if pg_writes.run(self.conn, write) is None:
                 return None  # lost a compare-and-set race
+            self._derive(current.type, current.id, write_resource, current)
             return self._written(version, current, jobs, audited=self.ts.audit is not None)
         row = self.conn.execute(
             R.update()
@@ -231,7 +238,9 @@ class Unit(Reader):
             return None  # lost a compare-and-set race
         self._write_history(current.type, current.id, new_version, "PUT", content)
         self._clear_index(row.pk)
-        self._write_index(row.pk, current.type, orjson.loads(content))
+        stored = orjson.loads(content)
+        self._write_index(row.pk, current.type, stored)
+        self._derive(current.type, current.id, stored, current)
         return self._written(version, current, jobs)
 
     def _written(self, version: Version, replaced: Version | None, jobs: list[QueuedJob], *,
@@ -246,13 +255,32 @@ class Unit(Reader):
             self.written.append(("create" if replaced is None else "update", version))
         return WriteResult(version, created=created, status=201 if created else 200)
 
+    def _derive(self, rtype: str, rid: str, new: dict[str, Any] | None, old: Version | None) -> None:
+        """Recompute the derived number rows this write changes (``derived``): the resource's
+        own, and those of the targets its reference names before and after, each target locked
+        first so that concurrent writers for one target compute one after the other."""
+        plan = derived.plan(self.ts.store.registry)
+        if new is not None:
+            for d in plan.own.get(rtype, ()):
+                self.lock("derived", d.target, rid)
+                derived.refresh(self.conn, self.tenant_id, d, [rid])
+        for d in plan.fed_by.get(rtype, ()):
+            targets: set[str] = set()
+            for resource in (new, old.resource() if old is not None and not old.deleted else None):
+                if resource is not None:
+                    targets.update(tid for param, ttype, tid in self.ts.index_values(rtype, resource).references
+                                   if param == d.via and ttype == d.target)
+            for tid in sorted(targets):
+                self.lock("derived", d.target, tid)
+            derived.refresh(self.conn, self.tenant_id, d, targets)
+
     def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
         self.conn.execute(_INSERT_HISTORY, {
             "tenant_id": self.tenant_id, "type": rtype, "id": rid, "version_id": version_id,
             "last_updated": self.now, "method": method, "deleted": False, "content": content})
 
     def _clear_index(self, pk: int) -> None:
-        for table in (TOKEN, STRING, DATE, REF):
+        for table in (TOKEN, STRING, DATE, REF, NUMBER):
             self.conn.execute(table.delete().where(table.c.res_pk == pk))
 
     def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
