@@ -12,6 +12,7 @@ patientAccountNumber, statusCategoryCodeValue}``; no ``claims`` at all means no 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,21 +30,37 @@ from payer_adapters.x12.resources import ResourceIndex
 PATH = "/medicalnetwork/claimstatus/v2"
 
 
-def _person(r: dict[str, Any] | None) -> dict[str, str]:
+def person(r: dict[str, Any] | None) -> dict[str, str]:
+    """A Patient's or Practitioner's first name as CHC JSON bodies carry it."""
     n = ((r or {}).get("name") or [{}])[0]
     return {"lastName": str(n.get("family", "")), "firstName": str((n.get("given") or [""])[0])}
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Who a claim package's Claim names, found in the package: every CHC body starts from these."""
+    payer: dict[str, Any] | None
+    payer_id: str
+    insurance: dict[str, Any]  # the focal Claim.insurance
+    coverage: dict[str, Any] | None
+    patient: dict[str, Any] | None
+    billing: dict[str, Any] | None
+
+
+def claim_parties(pkg: ClaimPackage) -> Parties:
+    claim = pkg.claim
+    payer = pkg.find(claim.get("insurer"))
+    ins = next((i for i in claim.get("insurance") or [] if i.get("focal")), (claim.get("insurance") or [{}])[0])
+    return Parties(payer, ids.payer_id(payer, claim.get("insurer")) or "", ins, pkg.find(ins.get("coverage")),
+                   pkg.find(claim.get("patient")), pkg.find(claim.get("provider")))
 
 
 def status_request(pkg: ClaimPackage, *, control_number: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The claim status body for the package's Claim. A claim the request cannot describe (no
     service date, no member id) is a :class:`PayerRejection` naming the element."""
     claim = pkg.claim
-    payer = pkg.find(claim.get("insurer"))
-    payer_id = ids.payer_id(payer, claim.get("insurer")) or ""
-    ins = next((i for i in claim.get("insurance") or [] if i.get("focal")), (claim.get("insurance") or [{}])[0])
-    coverage = pkg.find(ins.get("coverage"))
-    patient = pkg.find(claim.get("patient"))
-    billing = pkg.find(claim.get("provider"))
+    parties = claim_parties(pkg)
+    payer_id, coverage, patient, billing = parties.payer_id, parties.coverage, parties.patient, parties.billing
     member = ids.member_id(coverage)
     try:
         start, end = _service_dates(claim)
@@ -66,7 +83,7 @@ def status_request(pkg: ClaimPackage, *, control_number: str, settings: dict[str
         "tradingPartnerServiceId": (settings.get("payer_ids") or {}).get(payer_id, payer_id),
         "providers": [{"providerType": "BillingProvider", "npi": ids.npi(billing, claim.get("provider")) or "",
                        "organizationName": str((billing or {}).get("name", ""))}],
-        "subscriber": {"memberId": member, **_person(patient),
+        "subscriber": {"memberId": member, **person(patient),
                        "dateOfBirth": str((patient or {}).get("birthDate", "")).replace("-", "")},
         "encounter": encounter,
     }

@@ -34,7 +34,7 @@ import fhir_mappings.vocabulary as vocabulary
 from payer_adapters.contract import (
     Capabilities, ClaimPackage, EligibilityPackage, EligibilityResult, InboundMessage, Receipt, StatusResult, utcnow,
 )
-from payer_adapters.chc_status import PATH as STATUS_PATH, status_request, status_response
+from payer_adapters.chc_status import PATH as STATUS_PATH, claim_parties, person as _person, status_request, status_response
 from payer_adapters.errors import PayerRejection, json_body, operation_outcome, raise_for_http_status, send
 from payer_adapters.oauth import TokenSource
 from payer_adapters.x12.cob import PriorAdjustment, PriorPayer, prior_payers
@@ -69,11 +69,6 @@ def _address(r: dict[str, Any] | None) -> dict[str, str]:
                               "state": a.get("state", ""), "postalCode": a.get("postalCode", "")}.items() if v}
 
 
-def _person(r: dict[str, Any] | None) -> dict[str, str]:
-    n = ((r or {}).get("name") or [{}])[0]
-    return {"lastName": str(n.get("family", "")), "firstName": str((n.get("given") or [""])[0])}
-
-
 def _filing_code(coverage: dict[str, Any] | None) -> str:
     for c in ((coverage or {}).get("type") or {}).get("coding") or []:
         if c.get("system") == vocabulary.X12_CLAIM_FILING_INDICATOR:
@@ -87,12 +82,9 @@ def _filing_code(coverage: dict[str, Any] | None) -> str:
 def claim_json(pkg: ClaimPackage, *, key: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The CHC v3 professional-claims body for one claim."""
     claim = pkg.claim
-    payer = pkg.find(claim.get("insurer"))
-    payer_id = ids.payer_id(payer, claim.get("insurer")) or ""
-    ins = next((i for i in claim.get("insurance") or [] if i.get("focal")), (claim.get("insurance") or [{}])[0])
-    coverage = pkg.find(ins.get("coverage"))
-    patient = pkg.find(claim.get("patient"))
-    billing = pkg.find(claim.get("provider"))
+    parties = claim_parties(pkg)
+    payer, payer_id, ins = parties.payer, parties.payer_id, parties.insurance
+    coverage, patient, billing = parties.coverage, parties.patient, parties.billing
     rendering = referring = None
     for ct in claim.get("careTeam") or []:
         role = next((c.get("code") for c in (ct.get("role") or {}).get("coding") or []), "")
