@@ -141,3 +141,21 @@ def session_storage(driver: Any) -> dict[str, Any]:
 
 def local_storage(driver: Any) -> dict[str, Any]:
     return json.loads(driver.execute_script("return JSON.stringify(Object.assign({}, localStorage))"))
+
+
+def sign_in(driver: Any, server: DemoServer, username: str, password: str) -> None:
+    """Sign in to the app at ``/app/`` through the server's login and consent pages."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(server.base + "/app/")
+    field = wait_for(lambda: driver.find_element(By.ID, "practice"), what="the practice field")
+    field.clear()
+    field.send_keys("demo")
+    driver.find_element(By.CSS_SELECTOR, ".signin button[type=submit]").click()
+    wait_for(lambda: driver.find_element(By.ID, "username"), what="the server's login page")
+    assert driver.current_url.startswith(server.base + "/auth/authorize")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "button[value=approve]"), what="the consent page").click()
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "header.top"), what="the app after sign-in")

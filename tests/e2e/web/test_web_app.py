@@ -17,7 +17,8 @@ from selenium.webdriver.support.ui import Select
 from app.auth import admin, practice_app
 from app.db import make_engine
 from tests.e2e.web.browser import (
-    NARROW, WIDE, DemoServer, chrome, fresh_database, local_storage, screenshot_dir, session_storage, wait_for,
+    NARROW, WIDE, DemoServer, chrome, fresh_database, local_storage, screenshot_dir, session_storage, sign_in,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -61,21 +62,6 @@ def text(driver: Any) -> str:
 
 def go(driver: Any, server: DemoServer, route: str) -> None:
     driver.get(f"{server.base}/app/#{route}")
-
-
-def sign_in(driver: Any, server: DemoServer, username: str, password: str) -> None:
-    driver.get(server.base + "/app/")
-    field = wait_for(lambda: driver.find_element(By.ID, "practice"), what="the practice field")
-    field.clear()
-    field.send_keys("demo")
-    driver.find_element(By.CSS_SELECTOR, ".signin button[type=submit]").click()
-    wait_for(lambda: driver.find_element(By.ID, "username"), what="the server's login page")
-    assert driver.current_url.startswith(server.base + "/auth/authorize")
-    driver.find_element(By.ID, "username").send_keys(username)
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "button[value=approve]"), what="the consent page").click()
-    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "header.top"), what="the app after sign-in")
 
 
 def test_the_app_is_registered_for_every_practice(server: DemoServer) -> None:
