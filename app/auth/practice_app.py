@@ -21,7 +21,9 @@ from app.db import Tenant, dialect_insert, write_connection
 
 CLIENT_NAME = "TheraBridge practice app"
 #: The most the app may be granted; each user's role ceiling narrows it at consent (no admin scope).
-SCOPE = "openid fhirUser profile user/*.cruds"
+#: ``online_access`` gives the app a refresh token for the signed-in session, which is how a
+#: person granted several practices switches practice without signing in again.
+SCOPE = "openid fhirUser profile online_access user/*.cruds"
 PREFIX = "app-"
 MAX_CLIENT_ID = 64
 
@@ -51,14 +53,18 @@ def ensure_client(engine: Engine, tenant: str, public_url: str) -> str:
             client_id=client_id, tenant_id=tenant, name=CLIENT_NAME, kind=PUBLIC, secret_hash=None,
             jwks=None, jwks_uri=None, redirect_uris=json.dumps([uri]), scope=SCOPE,
             created_at=utcnow()).on_conflict_do_nothing())
-        row = conn.execute(sa.select(table.c.tenant_id, table.c.redirect_uris)
+        row = conn.execute(sa.select(table.c.tenant_id, table.c.redirect_uris, table.c.scope)
                            .where(table.c.client_id == client_id)).one()
         if row.tenant_id != tenant:
             raise ValueError(f"client id {client_id} belongs to another tenant")
         uris = json.loads(row.redirect_uris or "[]")
+        changes: dict[str, str] = {}
         if uri not in uris:
-            conn.execute(sa.update(table).where(table.c.client_id == client_id)
-                         .values(redirect_uris=json.dumps([*uris, uri])))
+            changes["redirect_uris"] = json.dumps([*uris, uri])
+        if row.scope != SCOPE:  # registered by an earlier version of the app
+            changes["scope"] = SCOPE
+        if changes:
+            conn.execute(sa.update(table).where(table.c.client_id == client_id).values(**changes))
     return client_id
 
 

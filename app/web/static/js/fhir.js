@@ -32,9 +32,10 @@ const STATUS_TEXT = {
 
 export const SESSION_ENDED = 'tb-session-ended';
 
-/** A FHIR interaction: ``path`` relative to the FHIR base (or an absolute URL the server gave). */
-export async function fhir(path, {method = 'GET', body, headers = {}} = {}) {
-  const session = currentSession();
+/** A FHIR interaction: ``path`` relative to the FHIR base (or an absolute URL the server gave).
+ * ``token`` (from smart.tokenFor) sends the request to that token's practice instead of the session's. */
+export async function fhir(path, {method = 'GET', body, headers = {}, token} = {}) {
+  const session = token ? {accessToken: token.accessToken} : currentSession();
   if (!session) {
     window.dispatchEvent(new Event(SESSION_ENDED));
     throw new ApiError(401, STATUS_TEXT[401]);
@@ -64,7 +65,7 @@ export async function fhir(path, {method = 'GET', body, headers = {}} = {}) {
     json = null;
   }
   if (!res.ok) {
-    if (res.status === 401) {
+    if (res.status === 401 && !token) {
       forget();
       window.dispatchEvent(new Event(SESSION_ENDED));
     }
@@ -102,9 +103,9 @@ export function update(resource) {
   });
 }
 
-export function operation(path, {method = 'POST', params, body} = {}) {
+export function operation(path, {method = 'POST', params, body, token} = {}) {
   const q = params ? query(params) : '';
-  return fhir(q ? `${path}?${q}` : path, {method, body});
+  return fhir(q ? `${path}?${q}` : path, {method, body, token});
 }
 
 /** The value of a named parameter of a Parameters resource (or of a parameter's parts). */

@@ -1,10 +1,12 @@
 // The practice app: sign-in, navigation and the screens (hash routes).
 import {render} from 'preact';
 import {useEffect, useState} from 'preact/hooks';
-import {currentSession, handleCallback, lastPractice, signIn, signOut} from './smart.js';
+import {currentSession, handleCallback, lastPractice, practicesOf, signIn, signOut} from './smart.js';
 import {SESSION_ENDED} from './fhir.js';
 import {html, ErrorBox} from './ui.js';
 import {Dashboard, MeasureClaims} from './dashboard.js';
+import {Combined} from './combined.js';
+import {PracticeSwitcher} from './practices.js';
 import {Worklists} from './worklists.js';
 import {ClaimPage, ClaimList} from './claim.js';
 import {PatientPage, PatientList} from './patient.js';
@@ -61,6 +63,7 @@ function Screen({r}) {
   const [first, second, third, fourth] = r.parts;
   switch (first || 'dashboard') {
     case 'dashboard': return html`<${Dashboard} params=${r.params} />`;
+    case 'combined': return html`<${Combined} params=${r.params} />`;
     case 'measure': return html`<${MeasureClaims} id=${second} start=${third} end=${fourth} />`;
     case 'worklists': return html`<${Worklists} tab=${second || 'held'} params=${r.params} />`;
     case 'claims': return second ? html`<${ClaimPage} id=${second} />` : html`<${ClaimList} params=${r.params} />`;
@@ -69,8 +72,10 @@ function Screen({r}) {
   }
 }
 
-function Shell({session, onSignOut}) {
+function Shell({session, onSignOut, onSwitch}) {
   const r = useRoute();
+  const several = practicesOf(session).length > 1;
+  const nav = several ? [NAV[0], ['combined', 'All my practices'], ...NAV.slice(1)] : NAV;
   const current = r.parts[0] || 'dashboard';
   useEffect(() => {
     const main = document.getElementById('content');
@@ -81,13 +86,15 @@ function Shell({session, onSignOut}) {
     <header class="top">
       <span class="brand">TheraBridge</span>
       <nav aria-label="Main">
-        <ul>${NAV.map(([key, label]) => html`<li><a href=${'#/' + key}
+        <ul>${nav.map(([key, label]) => html`<li><a href=${'#/' + key}
           aria-current=${current === key || (key === 'dashboard' && current === 'measure') ? 'page' : null}>${label}</a></li>`)}</ul>
       </nav>
-      <span class="who">${session.user} · ${session.practice}</span>
+      <span class="who">${session.user} · <span id="current-practice" data-practice=${session.practice}>${
+        (practicesOf(session).find((p) => p.id === session.practice) || {name: session.practice}).name}</span></span>
+      ${several ? html`<${PracticeSwitcher} session=${session} onSwitch=${onSwitch} />` : null}
       <button type="button" class="secondary" onClick=${onSignOut}>Sign out</button>
     </header>
-    <main id="content" tabindex="-1"><${Screen} r=${r} /></main>`;
+    <main id="content" tabindex="-1"><${Screen} key=${session.practice} r=${r} /></main>`;
 }
 
 function App() {
@@ -103,7 +110,7 @@ function App() {
   if (!ready) return html`<p class="loading">Signing in…</p>`;
   if (!session) return html`<${SignIn} error=${error} />`;
   const out = async () => { await signOut(); setSession(null); };
-  return html`<${Shell} session=${session} onSignOut=${out} />`;
+  return html`<${Shell} session=${session} onSignOut=${out} onSwitch=${setSession} />`;
 }
 
 render(html`<${App} />`, document.getElementById('root'));

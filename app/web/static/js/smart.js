@@ -4,8 +4,9 @@
 const SESSION = 'tb.session';
 const PENDING = 'tb.pending';
 const PRACTICE = 'tb.practice';
-// The most the app asks for; consent and the user's role narrow it.
-export const SCOPES = 'openid fhirUser user/*.cruds';
+// The most the app asks for; consent and the user's role narrow it. online_access brings a
+// refresh token for this session: a person granted several practices switches with it.
+export const SCOPES = 'openid fhirUser online_access user/*.cruds';
 
 /** The app's own URL, without query or fragment: also its registered redirect URI. */
 export function appUrl() {
@@ -65,7 +66,7 @@ export async function signIn(practice) {
   localStorage.setItem(PRACTICE, practice);
   const query = new URLSearchParams({
     response_type: 'code', client_id: clientId, redirect_uri: appUrl(), scope: SCOPES, state,
-    aud: fhirBase(), code_challenge: challenge, code_challenge_method: 'S256',
+    aud: fhirBase(), code_challenge: challenge, code_challenge_method: 'S256', practice,
   });
   location.assign(conf.authorization_endpoint + '?' + query);
 }
@@ -107,7 +108,10 @@ export async function handleCallback() {
     accessToken: answer.access_token,
     expiresAt: Date.now() + (answer.expires_in || 3600) * 1000,
     scope: answer.scope || '',
-    practice: pending.practice,
+    practice: answer.practice || pending.practice,
+    practices: answer.practices || [],
+    refreshToken: answer.refresh_token || null,
+    tokenEndpoint: pending.tokenEndpoint,
     clientId: pending.clientId,
     revocationEndpoint: pending.revocationEndpoint,
     user: String(identity.sub || '').split('/').slice(1).join('/') || 'signed in',
@@ -126,6 +130,70 @@ export function currentSession() {
 
 export function forget() {
   sessionStorage.removeItem(SESSION);
+  others.clear();
+}
+
+/** The practices the signed-in person may see: more than one only with grants to other practices. */
+export function practicesOf(session) {
+  return (session && session.practices) || [];
+}
+
+// Tokens for the session's other practices (combined view), by practice: memory only, never stored.
+const others = new Map();
+// Refresh tokens rotate on every use and reusing a rotated one revokes the grant, so refreshes
+// run one at a time.
+let refreshing = Promise.resolve();
+
+async function refreshFor(practice) {
+  const session = currentSession();
+  if (!session || !session.refreshToken) throw new Error('This session cannot switch practice; sign in again.');
+  const res = await fetch(session.tokenEndpoint, {
+    method: 'POST',
+    headers: {'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json'},
+    body: new URLSearchParams({grant_type: 'refresh_token', refresh_token: session.refreshToken,
+      client_id: session.clientId, practice}),
+  });
+  const answer = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error('Switching practice failed: ' + (answer.error_description || answer.error || res.status));
+  if (answer.practice !== practice) throw new Error('The server issued a token for another practice.');
+  // The rotated refresh token replaces the old one whichever practice the token is for.
+  sessionStorage.setItem(SESSION, JSON.stringify({...session, refreshToken: answer.refresh_token,
+    practices: answer.practices || session.practices}));
+  return {accessToken: answer.access_token, practice: answer.practice, scope: answer.scope || '',
+    expiresAt: Date.now() + (answer.expires_in || 3600) * 1000};
+}
+
+function serially(work) {
+  const next = refreshing.then(work, work);
+  refreshing = next.catch(() => null);
+  return next;
+}
+
+/** Make ``practice`` the session's practice (refresh grant with ``practice``): no password again. */
+export function switchPractice(practice) {
+  return serially(async () => {
+    const token = await refreshFor(practice);
+    const session = currentSession();
+    const previous = {accessToken: session.accessToken, practice: session.practice, expiresAt: session.expiresAt};
+    others.set(previous.practice, previous);
+    others.delete(practice);
+    sessionStorage.setItem(SESSION, JSON.stringify({...session, ...token}));
+    return currentSession();
+  });
+}
+
+/** A token issued for ``practice``: the session's own, or one got by the refresh grant (kept in memory). */
+export function tokenFor(practice) {
+  return serially(async () => {
+    const session = currentSession();
+    if (!session) throw new Error('Your session has ended; sign in again.');
+    if (session.practice === practice) return {accessToken: session.accessToken, practice};
+    const known = others.get(practice);
+    if (known && known.expiresAt > Date.now() + 30000) return known;
+    const token = await refreshFor(practice);
+    others.set(practice, token);
+    return token;
+  });
 }
 
 /** Revoke the token at the server and forget it. */
@@ -133,10 +201,13 @@ export async function signOut() {
   const session = JSON.parse(sessionStorage.getItem(SESSION) || 'null');
   forget();
   if (session && session.revocationEndpoint) {
-    await fetch(session.revocationEndpoint, {
-      method: 'POST',
-      headers: {'Content-Type': 'application/x-www-form-urlencoded'},
-      body: new URLSearchParams({token: session.accessToken, client_id: session.clientId}),
-    }).catch(() => null);
+    // A refresh token revokes its whole grant: every practice's token of this session.
+    for (const token of [session.refreshToken, session.accessToken].filter(Boolean)) {
+      await fetch(session.revocationEndpoint, {
+        method: 'POST',
+        headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+        body: new URLSearchParams({token, client_id: session.clientId}),
+      }).catch(() => null);
+    }
   }
 }

@@ -1,0 +1,169 @@
+"""A billing company's person granted two practices, in a real browser against ``therabridge
+serve --demo``: the header names the practice, the switcher changes it with the refresh grant
+(no password again), and "All my practices" shows every KPI combined exactly as
+``app.measures.combine`` combines the two practices' own ``$evaluate-measure`` answers, each
+practice's figure beside it. A person with one practice sees neither. The tests run in order and
+share the signed-in browser."""
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any, Iterator
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from app.auth import admin
+from app.bootstrap import build_store
+from app.db import make_engine
+from app.measures.combine import combine
+from app.measures.evaluate import evaluate
+from app.settings import Settings
+from tests.app.measures.test_evaluate_measure import store_scenario
+from tests.e2e.web.browser import DemoServer, chrome, fresh_database, session_storage, sign_in, wait_for
+
+pytestmark = pytest.mark.slow
+
+SECOND = "second-rehab"
+MEASURES = ["clean-claim-rate", "first-pass-yield", "denial-rate", "days-in-ar", "aged-ar-over-90",
+            "net-collection-rate", "days-to-payment", "eligibility-verification-rate", "authorization-rate"]
+START, END = "2026-06-01", date.today().isoformat()  # the second practice's June claims and the demo's recent ones
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    tmp = tmp_path_factory.mktemp("practices")
+    for url in fresh_database(database_url, tmp):  # one pass: the database is dropped after the loop
+        demo = DemoServer(url, tmp)
+        try:
+            yield demo
+        finally:
+            demo.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server: DemoServer) -> Iterator[Any]:
+    driver = chrome()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def second(server: DemoServer) -> Any:
+    """The second practice with June's claims, remittances and eligibility answer; the demo biller
+    granted it (as an operator does, with the CLI). Its store evaluates its reports."""
+    server.cli("tenants", "create", SECOND, "--name", "Second Rehab")
+    server.cli("users", "grant", "--tenant", "demo", "--username", "demo-biller", "--practice", SECOND)
+    engine = make_engine(server.database_url)
+    store = build_store(Settings(database_url=server.database_url, public_url=server.base), engine)
+    store_scenario(store, SECOND)
+    yield store
+    engine.dispose()
+
+
+def settled(server: DemoServer) -> None:
+    """Wait until the sandbox payer has answered every claim the demo sent (the figures then hold still)."""
+    with server.api() as api:
+        wait_for(lambda: api.get("/Claim", params={"lifecycle": "queued,submitted,acknowledged,accepted",
+                                                   "_summary": "count"}).json()["total"] == 0,
+                 timeout=120, what="the demo claims answered")
+
+
+def reports(server: DemoServer, store: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each practice's own answer for every KPI: the demo's through its API, the second's from its store."""
+    out: dict[str, dict[str, dict[str, Any]]] = {"demo": {}, SECOND: {}}
+    with server.api() as api:
+        for measure in MEASURES:
+            answer = api.get(f"/Measure/{measure}/$evaluate-measure", params={"periodStart": START, "periodEnd": END})
+            assert answer.status_code == 200, answer.text
+            out["demo"][measure] = answer.json()
+    with store.for_tenant(SECOND).reading() as reader:
+        for measure in MEASURES:
+            out[SECOND][measure] = json.loads(json.dumps(
+                evaluate(reader, measure, date.fromisoformat(START), date.fromisoformat(END)), default=float))
+    return out
+
+
+def tiles(browser: Any) -> dict[str, Any]:
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, ".tiles.combined .tile .score")) == len(MEASURES),
+             timeout=60, what="every combined tile")
+    return {m: browser.find_element(By.CSS_SELECTOR, f'.tile[data-measure="{m}"]') for m in MEASURES}
+
+
+def session(browser: Any) -> dict[str, Any]:
+    return json.loads(session_storage(browser)["tb.session"])
+
+
+def test_the_header_names_the_practice_and_offers_the_others(server: DemoServer, browser: Any, second: Any) -> None:
+    sign_in(browser, server, "demo-biller", server.password)
+    assert browser.find_element(By.ID, "current-practice").get_attribute("data-practice") == "demo"
+    options = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "practice-switch")).options]
+    assert options == ["demo", SECOND]
+    assert browser.find_element(By.LINK_TEXT, "All my practices")
+    stored = session(browser)
+    assert stored["practice"] == "demo" and stored["refreshToken"]
+
+
+def test_combined_figures_are_combine_of_each_practice(server: DemoServer, browser: Any, second: Any) -> None:
+    settled(server)
+    own = reports(server, second)
+    assert own[SECOND]["denial-rate"]["group"][0]["population"][1]["count"] > 0  # the second practice has claims
+    browser.get(f"{server.base}/app/#/combined?start={START}&end={END}")
+    shown = tiles(browser)
+    for measure in MEASURES:
+        expected = combine([own["demo"][measure], own[SECOND][measure]])
+        tile = shown[measure]
+        score = tile.find_element(By.CSS_SELECTOR, ".score")
+        if measure == "days-to-payment":  # medians do not combine
+            assert "measureScore" not in expected["group"][0] and score.text == "per practice only"
+        else:
+            want = expected["group"][0].get("measureScore", {}).get("value")
+            assert score.get_attribute("data-score") == ("" if want is None else _js(want)), measure
+        for practice in ("demo", SECOND):
+            item = tile.find_element(By.CSS_SELECTOR, f'li[data-practice="{practice}"]')
+            value = own[practice][measure]["group"][0].get("measureScore", {}).get("value")
+            assert item.get_attribute("data-score") == ("" if value is None else _js(value)), (measure, practice)
+    # the session's own token is still the demo practice's: the others' stayed in memory
+    assert session(browser)["practice"] == "demo"
+
+
+def _js(value: float) -> str:
+    """How the browser writes a number into an attribute."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def test_switching_shows_the_other_practice(server: DemoServer, browser: Any, second: Any) -> None:
+    browser.get(f"{server.base}/app/#/dashboard?start={START}&end={END}")
+    Select(wait_for(lambda: browser.find_element(By.ID, "practice-switch"), what="the switcher")).select_by_value(SECOND)
+    wait_for(lambda: browser.find_element(By.ID, "current-practice").get_attribute("data-practice") == SECOND,
+             what="the second practice")
+    assert "username" not in browser.page_source  # no login page: the refresh grant switched
+    browser.get(f"{server.base}/app/#/dashboard?start={START}&end={END}")
+    with second.for_tenant(SECOND).reading() as reader:
+        expected = evaluate(reader, "denial-rate", date.fromisoformat(START), date.fromisoformat(END))
+    wanted = _js(expected["group"][0]["measureScore"]["value"])
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, '.tile[data-measure="denial-rate"] .score')
+             .get_attribute("data-score") == wanted, what="the second practice's denial rate")
+    token = session(browser)["accessToken"]
+    import httpx
+
+    mine = httpx.get(server.base + "/fhir/Claim", params={"_summary": "count"},
+                     headers={"Authorization": f"Bearer {token}"}).json()["total"]
+    assert mine == 5  # the second practice's claims, not the demo's
+
+
+def test_one_practice_means_no_switcher(server: DemoServer, browser: Any) -> None:
+    browser.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+    wait_for(lambda: browser.find_element(By.ID, "practice"), what="the sign-in form")
+    engine = make_engine(server.database_url)
+    admin.create_user(engine, tenant="demo", username="demo-solo", password="a long solo passphrase", role="biller")
+    engine.dispose()
+    sign_in(browser, server, "demo-solo", "a long solo passphrase")
+    assert not browser.find_elements(By.ID, "practice-switch")
+    assert not browser.find_elements(By.LINK_TEXT, "All my practices")
+    browser.get(f"{server.base}/app/#/combined")
+    wait_for(lambda: "You work for one practice" in browser.find_element(By.TAG_NAME, "main").text,
+             what="the one-practice note")
