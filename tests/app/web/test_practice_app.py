@@ -123,5 +123,18 @@ def test_the_app_calls_only_the_fhir_api_and_the_authorization_server() -> None:
     assert "/admin" not in scripts and "/auth/" not in scripts
     assert sorted(re.findall(r"fetch\((.+?),", scripts)) == [
         "fhirBase() + '/.well-known/smart-configuration'", "pending.tokenEndpoint", "session.revocationEndpoint",
-        "url"]
+        "session.tokenEndpoint", "url"]
     assert "const url = /^https?:/.test(path) ? path : fhirBase() + '/' + path;" in scripts
+
+
+def test_an_earlier_registration_gets_the_current_scope(app: FastAPI, tenant: str) -> None:
+    """Registrations from before the app asked for ``online_access`` (practice switching) are brought up to date."""
+    engine = app.state.services.engine
+    client_id = practice_app.ensure_client(engine, tenant, PUBLIC_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.update(T["client"]).where(T["client"].c.client_id == client_id)
+                     .values(scope="openid fhirUser profile user/*.cruds"))
+    practice_app.ensure_all(engine, PUBLIC_URL)
+    row = _client_row(engine, client_id)
+    assert row.scope == practice_app.SCOPE and "online_access" in row.scope
+    assert json.loads(row.redirect_uris) == [PUBLIC_URL + "/app/"]
