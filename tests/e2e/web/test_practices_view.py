@@ -7,9 +7,11 @@ share the signed-in browser."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from typing import Any, Iterator
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -21,7 +23,9 @@ from app.measures.combine import combine
 from app.measures.evaluate import evaluate
 from app.settings import Settings
 from tests.app.measures.test_evaluate_measure import store_scenario
-from tests.e2e.web.browser import DemoServer, chrome, fresh_database, session_storage, sign_in, wait_for
+from tests.e2e.web.browser import (
+    DemoServer, chrome, fresh_database, screenshot_dir, session_storage, sign_in, wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -126,8 +130,21 @@ def test_combined_figures_are_combine_of_each_practice(server: DemoServer, brows
             item = tile.find_element(By.CSS_SELECTOR, f'li[data-practice="{practice}"]')
             value = own[practice][measure]["group"][0].get("measureScore", {}).get("value")
             assert item.get_attribute("data-score") == ("" if value is None else _js(value)), (measure, practice)
-    # the session's own token is still the demo practice's: the others' stayed in memory
-    assert session(browser)["practice"] == "demo"
+    browser.save_screenshot(str(screenshot_dir() / "combined.png"))
+    # the session's own token is still the demo practice's: the others' stayed in memory, unstored
+    stored = session(browser)
+    assert stored["practice"] == "demo"
+    assert claim_count(server, stored["accessToken"]) == claim_count(server, None)
+    assert not any(SECOND in v for k, v in session_storage(browser).items() if k != "tb.session")
+
+
+def claim_count(server: DemoServer, token: str | None) -> int:
+    """How many claims a token reaches (None: the demo practice's backend token)."""
+    if token is None:
+        with server.api() as api:
+            return api.get("/Claim", params={"_summary": "count"}).json()["total"]
+    return httpx.get(server.base + "/fhir/Claim", params={"_summary": "count"},
+                     headers={"Authorization": f"Bearer {token}"}).json()["total"]
 
 
 def _js(value: float) -> str:
@@ -147,17 +164,23 @@ def test_switching_shows_the_other_practice(server: DemoServer, browser: Any, se
     wanted = _js(expected["group"][0]["measureScore"]["value"])
     wait_for(lambda: browser.find_element(By.CSS_SELECTOR, '.tile[data-measure="denial-rate"] .score')
              .get_attribute("data-score") == wanted, what="the second practice's denial rate")
-    token = session(browser)["accessToken"]
-    import httpx
+    assert claim_count(server, session(browser)["accessToken"]) == 5  # the second practice's claims, not the demo's
 
-    mine = httpx.get(server.base + "/fhir/Claim", params={"_summary": "count"},
-                     headers={"Authorization": f"Bearer {token}"}).json()["total"]
-    assert mine == 5  # the second practice's claims, not the demo's
+
+def test_sign_out_ends_every_practice_token(server: DemoServer, browser: Any) -> None:
+    stored = session(browser)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
+    wait_for(lambda: browser.find_element(By.ID, "practice"), what="the sign-in form")
+    answer = httpx.post(server.base + "/auth/token", data={
+        "grant_type": "refresh_token", "refresh_token": stored["refreshToken"], "client_id": stored["clientId"],
+        "practice": "demo"})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    time.sleep(1.5)  # revocations reach every process within a poll
+    assert httpx.get(server.base + "/fhir/Claim", headers={"Authorization": f"Bearer {stored['accessToken']}"}
+                     ).status_code == 401
 
 
 def test_one_practice_means_no_switcher(server: DemoServer, browser: Any) -> None:
-    browser.find_element(By.XPATH, "//button[normalize-space()='Sign out']").click()
-    wait_for(lambda: browser.find_element(By.ID, "practice"), what="the sign-in form")
     engine = make_engine(server.database_url)
     admin.create_user(engine, tenant="demo", username="demo-solo", password="a long solo passphrase", role="biller")
     engine.dispose()
