@@ -6,6 +6,7 @@ practice's figure beside it. A person with one practice sees neither. The tests 
 share the signed-in browser."""
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import date
@@ -136,6 +137,53 @@ def test_combined_figures_are_combine_of_each_practice(server: DemoServer, brows
     assert stored["practice"] == "demo"
     assert claim_count(server, stored["accessToken"]) == claim_count(server, None)
     assert not any(SECOND in v for k, v in session_storage(browser).items() if k != "tb.session")
+
+
+def _with(report: dict[str, Any], counts: dict[str, int], cents: dict[str, int] | None = None) -> dict[str, Any]:
+    """``report`` with its first group's populations set to ``counts`` (and amounts in cents)."""
+    out = copy.deepcopy(report)
+    for pop in out["group"][0]["population"]:
+        code = pop["code"]["coding"][0]["code"]
+        pop["count"] = counts.get(code, 0)
+        for ext in pop.get("extension", []):
+            ext["valueMoney"]["value"] = (cents or {}).get(code, 0) / 100
+    return out
+
+
+def test_the_browser_combines_like_the_server_at_the_rounding_edges(server: DemoServer, browser: Any,
+                                                                    second: Any) -> None:
+    """Ties at the last place (half to even), amounts in cents and days: the app's combine equals combine()."""
+    own = reports(server, second)
+    cases = [
+        [_with(own["demo"]["denial-rate"], {"initial-population": 20, "denominator": 20, "numerator": 1}),
+         _with(own[SECOND]["denial-rate"], {"initial-population": 12, "denominator": 12, "numerator": 0})],  # 1/32
+        [_with(own["demo"]["denial-rate"], {"initial-population": 3, "denominator": 3, "numerator": 1}),
+         _with(own[SECOND]["denial-rate"], {"initial-population": 13, "denominator": 13, "numerator": 2})],  # 3/16
+        [_with(own["demo"]["net-collection-rate"], {"initial-population": 2, "numerator": 2, "denominator": 2},
+               {"numerator": 12345, "denominator": 33333}),
+         _with(own[SECOND]["net-collection-rate"], {"initial-population": 1, "numerator": 1, "denominator": 1},
+               {"numerator": 1, "denominator": 66667})],
+        [_with(own["demo"]["days-in-ar"], {"initial-population": 4, "numerator": 4, "denominator": 4},
+               {"numerator": 10001, "denominator": 20000}),
+         _with(own[SECOND]["days-in-ar"], {"initial-population": 1, "numerator": 1, "denominator": 1},
+               {"numerator": 0, "denominator": 0})],
+        [own["demo"]["days-to-payment"], own[SECOND]["days-to-payment"]],
+    ]
+    scorings = {"denial-rate": "proportion", "net-collection-rate": "ratio", "days-in-ar": "ratio",
+                "days-to-payment": "continuous-variable"}
+    browser.get(f"{server.base}/app/#/dashboard")
+    wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "header.top"), what="the app")
+    for reports_ in cases:
+        measure = reports_[0]["measure"].split("|")[0].rsplit("/", 1)[-1]
+        got = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('./js/combined.js').then((m) => done(m.combineReports(arguments[0], arguments[1])),"
+            " (e) => done({failed: String(e)}));", reports_, scorings[measure])
+        expected = combine(reports_)
+        for mine, theirs in zip(got["group"], expected["group"]):
+            assert mine.get("measureScore", {}).get("value") == theirs.get("measureScore", {}).get("value"), measure
+            assert [p["count"] for p in mine["population"]] == [p["count"] for p in theirs["population"]]
+            assert [p.get("extension") for p in mine["population"]] == [p.get("extension") for p in theirs["population"]]
 
 
 def claim_count(server: DemoServer, token: str | None) -> int:
