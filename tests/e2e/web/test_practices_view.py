@@ -25,7 +25,7 @@ from app.measures.evaluate import evaluate
 from app.settings import Settings
 from tests.app.measures.test_evaluate_measure import store_scenario
 from tests.e2e.web.browser import (
-    DemoServer, chrome, fresh_database, screenshot_dir, session_storage, sign_in, wait_for,
+    NARROW, WIDE, DemoServer, chrome, fresh_database, screenshot_dir, session_storage, sign_in, wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -110,6 +110,12 @@ def test_the_header_names_the_practice_and_offers_the_others(server: DemoServer,
     assert browser.find_element(By.LINK_TEXT, "All my practices")
     stored = session(browser)
     assert stored["practice"] == "demo" and stored["refreshToken"]
+    browser.set_window_size(NARROW, 900)
+    try:
+        assert browser.find_element(By.ID, "practice-switch").is_displayed()
+        browser.save_screenshot(str(screenshot_dir() / "practices-narrow.png"))
+    finally:
+        browser.set_window_size(WIDE, 900)
 
 
 def test_combined_figures_are_combine_of_each_practice(server: DemoServer, browser: Any, second: Any) -> None:
