@@ -3,6 +3,9 @@ payer connections, the sandbox payer as a real process, and reading a claim's li
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -208,3 +211,28 @@ def demo_with_acme(url: str, var: Path, tenant: str, sandbox_base: str, *, timeo
                   {"base_url": sandbox_base, "timeout": timeout}, {"api_key": "test_sandbox_key"}, profile="commercial")
     drain(store)
     return settings, store
+
+
+def generations_pending(engine: Any) -> int:
+    """``generate-claim`` jobs still queued or running."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(J).where(
+            J.c.kind == "generate-claim", J.c.status.in_(("queued", "running")))).scalar_one()
+
+
+def two_workers_generate(engine: Any, env: dict[str, str], batch: int, *, timeout: float = 120) -> None:
+    """Two real ``therabridge worker`` processes on one database, until no claim generation is
+    pending (each leasing ``batch`` jobs at a time); a worker that dies fails the test."""
+    command = [sys.executable, "-m", "app.cli", "worker", "--poll-seconds", "0.05", "--batch", str(batch)]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + timeout
+        while generations_pending(engine):
+            assert time.monotonic() < deadline, "the workers did not finish"
+            assert all(p.poll() is None for p in procs), "a worker died"
+            time.sleep(0.1)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=20)

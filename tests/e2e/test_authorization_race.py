@@ -10,17 +10,13 @@ its writers are serialised at BEGIN, so two generations never overlap there.
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from app.bootstrap import DEMO_BUNDLE
 from app.claims import automation
@@ -29,19 +25,13 @@ from app.claims.lifecycle import lifecycle
 from app.fhir.queries import find_resources
 from app.jobs import J, Worker
 from tests.app.claims.test_authorizations import authorization
-from tests.flows import demo_store, worker_env
+from tests.flows import demo_store, generations_pending, two_workers_generate, worker_env
 
 TENANT = "authrace"
 PATIENTS = 24
 TEMPLATES = ("pat-alvarez", "cov-alvarez", "cond-alvarez", "poc-alvarez")
 START_SECONDS = 8  # enough for two worker processes to start on a busy machine
 VISITS = {"a": "enc-alvarez-1", "b": "enc-alvarez-2"}  # 3 and 5 November, OT
-
-
-def _pending(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(J).where(
-            J.c.kind == "generate-claim", J.c.status.in_(("queued", "running")))).scalar_one()
 
 
 def _renamed(resource: dict[str, Any], p: int, visit: str | None = None) -> dict[str, Any]:
@@ -152,27 +142,14 @@ def test_two_workers_never_both_take_the_last_authorized_visit(own_database: str
             with ts.unit() as unit:
                 enc = unit.read("Encounter", f"ar{p:02d}-{visit}").resource()
                 unit.update("Encounter", enc["id"], {**copy.deepcopy(enc), "status": "finished"})
-    assert _pending(engine) == 2 * PATIENTS
+    assert generations_pending(engine) == 2 * PATIENTS
     # Both workers are up and polling before any job is due: the first leases the first visits,
     # the other, at the same moment, the second ones.
     with engine.begin() as conn:
         conn.execute(J.update().where(J.c.kind == "generate-claim", J.c.status == "queued").values(
             run_after=store.clock() + timedelta(seconds=START_SECONDS)))
 
-    command = [sys.executable, "-m", "app.cli", "worker", "--poll-seconds", "0.05", "--batch", str(PATIENTS)]
-    procs = [subprocess.Popen(command, env=worker_env(own_database, tmp_path), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) for _ in range(2)]
-    try:
-        deadline = time.monotonic() + 120
-        while _pending(engine):
-            assert time.monotonic() < deadline, "the workers did not finish"
-            assert all(p.poll() is None for p in procs), "a worker died"
-            time.sleep(0.1)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=20)
+    two_workers_generate(engine, worker_env(own_database, tmp_path), PATIENTS)
 
     with ts.reading() as reader:
         for p in range(PATIENTS):

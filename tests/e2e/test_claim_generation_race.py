@@ -7,9 +7,6 @@ second job in the other's, so the two generations of every visit run at once."""
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,16 +15,10 @@ import sqlalchemy as sa
 from app.fhir.queries import find_resources
 from app.jobs import J, Worker
 
-from tests.flows import demo_store, worker_env
+from tests.flows import demo_store, generations_pending, two_workers_generate, worker_env
 
 TENANT = "race"
 VISITS = 40
-
-
-def _pending(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(J).where(
-            J.c.kind == "generate-claim", J.c.status.in_(("queued", "running")))).scalar_one()
 
 
 def test_two_workers_generate_one_claim_per_visit(own_database: str, tmp_path: Path) -> None:
@@ -54,22 +45,9 @@ def test_two_workers_generate_one_claim_per_visit(own_database: str, tmp_path: P
         with ts.unit() as unit:
             proc = unit.read("Procedure", f"race-{v}-p1").resource()
             unit.update("Procedure", f"race-{v}-p1", {**proc, "note": [{"text": "late note"}]})
-    assert _pending(engine) == 2 * VISITS
+    assert generations_pending(engine) == 2 * VISITS
 
-    command = [sys.executable, "-m", "app.cli", "worker", "--poll-seconds", "0.05", "--batch", str(VISITS)]
-    procs = [subprocess.Popen(command, env=worker_env(own_database, tmp_path), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) for _ in range(2)]
-    try:
-        deadline = time.monotonic() + 120
-        while _pending(engine):
-            assert time.monotonic() < deadline, "the workers did not finish"
-            assert all(p.poll() is None for p in procs), "a worker died"
-            time.sleep(0.1)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=20)
+    two_workers_generate(engine, worker_env(own_database, tmp_path), VISITS)
 
     with engine.connect() as conn:
         states = conn.execute(sa.select(J.c.status, sa.func.count()).where(J.c.kind == "generate-claim")

@@ -10,7 +10,7 @@ import copy
 import json
 import time
 from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +25,7 @@ from app.measures.evaluate import evaluate
 from app.settings import Settings
 from tests.app.measures.test_evaluate_measure import store_scenario
 from tests.e2e.web.browser import (
-    NARROW, WIDE, DemoServer, chrome, fresh_database, screenshot_dir, session_storage, sign_in, wait_for,
+    NARROW, WIDE, DemoServer, screenshot_dir, session_storage, sign_in, wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -34,26 +34,6 @@ SECOND = "second-rehab"
 MEASURES = ["clean-claim-rate", "first-pass-yield", "denial-rate", "days-in-ar", "aged-ar-over-90",
             "net-collection-rate", "days-to-payment", "eligibility-verification-rate", "authorization-rate"]
 START, END = "2026-06-01", date.today().isoformat()  # the second practice's June claims and the demo's recent ones
-
-
-@pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    tmp = tmp_path_factory.mktemp("practices")
-    for url in fresh_database(database_url, tmp):  # one pass: the database is dropped after the loop
-        demo = DemoServer(url, tmp)
-        try:
-            yield demo
-        finally:
-            demo.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: DemoServer) -> Iterator[Any]:
-    driver = chrome()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

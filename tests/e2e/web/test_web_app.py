@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -17,7 +17,7 @@ from selenium.webdriver.support.ui import Select
 from app.auth import admin, practice_app
 from app.db import make_engine
 from tests.e2e.web.browser import (
-    NARROW, WIDE, DemoServer, chrome, fresh_database, local_storage, screenshot_dir, session_storage, sign_in,
+    NARROW, WIDE, DemoServer, local_storage, screenshot_dir, session_storage, sign_in,
     wait_for,
 )
 
@@ -25,26 +25,6 @@ pytestmark = pytest.mark.slow
 
 MEASURES = ["clean-claim-rate", "first-pass-yield", "denial-rate", "days-in-ar", "aged-ar-over-90",
             "net-collection-rate", "days-to-payment", "eligibility-verification-rate", "authorization-rate"]
-
-
-@pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    tmp = tmp_path_factory.mktemp("web")
-    for url in fresh_database(database_url, tmp):  # one pass: the database is dropped after the loop
-        demo = DemoServer(url, tmp)
-        try:
-            yield demo
-        finally:
-            demo.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(server: DemoServer) -> Iterator[Any]:
-    driver = chrome()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
