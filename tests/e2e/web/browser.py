@@ -159,3 +159,24 @@ def sign_in(driver: Any, server: DemoServer, username: str, password: str) -> No
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "button[value=approve]"), what="the consent page").click()
     wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "header.top"), what="the app after sign-in")
+
+
+def settled(server: DemoServer) -> None:
+    """Wait until the demo's claims have been made, sent and answered by the sandbox payer (the
+    figures then hold still): some claim answered, none on its way, the same two polls running.
+    Nothing on its way alone is not enough: on PostgreSQL a separate worker makes the claims, and
+    before it has, no claim is on its way either."""
+    seen: list[tuple[int, int]] = []
+
+    def counts() -> tuple[int, int]:
+        with server.api() as api:
+            def total(states: str) -> int:
+                return api.get("/Claim", params={"lifecycle": states, "_summary": "count"}).json()["total"]
+            return (total("paid,partially-paid,denied,rejected"), total("queued,submitted,acknowledged,accepted"))
+
+    def still() -> bool:
+        seen.append(counts())
+        answered, on_its_way = seen[-1]
+        return answered > 0 and on_its_way == 0 and len(seen) > 1 and seen[-2] == seen[-1]
+
+    wait_for(still, timeout=180, what="the demo claims answered")

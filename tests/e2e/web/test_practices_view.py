@@ -25,7 +25,7 @@ from app.measures.evaluate import evaluate
 from app.settings import Settings
 from tests.app.measures.test_evaluate_measure import store_scenario
 from tests.e2e.web.browser import (
-    NARROW, WIDE, DemoServer, screenshot_dir, session_storage, sign_in, wait_for,
+    NARROW, WIDE, DemoServer, screenshot_dir, session_storage, settled, sign_in, wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -47,14 +47,6 @@ def second(server: DemoServer) -> Any:
     store_scenario(store, SECOND)
     yield store
     engine.dispose()
-
-
-def settled(server: DemoServer) -> None:
-    """Wait until the sandbox payer has answered every claim the demo sent (the figures then hold still)."""
-    with server.api() as api:
-        wait_for(lambda: api.get("/Claim", params={"lifecycle": "queued,submitted,acknowledged,accepted",
-                                                   "_summary": "count"}).json()["total"] == 0,
-                 timeout=120, what="the demo claims answered")
 
 
 def reports(server: DemoServer, store: Any) -> dict[str, dict[str, dict[str, Any]]]:

@@ -17,8 +17,7 @@ from selenium.webdriver.support.ui import Select
 from app.auth import admin, practice_app
 from app.db import make_engine
 from tests.e2e.web.browser import (
-    NARROW, WIDE, DemoServer, local_storage, screenshot_dir, session_storage, sign_in,
-    wait_for,
+    NARROW, WIDE, DemoServer, local_storage, screenshot_dir, session_storage, settled, sign_in, wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -61,14 +60,6 @@ def test_sign_in_through_the_login_page(server: DemoServer, browser: Any, shots:
     assert "tb.session" in stored and "tb.pending" not in stored
     assert not any("accessToken" in v for v in local_storage(browser).values())  # the token stays in this tab
     assert "demo-biller" in text(browser)
-
-
-def settled(server: DemoServer) -> None:
-    """Wait until the sandbox payer has answered every claim the demo sent (the figures then hold still)."""
-    with server.api() as api:
-        wait_for(lambda: api.get("/Claim", params={"lifecycle": "queued,submitted,acknowledged,accepted",
-                                                   "_summary": "count"}).json()["total"] == 0,
-                 timeout=120, what="the demo claims answered")
 
 
 def _tile_text(quantity: dict[str, Any]) -> str | None:
