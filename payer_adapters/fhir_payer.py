@@ -114,15 +114,7 @@ class FhirPayerAdapter:
         if len(pkgs) != 1:
             raise ValueError("fhir-payer submits one claim per call (capabilities.batch_size == 1)")
         pkg = pkgs[0]
-        bundle = self._bundle([_wire(r) for r in pkg.all_resources()], key=idempotency_key,
-                              timestamp=str(pkg.claim.get("created") or "1970-01-01T00:00:00Z"))
-        resp = await self._call("POST", "/Claim/$submit", "Claim/$submit", json=bundle)
-        body = json_body(resp, "Claim/$submit")
-        if body.get("resourceType") == "OperationOutcome":
-            raise PayerRejection("Claim/$submit answered with an OperationOutcome", body, status=resp.status_code)
-        cr = _first_resource(body, "ClaimResponse")
-        if cr is None:
-            raise TransientPayerError("Claim/$submit: no ClaimResponse in the answer")
+        cr = await self._submit(pkg, [_wire(r) for r in pkg.all_resources()], idempotency_key, "Claim/$submit")
         return Receipt(submission_id=str(cr.get("id") or idempotency_key), idempotency_key=idempotency_key,
                        transaction_id=idempotency_key, patient_control_numbers=[pkg.patient_control_number],
                        synchronous_response=cr)
@@ -132,15 +124,19 @@ class FhirPayerAdapter:
         the payer's ClaimResponse. The key makes a resend return the first decision."""
         if pkg.claim.get("use") != "preauthorization":
             raise ValueError("request_authorization sends a Claim with use = preauthorization")
-        bundle = self._bundle(pkg.all_resources(), key=idempotency_key,
-                              timestamp=str(pkg.claim.get("created") or "1970-01-01T00:00:00Z"))
-        resp = await self._call("POST", "/Claim/$submit", "Claim/$submit (preauthorization)", json=bundle)
-        body = json_body(resp, "Claim/$submit (preauthorization)")
+        return await self._submit(pkg, pkg.all_resources(), idempotency_key, "Claim/$submit (preauthorization)")
+
+    async def _submit(self, pkg: ClaimPackage, resources: list[dict[str, Any]], key: str, what: str) -> dict[str, Any]:
+        """``Claim/$submit`` of the package's Bundle: the payer's ClaimResponse (an
+        OperationOutcome answer is a PayerRejection; an answer without a ClaimResponse, transient)."""
+        bundle = self._bundle(resources, key=key, timestamp=str(pkg.claim.get("created") or "1970-01-01T00:00:00Z"))
+        resp = await self._call("POST", "/Claim/$submit", what, json=bundle)
+        body = json_body(resp, what)
         if body.get("resourceType") == "OperationOutcome":
             raise PayerRejection("Claim/$submit answered with an OperationOutcome", body, status=resp.status_code)
         cr = _first_resource(body, "ClaimResponse")
         if cr is None:
-            raise TransientPayerError("Claim/$submit (preauthorization): no ClaimResponse in the answer")
+            raise TransientPayerError(f"{what}: no ClaimResponse in the answer")
         return cr
 
     async def find_submission(self, idempotency_key: str) -> Receipt | None:

@@ -7,7 +7,7 @@ import {operation, search} from './fhir.js';
 import {currentSession, practicesOf, tokenFor} from './smart.js';
 import {MEASURES, scoreText} from './dashboard.js';
 import {isoDay} from './format.js';
-import {html, ErrorBox, useLoad} from './ui.js';
+import {html, ErrorBox, PeriodForm, useLoad} from './ui.js';
 
 const AMOUNT_URL = 'https://therabridge.dev/fhir/StructureDefinition/measure-population-amount';
 // Places of a score, by its UCUM unit: fractions to 4 places, days to 1 (as $evaluate-measure scores).
@@ -140,13 +140,7 @@ export function Combined({params}) {
   return html`
     <h1>All my practices</h1>
     <p>${practices.map((p) => p.name).join(', ')}: each figure combined from every practice's own counts and amounts.</p>
-    <form class="period" onSubmit=${apply}>
-      <div><label for="period-start">From</label>
-        <input id="period-start" type="date" required value=${form.start} onInput=${(e) => setForm({...form, start: e.target.value})} /></div>
-      <div><label for="period-end">To</label>
-        <input id="period-end" type="date" required value=${form.end} onInput=${(e) => setForm({...form, end: e.target.value})} /></div>
-      <button type="submit">Show</button>
-    </form>
+    <${PeriodForm} form=${form} setForm=${setForm} onSubmit=${apply} />
     ${start > end ? html`<${ErrorBox} error=${new Error('The period ends before it starts: choose an end on or after the start.')} />` : null}
     <${ErrorBox} error=${scorings.error} />
     <div class="tiles combined" aria-live="polite">

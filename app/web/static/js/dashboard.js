@@ -3,7 +3,7 @@
 import {useEffect, useRef, useState} from 'preact/hooks';
 import {fhir, operation, search} from './fhir.js';
 import {day, isoDay, lifecycleOf, LIFECYCLE, money, refId} from './format.js';
-import {html, ErrorBox, Loading, useLoad, Badge} from './ui.js';
+import {html, ErrorBox, Loading, PeriodForm, useLoad, Badge} from './ui.js';
 
 export const MEASURES = [
   ['clean-claim-rate', 'Clean claim rate'], ['first-pass-yield', 'First-pass yield'], ['denial-rate', 'Denial rate'],
@@ -145,13 +145,7 @@ export function Dashboard({params}) {
   };
   return html`
     <h1>Dashboard</h1>
-    <form class="period" onSubmit=${apply}>
-      <div><label for="period-start">From</label>
-        <input id="period-start" type="date" required value=${form.start} onInput=${(e) => setForm({...form, start: e.target.value})} /></div>
-      <div><label for="period-end">To</label>
-        <input id="period-end" type="date" required value=${form.end} onInput=${(e) => setForm({...form, end: e.target.value})} /></div>
-      <button type="submit">Show</button>
-    </form>
+    <${PeriodForm} form=${form} setForm=${setForm} onSubmit=${apply} />
     ${problem ? html`<p class="error" id="period-error" role="alert">${problem.message}</p>` : null}
     ${measures.loading ? html`<${Loading} what="measures" />` : html`
       <div class="tiles" aria-live="polite">

@@ -27,6 +27,18 @@ export function ErrorBox({error}) {
   return html`<p class="error" role="alert">${error.message || String(error)}</p>`;
 }
 
+/** The From / To dates of a report period and its Show button (dashboard, combined view). */
+export function PeriodForm({form, setForm, onSubmit}) {
+  return html`
+    <form class="period" onSubmit=${onSubmit}>
+      <div><label for="period-start">From</label>
+        <input id="period-start" type="date" required value=${form.start} onInput=${(e) => setForm({...form, start: e.target.value})} /></div>
+      <div><label for="period-end">To</label>
+        <input id="period-end" type="date" required value=${form.end} onInput=${(e) => setForm({...form, end: e.target.value})} /></div>
+      <button type="submit">Show</button>
+    </form>`;
+}
+
 export function Done({text}) {
   if (!text) return null;
   return html`<p class="done" role="status">${text}</p>`;
