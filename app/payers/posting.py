@@ -107,11 +107,7 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
             number = corrections.payer_number_change(c.payer_claim_control_number, adjudicated=False)
             if c.outcome == "error":
                 move(unit, claim["id"], "rejected", also=number)
-                biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer (277CA)",
-                            "The payer rejected this claim before adjudication: correct it and generate a new claim.",
-                            [str(response.get("disposition") or "rejected")], unit.now,
-                            key=f"{claim['id']}:277CA")
-                denials.from_277ca(unit, claim, c)
+                denials.from_277ca(unit, claim, c)  # its work item: a denial Task with the reasons
             else:
                 move(unit, claim["id"], "accepted", also=number)
             n += 1
@@ -245,8 +241,8 @@ def answer_states(response: dict[str, Any], claim: dict[str, Any] | None = None)
 
 
 def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any], *, source: str) -> None:
-    """Store a payer's FHIR ClaimResponse (and a biller Task for a rejection); the claim's states
-    are ``answer_states``, and a pended claim (``queued``) is asked about later by the caller."""
+    """Store a payer's FHIR ClaimResponse (a rejection's work item is the denial Task
+    ``denials.from_claim_response`` opens); the claim's states are ``answer_states``, and a pended claim (``queued``) is asked about later by the caller."""
     response = dict(response)
     response["id"] = stable_id(SERVER_NAMESPACE, "claim-response", claim["id"], response.get("id") or source,
                                response.get("outcome"))
@@ -264,8 +260,3 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
     if outcome in ("complete", "partial"):
         appeal_outcomes.settle(unit, claim, paid_state_of(response), identifiers.payer_claim_number(response),
                                response.get("created"))
-    if outcome == "error":
-        biller_task(unit, claim, "claim-rejected", "Claim rejected by the payer",
-                    "The payer rejected this claim: correct it and generate a new claim.",
-                    [((e.get("code") or {}).get("text") or "") for e in response.get("error") or []], unit.now,
-                    key=f"{claim['id']}:{source}")

@@ -4,6 +4,8 @@ PaymentReconciliation with CARC/RARC, the same payment delivered again is posted
 report that cannot be read is quarantined with a Task while the rest is posted."""
 from __future__ import annotations
 
+import json
+
 import copy
 
 import httpx
@@ -55,10 +57,12 @@ async def test_json_277ca_rejection_and_json_835_post_like_x12(api, store, tenan
     assert response["outcome"] == "error" and response["request"]["reference"] == f"Claim/{maxwell['id']}"
     assert [c["code"] for c in response["error"][0]["code"]["coding"]] == ["A7", "164", "IL"]
     assert "contract or member number" in response["disposition"]
-    tasks = (await api.get(f"/fhir/Task?code={TASK_CODES}|claim-rejected")).json()
-    assert tasks["total"] == 1
+    assert (await api.get(f"/fhir/Task?code={TASK_CODES}|claim-rejected")).json()["total"] == 0
+    tasks = (await api.get(f"/fhir/Task?focus=Claim/{maxwell['id']}")).json()
+    assert tasks["total"] == 1  # one work item per rejection: the denial Task, with the 277CA's reason
     task = tasks["entry"][0]["resource"]
-    assert task["focus"]["reference"] == f"Claim/{maxwell['id']}" and "277CA" in task["code"]["coding"][0]["display"]
+    assert task["code"]["coding"][0]["code"] == "denial" and task["status"] == "requested"
+    assert "277CA" in json.dumps(task) and "164" in json.dumps(task)
     assert (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{maxwell['id']}")).json()["total"] == 0
 
     # 277CA acceptance, then the 835 → paid with CO-45 and PR-3 (copay) on the EOB
