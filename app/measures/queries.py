@@ -37,15 +37,25 @@ def _days(conn: Connection, later: str, earlier: str) -> str:
     return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
 
 
-def _outstanding(conn: Connection) -> str:
-    """Claims outstanding on :e: sent by then, not resolved by then, with money still owed."""
-    return """
-    ar AS (
-      SELECT f.claim_id, f.payer, f.clinician, f.service_date,
-             f.charge_cents - COALESCE(s.settled, 0) AS owed
-      FROM claim_fact f
+def outstanding(conn: Connection, *, stored: bool = False) -> str:
+    """The ``ar`` CTE: claims outstanding on :e (sent by then, not voided, replaced by a sent
+    correction or written off by then; not cancelled, unless a void that cancelled it is what
+    dates its leaving) with what is still owed on them. The A/R aging and the
+    A/R KPIs share it. ``stored``: what was settled is each claim's ``settled_cents``, kept at
+    write time, which is right only when no remittance is dated after :e (the caller checks);
+    otherwise the remittances up to :e are summed."""
+    if stored:
+        owed, settled = "f.charge_cents - f.settled_cents", ""
+    else:
+        owed = "f.charge_cents - COALESCE(s.settled, 0)"
+        settled = """
       LEFT JOIN (SELECT claim_id, SUM(paid_cents + closing_cents) AS settled FROM remit_fact
-                 WHERE tenant_id = :t AND active AND posted_on <= :e GROUP BY claim_id) s ON s.claim_id = f.claim_id
+                 WHERE tenant_id = :t AND active AND posted_on <= :e GROUP BY claim_id) s ON s.claim_id = f.claim_id"""
+    return f"""
+    ar AS (
+      SELECT f.claim_id, f.payer, f.clinician, f.service_date, f.submitted_on,
+             {owed} AS owed
+      FROM claim_fact f{settled}
       LEFT JOIN (SELECT prior_claim_id, MIN(replaces_on) AS gone FROM claim_fact
                  WHERE tenant_id = :t AND prior_claim_id IS NOT NULL AND replaces_on IS NOT NULL
                  GROUP BY prior_claim_id) r ON r.prior_claim_id = f.claim_id
@@ -53,6 +63,7 @@ def _outstanding(conn: Connection) -> str:
                  WHERE tenant_id = :t GROUP BY claim_id) w ON w.claim_id = f.claim_id
       WHERE f.tenant_id = :t AND f.submitted_on <= :e AND NOT f.is_void AND NOT f.excluded
         AND (r.gone IS NULL OR r.gone > :e) AND (w.gone IS NULL OR w.gone > :e)
+        AND (NOT f.cancelled OR r.gone IS NOT NULL)
     )"""
 
 
@@ -90,7 +101,7 @@ def denial_rate(conn: Connection) -> str:
 
 
 def days_in_ar(conn: Connection) -> str:
-    return f"""{_outstanding(conn)},
+    return f"""{outstanding(conn)},
       charged AS (SELECT claim_id, payer, clinician, charge_cents FROM claim_fact
                   WHERE tenant_id = :t AND service_date BETWEEN :s AND :e AND submitted_on IS NOT NULL
                     AND NOT is_void AND NOT excluded),
@@ -103,7 +114,7 @@ def days_in_ar(conn: Connection) -> str:
 
 
 def aged_ar_over_90(conn: Connection) -> str:
-    return f"""{_outstanding(conn)},
+    return f"""{outstanding(conn)},
       base AS (SELECT claim_id, payer, clinician, {_cols(den='1', num=_b('service_date < :cutoff'),
                den_amt='owed', num_amt=f"CASE WHEN service_date < :cutoff THEN owed ELSE 0 END")}
                FROM ar WHERE owed > 0)"""

@@ -34,6 +34,9 @@ CLAIM = sa.Table(
     sa.Column("first_outcome", sa.String(16)),  # paid | partially-paid | denied, at first adjudication
     sa.Column("manual", sa.Boolean, nullable=False),  # ever held by the scrubber or written by a client
     sa.Column("pre_auth", sa.Boolean, nullable=False),  # quotes an authorization (preAuthRef)
+    sa.Column("cancelled", sa.Boolean, nullable=False, server_default=sa.false()),  # status cancelled
+    # paid + closing adjustments of its active remittances: kept by the remittances' writes
+    sa.Column("settled_cents", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_claim_fact_submitted", "tenant_id", "submitted_on"),
     sa.Index("ix_claim_fact_adjudicated", "tenant_id", "adjudicated_on"),
     sa.Index("ix_claim_fact_service", "tenant_id", "service_date"),

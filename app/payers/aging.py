@@ -1,29 +1,25 @@
 """A/R aging (``Claim/$ar-aging``): what payers still owe on the claims sent to them, per payer
 and age bucket, as of a day.
 
-A claim is in insurance A/R from the day it was sent until it is resolved. Its outstanding
-amount is what it billed (``Claim.total``) less what the payer paid on it (its
-ExplanationOfBenefits' payments, reversals negative, as ``reversals.paid_total``) less the
-adjustments that close part of it (``data/aging.json``: contractual ``CO``, and ``PR``, which
-moves to the patient's balance). Resolved, and left out: nothing left outstanding (paid in full,
-or denied with the whole charge adjusted off), cancelled or entered-in-error (a void the payer
-took), replaced by a sent correction, or a denial the biller wrote off (its ``denial`` Task
-completed as ``written-off``). A reversal puts the money back in A/R whatever the lifecycle says.
+A claim is in insurance A/R from the day it was first sent until it leaves it. Its outstanding
+amount is what it billed (``Claim.total``) less what its payer's answers settle: their payments
+(reversals negative) and the adjustments that close part of it (``data/aging.json``: contractual
+``CO``, and ``PR``, which moves to the patient's balance). It leaves A/R when nothing is left
+outstanding (paid in full, or denied with the whole charge adjusted off), when the payer takes
+a void of it, when a correction replacing it is sent, or when the biller writes its denial off
+(its ``denial`` Task completed as ``written-off``); a claim entered in error never counts. A
+reversal puts the money back in A/R whatever the lifecycle says. Each of these is dated, so a
+report of a past day counts what was true then: not yet sent, not yet paid or not yet replaced.
 
-As of a past day the report reads the claim's lifecycle history: a claim not yet sent on that
-day is not in A/R, an answer recorded after it does not count, and neither does an EOB created
-after it. The age counts from the first date of service (``basis=service``, the default) or the
-day the claim was sent (``basis=submission``).
-
-The claims still owed come from one statement over the search index (``aging_sql``); the
-claims, EOBs and Tasks are read and walked in Python (``aging_by_reading``) only when the index
-does not describe every claim yet (data written before its rows existed).
+The age counts from the first date of service (``basis=service``, the default; the day sent
+when the claim has none) or the day the claim was sent (``basis=submission``). The report is
+one statement over the claim facts, the rows the A/R KPIs read too
+(``app.measures.ar_aging``); this module parses the request and writes the answer.
 """
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -32,17 +28,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from app.billing.ledger import ZERO, dec, eob_lines, money
-from app.claims.by_lifecycle import claims_with_lifecycle, resources_of_type
-from app.claims.lifecycle import rank
-from app.claims.timely_filing import first_service_day
 from app.fhir.errors import FhirError
-from app.fhir.store import Reader
-from app.payers import aging_sql
-from fhir_mappings.vocabulary import CLAIM_FREQUENCY, CLAIM_LIFECYCLE_HISTORY
 
 SETTINGS = Path(__file__).parent / "data" / "aging.json"
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-VOID = "8"
+UNKNOWN_PAYER = "unknown"  # claims naming no insurer
 
 
 @lru_cache(maxsize=1)
@@ -84,42 +74,8 @@ class Bucket:
         self.claims.append(claim_id)
 
 
-def _buckets() -> list[Bucket]:
+def new_buckets() -> list[Bucket]:
     return [Bucket(b["label"], int(b["from"]), b["to"]) for b in settings()["buckets"]]
-
-
-def bucket_for(buckets: list[Bucket], age: int) -> Bucket:
-    return next(b for b in buckets if age >= b.low and (b.high is None or age <= b.high))
-
-
-def _history(claim: dict[str, Any]) -> dict[str, date]:
-    """lifecycle code -> the day it was reached."""
-    for ext in claim.get("extension") or []:
-        if ext.get("url") == CLAIM_LIFECYCLE_HISTORY:
-            return {e["url"]: date.fromisoformat(e["valueInstant"][:10]) for e in ext.get("extension") or []
-                    if e.get("url") and e.get("valueInstant")}
-    return {}
-
-
-def _prior_claims(claim: dict[str, Any]) -> list[str]:
-    out = []
-    for rel in claim.get("related") or []:
-        ref = ((rel.get("claim") or {}).get("reference")) or ""
-        if ref.startswith("Claim/") and any(c.get("code") == "prior"
-                                            for c in (rel.get("relationship") or {}).get("coding") or []):
-            out.append(ref.removeprefix("Claim/"))
-    return out
-
-
-def _is_void(claim: dict[str, Any]) -> bool:
-    return any(e.get("url") == CLAIM_FREQUENCY and e.get("valueCode") == VOID for e in claim.get("extension") or [])
-
-
-def _written_off(reader: Reader) -> set[str]:
-    """Claims whose denial the biller wrote off (the ``denial`` Task completed as ``written-off``)."""
-    return {(t.get("focus") or {}).get("reference", "").removeprefix("Claim/")
-            for t in aging_sql.written_off_tasks(reader)
-            if (t.get("businessStatus") or {}).get("text") == "written-off"}
 
 
 def settled(eob: dict[str, Any]) -> tuple[str, Decimal] | None:
@@ -144,83 +100,11 @@ def settled_index(eob: dict[str, Any]) -> list[tuple[str, Decimal]]:
     return [("settled", found[1])] if found is not None else []
 
 
-def _settled_by_claim(reader: Reader, as_of: date) -> dict[str, Decimal]:
-    """claim id -> paid + closing adjustments, from the EOBs created on or before ``as_of``."""
-    out: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for eob in resources_of_type(reader, "ExplanationOfBenefit"):
-        if eob.get("created") and date.fromisoformat(eob["created"][:10]) > as_of:
-            continue
-        found = settled(eob)
-        if found is not None:
-            out[found[0]] += found[1]
-    return out
-
-
 @dataclass
 class Aging:
     as_of: date
     basis: str
     payers: dict[str, tuple[dict[str, Any], list[Bucket]]]
-
-
-def aging(reader: Reader, as_of: date, basis: str, *, claims: bool = True) -> Aging:
-    """The tenant's insurance A/R on ``as_of``, per payer (``Claim.insurer``) and bucket (listing
-    its claims unless not ``claims``): from the search index in one statement (``aging_sql``)
-    when it describes every claim, else by reading."""
-    cfg = settings()
-    owed = None
-    if aging_sql.usable(reader, cfg["sent"]):
-        spans = [(b.label, b.low, b.high) for b in _buckets()]
-        owed = aging_sql.owed(reader, as_of, basis, cfg["sent"], cfg["resolved_status"], spans,
-                              _written_off(reader), claims=claims)
-    if owed is None:
-        return aging_by_reading(reader, as_of, basis)
-    firsts: dict[str, int] = {}
-    grouped: dict[str, list[Bucket]] = {}
-    for o in owed:
-        firsts[o.insurer] = min(firsts.get(o.insurer, o.first_pk), o.first_pk)
-        bucket = next(b for b in grouped.setdefault(o.insurer, _buckets()) if b.label == o.bucket)
-        bucket.count += o.count
-        bucket.outstanding += o.outstanding
-        if o.claim_id is not None:
-            bucket.claims.append(o.claim_id)
-    elements = aging_sql.insurer_elements(reader, firsts)
-    return Aging(as_of, basis, {key: (elements[key], buckets) for key, buckets in grouped.items()})
-
-
-def aging_by_reading(reader: Reader, as_of: date, basis: str) -> Aging:
-    """``aging`` by reading every claim in a sent state and every EOB (the reference the index
-    path is tested against, and the answer for data written before the index rows existed)."""
-    cfg = settings()
-    sent_rank = rank("submitted")
-    claims = list(claims_with_lifecycle(reader, cfg["sent"]))
-    replaced: set[str] = set()
-    for claim in claims:
-        history = _history(claim)
-        if any(rank(code) >= sent_rank and day <= as_of for code, day in history.items()):
-            replaced.update(_prior_claims(claim))
-    settled = _settled_by_claim(reader, as_of)
-    written_off = _written_off(reader)
-    payers: dict[str, tuple[dict[str, Any], list[Bucket]]] = {}
-    for claim in claims:
-        cid = claim["id"]
-        if (claim.get("status") in cfg["resolved_status"] or _is_void(claim) or cid in replaced
-                or cid in written_off):
-            continue
-        history = _history(claim)
-        sent_on = min((day for code, day in history.items() if rank(code) >= sent_rank), default=None)
-        if sent_on is None or sent_on > as_of:
-            continue
-        start = sent_on if basis == "submission" else (first_service_day(claim) or sent_on)
-        age = (as_of - start).days
-        outstanding = dec(((claim.get("total") or {}).get("value"))) - settled.get(cid, ZERO)
-        if age < 0 or outstanding <= 0:
-            continue
-        insurer = claim.get("insurer") or {}
-        key = insurer.get("reference") or insurer.get("display") or "unknown"
-        _, buckets = payers.setdefault(key, (insurer, _buckets()))
-        bucket_for(buckets, age).add(cid, outstanding)
-    return Aging(as_of, basis, payers)
 
 
 def parse_detail(params: dict[str, str]) -> bool:
@@ -276,7 +160,7 @@ def parameters(report: Aging, *, claims: bool = True, today: date | None = None)
     live = today is not None and report.as_of == today
     params: list[dict[str, Any]] = [{"name": "asOf", "valueDate": report.as_of.isoformat()},
                                     {"name": "basis", "valueCode": report.basis}]
-    totals = _buckets()
+    totals = new_buckets()
     for key in sorted(report.payers):
         insurer, buckets = report.payers[key]
         payer: dict[str, Any] = ({"name": "insurer", "valueReference": insurer} if insurer

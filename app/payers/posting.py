@@ -260,3 +260,5 @@ def post_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, A
     if outcome in ("complete", "partial"):
         appeal_outcomes.settle(unit, claim, paid_state_of(response), identifiers.payer_claim_number(response),
                                response.get("created"))
+        if not voided_by(claim):
+            secondary.after_claim_response(unit, claim, response)  # the next payer's claim, if any

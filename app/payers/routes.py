@@ -18,6 +18,7 @@ from app.fhir.http import fhir_response
 from app.fhir.operations import register_operations
 from app.fhir.validation import check_resource
 from app.fhir.routes import operation_context, operation_params, require, store_for
+from app.measures import ar_aging as aging_report
 from app.payers import aging, appeals, eligibility, prior_auth, rule_proposals, submission, unapplied
 from app.payers.calls import CircuitOpen
 from payer_adapters.errors import PayerRejection, TransientPayerError
@@ -211,7 +212,7 @@ async def ar_aging(request: Request) -> Response:
 
     def run() -> dict[str, Any]:
         with ts.reading() as reader:
-            return aging.parameters(aging.aging(reader, as_of, basis, claims=claims), claims=claims, today=today)
+            return aging.parameters(aging_report.report(reader, as_of, basis, claims=claims), claims=claims, today=today)
 
     return fhir_response(exact_json.dumps(await run_in_threadpool(run)))
 

@@ -1,7 +1,8 @@
-"""Secondary and tertiary claims: after a payer's 835 is posted, the claim to the patient's next
+"""Secondary and tertiary claims: after a payer's answer is posted, the claim to the patient's next
 payer, or the record of why none is sent (the payer forwarded it: Medicare crossover).
 
-``after_payment`` runs once per claim payment ``posting.post_835`` posts. When the patient has
+``after_payment`` runs once per claim payment ``posting.post_835`` posts, ``after_claim_response``
+once per adjudication a payer API answers (``posting.post_claim_response``). When the patient has
 a further active Coverage (``Coverage.order`` after the one just billed) and the payer left the
 patient a balance (CLP05, else the PR adjustments), it stores a new Claim to that payer: the
 same lines and charges, ``insurance`` listing every payer so far in order — the earlier ones
@@ -36,6 +37,7 @@ from app.fhir.queries import escaped, find_all
 from app.fhir.store import Unit
 from app.payers.outcomes import biller_task, issues_text, put
 from fhir_mappings.vocabulary import CLAIM_CROSSOVER, PATIENT_CONTROL_NUMBER, SERVER_NAMESPACE, stable_id
+from payer_adapters.x12 import cob
 from payer_adapters.x12.cob import payment_to_claim_response
 from payer_adapters.x12.decode_835 import ClaimPayment, Remittance
 from payer_adapters.x12.fhir_835 import remittance_key
@@ -122,19 +124,50 @@ def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str
         return
     reason = crossover_reason(cp)
     if reason is not None:
-        _record_crossover(unit, claim, cp, nxt, reason)
+        _record_crossover(unit, claim, nxt, reason, cp.crossover_payer)
         return
     if _liability(cp) <= 0:
         return  # paid in full (or nothing left to the patient): nothing for the next payer
-    focal = _focal(claim) or {}
-    sequence = int(focal.get("sequence", 1)) + 1
-    claim_id = stable_id(SERVER_NAMESPACE, "cob-claim", claim["id"], str(sequence))
-    existing = unit.current("Claim", claim_id)
-    if existing is not None:
+    claim_id = _next_claim_id(claim)
+    if unit.current("Claim", claim_id) is not None:
         return
     response = payment_to_claim_response(
         rem, cp, claim, response_id=stable_id(SERVER_NAMESPACE, "cob-response", claim["id"], *remittance_key(rem)))
     put(unit, response)
+    _bill_next(unit, claim, response, nxt, claim_id)
+
+
+def after_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any]) -> None:
+    """The same after a payer API's adjudication (its stored ``ClaimResponse``, outcome complete
+    or partial): the next payer's claim carries that response as the prior payer's answer, or
+    the claim records the crossover the response's remark codes announce."""
+    nxt = next_coverage(unit, claim)
+    if nxt is None:
+        return
+    remarks = [str(n.get("text") or "").split(":")[0].strip() for n in response.get("processNote") or []]
+    found = next((r for r in remarks if r in rules()["crossover_remarks"]), None)
+    if found is not None:
+        _record_crossover(unit, claim, nxt, f"payer remark {found}: claim information forwarded to the "
+                                              "supplemental payer", None)
+        return
+    if cob.patient_liability(response) <= 0:
+        return
+    claim_id = _next_claim_id(claim)
+    if unit.current("Claim", claim_id) is None:
+        _bill_next(unit, claim, response, nxt, claim_id)
+
+
+def _next_claim_id(claim: dict[str, Any]) -> str:
+    """The next payer's claim id, from the claim it follows: one per claim, however often its
+    answer is posted."""
+    focal = _focal(claim) or {}
+    return stable_id(SERVER_NAMESPACE, "cob-claim", claim["id"], str(int(focal.get("sequence", 1)) + 1))
+
+
+def _bill_next(unit: Unit, claim: dict[str, Any], response: dict[str, Any], nxt: dict[str, Any],
+               claim_id: str) -> None:
+    """Store the claim to the payer of ``nxt``, scrubbed under its profile and prepared like a
+    generated claim (clean → auto-submitted); a held one opens a review Task."""
     new = next_claim(claim, response, nxt, claim_id, unit.now)
     link = directory.for_insurer_in(unit, new.get("insurer"))  # scrubbed under the next payer's profile
     outcome = workflow.scrub_claim(unit, new, profile=link.profile if link is not None else None)
@@ -192,8 +225,8 @@ def _business_days_after(start: date, days: int) -> date:
     return d
 
 
-def _record_crossover(unit: Unit, claim: dict[str, Any], cp: ClaimPayment, coverage: dict[str, Any],
-                      reason: str) -> None:
+def _record_crossover(unit: Unit, claim: dict[str, Any], coverage: dict[str, Any], reason: str,
+                      crossover_payer: tuple[str, str] | None) -> None:
     """The paid claim says the payer forwarded it (extension ``claim-crossover``), and a Task asks
     a person to bill the next payer only if the crossover does not arrive by the due date."""
     due = _business_days_after(unit.now.date(), int(rules()["await_crossover_business_days"]))
@@ -201,8 +234,8 @@ def _record_crossover(unit: Unit, claim: dict[str, Any], cp: ClaimPayment, cover
                                   {"url": "coverage", "valueReference": {"reference": f"Coverage/{coverage['id']}"}},
                                   {"url": "recorded", "valueDateTime": instant(unit.now)},
                                   {"url": "due", "valueDate": due.isoformat()}]
-    if cp.crossover_payer:
-        name, payer_id = cp.crossover_payer
+    if crossover_payer:
+        name, payer_id = crossover_payer
         subs.insert(1, {"url": "payer", "valueString": " ".join(x for x in (name, f"({payer_id})" if payer_id else "") if x)})
 
     def mark(current: dict[str, Any]) -> bool:

@@ -154,6 +154,17 @@ def _category_total(adjudications: list[Mapping[str, Any]], code: str) -> Decima
     return sum((_amount(a) for a in found), _Z) if found else None
 
 
+def patient_liability(response: Mapping[str, Any]) -> Decimal:
+    """What a payer's adjudication leaves the patient: its ``patient-responsibility`` total (an
+    835's CLP05), else the sum of its ``PR`` adjustments, claim level and per line."""
+    stated = _category_total(response.get("total") or [], "patient-responsibility")
+    if stated is not None:
+        return stated
+    adjudications = [*(response.get("adjudication") or []),
+                     *(a for item in response.get("item") or [] for a in item.get("adjudication") or [])]
+    return sum((a.amount for a in _adjustments(adjudications) if a.group == "PR"), _Z)
+
+
 def prior_payers(claim: Mapping[str, Any], idx: R.ResourceIndex) -> list[PriorPayer]:
     """The payers before the focal insurance of ``claim``, in sequence order, read from their
     ClaimResponses (which must be in ``idx``). Empty for a claim to its primary payer."""
@@ -183,10 +194,7 @@ def prior_payers(claim: Mapping[str, Any], idx: R.ResourceIndex) -> list[PriorPa
         adjustments = _adjustments(claim_level)
         paid_total = _amount(response.get("payment")) if response.get("payment") else \
             (_category_total(response.get("total") or [], "benefit") or _Z)
-        liability = _category_total(response.get("total") or [], "patient-responsibility")
-        if liability is None:
-            liability = sum((a.amount for a in adjustments if a.group == "PR"), _Z) + sum(
-                (a.amount for ln in lines.values() for a in ln.adjustments if a.group == "PR"), _Z)
+        liability = patient_liability(response)
         out.append(PriorPayer(
             sequence=int(ins.get("sequence", 0)), insurance=ins, coverage=coverage, payer=payer, payer_id=payer_id,
             payer_name=str((payer or {}).get("name") or (response.get("insurer") or {}).get("display") or payer_id),

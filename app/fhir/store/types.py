@@ -26,8 +26,8 @@ Clock = Callable[[], datetime]
 AccessOf = Callable[[str, str], Access]  # (interaction c/r/u/d/s, resource type) -> Access
 # [(create | update | delete, version)] -> the audit rows (app.audit's row dicts) of those writes
 AuditRows = Callable[[list[tuple[str, "Version"]]], list[dict[str, Any]]]
-# A write observer: the jobs a create or update queues, from the new version and the one it
-# replaces (None for a create). Called before the write; its jobs are written with it, in its
+# A write observer: the jobs a create, update or delete queues, from the new version (deleted,
+# without content, for a delete) and the one it replaces (None for a create). Called before the write; its jobs are written with it, in its
 # transaction, and only if it happens. ``unit`` is None on the API's one-statement create
 # (``TenantStore.acreate``): an observer that must read first raises NeedsTransaction there.
 Observer = Callable[["Unit | None", "Version", "Version | None"], list[QueuedJob]]

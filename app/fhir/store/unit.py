@@ -175,6 +175,11 @@ class Unit(Reader):
             method="DELETE", deleted=True, content=None))
         self._derive(rtype, rid, None, current)
         version = Version(rtype, rid, new_version, self.now, True, None)
+        # the observers see the delete too (``new.deleted``, no content): rows kept in step with
+        # a resource, such as the KPIs' facts, must lose it
+        jobs = self.ts.store.jobs_for(self, version, current)
+        if jobs:
+            insert_jobs(self.conn, self.tenant_id, self.now, jobs)
         self.memo.pop(("resource", rtype, rid), None)
         self.written.append(("delete", version))
         return version

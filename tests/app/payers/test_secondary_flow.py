@@ -289,3 +289,63 @@ async def test_regenerating_the_visit_leaves_the_secondary_claim_alone(
     assert corrected["insurer"]["reference"] == "Organization/payer-medicare"
     assert corrected["related"][0]["claim"]["reference"] == f"Claim/{primary['id']}"
     assert (await api.get(f"/fhir/Claim/{second['id']}")).json()["meta"]["versionId"] == second["meta"]["versionId"]
+
+
+async def test_a_payer_apis_answer_bills_the_secondary_too(api, store, tenant, payer_settings, mailbox: Path,
+                                                          demo_bundle, route_to_sandbox):
+    """Medicare answers through its FHIR API (Claim/$submit, a ClaimResponse): the supplement's
+    claim follows that answer as it follows an 835, carrying the ClaimResponse as the prior
+    payer's adjudication into its 837P (2320/2430 balanced, pyx12-clean), and the sandbox pays it."""
+    from tests.flows import SANDBOX
+
+    await load_practice(api, _with_supplemental(demo_bundle))
+    connect(store, payer_settings, tenant, "payer-medicare", "fhir-payer",
+            {"base_url": f"{SANDBOX}/fhir", "auth": "client_secret", "token_url": f"{SANDBOX}/oauth/token",
+             "client_id": "demo-client"}, {"client_secret": "demo-secret"}, profile="medicare", auto_submit=True)
+    connect(store, payer_settings, tenant, "payer-acme", "x12-directory", {"root": str(mailbox / "acme")},
+            profile="commercial", auto_submit=True)
+    await adrain(store)
+    [primary] = [e["resource"] for e in (await api.get("/fhir/Claim?encounter=Encounter/enc-alvarez-1"
+                                                       "&insurer=Organization/payer-medicare")).json()["entry"]]
+    assert lifecycle(primary) in ("paid", "partially-paid"), history(primary)
+    [response] = [e["resource"] for e in
+                  (await api.get(f"/fhir/ClaimResponse?request=Claim/{primary['id']}")).json()["entry"]]
+    paid = Decimal(str(response["payment"]["amount"]["value"]))
+    owed = sum((Decimal(str(a["amount"]["value"])) for i in response["item"] for a in i["adjudication"]
+                if a["category"]["coding"][0]["code"] == "PR"), Decimal(0))
+    assert paid > 0 and owed > 0
+
+    [second] = [c for c in await _claims_of(api, "pat-alvarez")
+                if c["insurer"]["reference"] == "Organization/payer-acme"
+                and c["related"][0]["claim"]["reference"] == f"Claim/{primary['id']}"]
+    assert lifecycle(second) == "submitted"
+    assert second["insurance"][0]["claimResponse"]["reference"] == f"ClaimResponse/{response['id']}"
+    [data] = [p.read_bytes() for p in (mailbox / "acme" / "inbox").iterdir() if b"ACMSUPP00001" in p.read_bytes()]
+    assert validate(data) == []  # our checks plus pyx12
+    segs = _segments(data)
+    pcn = second["identifier"][0]["value"]
+    start = next(n for n, s in enumerate(segs) if s[:2] == ["CLM", pcn])
+    mine = segs[start:next((n for n, s in enumerate(segs) if n > start and s[0] in ("HL", "SE")), len(segs))]
+    assert [s[1] for s in segs[:start] if s[0] == "SBR"][-1] == "S"  # this claim's subscriber loop
+    assert [s[1] for s in mine if s[0] == "SBR"] == ["P"]  # 2320: Medicare, the primary
+    assert Decimal(next(s for s in mine if s[:2] == ["AMT", "D"])[2]) == paid
+    assert [s[9] for s in mine if s[:2] == ["NM1", "PR"]] == ["MCRDEMO"]
+    number = next(i["value"] for i in response["identifier"] if i["system"] == PAYER_CLAIM_NUMBER)
+    assert [s for s in mine if s[:2] == ["REF", "F8"]] == [["REF", "F8", number]]
+    svd = [s for s in mine if s[0] == "SVD"]
+    assert svd and sum(Decimal(s[2]) for s in svd) == paid  # 2430: what Medicare paid per line
+
+    # Acme pays what Medicare left; the same answer posted again makes no second claim.
+    acme = Mailbox(mailbox / "acme", Engine(load_config()), use_pyx12=False)
+    assert "835" in [w.split("_")[0] for w in acme.process(NOW)]
+    await _collect(store, tenant)
+    second = (await api.get(f"/fhir/Claim/{second['id']}")).json()
+    assert lifecycle(second) in ("paid", "partially-paid")
+    eob = (await api.get(f"/fhir/ExplanationOfBenefit?claim=Claim/{second['id']}")).json()["entry"][0]["resource"]
+    assert 0 < Decimal(str(eob["payment"]["amount"]["value"])) <= owed
+    from app.payers import posting
+    with store.for_tenant(tenant).unit() as unit:
+        posting.post_claim_response(unit, unit.read("Claim", primary["id"]).resource(), response, source="again")
+    assert len([c for c in await _claims_of(api, "pat-alvarez")
+                if c["insurer"]["reference"] == "Organization/payer-acme"
+                and c["related"][0]["claim"]["reference"] == f"Claim/{primary['id']}"]) == 1
