@@ -25,7 +25,7 @@ from fhir_mappings.outcome import Finding
 from fhir_mappings.plan import BillingPlan
 from fhir_mappings.profiles import PayerProfile
 from fhir_mappings.resolve import day_of, member_id_of, npi_of, payer_id_of, tin_of
-from fhir_mappings.tables import NUCC_SYSTEM, cpt_codes, disciplines, functional_reporting
+from fhir_mappings.tables import NUCC_SYSTEM, cpt_codes, disciplines, functional_reporting, msp_types
 
 
 @dataclass(frozen=True)
@@ -384,6 +384,23 @@ def workers_comp(ctx: ScrubContext) -> Iterator[Finding]:
         yield Finding("WC-ACCIDENT", "Claim.insurance[0].identifier",
                       "The workers' compensation carrier's claim number is missing; add it to the Coverage "
                       f"identifier (system {vocabulary.PC_CLAIM_NUMBER}).")
+
+
+@check("MSP-TYPE")
+def medicare_secondary_type(ctx: ScrubContext) -> Iterator[Finding]:
+    """Medicare after another payer: its Coverage says why Medicare is secondary (the 837P's SBR05)."""
+    focal = next((i for i in ctx.claim.get("insurance", ()) if i.get("focal")), None)
+    if focal is None or int(focal.get("sequence", 1)) <= 1 or ctx.inputs is None:
+        return
+    entry = ctx.inputs.resolve(focal.get("coverage"))
+    coverage = entry.resource if entry is not None else {}
+    code = next((e.get("valueCode") for e in coverage.get("extension") or [] if e.get("url") == vocabulary.MSP_TYPE), None)
+    if code not in msp_types():
+        n = ctx.claim["insurance"].index(focal)
+        yield Finding("MSP-TYPE", f"Claim.insurance[{n}].coverage",
+                      f"Medicare is billed as payer {focal.get('sequence')} but Coverage/{coverage.get('id')} "
+                      + (f"has the MSP type {code!r}, which is not one of " if code else "does not say why: add ")
+                      + f"the extension {vocabulary.MSP_TYPE} (valueCode {', '.join(sorted(msp_types()))}).")
 
 
 @check("INPUT-REQUIRED")

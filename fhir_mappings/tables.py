@@ -171,3 +171,9 @@ def certifier_taxonomy() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(allowed prefixes, excluded prefixes) of NUCC taxonomies that may certify a therapy plan."""
     raw = load_json("disciplines.json")["certifier_taxonomy_prefixes"]
     return tuple(raw["allowed"]), tuple(raw["excluded"])
+
+
+@cache
+def msp_types() -> dict[str, str]:
+    """Medicare Secondary Payer type (837P SBR05 insurance type code) -> what it means."""
+    return {k: v for k, v in load_json("msp_types.json").items() if not k.startswith("_")}

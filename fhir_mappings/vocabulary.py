@@ -52,6 +52,9 @@ STATEMENT_DOCUMENT = f"{BASE}/StructureDefinition/statement-document"  # an Invo
 # has no element for (valueCode), and why a claim's next payer is not billed by us (crossover).
 X12_ADJUSTMENT_GROUP = f"{BASE}/StructureDefinition/x12-adjustment-group"
 CLAIM_CROSSOVER = f"{BASE}/StructureDefinition/claim-crossover"
+#: On a Medicare Coverage billed after another payer: the Medicare Secondary Payer type (the X12
+#: insurance type code of 837P 2000B SBR05: 12, 13, 14, 15, 16, 41, 42, 43 or 47).
+MSP_TYPE = f"{BASE}/StructureDefinition/msp-type"
 CLAIM_MANUAL_CHANGE = f"{BASE}/StructureDefinition/claim-manual-change"  # a person or client app wrote the claim
 FEE_MODIFIER = f"{BASE}/StructureDefinition/fee-modifier"  # a CPT modifier a fee is for (on code.coding)
 FEE_PAYER = f"{BASE}/StructureDefinition/fee-payer"  # the payer Organization of a contracted amount

@@ -107,6 +107,19 @@ def _resolve(claim: R.Resource, idx: R.ResourceIndex) -> _Ctx:
     return _Ctx(claim, patient, billing, payer, coverage, insurance, pcn, npi, payer_id)  # type: ignore[arg-type]
 
 
+def _msp_type(coverage: Mapping[str, Any], filing: str, sequence: str) -> str:
+    """2000B SBR05: required when Medicare is billed after another payer (the Coverage's MSP type
+    extension), never for a primary payer."""
+    if sequence == "1" or filing not in TABLES["medicare_filing_indicators"]:
+        return ""
+    code = R.extension(coverage, vocabulary.MSP_TYPE)
+    if not code:
+        raise EncodeError(f"Medicare is billed as payer {sequence} but Coverage/{coverage.get('id')} has no "
+                          f"Medicare Secondary Payer type (extension {vocabulary.MSP_TYPE})",
+                          loop_id="2000B", segment_id="SBR", element_position=5)
+    return str(code)
+
+
 def _filing_indicator(ctx: _Ctx) -> str:
     return _coverage_filing_indicator(ctx.coverage, ctx.claim)
 
@@ -329,7 +342,7 @@ def _write_claim(w: SegmentWriter, ctx: _Ctx, idx: R.ResourceIndex, hl: list[int
     sub_hl = hl[0]
     w.seg("HL", sub_hl, parent, "22", "1" if not patient_is_subscriber else "0")
     w.seg("SBR", TABLES["payer_sequence"].get(sequence, "P"), "18" if patient_is_subscriber else "",
-          clean(group, 50), "", "", "", "", "", filing)
+          clean(group, 50), "", _msp_type(cov, filing, sequence), "", "", "", filing)
     # 2010BA
     _person_nm1(w, "IL", subscriber, "MI", clean(member_id, 80), "2010BA")
     if subscriber.get("resourceType") != "Organization":

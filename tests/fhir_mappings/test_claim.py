@@ -487,3 +487,23 @@ def test_list_input_addresses_resources_by_type_and_id() -> None:
     assert issue["expression"] == ["CarePlan.where(id='cp-ot').period"]
     with pytest.raises(ValueError):
         build_claim(inputs, profile="medicare", claim_id="c", created=datetime(2025, 1, 20))
+
+
+def test_medicare_billed_after_another_payer_needs_its_msp_type() -> None:
+    """A claim to Medicare as the second payer (an employer plan paid first) is held until the
+    Medicare Coverage says why Medicare is secondary (837P SBR05); a valid type passes."""
+    from fhir_mappings.vocabulary import MSP_TYPE
+
+    profile = get_profile("medicare")
+    for extension, held in (([], True), ([{"url": MSP_TYPE, "valueCode": "99"}], True),
+                            ([{"url": MSP_TYPE, "valueCode": "12"}], False)):
+        inputs, claim = _built(make_encounter_bundle(coverage_extra={"extension": extension} if extension else None))
+        assert issues_for(scrub(claim, inputs, profile), "MSP-TYPE") == []  # billed first: no question
+        second = copy.deepcopy(claim)
+        second["insurance"] = [{"sequence": 1, "focal": False, "coverage": {"reference": "Coverage/ghp"},
+                                "claimResponse": {"reference": "ClaimResponse/ghp-answer"}},
+                               {**claim["insurance"][0], "sequence": 2}]
+        found = issues_for(scrub(second, inputs, profile), "MSP-TYPE")
+        assert bool(found) is held, extension
+        if held:
+            assert found[0]["expression"] == ["Claim.insurance[1].coverage"] and MSP_TYPE in found[0]["details"]["text"]

@@ -91,3 +91,28 @@ def tertiary_bundle() -> dict[str, Any]:
         {"sequence": 3, "focal": True, "coverage": {"reference": "Coverage/cov-third"}},
     ]
     return B.bundle(*[e["resource"] for e in b["entry"]], response)
+
+
+def msp_bundle(msp_type: str | None = "12") -> dict[str, Any]:
+    """The OT claim to Medicare as the second payer (Medicare Secondary Payer): an employer group
+    plan (the supplemental's payer here) paid first; the Medicare Coverage says why (``msp_type``)."""
+    from fhir_mappings.vocabulary import MSP_TYPE
+
+    primary = B.medicare_ot_bundle()
+    claim = primary["entry"][0]["resource"]
+    response = payment_to_claim_response(remittance(), medicare_payment(),
+                                         {**claim, "insurer": {"reference": "Organization/supp"}}, response_id="cr-ghp")
+    claim["id"] = "claim-msp"
+    claim["identifier"][0]["value"] = "PCN20250114M"
+    claim["insurance"] = [
+        {"sequence": 1, "focal": False, "coverage": {"reference": "Coverage/cov-supp"},
+         "claimResponse": {"reference": "ClaimResponse/cr-ghp"}},
+        {"sequence": 2, "focal": True, "coverage": {"reference": "Coverage/cov1"}},
+    ]
+    resources = [e["resource"] for e in primary["entry"]]
+    medicare = next(r for r in resources if r["resourceType"] == "Coverage" and r["id"] == "cov1")
+    if msp_type is not None:
+        medicare.setdefault("extension", []).append({"url": MSP_TYPE, "valueCode": msp_type})
+    supplemental = _supplemental_resources()
+    next(r for r in supplemental if r.get("id") == "cov-supp")["order"] = 1
+    return B.bundle(*resources, response, *supplemental)

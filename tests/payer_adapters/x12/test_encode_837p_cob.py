@@ -82,6 +82,23 @@ def test_secondary_claim(partner, numbers):
     assert next(x for x in s if x[:2] == ["NM1", "PR"])[9] == "ACME01"
 
 
+def test_medicare_as_secondary_payer_carries_the_msp_type(partner, numbers):
+    """Medicare billed after an employer plan: 2000B SBR*S with SBR05 (the Coverage's MSP type),
+    pyx12-clean; the prior payer's 2320 SBR has none (SBR05 is for Medicare as a later payer)."""
+    out = encode_837p(CB.msp_bundle("12"), partner, numbers, now=NOW)
+    assert_pyx12_ok(out)
+    s = segs(out)
+    sbr = [x for x in s if x[0] == "SBR"]
+    assert sbr[0][:2] == ["SBR", "S"] and sbr[0][5] == "12" and sbr[0][9] == "MB"
+    assert sbr[1][1] == "P" and sbr[1][5] == "" and sbr[1][9] == "CI"
+    _check_balance(s, ["ACME01"])  # the employer plan paid first
+    primary = encode_837p(B.medicare_ot_bundle(), partner, numbers, now=NOW)
+    assert next(x for x in segs(primary) if x[0] == "SBR")[5] == ""  # never for a primary payer
+    with pytest.raises(EncodeError) as err:
+        encode_837p(CB.msp_bundle(None), partner, numbers, now=NOW)
+    assert err.value.segment_id == "SBR" and "Secondary Payer type" in str(err.value)
+
+
 def test_tertiary_claim(partner, numbers):
     out = encode_837p(CB.tertiary_bundle(), partner, numbers, now=NOW)
     assert_pyx12_ok(out)
