@@ -17,10 +17,38 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     db = typer.Typer(help="Database schema.", no_args_is_help=True)
     db.command("upgrade")(db_upgrade)
+    db.command("reindex")(db_reindex)
     app.add_typer(db, name="db")
     app.command("load")(load)
     app.command("worker")(worker)
     app.command("openapi")(openapi)
+
+
+def db_reindex(
+    tenant: str = typer.Option(..., "--tenant", help="The practice (tenant) whose resources to index again."),
+    types: Optional[list[str]] = typer.Option(None, "--type", help="Only this resource type (repeatable)."),
+) -> None:
+    """Rewrite the search index of the practice's stored resources from their content (after an
+    upgrade adds search parameters: resources stored before it are found by them only then)."""
+    import sqlalchemy as sa
+
+    from app.bootstrap import open_store
+    from app.fhir.store.reindex import reindex
+    from app.fhir.store.store import TENANT
+    from app.settings import get_settings
+
+    store = open_store(get_settings())
+    with store.engine.connect() as conn:
+        if conn.execute(sa.select(TENANT.c.id).where(TENANT.c.id == tenant)).first() is None:
+            typer.echo(f"error: no tenant {tenant!r}", err=True)
+            raise typer.Exit(1)
+    unknown = [t for t in types or [] if store.registry.get(t) is None]
+    if unknown:
+        typer.echo(f"error: not a resource type this server stores: {', '.join(unknown)}", err=True)
+        raise typer.Exit(1)
+    counts = reindex(store.for_tenant(tenant, actor="cli/db"), types or None)
+    typer.echo(", ".join(f"{n} {rtype}" for rtype, n in sorted(counts.items())) + " indexed" if counts
+               else "nothing to index")
 
 
 def serve(
