@@ -16,12 +16,13 @@ SQLite writers are serialized already.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app.db import ResourceRow, SearchNumber, SearchReference
+from app.fhir.extract import number_units, numbers_of, walk
 from app.fhir.registry import Registry
 
 R = ResourceRow.__table__
@@ -72,6 +73,23 @@ def plan(registry: Registry) -> Plan:
     return made
 
 
+def own_params(registry: Registry, rtype: str) -> tuple[str, ...]:
+    """The derived parameters of ``rtype``: a rewrite of its index leaves their rows in place."""
+    return tuple(d.param for d in plan(registry).own.get(rtype, ()))
+
+
+def base_unchanged(registry: Registry, d: Derived, new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether ``new`` and ``old`` have the same ``from`` values: then the derived row kept by the
+    write is still right (what the sources subtract is refreshed by their own writes), and a
+    claim moving through its lifecycle costs no recomputation."""
+    param = registry.types[d.target].params[d.from_param]
+    return _numbers(new, param.paths) == _numbers(old, param.paths)
+
+
+def _numbers(resource: dict[str, Any], paths: Iterable[str]) -> list[int]:
+    return sorted(number_units(n) for path in paths for v in walk(resource, path) for n in numbers_of(v))
+
+
 def involves(registry: Registry, rtype: str) -> bool:
     """Whether writes of ``rtype`` recompute derived rows (they then need a transaction: the
     one-statement API writes are not for them)."""
@@ -79,8 +97,9 @@ def involves(registry: Registry, rtype: str) -> bool:
     return rtype in p.own or rtype in p.fed_by
 
 
-def refresh(conn: Connection, tenant_id: str, d: Derived, ids: Iterable[str] | None) -> None:
-    """Recompute ``d`` for the target resources ``ids`` (None: every one of the tenant)."""
+def refresh(conn: Connection, tenant_id: str, d: Derived, ids: Iterable[str] | None, *, fresh: bool = False) -> None:
+    """Recompute ``d`` for the target resources ``ids`` (None: every one of the tenant);
+    ``fresh``: they were created in this transaction, so no earlier row is there to delete."""
     where = [R.c.tenant_id == tenant_id, R.c.type == d.target, R.c.deleted.is_(False)]
     if ids is not None:
         wanted = sorted(set(ids))
@@ -88,7 +107,8 @@ def refresh(conn: Connection, tenant_id: str, d: Derived, ids: Iterable[str] | N
             return
         where.append(R.c.id.in_(wanted))
     targets = sa.select(R.c.pk).where(*where)
-    conn.execute(NUMBER.delete().where(NUMBER.c.param == d.param, NUMBER.c.res_pk.in_(targets)))
+    if not fresh:
+        conn.execute(NUMBER.delete().where(NUMBER.c.param == d.param, NUMBER.c.res_pk.in_(targets)))
     base = NUMBER.alias("base")
     value: sa.ColumnElement = base.c.value
     if d.source and d.minus_param and d.via:

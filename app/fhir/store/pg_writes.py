@@ -73,7 +73,7 @@ dt AS (DELETE FROM search_token WHERE res_pk IN (SELECT pk FROM r)),
 dst AS (DELETE FROM search_string WHERE res_pk IN (SELECT pk FROM r)),
 ddt AS (DELETE FROM search_date WHERE res_pk IN (SELECT pk FROM r)),
 drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r)),
-dnu AS (DELETE FROM search_number WHERE res_pk IN (SELECT pk FROM r))"""
+dnu AS (DELETE FROM search_number WHERE res_pk IN (SELECT pk FROM r) AND NOT (param = ANY(%(keep)s::text[])))"""
 
 _NEW_ROW = """WITH r AS (
   INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content)
@@ -132,9 +132,12 @@ class Write:
 
 def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int, now: datetime, method: str,
             content: str, index: IndexValues, previous_version: int | None = None,
-            audit: dict[str, Any] | None = None, jobs: Sequence[QueuedJob] = ()) -> Write:
+            audit: dict[str, Any] | None = None, jobs: Sequence[QueuedJob] = (),
+            keep: Sequence[str] = ()) -> Write:
     """The ``kind`` write (``insert``, ``insert_if_absent``, ``replace``), with ``audit`` (an
-    audit_event row) and ``jobs`` written only if the resource row is."""
+    audit_event row) and ``jobs`` written only if the resource row is. ``keep``: the derived
+    number parameters whose rows a replace leaves (``derived``: the writer refreshes them when
+    their base changed)."""
     tp, ts, tc = _columns(index.tokens, 3)
     sp, sv, se = _columns(index.strings, 3)
     # Dates travel as text: asyncpg would send datetime.max (an open period's end) as 'infinity'
@@ -145,7 +148,7 @@ def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int,
     params = {"t": tenant_id, "ty": rtype, "id": rid, "v": version_id, "now": now, "m": method, "c": content,
               "prev": previous_version, "tp": tp, "ts": ts, "tc": tc, "sp": sp, "sv": sv, "se": se,
               "dp": dp, "ds": ds, "de": de, "rp": rp, "rt": rt, "ri": ri,
-              "np": np_, "nv": nv}
+              "np": np_, "nv": nv, "keep": list(keep)}
     if audit is not None:
         params.update({f"a_{short}": audit[column] for short, column in _AUDIT_COLUMNS.items()})
     if jobs:

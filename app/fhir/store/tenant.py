@@ -132,7 +132,7 @@ class TenantStore:
                                  version_id=version.version_id, now=version.last_updated,
                                  method="POST" if kind == "insert" else "PUT", content=version.content or "",
                                  index=self.index_values(version.type, resource), previous_version=previous_version,
-                                 audit=audit, jobs=jobs)
+                                 audit=audit, jobs=jobs, keep=derived.own_params(self.store.registry, version.type))
 
     def index_values(self, rtype: str, resource: dict[str, Any]) -> IndexValues:
         """The search-index rows of ``resource`` (none for a type without search parameters)."""

@@ -242,7 +242,7 @@ class Unit(Reader):
         if row is None:
             return None  # lost a compare-and-set race
         self._write_history(current.type, current.id, new_version, "PUT", content)
-        self._clear_index(row.pk)
+        self._clear_index(row.pk, derived.own_params(self.ts.store.registry, current.type))
         stored = orjson.loads(content)
         self._write_index(row.pk, current.type, stored)
         self._derive(current.type, current.id, stored, current)
@@ -264,11 +264,15 @@ class Unit(Reader):
         """Recompute the derived number rows this write changes (``derived``): the resource's
         own, and those of the targets its reference names before and after, each target locked
         first so that concurrent writers for one target compute one after the other."""
-        plan = derived.plan(self.ts.store.registry)
+        registry = self.ts.store.registry
+        plan = derived.plan(registry)
         if new is not None:
+            before = old.resource() if old is not None and not old.deleted else None
             for d in plan.own.get(rtype, ()):
+                if before is not None and derived.base_unchanged(registry, d, new, before):
+                    continue  # the write kept its row, still right
                 self.lock("derived", d.target, rid)
-                derived.refresh(self.conn, self.tenant_id, d, [rid])
+                derived.refresh(self.conn, self.tenant_id, d, [rid], fresh=old is None)
         for d in plan.fed_by.get(rtype, ()):
             targets: set[str] = set()
             for resource in (new, old.resource() if old is not None and not old.deleted else None):
@@ -284,9 +288,11 @@ class Unit(Reader):
             "tenant_id": self.tenant_id, "type": rtype, "id": rid, "version_id": version_id,
             "last_updated": self.now, "method": method, "deleted": False, "content": content})
 
-    def _clear_index(self, pk: int) -> None:
-        for table in (TOKEN, STRING, DATE, REF, NUMBER):
+    def _clear_index(self, pk: int, keep: tuple[str, ...] = ()) -> None:
+        """Delete the index rows of ``pk``, except the derived number rows ``keep``."""
+        for table in (TOKEN, STRING, DATE, REF):
             self.conn.execute(table.delete().where(table.c.res_pk == pk))
+        self.conn.execute(NUMBER.delete().where(NUMBER.c.res_pk == pk, NUMBER.c.param.not_in(keep)))
 
     def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
         idx = self.ts.index_values(rtype, resource)

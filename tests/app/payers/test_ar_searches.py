@@ -97,6 +97,17 @@ async def test_outstanding_follows_the_answers(api, store, tenant):
     with store.for_tenant(tenant).unit() as unit:
         assert unit.delete("ExplanationOfBenefit", "e-30-rev") is not None
     assert await owed("c-30") == Decimal(100)
+    # The claim itself rewritten: a lifecycle step keeps the row (its billed amount is the same),
+    # a new total recomputes it, and an answer after that still counts against the new total.
+    with store.for_tenant(tenant).unit() as unit:
+        unit.modify("Claim", "c-30", lambda c: c.update(priority={"coding": [{"code": "stat"}]}) or True)
+    assert (await api.get("/fhir/Claim/c-30")).json()["meta"]["versionId"] == "2"
+    assert await owed("c-30") == Decimal(100)
+    with store.for_tenant(tenant).unit() as unit:
+        unit.modify("Claim", "c-30", lambda c: c["total"].update(value=150) or True)
+    assert await owed("c-30") == Decimal(150)
+    write(store, tenant, eob("e-30-b", "c-30", paid="80.00", created="2026-07-20"))
+    assert await owed("c-30") == Decimal(70)
     # The EOBs' own computed parameter.
     r = await api.get("/fhir/ExplanationOfBenefit?settled=lt0")
     assert [e["resource"]["id"] for e in r.json().get("entry", [])] == ["e-rev"]
