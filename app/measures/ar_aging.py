@@ -53,7 +53,7 @@ def owed(conn: Connection, tenant_id: str, as_of: date, basis: str, buckets: lis
          claims: bool = True) -> list[Owed]:
     """The claims in A/R on ``as_of`` per payer and age bucket, aged from the first date of service
     (else the day sent) or from the day sent (``basis=submission``); without ``claims``, the
-    count and amount per payer and bucket only (summed by the database)."""
+    count and amount per payer and bucket only. Either way the database groups and sums."""
     start = "f_start" if basis == "service" else "submitted_on"
     params: dict[str, Any] = {"t": tenant_id, "e": as_of}
     whens = []
@@ -70,23 +70,14 @@ def owed(conn: Connection, tenant_id: str, as_of: date, basis: str, buckets: lis
             "FROM ar WHERE owed > 0), "
             f"bucketed AS (SELECT claim_id, payer, owed, {bucket} AS bucket FROM aged WHERE {start} <= :e) ")
     no_jit(conn)
-    if not claims:
-        sql = aged + ("SELECT payer, bucket, COUNT(*), SUM(owed), MIN(claim_id) FROM bucketed "
-                      "GROUP BY payer, bucket")
-        return [Owed(payer, label, int(n), int(cents), first) for payer, label, n, cents, first
-                in conn.execute(sa.text(sql), params)]
-    groups: dict[tuple[str | None, str], Owed] = {}
-    for claim_id, payer, label, cents in conn.execute(sa.text(aged + "SELECT claim_id, payer, bucket, owed FROM bucketed"),
-                                                      params).all():
-        group = groups.get((payer, label))
-        if group is None:
-            group = groups[(payer, label)] = Owed(payer, label, 0, 0, claim_id)
-        group.count += 1
-        group.cents += cents
-        group.claims.append(claim_id)
-        if claim_id < group.first_claim:
-            group.first_claim = claim_id
-    return list(groups.values())
+    listed = ""
+    if claims:  # each bucket's claims as one string (FHIR ids hold no comma): a row per bucket, not per claim
+        listed = (", string_agg(claim_id, ',' ORDER BY claim_id)" if conn.dialect.name == "postgresql"
+                  else ", group_concat(claim_id, ',')")
+    sql = aged + (f"SELECT payer, bucket, COUNT(*), SUM(owed), MIN(claim_id){listed} FROM bucketed "
+                  "GROUP BY payer, bucket")
+    return [Owed(row[0], row[1], int(row[2]), int(row[3]), row[4], row[5].split(",") if claims else [])
+            for row in conn.execute(sa.text(sql), params)]
 
 
 def insurer_elements(conn: Connection, tenant_id: str, first_claims: dict[str, str]) -> dict[str, dict[str, Any]]:
