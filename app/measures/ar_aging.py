@@ -25,7 +25,7 @@ from app.fhir.store import Reader
 from app.payers import aging
 
 R = ResourceRow.__table__
-Bucket = tuple[str, int, int | None]  # label, from day, to day (None: no upper end)
+Span = tuple[str, int, int | None]  # a bucket: label, from day, to day (None: no upper end)
 
 
 @dataclass
@@ -49,7 +49,7 @@ def _answered_later(conn: Connection, tenant_id: str, as_of: date) -> bool:
         REMIT.c.tenant_id == tenant_id, REMIT.c.posted_on > as_of).limit(1)).first() is not None
 
 
-def owed(conn: Connection, tenant_id: str, as_of: date, basis: str, buckets: list[Bucket], *,
+def owed(conn: Connection, tenant_id: str, as_of: date, basis: str, buckets: list[Span], *,
          claims: bool = True) -> list[Owed]:
     """The claims in A/R on ``as_of`` per payer and age bucket, aged from the first date of service
     (else the day sent) or from the day sent (``basis=submission``); without ``claims``, the
