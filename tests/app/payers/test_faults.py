@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.payers import submission
+from app import jobs as job_queue
+from app.payers import inbound, submission
 
 from tests.flows import adrain, claim_for, connect, jobs, lifecycle, load_practice, make_due
 
@@ -83,7 +84,11 @@ async def test_worker_killed_after_sending_does_not_send_again(api, store, tenan
     def killed(unit, batch, members, receipt):
         raise RuntimeError("worker killed before recording")  # the send happened; nothing recorded
 
+    def not_yet(ts, payload):
+        raise RuntimeError("collection held")  # the payer's answers wait until the retry below
+
     monkeypatch.setattr(submission, "_record", killed)
+    monkeypatch.setitem(job_queue.OWN_TRANSACTION, inbound.COLLECT, not_yet)
     await adrain(store, base_delay=60)  # one attempt each; the retry is not due yet
     monkeypatch.undo()
     claims = [(await api.get(f"/fhir/Claim/{cid}")).json() for cid in ids]
