@@ -11,18 +11,17 @@ are computed again at the end. Content, versions and history are not touched.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from app.fhir.search_sql import DATE, NUMBER, REF, R, STRING, TOKEN
+from app.fhir.search_sql import R
 from app.fhir.store import derived
 from app.fhir.store.tenant import TenantStore
+from app.fhir.store.unit import INDEX_TABLES, index_rows
 
 BATCH = 1000
-_TABLES = {"tokens": (TOKEN, ("param", "system", "code")), "strings": (STRING, ("param", "value", "exact")),
-           "dates": (DATE, ("param", "start", "end")), "references": (REF, ("param", "target_type", "target_id")),
-           "numbers": (NUMBER, ("param", "value"))}
 
 
 def reindex(ts: TenantStore, types: Iterable[str] | None = None, *, batch: int = BATCH) -> dict[str, int]:
@@ -41,18 +40,16 @@ def reindex(ts: TenantStore, types: Iterable[str] | None = None, *, batch: int =
             if not rows:
                 break
             pks = [r.pk for r in rows]
-            for table, _ in _TABLES.values():
+            for table in INDEX_TABLES:
                 unit.conn.execute(table.delete().where(table.c.res_pk.in_(pks)))
-            inserts: dict[str, list[dict[str, object]]] = {kind: [] for kind in _TABLES}
+            inserts: dict[sa.Table, list[dict[str, Any]]] = {table: [] for table in INDEX_TABLES}
             for pk, rtype, content in rows:
-                values = ts.index_values(rtype, orjson.loads(content))
-                common = {"tenant_id": ts.tenant_id, "type": rtype, "res_pk": pk}
-                for kind, (_, columns) in _TABLES.items():
-                    inserts[kind] += [dict(common, **dict(zip(columns, row))) for row in getattr(values, kind)]
+                for table, made in index_rows(ts.tenant_id, rtype, pk, ts.index_values(rtype, orjson.loads(content))):
+                    inserts[table] += made
                 counts[rtype] = counts.get(rtype, 0) + 1
-            for kind, (table, _) in _TABLES.items():
-                if inserts[kind]:
-                    unit.conn.execute(table.insert(), inserts[kind])
+            for table, made in inserts.items():
+                if made:
+                    unit.conn.execute(table.insert(), made)
             after = pks[-1]
     plan = derived.plan(ts.store.registry)
     with ts.unit() as unit:

@@ -13,6 +13,7 @@ from app.db import ResourceHistoryRow, dialect_insert
 from app.fhir.access import check_write
 from app.fhir.errors import FhirError, NotFound, PreconditionFailed
 from app.fhir.interactions import check_offered
+from app.fhir.extract import IndexValues
 from app.fhir.search_sql import DATE, NUMBER, REF, R, STRING, TOKEN
 import app.fhir.store.pg_writes as pg_writes
 from app.fhir.store import derived
@@ -30,10 +31,19 @@ _INSERT_RESOURCE = R.insert().returning(R.c.pk)
 _INSERT_HISTORY = H.insert()
 _INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF, NUMBER)}
 # IndexValues attribute -> (index table, the columns of each of its tuples)
-_INDEX_ROWS = {"tokens": (TOKEN.name, ("param", "system", "code")), "strings": (STRING.name, ("param", "value", "exact")),
-               "dates": (DATE.name, ("param", "start", "end")),
-               "references": (REF.name, ("param", "target_type", "target_id")),
-               "numbers": (NUMBER.name, ("param", "value"))}
+_INDEX_ROWS = {"tokens": (TOKEN, ("param", "system", "code")), "strings": (STRING, ("param", "value", "exact")),
+               "dates": (DATE, ("param", "start", "end")),
+               "references": (REF, ("param", "target_type", "target_id")),
+               "numbers": (NUMBER, ("param", "value"))}
+INDEX_TABLES = tuple(table for table, _ in _INDEX_ROWS.values())
+
+
+def index_rows(tenant_id: str, rtype: str, pk: int, values: IndexValues) -> list[tuple[sa.Table, list[dict[str, Any]]]]:
+    """The rows of each index table that ``values`` (one resource's) make: the one translation
+    from extracted values to rows, for a write and for ``reindex``."""
+    common = {"tenant_id": tenant_id, "type": rtype, "res_pk": pk}
+    return [(table, [dict(common, **dict(zip(columns, row))) for row in getattr(values, kind)])
+            for kind, (table, columns) in _INDEX_ROWS.items()]
 
 
 class Unit(Reader):
@@ -295,9 +305,6 @@ class Unit(Reader):
         self.conn.execute(NUMBER.delete().where(NUMBER.c.res_pk == pk, NUMBER.c.param.not_in(keep)))
 
     def _write_index(self, pk: int, rtype: str, resource: dict[str, Any]) -> None:
-        idx = self.ts.index_values(rtype, resource)
-        common = {"tenant_id": self.tenant_id, "type": rtype, "res_pk": pk}
-        for kind, (table, columns) in _INDEX_ROWS.items():
-            rows = getattr(idx, kind)
+        for table, rows in index_rows(self.tenant_id, rtype, pk, self.ts.index_values(rtype, resource)):
             if rows:
-                self.conn.execute(_INSERT_INDEX[table], [dict(common, **dict(zip(columns, row))) for row in rows])
+                self.conn.execute(_INSERT_INDEX[table.name], rows)
