@@ -192,7 +192,9 @@ def _dmg(w: SegmentWriter, person: Mapping[str, Any], loop: str, *, required: bo
             raise EncodeError("the patient's birth date is required", loop_id=loop, segment_id="DMG",
                               element_position=2)
         return
-    w.seg("DMG", "D8", R.d8(person["birthDate"]), TABLES["gender"].get(person.get("gender", "unknown"), "U"))
+    # The 276 guide allows only F and M in DMG03 (situational): any other gender leaves it out.
+    gender = TABLES["gender"].get(person.get("gender", "unknown"), "")
+    w.seg("DMG", "D8", R.d8(person["birthDate"]), gender if gender in ("F", "M") else "")
 
 
 def _claim_loop(w: SegmentWriter, q: _Inquiry) -> None:

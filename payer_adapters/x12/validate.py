@@ -1,6 +1,7 @@
 """Validation: our structural checks (envelopes, counts, control numbers, loop order, dates and
-amounts, 835 balancing) plus pyx12's implementation-guide checks where pyx12 ships a map
-(5010: 837P, 835, 277CA, 999 — not 270/271 nor the X212 276/277).
+amounts, 835 balancing) plus pyx12's implementation-guide checks for the guides it has a map for:
+pyx12's own (5010: 837P, 835, 277CA, 999) and the 276 005010X212 map the product adds
+(:mod:`payer_adapters.x12.pyx12_maps`). 270/271 and the X212 277 have none.
 
 pyx12's exit code is unusable, so :func:`pyx12_errors` calls ``x12n_document`` in-process, reads its
 boolean result and collects the ERROR records it logs.
@@ -15,11 +16,13 @@ import re
 from payer_adapters.x12.decode import decoder_for
 from payer_adapters.x12.decode_835 import Remittance
 from payer_adapters.x12.envelope import SetHeader, SetHandler, walk
+from payer_adapters.x12.pyx12_maps import GUIDES, map_path
 from payer_adapters.x12.errors import DataElementError, StructureError, X12Error, X12SyntaxError
 from payer_adapters.x12.segments import Source, to_text
 
-#: GS08 versions pyx12 4 can validate (its maps.xml, ISA12 00501).
-PYX12_VERSIONS = {"005010X222A1", "005010X221A1", "005010X214", "005010X231A1", "005010X231"}
+#: (GS01, GS08) of the 5010 groups pyx12 can validate with the assembled maps.
+PYX12_GUIDES = {("HC", "005010X222A1"), ("HP", "005010X221A1"), ("HN", "005010X214"), ("FA", "005010X231A1"),
+                ("FA", "005010X231")} | {(g.functional_id, g.version) for g in GUIDES}
 _LINE = re.compile(r"Line:(\d+)")
 _ELEMENT = re.compile(r"\(([A-Z][A-Z0-9]{1,2}?)(\d{2})\)")
 _NOISE = ("Failed to create 999 response",)
@@ -68,7 +71,8 @@ class _Capture(logging.Handler):
             self.messages.append(msg)
 
 
-def _versions(text: str) -> set[str]:
+def _groups(text: str) -> set[tuple[str, str]]:
+    """(GS01, GS08) of every functional group."""
     if len(text) < 106 or not text.startswith("ISA"):
         return set()
     ele, term = text[3], text[105]
@@ -78,15 +82,14 @@ def _versions(text: str) -> set[str]:
         if seg.startswith("GS" + ele):
             parts = seg.split(ele)
             if len(parts) > 8:
-                found.add(parts[8])
+                found.add((parts[1], parts[8]))
     return found
 
 
 def pyx12_errors(data: Source) -> list[X12Error] | None:
     """pyx12's verdict as errors (empty list = OK), or ``None`` when pyx12 has no map for the file."""
     text = to_text(data)
-    versions = _versions(text)
-    if not versions or not versions <= PYX12_VERSIONS:
+    if not _pyx12_can_read(text):
         return None
     # pyx12 loads only when it validates: ``therabridge x12 decode`` and the server never need it.
     import pyx12.params
@@ -99,7 +102,7 @@ def pyx12_errors(data: Source) -> list[X12Error] | None:
     logger.propagate = False
     try:
         ok = pyx12.x12n_document.x12n_document(param=pyx12.params.params(), src_file=io.StringIO(text),
-                                               fd_997=io.StringIO(), fd_html=None)
+                                               fd_997=io.StringIO(), fd_html=None, map_path=map_path())
     except Exception as exc:  # pyx12 raises its own engine errors on maps it cannot walk
         return [StructureError(f"pyx12 could not validate the file: {type(exc).__name__}", code="pyx12")]
     finally:
@@ -130,9 +133,13 @@ def validate(data: Source, *, use_pyx12: bool = True) -> list[X12Error]:
     return errors
 
 
+def _pyx12_can_read(text: str) -> bool:
+    groups = _groups(text)
+    return bool(groups) and groups <= PYX12_GUIDES
+
+
 def pyx12_available_for(data: Source) -> bool:
-    versions = _versions(to_text(data))
-    return bool(versions) and versions <= PYX12_VERSIONS
+    return _pyx12_can_read(to_text(data))
 
 
 __all__ = ["validate", "structural_errors", "pyx12_errors", "pyx12_available_for"]

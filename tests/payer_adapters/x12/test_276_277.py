@@ -1,12 +1,13 @@
 """276 claim status requests out, 277 claim status responses (005010X212) in.
 
-pyx12 4 ships no 005010X212 map for the 276 (and its 277 X212 map is not registered), so the 276s
-written here are checked by our own structural walk (``validate`` → ``Decoder276``) and by the
-exact segments; ``validate`` still runs pyx12 wherever it has a map.
+The 276s written here are checked by our own structural walk (``Decoder276``), by pyx12 through the
+product's 005010X212 map (pyx12 4 ships none) and by their exact segments. pyx12's 277 X212 map is
+not registered, so 277s are checked by our decoder only.
 """
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from payer_adapters.x12 import (
     validate,
 )
 from payer_adapters.x12.decode_276 import StatusInquiry
-from payer_adapters.x12.validate import pyx12_available_for
+from payer_adapters.x12.validate import pyx12_available_for, pyx12_errors
 
 from . import builders as B
 from .conftest import NOW
@@ -48,7 +49,7 @@ def body_of(x12: bytes) -> list[list[str]]:
 
 
 def assert_valid_276(x12: bytes) -> None:
-    assert not pyx12_available_for(x12)  # no X212 map in pyx12: our walk is the check
+    assert pyx12_available_for(x12)  # through the product's 005010X212 map
     assert validate(x12) == []
 
 
@@ -418,6 +419,45 @@ def test_malformed_276_is_caught_by_validate(partner, numbers):
     swapped = out.replace("HL*3*2*19*1~\n", "HL*3*1*19*1~\n")  # provider under the payer, not the receiver
     errs = validate(swapped)
     assert errs and isinstance(errs[0], StructureError) and errs[0].segment_id == "HL"
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("*46*THERABRIDGE~", "*XX*THERABRIDGE~", "(NM108)"),  # 2100B takes the ETIN qualifier only
+    ("DMG*D8*19800515*F~", "DMG*D8*19800515*U~", "(DMG03)"),  # the guide allows F and M
+    ("DMG*D8*19800515*F~", "DMG*D8*19800515*F*M~", "(DMG04) is marked as Not Used"),
+    ("DTP*472*D8*20250201~", "DTP*472*D8*20250231~", "invalid date"),
+    ("DTP*472*D8*20250201~", "DTP*472*D8*20250201~SVC*HC:97530*190~", "Mandatory segment"),  # 2210 needs DTP
+])
+def test_pyx12_checks_a_276_against_the_guide(partner, numbers, old, new, expected):
+    """What our own walk does not look at (element codes and usage, dates, line loops), pyx12 catches
+    through the product's 005010X212 map."""
+    out = encode_276(B.commercial_bundle(), partner, numbers, now=NOW).decode().replace("~\n", "~")
+    assert pyx12_errors(out) == []
+    broken = out.replace(old, new, 1)
+    assert broken != out
+    messages = [str(e) for e in pyx12_errors(broken)]
+    assert any(expected in m for m in messages), messages
+
+
+def test_276_with_service_lines_passes_pyx12(partner, numbers):
+    """A payer's own 276 may ask about lines (2210); the map takes them as the guide shapes them."""
+    out = encode_276(B.commercial_bundle(), partner, numbers, now=NOW).decode().replace("~\n", "~")
+    lines = "SVC*HC:97530:GO*100*****2~REF*FJ*1~DTP*472*D8*20250201~SVC*NU:0430*90~DTP*472*D8*20250201~"
+    with_lines = out.replace("DTP*472*D8*20250201~", "DTP*472*D8*20250201~" + lines, 1)
+    count = with_lines.count("~", with_lines.index("ST*276"), with_lines.index("SE*")) + 1
+    with_lines = re.sub(r"SE\*\d+\*", f"SE*{count}*", with_lines)
+    assert pyx12_errors(with_lines) == []
+    assert validate(with_lines) == []
+
+
+def test_276_leaves_out_a_gender_the_guide_has_no_code_for(partner, numbers):
+    bundle = B.commercial_bundle()
+    people = [e["resource"] for e in bundle["entry"] if "gender" in e["resource"]]
+    for person, gender in zip(people, ("unknown", "other"), strict=True):  # the subscriber and the patient
+        person["gender"] = gender
+    out = encode_276(bundle, partner, numbers, now=NOW)
+    assert_valid_276(out)
+    assert [s for s in body_of(out) if s[0] == "DMG"] == [["DMG", "D8", "19790202"], ["DMG", "D8", "19800515"]]
 
 
 # -- CLI ------------------------------------------------------------------------------------
