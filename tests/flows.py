@@ -24,6 +24,8 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 LIFECYCLE = CLAIM_LIFECYCLE
 HISTORY = CLAIM_LIFECYCLE_HISTORY
 SANDBOX = "http://sandbox"
+#: The demo practice's visits billed to Medicare (Okafor's also has a supplement, billed second).
+MEDICARE_VISITS = ("enc-alvarez-1", "enc-alvarez-2", "enc-okafor-1")
 
 
 def drain(store: Any, *, base_delay: float = 0.01) -> int:

@@ -129,10 +129,11 @@ def queue_demo_work(store: Store, tenant: str) -> tuple[int, int]:
         for claim in find_resources(unit, "Claim", [("lifecycle", "clean")]):
             n += queue_claim(unit, claim["id"])[1] == 202
         for coverage in find_resources(unit, "Coverage", [("status", "active")]):
-            existing = find_resources(unit, "CoverageEligibilityRequest",
-                                      [("patient", (coverage.get("beneficiary") or {}).get("reference", ""))])
-            if existing:
-                continue
+            asked = find_resources(unit, "CoverageEligibilityRequest",
+                                   [("patient", (coverage.get("beneficiary") or {}).get("reference", ""))])
+            if any(i.get("coverage", {}).get("reference") == f"Coverage/{coverage['id']}"
+                   for r in asked for i in r.get("insurance") or []):
+                continue  # each coverage asked once (a patient with a supplement has two)
             req = eligibility_request(unit, coverage["id"], serviced=unit.now.date(), discipline="OT",
                                       provider=None, now=unit.now)
             prepared = eligibility.prepare(unit, request_id=req.id)
