@@ -99,9 +99,12 @@ def _mark_queued(claim: dict[str, Any], now: datetime) -> str:
     return key
 
 
+_QUEUE = S.insert()
+
+
 def _record_queued(unit: Unit, claim_id: str, key: str, connection_pk: int) -> None:
-    unit.conn.execute(S.insert().values(tenant_id=unit.tenant_id, submission_key=key, claim_id=claim_id,
-                                        connection_pk=connection_pk, status="queued", created_at=unit.now))
+    unit.conn.execute(_QUEUE, {"tenant_id": unit.tenant_id, "submission_key": key, "claim_id": claim_id,
+                               "connection_pk": connection_pk, "status": "queued", "created_at": unit.now})
     enqueue(unit, KIND, {"claim": claim_id, "key": key}, dedupe_key=f"{KIND}:{key}")
 
 

@@ -16,6 +16,7 @@ SQLite writers are serialized already.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -100,26 +101,37 @@ def involves(registry: Registry, rtype: str) -> bool:
 def refresh(conn: Connection, tenant_id: str, d: Derived, ids: Iterable[str] | None, *, fresh: bool = False) -> None:
     """Recompute ``d`` for the target resources ``ids`` (None: every one of the tenant);
     ``fresh``: they were created in this transaction, so no earlier row is there to delete."""
-    where = [R.c.tenant_id == tenant_id, R.c.type == d.target, R.c.deleted.is_(False)]
+    params: dict[str, Any] = {"tenant": tenant_id}
     if ids is not None:
-        wanted = sorted(set(ids))
-        if not wanted:
+        params["ids"] = sorted(set(ids))
+        if not params["ids"]:
             return
-        where.append(R.c.id.in_(wanted))
-    targets = sa.select(R.c.pk).where(*where)
+    delete, insert = _statements(d, ids is not None)
     if not fresh:
-        conn.execute(NUMBER.delete().where(NUMBER.c.param == d.param, NUMBER.c.res_pk.in_(targets)))
+        conn.execute(delete, params)
+    conn.execute(insert, params)
+
+
+@lru_cache(maxsize=None)
+def _statements(d: Derived, by_id: bool) -> tuple[sa.Delete, sa.Insert]:
+    """The delete and the recomputing insert of ``d``, built once: every write of a claim runs
+    them, and building and compiling them anew each time cost more than running them."""
+    where = [R.c.tenant_id == sa.bindparam("tenant"), R.c.type == d.target, R.c.deleted.is_(False)]
+    if by_id:
+        where.append(R.c.id.in_(sa.bindparam("ids", expanding=True)))
+    targets = sa.select(R.c.pk).where(*where)
+    delete = NUMBER.delete().where(NUMBER.c.param == d.param, NUMBER.c.res_pk.in_(targets))
     base = NUMBER.alias("base")
     value: sa.ColumnElement = base.c.value
     if d.source and d.minus_param and d.via:
         minus = NUMBER.alias("minus")
         taken = (sa.select(sa.func.coalesce(sa.func.sum(minus.c.value), 0))
                  .select_from(REF.join(minus, minus.c.res_pk == REF.c.res_pk))
-                 .where(REF.c.tenant_id == tenant_id, REF.c.type == d.source, REF.c.param == d.via,
+                 .where(REF.c.tenant_id == sa.bindparam("tenant"), REF.c.type == d.source, REF.c.param == d.via,
                         REF.c.target_type == d.target, REF.c.target_id == R.c.id, minus.c.param == d.minus_param)
                  .scalar_subquery())
         value = base.c.value - taken
-    rows = (sa.select(sa.literal(tenant_id), sa.literal(d.target), R.c.pk, sa.literal(d.param), value)
+    rows = (sa.select(R.c.tenant_id, R.c.type, R.c.pk, sa.literal(d.param), value)
             .select_from(R.join(base, sa.and_(base.c.res_pk == R.c.pk, base.c.param == d.from_param)))
             .where(*where))
-    conn.execute(NUMBER.insert().from_select(["tenant_id", "type", "res_pk", "param", "value"], rows))
+    return delete, NUMBER.insert().from_select(["tenant_id", "type", "res_pk", "param", "value"], rows)

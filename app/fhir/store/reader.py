@@ -31,6 +31,13 @@ _READ = (
 )
 
 
+# ``current_many``'s statement, built once: (type, id) pairs as one expanding parameter.
+_READ_MANY = (
+    sa.select(R.c.type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
+    .where(R.c.tenant_id == sa.bindparam("t"), sa.tuple_(R.c.type, R.c.id).in_(sa.bindparam("keys", expanding=True)))
+)
+
+
 @lru_cache(maxsize=32)
 def _referencing(n: int, postgres: bool) -> sa.Select:
     """``Reader.referencing``'s statement for ``n`` links, built once (building it per call
@@ -72,10 +79,7 @@ class Reader:
         wanted = sorted(set(keys))
         out: dict[tuple[str, str], Version] = {}
         for start in range(0, len(wanted), 500):
-            rows = self.conn.execute(
-                sa.select(R.c.type, R.c.id, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content)
-                .where(R.c.tenant_id == self.tenant_id, sa.tuple_(R.c.type, R.c.id).in_(wanted[start:start + 500]))
-            ).all()
+            rows = self.conn.execute(_READ_MANY, {"t": self.tenant_id, "keys": wanted[start:start + 500]}).all()
             for r in rows:
                 out[(r.type, r.id)] = Version(r.type, r.id, r.version_id, r.last_updated, r.deleted, r.content)
         return out

@@ -29,6 +29,7 @@ H = ResourceHistoryRow.__table__
 
 _INSERT_RESOURCE = R.insert().returning(R.c.pk)
 _INSERT_HISTORY = H.insert()
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
 _INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF, NUMBER)}
 # IndexValues attribute -> (index table, the columns of each of its tuples)
 _INDEX_ROWS = {"tokens": (TOKEN, ("param", "system", "code")), "strings": (STRING, ("param", "value", "exact")),
@@ -66,7 +67,7 @@ class Unit(Reader):
     def lock(self, *parts: str) -> None:
         """Serialize conditional operations on the same criteria (SQLite already is)."""
         if self.postgres:
-            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(self.tenant_id, *parts)})
+            self.conn.execute(_LOCK, {"k": lock_key(self.tenant_id, *parts)})
 
     def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None,
                rid: str | None = None, client: bool = False) -> WriteResult:
