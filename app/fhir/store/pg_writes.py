@@ -86,10 +86,14 @@ _INDEX_TABLES = (
 )
 
 
+#: The only index columns that may be null (a token without a system, or without a code).
+_NULLABLE = {"system", "code"}
+
+
 def _same(a: str, b: str, columns: tuple[str, ...]) -> str:
-    """Row ``a`` holds value ``b`` (``param`` is never null: plain equality, so the (res_pk, param)
-    index serves the lookup)."""
-    return " AND ".join(f"{a}.{c} = {b}.c{i}" if c == "param" else f"{a}.{c} IS NOT DISTINCT FROM {b}.c{i}"
+    """Row ``a`` holds value ``b`` (plain equality where the column is never null, so the
+    (res_pk, param) index serves the lookup)."""
+    return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.c{i}" if c in _NULLABLE else f"{a}.{c} = {b}.c{i}"
                         for i, c in enumerate(columns))
 
 
@@ -127,8 +131,10 @@ _WRITES = {
 @lru_cache(maxsize=None)
 def statement(kind: str, audited: bool, queues: bool) -> str:
     """The ``kind`` statement, with the audit row and with the jobs part when asked (psycopg's
-    ``%(name)s`` placeholders)."""
-    return _WRITES[kind] + (_AUDIT if audited else "") + (_JOBS if queues else "") + _END
+    ``%(name)s`` placeholders), its whitespace collapsed: psycopg caches the conversion of
+    statements up to 4 KiB only, and converting the longest ones anew each time was a visible
+    share of a worker's CPU."""
+    return " ".join((_WRITES[kind] + (_AUDIT if audited else "") + (_JOBS if queues else "") + _END).split())
 
 
 @lru_cache(maxsize=None)

@@ -66,3 +66,16 @@ async def test_each_update_leaves_the_rows_a_fresh_write_makes(api, store, tenan
     found = (await api.get("/fhir/Patient?identifier=urn:mrn|A1&family:exact=Okafor")).json()
     assert sorted(e["resource"]["id"] for e in found["entry"]) == ["fresh-0", "fresh-1", "fresh-5", "kept"]
     assert (await api.get("/fhir/Patient?identifier=urn:mrn|A2")).json()["total"] == 1  # fresh-0 only
+
+
+def test_write_statements_stay_within_psycopgs_cached_length():
+    """psycopg converts a statement's placeholders once and caches it only up to this length;
+    longer write statements were converted anew on every write."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from app.fhir.store.pg_writes import statement
+
+    for kind in ("insert", "insert_if_absent", "replace"):
+        for audited in (False, True):
+            for queues in (False, True):
+                assert len(statement(kind, audited, queues).encode()) <= MAX_CACHED_STATEMENT_LENGTH, kind
