@@ -68,48 +68,12 @@ jb AS (INSERT INTO job (tenant_id, kind, dedupe_key, payload, status, attempts, 
 _END = """
 SELECT pk FROM r"""
 
-# A replace rewrites only the index rows that changed. Most updates change one or two values (a
-# claim's lifecycle step, a Task's status) of twenty or more; deleting and inserting them all was
-# most of the statement's work. Every part sees the snapshot from before the statement, so a row
-# in both the old and the new values is neither deleted (it is in the new values) nor inserted
-# (it is already there). ``extract`` lists each value once, so the rows are those a fresh insert
-# makes.
-_INDEX_TABLES = (
-    # (CTE suffix, table, value columns, unnest of the parameters with their column casts)
-    ("t", "search_token", ("param", "system", "code"), "unnest(%(tp)s::text[], %(ts)s::text[], %(tc)s::text[])"),
-    ("st", "search_string", ("param", "value", "exact"), "unnest(%(sp)s::text[], %(sv)s::text[], %(se)s::text[])"),
-    ("dt", "search_date", ("param", "start", '"end"'),
-     "unnest(%(dp)s::text[], %(ds)s::text[]::timestamptz[], %(de)s::text[]::timestamptz[])"),
-    ("rf", "search_reference", ("param", "target_type", "target_id"),
-     "unnest(%(rp)s::text[], %(rt)s::text[], %(ri)s::text[])"),
-    ("nu", "search_number", ("param", "value"), "unnest(%(np)s::text[], %(nv)s::bigint[])"),
-)
-
-
-#: The only index columns that may be null (a token without a system, or without a code).
-_NULLABLE = {"system", "code"}
-
-
-def _same(a: str, b: str, columns: tuple[str, ...]) -> str:
-    """Row ``a`` holds value ``b`` (plain equality where the column is never null, so the
-    (res_pk, param) index serves the lookup)."""
-    return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.c{i}" if c in _NULLABLE else f"{a}.{c} = {b}.c{i}"
-                        for i, c in enumerate(columns))
-
-
-def _diff_part(suffix: str, table: str, columns: tuple[str, ...], values: str) -> str:
-    names = ", ".join(f"c{i}" for i in range(len(columns)))
-    keep = " AND NOT (o.param = ANY(%(keep)s::text[]))" if table == "search_number" else ""
-    return f""",
-d{suffix} AS (DELETE FROM {table} o USING r WHERE o.res_pk = r.pk{keep}
-        AND NOT EXISTS (SELECT 1 FROM {values} AS x({names}) WHERE {_same("o", "x", columns)})),
-i{suffix} AS (INSERT INTO {table} (tenant_id, type, res_pk, {", ".join(columns)})
-        SELECT %(t)s, %(ty)s, r.pk, {", ".join(f"x.c{i}" for i in range(len(columns)))}
-        FROM r, {values} AS x({names})
-        WHERE NOT EXISTS (SELECT 1 FROM {table} o WHERE o.res_pk = r.pk AND {_same("o", "x", columns)}))"""
-
-
-_INDEX_DIFF = "".join(_diff_part(*part) for part in _INDEX_TABLES)
+_CLEAR = """,
+dt AS (DELETE FROM search_token WHERE res_pk IN (SELECT pk FROM r)),
+dst AS (DELETE FROM search_string WHERE res_pk IN (SELECT pk FROM r)),
+ddt AS (DELETE FROM search_date WHERE res_pk IN (SELECT pk FROM r)),
+drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r)),
+dnu AS (DELETE FROM search_number WHERE res_pk IN (SELECT pk FROM r) AND NOT (param = ANY(%(keep)s::text[])))"""
 
 _NEW_ROW = """WITH r AS (
   INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content)
@@ -124,16 +88,16 @@ _REPLACE_ROW = """WITH r AS (
 _WRITES = {
     "insert": _NEW_ROW.format(conflict="") + _HISTORY + _INDEX,
     "insert_if_absent": _NEW_ROW.format(conflict="ON CONFLICT (tenant_id, type, id) DO NOTHING") + _HISTORY + _INDEX,
-    "replace": _REPLACE_ROW + _HISTORY + _INDEX_DIFF,
+    "replace": _REPLACE_ROW + _HISTORY + _CLEAR + _INDEX,
 }
 
 
 @lru_cache(maxsize=None)
 def statement(kind: str, audited: bool, queues: bool) -> str:
     """The ``kind`` statement, with the audit row and with the jobs part when asked (psycopg's
-    ``%(name)s`` placeholders), its whitespace collapsed: psycopg caches the conversion of
-    statements up to 4 KiB only, and converting the longest ones anew each time was a visible
-    share of a worker's CPU."""
+    ``%(name)s`` placeholders), its whitespace collapsed: psycopg converts a statement's
+    placeholders on every execution unless it is at most 4 KiB long (then once), and shorter text
+    is less to scan either way."""
     return " ".join((_WRITES[kind] + (_AUDIT if audited else "") + (_JOBS if queues else "") + _END).split())
 
 

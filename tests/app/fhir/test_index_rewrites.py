@@ -1,7 +1,6 @@
-"""An update leaves the search-index rows a fresh write of the same content makes.
-
-PostgreSQL rewrites only the index rows whose values changed; every version below is compared,
-table by table, with the same content created anew."""
+"""An update leaves the search-index rows a fresh write of the same content makes (values listed
+twice are one row): every version below is compared, table by table, with the same content
+created anew."""
 from __future__ import annotations
 
 import copy
