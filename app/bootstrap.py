@@ -85,6 +85,8 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(automation.KIND, automation.run_generate)
     jobs.register_batch_handler(automation.KIND, automation.run_generate_many)
     jobs.register_batch_handler(submission.KIND, submission.form_batches)
+    jobs.expedite(submission.KIND)  # a built claim goes to the payer before more visits are billed
+    jobs.expedite(submission.SEND)
     jobs.register_handler(submission.AUTO_SUBMIT, submission.run_auto_submit)
     jobs.register_handler(submission.SEND, submission.run_send, transaction=False)
     jobs.register_handler(inquiry.KIND, inquiry.run_inquire, transaction=False)

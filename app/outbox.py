@@ -26,6 +26,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "dedupe_key", name="uq_job_dedupe"),
         sa.Index("ix_job_due", "status", "run_after"),
+        sa.Index("ix_job_kind_due", "status", "kind", "run_after"),  # expedited kinds (app.jobs)
     )
     pk: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     tenant_id: str = Field(max_length=64)

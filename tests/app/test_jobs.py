@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from app.db import make_engine
 from app.fhir.registry import registry
 from app.fhir.store import Store
+import app.jobs as jobs_module
 from app.jobs import Deferred, J, Worker, enqueue, register_batch_handler, register_handler
 from app.migrations import upgrade
 from tests.conftest import BASE
@@ -181,6 +182,24 @@ def test_a_job_whose_lease_ran_out_is_taken_over_before_new_ones(quiet_store):
             enqueue(unit, "test-single", {"n": n}, dedupe_key=f"new-{n}")
     [job] = Worker(store, batch=50).claim()
     assert job.payload == {"n": "old"} and job.attempts == 2
+
+
+def test_expedited_kinds_are_taken_before_jobs_due_earlier(quiet_store, monkeypatch):
+    """A built claim's send goes before the backlog of visits waiting to be billed; a send not
+    due yet waits like any job, and the backlog then runs in due order."""
+    store = quiet_store
+    register_handler("test-build", lambda unit, payload: None)
+    register_handler("test-send", lambda unit, payload: None)
+    monkeypatch.setattr(jobs_module, "EXPEDITED", {"test-send"})
+    with store.for_tenant("leases").unit() as unit:
+        for n in range(3):
+            enqueue(unit, "test-build", {"n": n}, dedupe_key=f"build-{n}", run_after=unit.now - timedelta(minutes=5 - n))
+        enqueue(unit, "test-send", {"n": "due"}, dedupe_key="send-due")
+        enqueue(unit, "test-send", {"n": "later"}, dedupe_key="send-later", run_after=unit.now + timedelta(hours=1))
+    worker = Worker(store, batch=50)
+    taken = [(j.kind, j.payload["n"]) for j in (worker.claim() + worker.claim() + worker.claim() + worker.claim())]
+    assert taken == [("test-send", "due"), ("test-build", 0), ("test-build", 1), ("test-build", 2)]
+    assert worker.claim() == []
 
 
 @pytest.mark.parametrize("transaction", [False, True], ids=["own-transactions", "in-transaction"])
