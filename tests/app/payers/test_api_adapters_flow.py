@@ -106,6 +106,8 @@ async def test_a_claim_written_clean_is_auto_submitted(api, store, tenant, payer
     await adrain(store)
 
     posted = (await api.get(f"/fhir/Claim/{r.json()['id']}")).json()
-    assert history(posted)[-2:] == ["queued", "submitted"]
+    steps = history(posted)
+    # queued, then sent; the payer's answers, collected in the same run, may have moved it on
+    assert steps[steps.index("queued") + 1] == "submitted"
     assert lifecycle((await api.get(f"/fhir/Claim/{generated['id']}")).json()) == "clean"  # not rewritten
     assert ledger()["claim_count"] == 1
