@@ -199,8 +199,8 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
                     target = reference_target(ref, base) if isinstance(ref, str) else None
                     if target and (not param.targets or target[0] in param.targets):
                         out.references.append((param.name, target[0], target[1]))
-    # Each value once: a value found twice (two paths, a repeated coding) is one index row, so
-    # an update that rewrites only the changed rows leaves what a fresh write makes.
+    # Each value once: a value found twice (two paths, a repeated coding) is one index row; a
+    # second row would only be written and matched again.
     for kind in ("tokens", "strings", "dates", "references", "numbers"):
         setattr(out, kind, list(dict.fromkeys(getattr(out, kind))))
     return out
