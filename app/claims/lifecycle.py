@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from app.fhir.dates import instant
 from app.fhir.store import Unit
+from app.fhir.store.types import WriteResult
 from fhir_mappings.vocabulary import (
     CLAIM_CROSSOVER, CLAIM_FREQUENCY, CLAIM_LIFECYCLE, CLAIM_LIFECYCLE_HISTORY, CLAIM_MANUAL_CHANGE, CLAIM_SUBMISSION,
     PAYER_CLAIM_NUMBER, SUBMISSION_KEY,
@@ -86,17 +87,38 @@ def move(unit: Unit, claim_id: str, *codes: str, also: Callable[[dict[str, Any]]
     the claim it voids. ``also``: another change of the same answer (the payer's claim number)
     made in the same write."""
     voided: list[str] = []
+    unit.modify("Claim", claim_id, _advancing(unit, codes, also, voided))
+    for prior in voided:
+        cancel(unit, prior)
 
+
+#: claim id → (the states it reached, another change of the same write or None): ``move_many``
+Moves = dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], object] | None]]
+
+
+def move_many(unit: Unit, moves: Moves) -> dict[str, WriteResult | None]:
+    """``move`` for every claim an answer names, written together (``Unit.modify_many``):
+    ``moves`` maps a claim id to its states and its ``also``. A claim not stored is skipped;
+    returns each claim's write (None: nothing written)."""
+    voided: dict[str, list[str]] = {cid: [] for cid in moves}
+    written = unit.modify_many("Claim", {cid: _advancing(unit, codes, also, voided[cid])
+                                         for cid, (codes, also) in moves.items()})
+    for prior in (v for found in voided.values() for v in found):
+        cancel(unit, prior)
+    return written
+
+
+def _advancing(unit: Unit, codes: tuple[str, ...], also: Callable[[dict[str, Any]], object] | None,
+               voided: list[str]) -> Callable[[dict[str, Any]], None]:
+    """The change recording ``codes`` on a claim (``move``); ``voided`` receives the claim a
+    void that reached a taken state voids (the change may run more than once: it is reset)."""
     def change(claim: dict[str, Any]) -> None:
         voided[:] = [v for v in [voided_by(claim)] if v and VOID_TAKEN & set(codes)]
         if also is not None:
             also(claim)
         for code in codes:
             advance(claim, code, unit.now)
-
-    unit.modify("Claim", claim_id, change)
-    for prior in voided:
-        cancel(unit, prior)
+    return change
 
 
 def voided_by(claim: dict[str, Any]) -> str | None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from app.fhir.queries import escaped, find_all, find_resources
 from app.claims import corrections
-from app.claims.lifecycle import VOID_TAKEN, cancel, lifecycle_rank_of, move, paid_state, paid_state_of, voided_by
+from app.claims.lifecycle import VOID_TAKEN, Moves, cancel, lifecycle_rank_of, move, move_many, paid_state, paid_state_of, voided_by
 from app.fhir.extract import reference_target
 from app.fhir.store import Unit
 from app.payers import appeal_outcomes, denials, reversals, secondary, unapplied, underpayment
@@ -65,31 +65,34 @@ def _newest_key(claim: dict[str, Any]) -> tuple[bool, str]:
 
 
 def post_999(unit: Unit, result: DecodeResult, connection_pk: int | None) -> int:
-    """999: accepted sets → ``acknowledged``; rejected sets → ``rejected`` with the IK3/IK4 issues."""
+    """999: accepted sets → ``acknowledged`` (every claim of the file in one write round trip);
+    rejected sets → ``rejected`` with the IK3/IK4 issues. Returns the claims whose state it set."""
     n = 0
+    accepted: Moves = {}
     for ack in result.acknowledgments:
         group = str(int(ack.group_control_number)) if ack.group_control_number.isdigit() else ack.group_control_number
+        rows = unit.conn.execute(sa.select(S.c.claim_id, S.c.set_controls).where(
+            S.c.tenant_id == unit.tenant_id, S.c.group_control == group,
+            *([S.c.connection_pk == connection_pk] if connection_pk is not None else []))).all()
         for s in ack.sets:
-            rows = unit.conn.execute(sa.select(S.c.claim_id, S.c.set_controls).where(
-                S.c.tenant_id == unit.tenant_id, S.c.group_control == group,
-                *( [S.c.connection_pk == connection_pk] if connection_pk is not None else []))).all()
             claim_ids = [r.claim_id for r in rows if s.control_number in (r.set_controls or "").split(",")]
+            if s.accepted:
+                accepted.update((claim_id, (("acknowledged",), None)) for claim_id in claim_ids)
+                continue
+            outcome = set_to_outcome(ack, s)
             for claim_id in claim_ids:
                 current = unit.current("Claim", claim_id)
                 if current is None or current.deleted:
                     continue
                 claim = current.resource()
-                if s.accepted:
-                    move(unit, claim_id, "acknowledged")
-                else:
-                    outcome = set_to_outcome(ack, s)
-                    put(unit, rejection_response(claim, outcome, unit.now, source=f"999 {group}/{s.control_number}"))
-                    move(unit, claim_id, "rejected")
-                    biller_task(unit, claim, "claim-rejected", "Claim rejected by the 999",
-                                "The payer's 999 rejected the file carrying this claim: fix and resubmit.",
-                                issues_text(outcome), unit.now, key=f"{claim_id}:999:{group}")
+                put(unit, rejection_response(claim, outcome, unit.now, source=f"999 {group}/{s.control_number}"))
+                move(unit, claim_id, "rejected")
+                biller_task(unit, claim, "claim-rejected", "Claim rejected by the 999",
+                            "The payer's 999 rejected the file carrying this claim: fix and resubmit.",
+                            issues_text(outcome), unit.now, key=f"{claim_id}:999:{group}")
                 n += 1
-    return n
+    moved = move_many(unit, accepted)
+    return n + sum(1 for written in moved.values() if written is not None)
 
 
 def post_277ca(unit: Unit, result: DecodeResult) -> int:
@@ -98,6 +101,7 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
     for ack in result.claim_acknowledgments:
         claims = claims_by_pcn(unit, [c.patient_control_number for c in ack.claims])
         known = {k: v for k, v in claims.items() if v}
+        accepted: Moves = {}
         for entry, c in zip(ack277_to_fhir(ack, known), ack.claims):
             claim = known.get(c.patient_control_number)
             response = entry["resource"]
@@ -105,12 +109,16 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
             if claim is None:
                 continue
             number = corrections.payer_number_change(c.payer_claim_control_number, adjudicated=False)
+            if claim["id"] in accepted:  # named twice: its answers in their order
+                move_many(unit, accepted)
+                accepted = {}
             if c.outcome == "error":
                 move(unit, claim["id"], "rejected", also=number)
                 denials.from_277ca(unit, claim, c)  # its work item: a denial Task with the reasons
             else:
-                move(unit, claim["id"], "accepted", also=number)
+                accepted[claim["id"]] = (("accepted",), number)
             n += 1
+        move_many(unit, accepted)  # every accepted claim in one write round trip
         for level in ack.level_rejections:
             n += _post_level_rejection(unit, ack, level)
     return n
@@ -189,12 +197,20 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
                                      trace=rem.trace_number or None)
         coverages = secondary.active_coverages(unit, [((c.get("patient") or {}).get("reference")) or ""
                                                       for c in targets if c is not None])
+        paid: Moves = {}
         for cp, claim in zip(rem.claims, targets):
             if claim is None or reversals.is_reversal(cp):
                 continue
-            move(unit, claim["id"], "accepted", paid_state(cp.paid, _claim_lines(cp)),
-                 also=corrections.payer_number_change(cp.payer_claim_control_number or None, adjudicated=True))
-            secondary.after_payment(unit, rem, cp, claim, coverages)
+            if claim["id"] in paid:  # paid twice in one remittance: the payments in their order
+                move_many(unit, paid)
+                paid = {}
+            paid[claim["id"]] = (("accepted", paid_state(cp.paid, _claim_lines(cp))),
+                                 corrections.payer_number_change(cp.payer_claim_control_number or None,
+                                                                 adjudicated=True))
+        move_many(unit, paid)  # every paid claim in one write round trip
+        for cp, claim in zip(rem.claims, targets):
+            if claim is not None and not reversals.is_reversal(cp):
+                secondary.after_payment(unit, rem, cp, claim, coverages)
         underpayment.open_work_items(unit, rem, known, eobs)
         denials.from_remittance(unit, rem, targets)
         for cp, claim in zip(rem.claims, targets):  # an answer to an appeal: its outcome

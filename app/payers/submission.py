@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ import fhir_mappings
 from app import directory
 from app.claims import timely_filing, workflow
 from app.claims.lifecycle import advance, lifecycle, move, rank, submission_key
-from app.fhir.errors import FhirError, Gone, NotFound
+from app.fhir.errors import FhirError
 from app.fhir.store import NeedsTransaction, Reader, TenantStore, Unit, Version
 from app.jobs import enqueue
 from app.outbox import QueuedJob
@@ -272,10 +272,10 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
     all_sets = ",".join(st) if isinstance(st, list) else st
     group = str(int(controls["GS"])) if str(controls.get("GS", "")).isdigit() else controls.get("GS")
     by_sets: dict[str | None, list[str]] = {}
-    for key, claim in members:
-        answer = receipt.synchronous_response if len(members) == 1 else None
+    answer = receipt.synchronous_response if len(members) == 1 else None
 
-        def record(current: dict[str, Any], key: str = key, answer: dict[str, Any] | None = answer) -> bool:
+    def recording(key: str) -> Callable[[dict[str, Any]], bool]:
+        def record(current: dict[str, Any]) -> bool:
             if submission_key(current) != key:
                 return False  # superseded since the batch was formed: not this claim's receipt
             advance(current, "submitted", unit.now)
@@ -284,12 +284,12 @@ def _record(unit: Unit, batch: str, members: list[Member], receipt: Receipt) -> 
                 for code in posting.answer_states(answer, current):
                     advance(current, code, unit.now)
             return True
+        return record
 
-        try:
-            written = unit.modify("Claim", claim["id"], record)
-        except (NotFound, Gone):
-            continue
-        if written is None:
+    # every claim of the batch in one write round trip (a member named twice is not a batch)
+    recorded = unit.modify_many("Claim", {claim["id"]: recording(key) for key, claim in members})
+    for key, claim in members:
+        if recorded.get(claim["id"]) is None:
             continue
         by_sets.setdefault(receipt.claim_sets.get(patient_control_number(claim) or claim["id"]) or all_sets,
                            []).append(key)

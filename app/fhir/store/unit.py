@@ -3,6 +3,7 @@ create/update, delete, with their history and index rows, jobs and audit rows.""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
@@ -45,6 +46,17 @@ def index_rows(tenant_id: str, rtype: str, pk: int, values: IndexValues) -> list
     common = {"tenant_id": tenant_id, "type": rtype, "res_pk": pk}
     return [(table, [dict(common, **dict(zip(columns, row))) for row in getattr(values, kind)])
             for kind, (table, columns) in _INDEX_ROWS.items()]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A prepared one-statement write (PostgreSQL) and what its bookkeeping needs afterwards."""
+
+    current: Version | None
+    version: Version
+    stored: dict[str, Any]
+    jobs: list[QueuedJob]
+    write: pg_writes.Write
 
 
 class Unit(Reader):
@@ -143,6 +155,39 @@ class Unit(Reader):
                 continue  # changed since it was read: apply the change to the newer version
         raise FhirError(409, "conflict", f"{rtype}/{rid} is being changed by others; retry")
 
+    def modify_many(self, rtype: str, changes: dict[str, Callable[[dict[str, Any]], bool | None]]
+                    ) -> dict[str, WriteResult | None]:
+        """``modify`` for many resources of one type (posting an answer moves every claim it
+        names): read in one statement and, on PostgreSQL, written in one pipelined round trip
+        instead of two round trips each. Each id maps to what ``modify`` would return, except
+        that an id with nothing to change (unknown, deleted, not visible) maps to None instead
+        of raising. A write that loses its compare-and-set race is applied again through
+        ``modify``, so no concurrent state is written over."""
+        check_offered(self.ts.store.registry, "update", rtype)
+        found = self.current_many([(rtype, rid) for rid in changes])
+        results: dict[str, WriteResult | None] = {}
+        pending: list[tuple[str, _Pending]] = []
+        for rid, change in changes.items():
+            current = found.get((rtype, rid))
+            results[rid] = None
+            if current is None or current.deleted or not self.visible("u", rtype, rid):
+                continue
+            current = Version(rtype, rid, current.version_id, current.last_updated, False,
+                              self._content(current.content))
+            resource = current.resource()
+            if change(resource) is False or resource == current.resource():
+                continue
+            check_write(self.ts.access("u", rtype), {**resource, "id": rid}, self.ts.store.registry,
+                        self.ts.store.base_url)
+            if not self.postgres:
+                results[rid] = self._replace(current, resource) or self.modify(rtype, rid, change)
+                continue
+            pending.append((rid, self._replacement(current, resource)))
+        pks = pg_writes.run_many(self.conn, [p.write for _, p in pending])
+        for (rid, p), pk in zip(pending, pks):
+            results[rid] = self._finish(p) if pk is not None else self.modify(rtype, rid, changes[rid])
+        return results
+
     def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any], *,
                            client: bool = False) -> WriteResult:
         check_offered(self.ts.store.registry, "update", rtype)
@@ -229,20 +274,33 @@ class Unit(Reader):
         self._derive(rtype, rid, resource, None)
         return self._written(version, None, jobs)
 
-    def _replace(self, current: Version, resource: dict[str, Any]) -> WriteResult | None:
+    def _replacement(self, current: Version, resource: dict[str, Any]) -> _Pending:
+        """The one-statement write (PostgreSQL) replacing ``current`` with ``resource``; the
+        index is taken from the stored form, as on SQLite (the same resource either way)."""
         new_version = current.version_id + 1
         content = serialize(resource, current.id, new_version, self.now)
         version = Version(current.type, current.id, new_version, self.now, False, content)
         jobs = self.ts.store.jobs_for(self, version, None if current.deleted else current)
+        stored = orjson.loads(content)
+        write = self.ts.pg_write("replace", version, stored, jobs, previous_version=current.version_id)
+        return _Pending(current, version, stored, jobs, write)
+
+    def _finish(self, pending: _Pending) -> WriteResult:
+        """After a pending write went through: its derived rows and bookkeeping."""
+        current, version = pending.current, pending.version
+        self._derive(version.type, version.id, pending.stored, current)
+        return self._written(version, current, pending.jobs, audited=self.ts.audit is not None)
+
+    def _replace(self, current: Version, resource: dict[str, Any]) -> WriteResult | None:
         if self.postgres:
-            # The index is taken from the stored form, as on SQLite (the same resource either way).
-            write_resource = orjson.loads(content)
-            write = self.ts.pg_write("replace", version, write_resource, jobs,
-                                      previous_version=current.version_id)
-            if pg_writes.run(self.conn, write) is None:
+            pending = self._replacement(current, resource)
+            if pg_writes.run(self.conn, pending.write) is None:
                 return None  # lost a compare-and-set race
-            self._derive(current.type, current.id, write_resource, current)
-            return self._written(version, current, jobs, audited=self.ts.audit is not None)
+            return self._finish(pending)
+        new_version = current.version_id + 1
+        content = serialize(resource, current.id, new_version, self.now)
+        version = Version(current.type, current.id, new_version, self.now, False, content)
+        jobs = self.ts.store.jobs_for(self, version, None if current.deleted else current)
         row = self.conn.execute(
             R.update()
             .where(R.c.tenant_id == self.tenant_id, R.c.type == current.type, R.c.id == current.id,
