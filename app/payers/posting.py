@@ -102,10 +102,10 @@ def post_277ca(unit: Unit, result: DecodeResult) -> int:
         claims = claims_by_pcn(unit, [c.patient_control_number for c in ack.claims])
         known = {k: v for k, v in claims.items() if v}
         accepted: Moves = {}
-        for entry, c in zip(ack277_to_fhir(ack, known), ack.claims):
+        responses = [entry["resource"] for entry in ack277_to_fhir(ack, known)][:len(ack.claims)]
+        unit.update_many(responses)  # one ClaimResponse per claim, written together
+        for c in ack.claims:
             claim = known.get(c.patient_control_number)
-            response = entry["resource"]
-            put(unit, response)
             if claim is None:
                 continue
             number = corrections.payer_number_change(c.payer_claim_control_number, adjudicated=False)
@@ -188,9 +188,8 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
             if targets[n] is None:
                 unapplied.mark_unapplied(eob, recon["detail"][n] if recon else None)
                 unmatched.append((cp, eob))
-        for e in entries:
-            if e["resource"]["resourceType"] in ("ExplanationOfBenefit", "PaymentReconciliation"):
-                put(unit, e["resource"])
+        unit.update_many([e["resource"] for e in entries
+                          if e["resource"]["resourceType"] in ("ExplanationOfBenefit", "PaymentReconciliation")])
         for cp, eob in unmatched:
             unapplied.open_work_item(unit, eob, recon["id"] if recon else None, pcn=cp.patient_control_number,
                                      paid=cp.paid, payer_claim_number=cp.payer_claim_control_number or None,

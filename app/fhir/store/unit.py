@@ -31,6 +31,8 @@ H = ResourceHistoryRow.__table__
 _INSERT_RESOURCE = R.insert().returning(R.c.pk)
 _INSERT_HISTORY = H.insert()
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
+# taken in the array's order (a function scan of unnest yields it in order)
+_LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:ks AS bigint[])) AS k")
 _INSERT_INDEX = {t.name: t.insert() for t in (TOKEN, STRING, DATE, REF, NUMBER)}
 # IndexValues attribute -> (index table, the columns of each of its tuples)
 _INDEX_ROWS = {"tokens": (TOKEN, ("param", "system", "code")), "strings": (STRING, ("param", "value", "exact")),
@@ -80,6 +82,14 @@ class Unit(Reader):
         """Serialize conditional operations on the same criteria (SQLite already is)."""
         if self.postgres:
             self.conn.execute(_LOCK, {"k": lock_key(self.tenant_id, *parts)})
+
+    def lock_many(self, keys: list[tuple[str, ...]]) -> None:
+        """``lock`` each of ``keys``, in their order, in one statement."""
+        if self.postgres and keys:
+            if len(keys) == 1:
+                self.lock(*keys[0])
+            else:
+                self.conn.execute(_LOCK_MANY, {"ks": [lock_key(self.tenant_id, *parts) for parts in keys]})
 
     def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None,
                rid: str | None = None, client: bool = False) -> WriteResult:
@@ -155,6 +165,38 @@ class Unit(Reader):
                 continue  # changed since it was read: apply the change to the newer version
         raise FhirError(409, "conflict", f"{rtype}/{rid} is being changed by others; retry")
 
+    def update_many(self, resources: list[dict[str, Any]]) -> list[WriteResult]:
+        """``update`` of many resources by their ids, as the server writes them (no If-Match, no
+        client guard): posting an answer stores a ClaimResponse or an EOB per claim. On
+        PostgreSQL the current versions are read in one statement, the writes sent in one
+        pipelined round trip and their derived rows recomputed together; a write that meets a
+        concurrent one goes the one-by-one way."""
+        keys = [(r["resourceType"], r["id"]) for r in resources]
+        if not self.postgres or len(set(keys)) != len(keys) or len(keys) < 2:
+            return [self.update(rtype, rid, r) for (rtype, rid), r in zip(keys, resources)]
+        registry = self.ts.store.registry
+        for (rtype, rid), r in zip(keys, resources):
+            check_offered(registry, "update", rtype)
+            check_write(self.ts.access("u", rtype), {**r, "id": rid}, registry, self.ts.store.base_url)
+        found = self.current_many(keys)
+        pending: list[_Pending] = []
+        for (rtype, rid), r in zip(keys, resources):
+            current = found.get((rtype, rid))
+            if current is None:
+                pending.append(self._insertion(rtype, rid, r, version_id=1, on_conflict_skip=True))
+                continue
+            if not self.visible("u", rtype, rid):
+                raise NotFound(f"{rtype}/{rid} is not known")
+            if not current.deleted:
+                current = Version(rtype, rid, current.version_id, current.last_updated, False,
+                                  self._content(current.content))
+            pending.append(self._replacement(current, r))
+        pks = pg_writes.run_many(self.conn, [p.write for p in pending])
+        self._derive_many([(p.version.type, p.version.id, p.stored, p.current)
+                           for p, pk in zip(pending, pks) if pk is not None])
+        return [self._bookkeeping(p) if pk is not None else self.update(rtype, rid, r)
+                for p, pk, (rtype, rid), r in zip(pending, pks, keys, resources)]
+
     def modify_many(self, rtype: str, changes: dict[str, Callable[[dict[str, Any]], bool | None]]
                     ) -> dict[str, WriteResult | None]:
         """``modify`` for many resources of one type (posting an answer moves every claim it
@@ -184,8 +226,10 @@ class Unit(Reader):
                 continue
             pending.append((rid, self._replacement(current, resource)))
         pks = pg_writes.run_many(self.conn, [p.write for _, p in pending])
+        self._derive_many([(rtype, p.version.id, p.stored, p.current) for (_, p), pk in zip(pending, pks)
+                           if pk is not None])
         for (rid, p), pk in zip(pending, pks):
-            results[rid] = self._finish(p) if pk is not None else self.modify(rtype, rid, changes[rid])
+            results[rid] = self._bookkeeping(p) if pk is not None else self.modify(rtype, rid, changes[rid])
         return results
 
     def conditional_update(self, rtype: str, criteria: list[tuple[str, str]], resource: dict[str, Any], *,
@@ -250,15 +294,14 @@ class Unit(Reader):
 
     def _insert(self, rtype: str, rid: str, resource: dict[str, Any], *, version_id: int,
                 on_conflict_skip: bool = False) -> WriteResult | None:
+        if self.postgres:
+            pending = self._insertion(rtype, rid, resource, version_id=version_id, on_conflict_skip=on_conflict_skip)
+            if pg_writes.run(self.conn, pending.write) is None:
+                return None
+            return self._finish(pending)
         content = serialize(resource, rid, version_id, self.now)
         version = Version(rtype, rid, version_id, self.now, False, content)
         jobs = self.ts.store.jobs_for(self, version, None)
-        if self.postgres:
-            kind = "insert_if_absent" if on_conflict_skip else "insert"
-            if pg_writes.run(self.conn, self.ts.pg_write(kind, version, resource, jobs)) is None:
-                return None
-            self._derive(rtype, rid, resource, None)
-            return self._written(version, None, jobs, audited=self.ts.audit is not None)
         values = dict(tenant_id=self.tenant_id, type=rtype, id=rid, version_id=version_id,
                       last_updated=self.now, deleted=False, content=content)
         if on_conflict_skip:
@@ -274,6 +317,15 @@ class Unit(Reader):
         self._derive(rtype, rid, resource, None)
         return self._written(version, None, jobs)
 
+    def _insertion(self, rtype: str, rid: str, resource: dict[str, Any], *, version_id: int,
+                   on_conflict_skip: bool) -> _Pending:
+        """The one-statement write (PostgreSQL) creating ``rtype/rid``."""
+        content = serialize(resource, rid, version_id, self.now)
+        version = Version(rtype, rid, version_id, self.now, False, content)
+        jobs = self.ts.store.jobs_for(self, version, None)
+        kind = "insert_if_absent" if on_conflict_skip else "insert"
+        return _Pending(None, version, resource, jobs, self.ts.pg_write(kind, version, resource, jobs))
+
     def _replacement(self, current: Version, resource: dict[str, Any]) -> _Pending:
         """The one-statement write (PostgreSQL) replacing ``current`` with ``resource``; the
         index is taken from the stored form, as on SQLite (the same resource either way)."""
@@ -287,9 +339,11 @@ class Unit(Reader):
 
     def _finish(self, pending: _Pending) -> WriteResult:
         """After a pending write went through: its derived rows and bookkeeping."""
-        current, version = pending.current, pending.version
-        self._derive(version.type, version.id, pending.stored, current)
-        return self._written(version, current, pending.jobs, audited=self.ts.audit is not None)
+        self._derive(pending.version.type, pending.version.id, pending.stored, pending.current)
+        return self._bookkeeping(pending)
+
+    def _bookkeeping(self, pending: _Pending) -> WriteResult:
+        return self._written(pending.version, pending.current, pending.jobs, audited=self.ts.audit is not None)
 
     def _replace(self, current: Version, resource: dict[str, Any]) -> WriteResult | None:
         if self.postgres:
@@ -330,26 +384,36 @@ class Unit(Reader):
         return WriteResult(version, created=created, status=201 if created else 200)
 
     def _derive(self, rtype: str, rid: str, new: dict[str, Any] | None, old: Version | None) -> None:
-        """Recompute the derived number rows this write changes (``derived``): the resource's
-        own, and those of the targets its reference names before and after, each target locked
-        first so that concurrent writers for one target compute one after the other."""
+        """Recompute the derived number rows this write changes (``derived``)."""
+        self._derive_many([(rtype, rid, new, old)])
+
+    def _derive_many(self, writes: list[tuple[str, str, dict[str, Any] | None, Version | None]]) -> None:
+        """Recompute the derived number rows these writes (type, id, new content, replaced
+        version) change: the resources' own, and those of the targets their references name
+        before and after, every target locked first (in one order) so that concurrent writers
+        for one target compute one after the other. One lock and one refresh statement per
+        derived number for all of them."""
         registry = self.ts.store.registry
         plan = derived.plan(registry)
-        if new is not None:
+        own: dict[tuple[derived.Derived, bool], list[str]] = {}
+        fed: dict[derived.Derived, set[str]] = {}
+        for rtype, rid, new, old in writes:
             before = old.resource() if old is not None and not old.deleted else None
-            for d in plan.own.get(rtype, ()):
-                if before is not None and derived.base_unchanged(registry, d, new, before):
-                    continue  # the write kept its row, still right
-                self.lock("derived", d.target, rid)
-                derived.refresh(self.conn, self.tenant_id, d, [rid], fresh=old is None)
-        for d in plan.fed_by.get(rtype, ()):
-            targets: set[str] = set()
-            for resource in (new, old.resource() if old is not None and not old.deleted else None):
-                if resource is not None:
-                    targets.update(tid for param, ttype, tid in self.ts.index_values(rtype, resource).references
-                                   if param == d.via and ttype == d.target)
-            for tid in sorted(targets):
-                self.lock("derived", d.target, tid)
+            if new is not None:
+                for d in plan.own.get(rtype, ()):
+                    if before is None or not derived.base_unchanged(registry, d, new, before):
+                        own.setdefault((d, old is None), []).append(rid)  # else its row is still right
+            for d in plan.fed_by.get(rtype, ()):
+                targets = fed.setdefault(d, set())
+                for resource in (new, before):
+                    if resource is not None:
+                        targets.update(tid for param, ttype, tid in self.ts.index_values(rtype, resource).references
+                                       if param == d.via and ttype == d.target)
+        for (d, fresh), ids in own.items():
+            self.lock_many([("derived", d.target, rid) for rid in sorted(ids)])
+            derived.refresh(self.conn, self.tenant_id, d, ids, fresh=fresh)
+        for d, targets in fed.items():
+            self.lock_many([("derived", d.target, tid) for tid in sorted(targets)])
             derived.refresh(self.conn, self.tenant_id, d, targets)
 
     def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
