@@ -47,7 +47,7 @@ lock: $(UV)
 	$(COMPILE) --extra test --constraint requirements.lock -o requirements-test.lock
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.core && $(BIN)/python -m bench.auth && $(BIN)/python -m bench.claims && $(BIN)/python -m bench.x12 && $(BIN)/python -m bench.e2e && $(BIN)/python -m bench.sweep && $(BIN)/python -m bench.measures && $(BIN)/python -m bench.generation && $(BIN)/python -m bench.worklists && $(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.core && $(BIN)/python -m bench.auth && $(BIN)/python -m bench.claims && $(BIN)/python -m bench.x12 && $(BIN)/python -m bench.e2e && $(BIN)/python -m bench.posting && $(BIN)/python -m bench.sweep && $(BIN)/python -m bench.measures && $(BIN)/python -m bench.generation && $(BIN)/python -m bench.worklists && $(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) $(UV_VENV) var/*.db

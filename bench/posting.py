@@ -47,6 +47,20 @@ def postgres_cpu() -> float:
     return total
 
 
+def running_workers() -> list[int]:
+    """Pids of ``therabridge worker`` processes on this machine: they would take the bench's jobs
+    (a ``bench.e2e`` stopped midway leaves its workers running)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"app.cli worker" in cmdline or b"therabridge worker" in cmdline:
+            found.append(int(pid))
+    return found
+
+
 def _count(store: Store, stmt: sa.Select) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(stmt).scalar_one())
@@ -104,6 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.secondary_share <= 1:
         parser.error("--secondary-share is a share above 0, up to 1 (the bench measures the secondaries too)")
+    if others := running_workers():
+        parser.exit(2, f"therabridge workers are running (pids {', '.join(map(str, others))}); they would take "
+                       "the bench's jobs: stop them first\n")
     rows = []
     for _ in range(args.rounds):
         rows.append(one_round(args.database_url, args.claims, args.patients, args.secondary_share))

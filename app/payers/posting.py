@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.fhir.queries import escaped, find_all, find_resources
+from app.fhir.queries import find_resources
 from app.claims import corrections
 from app.claims.lifecycle import VOID_TAKEN, Moves, cancel, lifecycle_rank_of, move, move_many, paid_state, paid_state_of, voided_by
 from app.fhir.extract import reference_target
@@ -41,13 +41,13 @@ def claim_by_pcn(unit: Unit, pcn: str) -> dict[str, Any] | None:
 
 
 def claims_by_pcn(unit: Unit, pcns: list[str]) -> dict[str, dict[str, Any] | None]:
-    """``claim_by_pcn`` for every control number of an answer, a few searches for all of them
-    (an 835 of a thousand claims posts in ten searches, not a thousand)."""
+    """``claim_by_pcn`` for every control number of an answer, a few index lookups for all of
+    them (an 835 of a thousand claims posts in two, not a thousand)."""
     out: dict[str, dict[str, Any] | None] = {pcn: None for pcn in pcns}
     wanted = sorted(set(pcns))
     for start in range(0, len(wanted), PCN_CHUNK):
-        value = ",".join(escaped(pcn) for pcn in wanted[start:start + PCN_CHUNK])
-        for claim in find_all(unit, "Claim", [("identifier", value)]):
+        for version in unit.by_token("Claim", "identifier", wanted[start:start + PCN_CHUNK]):
+            claim = version.resource()
             pcn = patient_control_number(claim)
             if pcn not in out:
                 continue
@@ -57,7 +57,7 @@ def claims_by_pcn(unit: Unit, pcns: list[str]) -> dict[str, dict[str, Any] | Non
     return out
 
 
-PCN_CHUNK = 100  # control numbers per search: one OR of index lookups each
+PCN_CHUNK = 500  # control numbers per lookup
 
 
 def _newest_key(claim: dict[str, Any]) -> tuple[bool, str]:
