@@ -167,38 +167,48 @@ def reference_target(ref: str, base: str | None = None) -> tuple[str, str] | Non
     return parts[0], parts[1]
 
 
+def param_values(resource: dict[str, Any], param: Any) -> Iterator[Any]:
+    """The elements search parameter ``param`` indexes in ``resource``, path after path (an
+    extension parameter's: the extensions' values)."""
+    for path in param.paths:
+        values = walk(resource, path)
+        if param.extension:
+            urls = (param.extension,) if isinstance(param.extension, str) else param.extension
+            values = (next((v for k, v in ext.items() if k.startswith("value")), None)
+                      for ext in values if isinstance(ext, dict) and ext.get("url") in urls)
+        yield from values
+
+
+def reference_of(value: Any, param: Any, base: str | None) -> tuple[str, str] | None:
+    """The (type, id) a reference parameter's element points to, if it is one the parameter takes."""
+    ref = value.get("reference") if isinstance(value, dict) else None
+    target = reference_target(ref, base) if isinstance(ref, str) else None
+    return target if target and (not param.targets or target[0] in param.targets) else None
+
+
 def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = None) -> IndexValues:
     out = IndexValues()
     for param in rtype.params.values():
-        for path in param.paths:
-            values = walk(resource, path)
-            if param.extension:
-                urls = (param.extension,) if isinstance(param.extension, str) else param.extension
-                values = (next((v for k, v in ext.items() if k.startswith("value")), None)
-                          for ext in values if isinstance(ext, dict) and ext.get("url") in urls)
-            for value in values:
-                if param.type == "token" and param.canonical and isinstance(value, str):
-                    url, _, version = value.partition("|")
-                    out.tokens.append((param.name, None, _clip(url)))
-                    if version:
-                        out.tokens.append((param.name, _clip(url), _clip(version)))
-                elif param.type == "token":
-                    for system, code in tokens_of(value):
-                        out.tokens.append((param.name, _clip(system), _clip(code)))
-                elif param.type == "string":
-                    for s in strings_of(value):
-                        out.strings.append((param.name, fold(s), s[:MAX_INDEX_LEN]))
-                elif param.type == "date":
-                    for start, end in dates_of(value):
-                        out.dates.append((param.name, start, end))
-                elif param.type == "number":
-                    for number in numbers_of(value):
-                        out.numbers.append((param.name, number_units(number)))
-                elif param.type == "reference" and isinstance(value, dict):
-                    ref = value.get("reference")
-                    target = reference_target(ref, base) if isinstance(ref, str) else None
-                    if target and (not param.targets or target[0] in param.targets):
-                        out.references.append((param.name, target[0], target[1]))
+        for value in param_values(resource, param):
+            if param.type == "token" and param.canonical and isinstance(value, str):
+                url, _, version = value.partition("|")
+                out.tokens.append((param.name, None, _clip(url)))
+                if version:
+                    out.tokens.append((param.name, _clip(url), _clip(version)))
+            elif param.type == "token":
+                for system, code in tokens_of(value):
+                    out.tokens.append((param.name, _clip(system), _clip(code)))
+            elif param.type == "string":
+                for s in strings_of(value):
+                    out.strings.append((param.name, fold(s), s[:MAX_INDEX_LEN]))
+            elif param.type == "date":
+                for start, end in dates_of(value):
+                    out.dates.append((param.name, start, end))
+            elif param.type == "number":
+                for number in numbers_of(value):
+                    out.numbers.append((param.name, number_units(number)))
+            elif param.type == "reference" and (target := reference_of(value, param, base)):
+                out.references.append((param.name, target[0], target[1]))
     # Each value once: a value found twice (two paths, a repeated coding) is one index row; a
     # second row would only be written and matched again.
     for kind in ("tokens", "strings", "dates", "references", "numbers"):
