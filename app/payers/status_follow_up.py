@@ -192,6 +192,7 @@ def _row(reader: Any, claim_id: str, day: str) -> Any:
 
 def _set(unit: Unit, pk: int, **values: Any) -> None:
     unit.conn.execute(Q.update().where(Q.c.pk == pk).values(**values))
+    unit.memo.pop(OPEN_FOLLOW_UPS, None)
 
 
 def run_inquiry(ts: TenantStore, payload: dict[str, Any]) -> None:
@@ -403,12 +404,27 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
         return []
     if unit is None:
         raise NeedsTransaction  # whether a work item is open is in the inquiry table
-    open_ = unit.conn.execute(sa.select(Q.c.pk).where(
-        Q.c.tenant_id == unit.tenant_id, Q.c.claim_id == new.id, Q.c.task_id.is_not(None),
-        Q.c.task_closed_at.is_(None)).limit(1)).first()
-    if open_ is None:
+    if not _follow_up_open(unit, new.id):
         return []
     return [QueuedJob(CLOSE, {"claim": new.id}, dedupe_key=f"{CLOSE}:{new.id}@{new.version_id}")]
+
+
+OPEN_FOLLOW_UPS = "status-follow-up-open"  # Unit.memo: the claims with an open follow-up work item
+OPEN_FOLLOW_UPS_KEPT = 2000  # beyond this many, each claim is asked about on its own
+
+
+def _follow_up_open(unit: Unit, claim_id: str) -> bool:
+    """Whether ``claim_id`` has an open follow-up work item. An 835 pays hundreds of claims in one
+    transaction and few if any have one: the open ones are read once per transaction (up to
+    ``OPEN_FOLLOW_UPS_KEPT``; ``_set`` forgets them) instead of one query per claim."""
+    where = [Q.c.tenant_id == unit.tenant_id, Q.c.task_id.is_not(None), Q.c.task_closed_at.is_(None)]
+    known = unit.memo.get(OPEN_FOLLOW_UPS)
+    if known is None:
+        rows = unit.conn.execute(sa.select(Q.c.claim_id).where(*where).limit(OPEN_FOLLOW_UPS_KEPT + 1)).all()
+        known = unit.memo[OPEN_FOLLOW_UPS] = {r.claim_id for r in rows} if len(rows) <= OPEN_FOLLOW_UPS_KEPT else False
+    if known is not False:
+        return claim_id in known
+    return unit.conn.execute(sa.select(Q.c.pk).where(*where, Q.c.claim_id == claim_id).limit(1)).first() is not None
 
 
 # -- the 277 from the mailbox ---------------------------------------------------------------

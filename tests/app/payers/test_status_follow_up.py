@@ -265,3 +265,30 @@ async def test_a_pended_claim_is_asked_again_later_then_decided(api, store, tena
     assert lifecycle(stored) == "denied"
     assert await status_tasks(api, cid) == []
     assert await sweep(store, tenant, day0 + timedelta(days=90)) == []  # decided: no longer followed up
+
+
+def test_open_follow_ups_are_read_once_per_transaction_and_forgotten_when_one_changes(tenant_store, monkeypatch):
+    """A claim reaching payment closes its open follow-up work item: which claims have one is
+    read once per transaction (an 835 pays hundreds), kept right when a work item opens in the
+    same transaction, and asked per claim when a practice has too many open ones to keep."""
+    import sqlalchemy as sa
+
+    from app.payers import status_follow_up as sf
+    from app.payers.models import STATUS_INQUIRIES as Q
+
+    with tenant_store.unit() as unit:
+        for claim_id, task in (("c-open", "task-1"), ("c-quiet", None)):
+            unit.conn.execute(Q.insert().values(tenant_id=unit.tenant_id, claim_id=claim_id, day="2026-12-01",
+                                                status="answered", asked_at=unit.now, task_id=task))
+    with tenant_store.unit() as unit:
+        assert sf._follow_up_open(unit, "c-open") and not sf._follow_up_open(unit, "c-quiet")
+        assert unit.memo[sf.OPEN_FOLLOW_UPS] == {"c-open"}
+        pk = unit.conn.execute(sa.select(Q.c.pk).where(Q.c.tenant_id == unit.tenant_id,
+                                                       Q.c.claim_id == "c-quiet")).scalar_one()
+        sf._set(unit, pk, task_id="task-2", task_closed_at=None)  # a work item opened in this transaction
+        assert sf._follow_up_open(unit, "c-quiet")
+    monkeypatch.setattr(sf, "OPEN_FOLLOW_UPS_KEPT", 1)  # two open: more than kept
+    with tenant_store.unit() as unit:
+        assert sf._follow_up_open(unit, "c-open") and sf._follow_up_open(unit, "c-quiet")
+        assert not sf._follow_up_open(unit, "c-other")
+        assert unit.memo[sf.OPEN_FOLLOW_UPS] is False
