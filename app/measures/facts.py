@@ -245,7 +245,20 @@ def _note_settled(unit: Unit, claim_ids: set[str]) -> None:
     unit.before_commit.setdefault(PENDING, _flush_unit)
 
 
+OTHERS = "other-facts"  # Unit.memo: (type, id) → the latest content of each EOB, eligibility answer, Task
+
+
+def _note_other(unit: Unit, rtype: str, rid: str, resource: dict[str, Any]) -> None:
+    """Keep the row of an EOB, eligibility answer or Task until the unit commits, as claims'
+    are: an 835 posted in one transaction writes its remittance rows in one statement."""
+    unit.memo.setdefault(OTHERS, {})[(rtype, rid)] = resource
+    unit.before_commit.setdefault(PENDING, _flush_unit)
+
+
 def _flush_unit(unit: Unit) -> None:
+    others = unit.memo.pop(OTHERS, {})
+    if others:
+        _write_others(unit.conn, unit.tenant_id, others)
     pending = unit.memo.pop(PENDING, {})
     if pending:
         _flush(unit.conn, unit.tenant_id, pending)
@@ -279,12 +292,20 @@ def _flush(conn: sa.Connection, tenant_id: str, pending: dict[str, _Pending]) ->
 _ROWS = {"ExplanationOfBenefit": remit_row, "CoverageEligibilityResponse": eligibility_row, "Task": writeoff_row}
 
 
-def _write_other(conn: sa.Connection, tenant_id: str, rtype: str, rid: str, resource: dict[str, Any]) -> None:
-    built = _ROWS[rtype](resource)
-    if built is None:
-        conn.execute(_statement(conn, rtype), {"t": tenant_id, "rid": rid})
-    else:
-        conn.execute(_statement(conn, f"upsert:{rtype}"), {"tenant_id": tenant_id, **built})
+def _write_others(conn: sa.Connection, tenant_id: str, latest: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Each resource's row written (or, when it makes none now, removed): one statement per type and kind."""
+    upserts: dict[str, list[dict[str, Any]]] = {}
+    deletes: dict[str, list[dict[str, Any]]] = {}
+    for (rtype, rid), resource in latest.items():
+        built = _ROWS[rtype](resource)
+        if built is None:
+            deletes.setdefault(rtype, []).append({"t": tenant_id, "rid": rid})
+        else:
+            upserts.setdefault(rtype, []).append({"tenant_id": tenant_id, **built})
+    for rtype, params in deletes.items():
+        conn.execute(_statement(conn, rtype), params)
+    for rtype, params in upserts.items():
+        conn.execute(_statement(conn, f"upsert:{rtype}"), params)
 
 
 def noting_client_writes(guard: Guard) -> Guard:
@@ -331,7 +352,7 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
         manual = before is not None and lifecycle(before) == "draft"
         _note_claim(unit, resource, manual, before, fresh=previous is None)
     else:
-        _write_other(unit.conn, unit.tenant_id, new.type, new.id, resource)
+        _note_other(unit, new.type, new.id, resource)
         if new.type == "ExplanationOfBenefit":
             claims = {_ref_id(r.get("claim"), "Claim") for r in (resource, before or {})} - {None}
             if claims:

@@ -170,22 +170,25 @@ def run(conn: Connection, write: Write) -> int | None:
 
 def run_many(conn: Connection, writes: Sequence[Write]) -> list[int | None]:
     """``run`` for many writes, sent in one pipeline (psycopg's pipeline mode): one round trip
-    for all of them instead of one each. Each result as ``run``'s, in order. The writes are
-    independent: none reads what another of the batch writes."""
+    for all of them instead of one each. Each result as ``run``'s, in the order of ``writes``.
+    The writes are independent (none reads what another of the batch writes) and go in the
+    order of their resources' type and id, so that two batches over the same resources lock
+    their rows in one order and cannot deadlock."""
     if len(writes) < 2:
         return [run(conn, w) for w in writes]
     raw = conn.connection.driver_connection
-    cursors = []
+    order = sorted(range(len(writes)), key=lambda i: (writes[i].params["ty"], writes[i].params["id"]))
+    cursors = {}
     with raw.pipeline():
-        for w in writes:
-            cursor = raw.cursor()
-            cursor.execute(statement(w.kind, w.audited, w.queues), w.params)
-            cursors.append(cursor)
+        for i in order:
+            w = writes[i]
+            cursors[i] = raw.cursor()
+            cursors[i].execute(statement(w.kind, w.audited, w.queues), w.params)
     out: list[int | None] = []
-    for cursor in cursors:
-        row = cursor.fetchone()
+    for i in range(len(writes)):
+        row = cursors[i].fetchone()
         out.append(None if row is None else int(row[0]))
-        cursor.close()
+        cursors[i].close()
     return out
 
 
