@@ -84,3 +84,16 @@ def test_a_write_that_loses_its_race_is_applied_again_to_the_newer_version(tenan
     assert [n["family"] for n in p1.resource()["name"]] == ["Okafor", "Reid"]
     assert _history(store, tenant, "p1") == [1, 2, 3]
     assert tenant_store.read("Patient", "p2").version_id == 2
+
+
+def test_update_many_answers_in_the_order_asked_whatever_order_it_writes_in(tenant_store, store, tenant):
+    """The writes go in type/id order (one lock order for every batch); each answer still
+    stands at the place of its resource in the request, new and replaced alike."""
+    with tenant_store.unit() as unit:
+        unit.update("Patient", "p2", _patient("p2"))
+    asked = [_patient("p3", "male"), _patient("p1", "other"), _patient("p2", "male")]
+    with tenant_store.unit() as unit:
+        results = unit.update_many(asked)
+    assert [(r.version.id, r.version.version_id, r.created) for r in results] == [
+        ("p3", 1, True), ("p1", 1, True), ("p2", 2, False)]
+    assert _genders(store, tenant) == {"p1": "other", "p2": "male", "p3": "male"}
