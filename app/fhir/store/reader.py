@@ -80,6 +80,10 @@ class Reader:
     def _content(self, text: str | None) -> str | None:
         return in_key_order(text) if (text and self.postgres) else text
 
+    def _live(self, v: Version) -> Version:
+        """A stored current version as reads return it (not deleted, content in key order)."""
+        return Version(v.type, v.id, v.version_id, v.last_updated, False, self._content(v.content))
+
     def current(self, rtype: str, rid: str) -> Version | None:
         row = self.conn.execute(_READ, {"t": self.tenant_id, "ty": rtype, "i": rid}).first()
         if row is None:
@@ -139,7 +143,7 @@ class Reader:
             raise NotFound(f"{rtype}/{rid} is not known")
         if v.deleted:
             raise Gone(f"{rtype}/{rid} was deleted", version_id=v.version_id)
-        return Version(v.type, v.id, v.version_id, v.last_updated, False, self._content(v.content))
+        return self._live(v)
 
     def vread(self, rtype: str, rid: str, version_id: int) -> Version:
         if not self.visible("r", rtype, rid):
@@ -265,7 +269,7 @@ class Reader:
             v = self.current(rtype, rid)
             if v and not v.deleted and self.visible("r", rtype, rid):
                 seen.add((rtype, rid))
-                out.append(Version(rtype, rid, v.version_id, v.last_updated, False, self._content(v.content)))
+                out.append(self._live(v))
         for inc in query.revincludes:
             if inc.target_type and inc.target_type != query.resource_type:
                 continue

@@ -188,8 +188,7 @@ class Unit(Reader):
             if not self.visible("u", rtype, rid):
                 raise NotFound(f"{rtype}/{rid} is not known")
             if not current.deleted:
-                current = Version(rtype, rid, current.version_id, current.last_updated, False,
-                                  self._content(current.content))
+                current = self._live(current)
             pending.append(self._replacement(current, r))
         pks = pg_writes.run_many(self.conn, [p.write for p in pending])
         self._derive_many([(p.version.type, p.version.id, p.stored, p.current)
@@ -214,8 +213,7 @@ class Unit(Reader):
             results[rid] = None
             if current is None or current.deleted or not self.visible("u", rtype, rid):
                 continue
-            current = Version(rtype, rid, current.version_id, current.last_updated, False,
-                              self._content(current.content))
+            current = self._live(current)
             resource = current.resource()
             if change(resource) is False or resource == current.resource():
                 continue
