@@ -200,7 +200,7 @@ def system_audit(tenant_id: str, actor: str, registry: Registry,
     def rows(written: list[tuple[str, Any]]) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         return [interaction_row(None, tenant_id, action, outcome=OUTCOME_OK, entity=f"{v.type}/{v.id}",
-                                patient=compartment_patient(v.resource(), registry, base) if v.content else None,
+                                patient=compartment_patient(v.parsed, registry, base) if v.content else None,
                                 now=now, actor=actor)
                 for action, v in written]
 

@@ -338,8 +338,8 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
     """Store observer: the written resource's fact rows, replaced in the writing transaction."""
     if new.type not in TYPES:
         return []
-    resource = new.resource()
-    before = previous.resource() if previous is not None and not previous.deleted else None
+    resource = new.parsed
+    before = previous.parsed if previous is not None and not previous.deleted else None
     if new.type == "Task" and writeoff_row(resource) is None and (before is None or writeoff_row(before) is None):
         return []  # neither version is a written-off denial: no row to write or drop
     if unit is None:

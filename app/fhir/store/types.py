@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -76,7 +77,16 @@ class Version:
         return f'W/"{self.version_id}"'
 
     def resource(self) -> dict[str, Any]:
+        """The content parsed afresh: the caller's own to change."""
         return orjson.loads(self.content) if self.content else {}
+
+    @cached_property
+    def parsed(self) -> dict[str, Any]:
+        """The content parsed once and shared by everything that only reads this version while
+        it is written (the index, the observers, the derived rows, the audit row): parsing a
+        claim's content was a sixth of the CPU of posting a payer's answer, each version parsed
+        four to six times. Never change it; ``resource()`` gives a copy to change."""
+        return self.resource()
 
 
 @dataclass(frozen=True)

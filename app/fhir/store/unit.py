@@ -157,7 +157,7 @@ class Unit(Reader):
         for _ in range(attempts):
             current = self.read(rtype, rid)
             resource = current.resource()
-            if change(resource) is False or resource == current.resource():
+            if change(resource) is False or resource == current.parsed:
                 return None
             try:
                 return self.update(rtype, rid, resource, if_match=current.version_id, known=current)
@@ -215,7 +215,7 @@ class Unit(Reader):
                 continue
             current = self._live(current)
             resource = current.resource()
-            if change(resource) is False or resource == current.resource():
+            if change(resource) is False or resource == current.parsed:
                 continue
             check_write(self.ts.access("u", rtype), {**resource, "id": rid}, self.ts.store.registry,
                         self.ts.store.base_url)
@@ -331,7 +331,7 @@ class Unit(Reader):
         content = serialize(resource, current.id, new_version, self.now)
         version = Version(current.type, current.id, new_version, self.now, False, content)
         jobs = self.ts.store.jobs_for(self, version, None if current.deleted else current)
-        stored = orjson.loads(content)
+        stored = version.parsed
         write = self.ts.pg_write("replace", version, stored, jobs, previous_version=current.version_id)
         return _Pending(current, version, stored, jobs, write)
 
@@ -364,7 +364,7 @@ class Unit(Reader):
             return None  # lost a compare-and-set race
         self._write_history(current.type, current.id, new_version, "PUT", content)
         self._clear_index(row.pk, derived.own_params(self.ts.store.registry, current.type))
-        stored = orjson.loads(content)
+        stored = version.parsed
         self._write_index(row.pk, current.type, stored)
         self._derive(current.type, current.id, stored, current)
         return self._written(version, current, jobs)
@@ -396,7 +396,7 @@ class Unit(Reader):
         own: dict[tuple[derived.Derived, bool], list[str]] = {}
         fed: dict[derived.Derived, set[str]] = {}
         for rtype, rid, new, old in writes:
-            before = old.resource() if old is not None and not old.deleted else None
+            before = old.parsed if old is not None and not old.deleted else None
             if new is not None:
                 for d in plan.own.get(rtype, ()):
                     if before is None or not derived.base_unchanged(registry, d, new, before):
