@@ -160,11 +160,26 @@ def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int,
     return Write(kind, audit is not None, bool(jobs), params)
 
 
+def array_literal(values: Sequence[Any]) -> str:
+    """``values`` (strings, numbers, None) as a PostgreSQL array literal, every element quoted.
+    psycopg's list dumper looks at every element to choose the array's type and tests each
+    against a regular expression: a write sends eighteen arrays, and dumping them was a tenth
+    of the CPU of posting a payer's answer; this is five times cheaper. The statements cast
+    every array parameter, so the text arrives as the array it spells."""
+    return "{" + ",".join("NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for v in values) + "}"
+
+
+def _literals(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` for psycopg: its lists as array literals (asyncpg takes the lists as they are)."""
+    return {k: array_literal(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
 def run(conn: Connection, write: Write) -> int | None:
     """Run ``write`` in ``conn``'s transaction: the resource row's pk, or None when nothing was
     written (the row already existed for ``insert_if_absent``, or the version moved on for
     ``replace``)."""
-    row = conn.exec_driver_sql(statement(write.kind, write.audited, write.queues), write.params).first()
+    row = conn.exec_driver_sql(statement(write.kind, write.audited, write.queues), _literals(write.params)).first()
     return None if row is None else int(row[0])
 
 
@@ -183,7 +198,7 @@ def run_many(conn: Connection, writes: Sequence[Write]) -> list[int | None]:
         for i in order:
             w = writes[i]
             cursors[i] = raw.cursor()
-            cursors[i].execute(statement(w.kind, w.audited, w.queues), w.params)
+            cursors[i].execute(statement(w.kind, w.audited, w.queues), _literals(w.params))
     out: list[int | None] = []
     for i in range(len(writes)):
         row = cursors[i].fetchone()
