@@ -19,7 +19,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import orjson
 
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError, issue
@@ -124,10 +123,10 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
     what is left."""
     if new.type not in ("Claim", "ClaimResponse") or not new.content or '"preAuthRef"' not in new.content:
         return []  # (most claims quote no authorization: not parsed)
-    resource = orjson.loads(new.content)
+    resource = new.parsed
     patient, refs = _refs(resource)
     if previous is not None and previous.content and new.type == "Claim":
-        before = orjson.loads(previous.content)
+        before = previous.parsed
         if _refs(before) == (patient, refs) and all(before.get(k) == resource.get(k) for k in ("status", "item", "related")):
             return []
     return [QueuedJob(KIND, {"patient": patient, "preAuthRef": ref},

@@ -37,7 +37,7 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
         if _status(new) == "finished" and _status(previous) != "finished":
             return _generate(new, new.id)
     elif new.type == "Procedure":
-        target = reference_target((orjson.loads(new.content or "{}").get("encounter") or {}).get("reference", ""))
+        target = reference_target((new.parsed.get("encounter") or {}).get("reference", ""))
         if target and target[0] == "Encounter":
             if unit is None:
                 raise NeedsTransaction  # whether the Encounter is finished is in the database

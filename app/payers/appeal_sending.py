@@ -165,11 +165,11 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
     needle = f'"{SEND_TASK}"'
     if (needle.encode() if isinstance(new.content, bytes) else needle) not in new.content:
         return []  # cheap: most Task writes are not this kind
-    task = orjson.loads(new.content)
+    task = new.parsed
     if task.get("status") != "completed" or not any(
             c.get("system") == TASK_CODE and c.get("code") == SEND_TASK for c in (task.get("code") or {}).get("coding") or []):
         return []
-    if previous is not None and previous.content and orjson.loads(previous.content).get("status") == "completed":
+    if previous is not None and previous.content and previous.parsed.get("status") == "completed":
         return []
     if unit is None:
         raise NeedsTransaction

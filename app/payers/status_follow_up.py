@@ -36,7 +36,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterable
 
-import orjson
 import sqlalchemy as sa
 
 from app import directory
@@ -399,8 +398,8 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
     follow-up work item gets it closed (``claim-status-close``)."""
     if new.type != "Claim" or not new.content or previous is None or not previous.content:
         return []
-    now_rank = rank(lifecycle(orjson.loads(new.content)))
-    if now_rank < rank("paid") or rank(lifecycle(orjson.loads(previous.content))) >= rank("paid"):
+    now_rank = rank(lifecycle(new.parsed))
+    if now_rank < rank("paid") or rank(lifecycle(previous.parsed)) >= rank("paid"):
         return []
     if unit is None:
         raise NeedsTransaction  # whether a work item is open is in the inquiry table

@@ -139,10 +139,10 @@ def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[
     stored queued already (``prepare_auto_submit``)."""
     if new.type != "Claim" or not new.content:
         return []
-    claim = orjson.loads(new.content)
+    claim = new.parsed
     if lifecycle(claim) != "clean" or claim.get("status") != "active":
         return []
-    if previous is not None and previous.content and lifecycle(orjson.loads(previous.content)) == "clean":
+    if previous is not None and previous.content and lifecycle(previous.parsed) == "clean":
         return []
     if unit is None:
         raise NeedsTransaction  # whether the payer auto-submits is in the payer directory
