@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Iterator
 
 from app.fhir.dates import MAX, MIN, parse_range
@@ -60,23 +61,28 @@ def _matches(item: dict[str, Any], cond: tuple[list[str], str]) -> bool:
     return cond[1] in nodes
 
 
+@lru_cache(maxsize=None)
+def _steps(path: str) -> tuple[tuple[str, str | None, tuple[list[str], str] | None], ...]:
+    """``path``'s steps as (element, choice prefix or None, filter or None), worked out once per
+    path: every write walks every path of its type's parameters."""
+    out = []
+    for raw_step in path.split("."):
+        step, cond = _step_filter(raw_step)
+        out.append((step, step[:-3] if step.endswith("[x]") else None, cond))
+    return tuple(out)
+
+
 def walk(node: Any, path: str) -> Iterator[Any]:
     """Yield every value at a dotted ``path`` below ``node``, flattening arrays. A step may
     filter its items: ``input[type/text=category]`` (a slash between the filter's elements)."""
     values: list[Any] = [node]
-    for raw_step in path.split("."):
-        step, cond = _step_filter(raw_step)
+    for step, prefix, cond in _steps(path):
         nxt: list[Any] = []
         for value in values:
-            if isinstance(value, list):
-                candidates = value
-            else:
-                candidates = [value]
-            for item in candidates:
+            for item in (value if isinstance(value, list) else (value,)):
                 if not isinstance(item, dict):
                     continue
-                if step.endswith("[x]"):
-                    prefix = step[:-3]
+                if prefix is not None:
                     for key, v in item.items():
                         if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
                             nxt.append(v)
@@ -85,6 +91,8 @@ def walk(node: Any, path: str) -> Iterator[Any]:
         if cond is not None:
             nxt = [x for v in nxt for x in (v if isinstance(v, list) else [v])
                    if isinstance(x, dict) and _matches(x, cond)]
+        if not nxt:
+            return
         values = nxt
     for value in values:
         if isinstance(value, list):
