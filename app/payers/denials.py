@@ -200,8 +200,7 @@ def open_tasks_many(unit: Unit, claim_ids: list[str]) -> OpenTasks:
     out: OpenTasks = {claim_id: [] for claim_id in claim_ids}
     wanted = sorted(out)
     for start in range(0, len(wanted), TASK_CHUNK):
-        focus = ",".join(f"Claim/{escaped(i)}" for i in wanted[start:start + TASK_CHUNK])
-        for task in find_all(unit, "Task", [("focus", focus), ("code", f"{TASK_CODE}|{CODE}")]):
+        for task in _denial_tasks(unit, wanted[start:start + TASK_CHUNK]):
             claim_id = (((task.get("focus") or {}).get("reference")) or "").removeprefix("Claim/")
             if claim_id in out and is_open(task):
                 out[claim_id].append(task)
@@ -209,6 +208,18 @@ def open_tasks_many(unit: Unit, claim_ids: list[str]) -> OpenTasks:
 
 
 TASK_CHUNK = 100  # claims per Task search
+
+
+def _denial_tasks(unit: Unit, claim_ids: list[str]) -> list[dict[str, Any]]:
+    """The denial Tasks (open or not) whose focus is one of the claims: found by index lookups,
+    or, for a caller whose access to Tasks is filtered, by the search that applies it."""
+    found = unit.by_reference("Task", "focus", "Claim", claim_ids)
+    if found is None:
+        focus = ",".join(f"Claim/{escaped(i)}" for i in claim_ids)
+        return find_all(unit, "Task", [("focus", focus), ("code", f"{TASK_CODE}|{CODE}")])
+    tasks = [v.resource() for v in found]
+    return [t for t in tasks if any(c.get("system") == TASK_CODE and c.get("code") == CODE
+                                    for c in (t.get("code") or {}).get("coding") or [])]
 
 
 def _open_of(unit: Unit, claim_id: str, known: OpenTasks | None) -> list[dict[str, Any]]:

@@ -81,8 +81,7 @@ def active_coverages(unit: Unit, patients: list[str]) -> Coverages:
     by_target = {reference_target(ref): ref for ref in out}
     wanted = sorted(out)
     for start in range(0, len(wanted), COVERAGE_CHUNK):
-        value = ",".join(escaped(ref) for ref in wanted[start:start + COVERAGE_CHUNK])
-        for cov in find_all(unit, "Coverage", [("beneficiary", value)]):
+        for cov in _coverages_of(unit, wanted[start:start + COVERAGE_CHUNK]):
             ref = by_target.get(reference_target(((cov.get("beneficiary") or {}).get("reference")) or ""))
             if ref is not None and cov.get("status") == "active":
                 out[ref].append(cov)
@@ -90,6 +89,18 @@ def active_coverages(unit: Unit, patients: list[str]) -> Coverages:
 
 
 COVERAGE_CHUNK = 100  # patients per Coverage search
+
+
+def _coverages_of(unit: Unit, patients: list[str]) -> list[dict[str, Any]]:
+    """The Coverages (any status) whose beneficiary is one of ``patients`` (references): found by
+    index lookups, or by the search that applies the caller's access when it is filtered (or a
+    reference is not a plain ``Patient/id``)."""
+    targets = [reference_target(ref) for ref in patients]
+    ids = [t[1] for t in targets if t is not None and t[0] == "Patient"]
+    found = unit.by_reference("Coverage", "beneficiary", "Patient", ids) if len(ids) == len(patients) else None
+    if found is None:
+        return find_all(unit, "Coverage", [("beneficiary", ",".join(escaped(ref) for ref in patients))])
+    return [v.resource() for v in found]
 
 
 def next_coverage(unit: Unit, claim: dict[str, Any], known: Coverages | None = None) -> dict[str, Any] | None:

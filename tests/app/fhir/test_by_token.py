@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.fhir.access import Access
 from app.fhir.store.reader import _by_token
 
 
@@ -54,3 +55,35 @@ def test_on_postgresql_the_lookups_run_once_before_the_rows_are_read(tenant_stor
 
     root = (plan[0] if isinstance(plan, list) else json.loads(plan)[0])["Plan"]
     assert scans(root, False) and all(scans(root, False))
+
+
+def _coverage(cid: str, patient: str, status: str = "active") -> dict[str, Any]:
+    return {"resourceType": "Coverage", "id": cid, "status": status, "beneficiary": {"reference": f"Patient/{patient}"},
+            "payor": [{"reference": "Organization/payer"}]}
+
+
+def test_by_reference_finds_current_resources_pointing_at_any_target(tenant_store, store, tenant):
+    with tenant_store.unit() as unit:
+        unit.update("Coverage", "c1", _coverage("c1", "p1"))
+        unit.update("Coverage", "c2", _coverage("c2", "p1", status="cancelled"))
+        unit.update("Coverage", "c3", _coverage("c3", "p2"))
+        unit.update("Coverage", "c4", _coverage("c4", "p3"))
+        unit.update("Coverage", "gone", _coverage("gone", "p2"))
+    with tenant_store.unit() as unit:
+        unit.delete("Coverage", "gone")
+    other = "t-other-" + tenant[2:]
+    store.ensure_tenant(other)
+    with store.for_tenant(other).unit() as unit:  # another practice's coverage of a patient of the same id
+        unit.update("Coverage", "x1", _coverage("x1", "p1"))
+    with tenant_store.reading() as reader:
+        found = reader.by_reference("Coverage", "beneficiary", "Patient", ["p1", "p2", "nobody"])
+        assert sorted(v.id for v in found) == ["c1", "c2", "c3"]
+        assert reader.by_reference("Coverage", "beneficiary", "Organization", ["p1"]) == []
+        assert reader.by_reference("Coverage", "payor", "Organization", ["payer"]) is not None
+        assert reader.by_reference("Coverage", "beneficiary", "Patient", []) == []
+
+
+def test_by_reference_declines_a_caller_whose_access_is_filtered(store, tenant):
+    confined = store.for_tenant(tenant, access=lambda interaction, rtype: Access(patient="p1"))
+    with confined.reading() as reader:
+        assert reader.by_reference("Coverage", "beneficiary", "Patient", ["p1"]) is None
