@@ -4,9 +4,10 @@ A derived parameter (``SearchParam.derived``, e.g. ``Claim.outstanding``) is a r
 ``from`` value less the sum of a ``minus`` parameter over the resources whose ``via`` reference
 points at it (the claim's billed amount less what its ExplanationOfBenefits settle). It is
 stored as an ordinary number index row, so searching and sorting on it cost what any number
-parameter costs. Every write of either side recomputes the rows of the resources it touches,
-in the writing transaction: the resource itself when it has derived parameters, and the
-targets its ``via`` reference names before and after the write when it is a ``minus`` source.
+parameter costs. Every write of either side notes the rows of the resources it touches: the
+resource itself when it has derived parameters, and the targets its ``via`` reference names
+before and after the write when it is a ``minus`` source. The writing transaction recomputes
+what its writes noted once, before it commits and before it searches (``Unit.settle``).
 
 The recomputation reads the index rows other transactions committed. Two answers for one claim
 written at once would each miss the other's on PostgreSQL (READ COMMITTED), so each takes a

@@ -89,6 +89,9 @@ class Reader:
         self.tenant_id = ts.tenant_id
         self.postgres = ts.store.postgres
 
+    def settle(self) -> None:
+        """Bring the derived rows up to date before a search reads them (a ``Unit`` defers them)."""
+
     def _content(self, text: str | None) -> str | None:
         return in_key_order(text) if (text and self.postgres) else text
 
@@ -224,12 +227,14 @@ class Reader:
             unknown = ", ".join(query.ignored) or "none given"
             raise FhirError(400, "invalid", f"Conditional criteria must use supported search parameters ({unknown})")
         access = conditions(self.ts.access(interaction, rtype), self.tenant_id, rtype, reg)
+        self.settle()
         rows = self.conn.execute(
             sa.select(R.c.id).where(*query_conditions(self.tenant_id, query), *access).limit(limit)
         ).all()
         return [r.id for r in rows]
 
     def search(self, query: SearchQuery) -> SearchResult:
+        self.settle()
         conds = query_conditions(self.tenant_id, query) + conditions(
             self.ts.access("s", query.resource_type), self.tenant_id, query.resource_type, self.ts.store.registry)
         total = None

@@ -90,6 +90,7 @@ class TenantStore:
             yield unit
             for hook in unit.before_commit.values():
                 hook(unit)
+            unit.settle()
             if self.audit and unit.written:
                 write_rows(conn, self.audit(unit.written))
 

@@ -77,6 +77,10 @@ class Unit(Reader):
         #: Run once, in order, just before the transaction commits (not when it fails): writes
         #: derived from many of the unit's writes, made in one statement instead of one each.
         self.before_commit: dict[str, Callable[["Unit"], None]] = {}
+        # Derived number rows to recompute in ``settle``: of resources that had one (delete and
+        # insert), and of resources created in this unit (insert only).
+        self._stale: dict[derived.Derived, set[str]] = {}
+        self._fresh: dict[derived.Derived, set[str]] = {}
 
     def lock(self, *parts: str) -> None:
         """Serialize conditional operations on the same criteria (SQLite already is)."""
@@ -382,37 +386,44 @@ class Unit(Reader):
         return WriteResult(version, created=created, status=201 if created else 200)
 
     def _derive(self, rtype: str, rid: str, new: dict[str, Any] | None, old: Version | None) -> None:
-        """Recompute the derived number rows this write changes (``derived``)."""
+        """Note the derived number rows this write changes (``derived``; recomputed in ``settle``)."""
         self._derive_many([(rtype, rid, new, old)])
 
     def _derive_many(self, writes: list[tuple[str, str, dict[str, Any] | None, Version | None]]) -> None:
-        """Recompute the derived number rows these writes (type, id, new content, replaced
-        version) change: the resources' own, and those of the targets their references name
-        before and after, every target locked first (in one order) so that concurrent writers
-        for one target compute one after the other. One lock and one refresh statement per
-        derived number for all of them."""
+        """Note the derived number rows these writes (type, id, new content, replaced version)
+        change, to recompute in ``settle``: the resources' own, and those of the targets their
+        references name before and after."""
         registry = self.ts.store.registry
         plan = derived.plan(registry)
-        own: dict[tuple[derived.Derived, bool], list[str]] = {}
-        fed: dict[derived.Derived, set[str]] = {}
         for rtype, rid, new, old in writes:
             before = old.parsed if old is not None and not old.deleted else None
             if new is not None:
                 for d in plan.own.get(rtype, ()):
                     if before is None or not derived.base_unchanged(registry, d, new, before):
-                        own.setdefault((d, old is None), []).append(rid)  # else its row is still right
+                        # else its row is still right
+                        (self._fresh if old is None else self._stale).setdefault(d, set()).add(rid)
             for d in plan.fed_by.get(rtype, ()):
-                targets = fed.setdefault(d, set())
+                targets = self._stale.setdefault(d, set())
                 for resource in (new, before):
                     if resource is not None:
                         targets.update(tid for param, ttype, tid in self.ts.index_values(rtype, resource).references
                                        if param == d.via and ttype == d.target)
-        for (d, fresh), ids in own.items():
-            self.lock_many([("derived", d.target, rid) for rid in sorted(ids)])
-            derived.refresh(self.conn, self.tenant_id, d, ids, fresh=fresh)
-        for d, targets in fed.items():
-            self.lock_many([("derived", d.target, tid) for tid in sorted(targets)])
-            derived.refresh(self.conn, self.tenant_id, d, targets)
+
+    def settle(self) -> None:
+        """Recompute the derived rows the unit's writes noted: before it commits, and before it
+        searches (only searches read them). Every target is locked first, all in one statement
+        and one order, so that concurrent writers for one target compute one after the other;
+        then one refresh statement per derived number. Done once for a batch of writes (fifty
+        generated claims), not twice per write."""
+        if not (self._stale or self._fresh):
+            return
+        stale, fresh, self._stale, self._fresh = self._stale, self._fresh, {}, {}
+        self.lock_many(sorted({("derived", d.target, rid) for side in (stale, fresh)
+                               for d, ids in side.items() for rid in ids}))
+        for d, ids in stale.items():
+            derived.refresh(self.conn, self.tenant_id, d, ids)
+        for d, ids in fresh.items():
+            derived.refresh(self.conn, self.tenant_id, d, ids - stale.get(d, set()), fresh=True)
 
     def _write_history(self, rtype: str, rid: str, version_id: int, method: str, content: str) -> None:
         self.conn.execute(_INSERT_HISTORY, {
