@@ -60,6 +60,8 @@ def run_generate(unit: Unit, payload: dict[str, Any]) -> None:
 def run_generate_many(unit: Unit, payloads: list[dict[str, Any]]) -> None:
     """The visits finished since the last round, one transaction (and one commit) for all.
     Visits are taken in one order (each generation locks its visit until commit), so two
-    workers' batches never wait on each other in a circle."""
-    for payload in sorted(payloads, key=lambda p: p["encounter"]):
+    workers' batches never wait on each other in a circle; they are locked all at once first."""
+    payloads = sorted(payloads, key=lambda p: p["encounter"])
+    unit.lock_many([workflow.generation_lock(p["encounter"]) for p in payloads])
+    for payload in payloads:
         run_generate(unit, payload)

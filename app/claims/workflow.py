@@ -115,9 +115,14 @@ def _charges(reader: Reader, inputs: fhir_mappings.ClaimInputs) -> fhir_mappings
     return memo[key]
 
 
+def generation_lock(encounter_id: str) -> tuple[str, str]:
+    """The lock a visit's claim generation holds until it commits (one generation at a time)."""
+    return ("claim-generation", encounter_id)
+
+
 def generate_claim(unit: Unit, encounter_id: str, *, profile: str | None, now: datetime) -> tuple[Version, dict, bool]:
     """Build, scrub and store the claim for an Encounter: (stored Claim, OperationOutcome, held)."""
-    unit.lock("claim-generation", encounter_id)
+    unit.lock(*generation_lock(encounter_id))
     for _ in range(5):
         try:
             return _generate(unit, encounter_id, profile=profile, now=now)

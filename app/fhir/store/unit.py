@@ -81,19 +81,24 @@ class Unit(Reader):
         # insert), and of resources created in this unit (insert only).
         self._stale: dict[derived.Derived, set[str]] = {}
         self._fresh: dict[derived.Derived, set[str]] = {}
+        self._held: set[int] = set()  # the advisory locks this transaction holds (``lock_many``)
 
     def lock(self, *parts: str) -> None:
         """Serialize conditional operations on the same criteria (SQLite already is)."""
-        if self.postgres:
-            self.conn.execute(_LOCK, {"k": lock_key(self.tenant_id, *parts)})
+        self.lock_many([parts])
 
     def lock_many(self, keys: list[tuple[str, ...]]) -> None:
-        """``lock`` each of ``keys``, in their order, in one statement."""
-        if self.postgres and keys:
-            if len(keys) == 1:
-                self.lock(*keys[0])
-            else:
-                self.conn.execute(_LOCK_MANY, {"ks": [lock_key(self.tenant_id, *parts) for parts in keys]})
+        """``lock`` each of ``keys``, in their order, in one statement. A transaction's locks are
+        held until it ends, so a key it holds already costs no round trip (a batch of visits is
+        locked at once, before each generation asks for its own)."""
+        if not self.postgres:
+            return
+        wanted = [k for k in dict.fromkeys(lock_key(self.tenant_id, *parts) for parts in keys) if k not in self._held]
+        if len(wanted) == 1:
+            self.conn.execute(_LOCK, {"k": wanted[0]})
+        elif wanted:
+            self.conn.execute(_LOCK_MANY, {"ks": wanted})
+        self._held.update(wanted)
 
     def create(self, resource: dict[str, Any], *, if_none_exist: list[tuple[str, str]] | None = None,
                rid: str | None = None, client: bool = False) -> WriteResult:
