@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app import heap
 from app.fhir.store import Store
 from app.jobs import Worker
 from app.payers.models import INBOUND as M, SUBMISSIONS as S
@@ -87,6 +88,7 @@ def one_round(url: str, claims: int, patients: int, share: float) -> dict[str, A
         e2e.write_visit(store, n, patients)
     store.analyze()
     worker = Worker(store, batch=e2e.WORKER_BATCH, base_delay=0.01, max_delay=0.05)
+    heap.settle()  # as ``therabridge worker`` does once it has loaded what it keeps
     submitted = sa.select(sa.func.count()).select_from(S).where(S.c.status == "submitted",
                                                                 S.c.connection_pk == payers.primary)
     drain(worker, lambda: _count(store, submitted) >= claims)

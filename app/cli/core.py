@@ -137,6 +137,7 @@ def worker(
     """Run background jobs (claim generation, payer submissions) from the database's outbox."""
     import logging
 
+    from app import heap
     from app.bootstrap import open_store
     from app.jobs import Worker
     from app.settings import get_settings
@@ -144,6 +145,7 @@ def worker(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     w = Worker(open_store(settings), batch=batch)
+    heap.settle()  # what the worker keeps is loaded
     if once:
         total = 0
         while (n := w.run_once()):
