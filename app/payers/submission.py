@@ -103,9 +103,19 @@ _QUEUE = S.insert()
 
 
 def _record_queued(unit: Unit, claim_id: str, key: str, connection_pk: int) -> None:
+    """The claim's queue entry under its new submission key (its job came with the claim's
+    write: ``on_write``)."""
     unit.conn.execute(_QUEUE, {"tenant_id": unit.tenant_id, "submission_key": key, "claim_id": claim_id,
                                "connection_pk": connection_pk, "status": "queued", "created_at": unit.now})
-    enqueue(unit, KIND, {"claim": claim_id, "key": key}, dedupe_key=f"{KIND}:{key}")
+
+
+def _submit_job(new: Version, claim: dict[str, Any], previous: Version | None) -> list[QueuedJob]:
+    """A claim stored under a new submission key (queued by a caller or the auto-submit
+    preparer): the job that batches it, written with the claim in the same statement."""
+    key = submission_key(claim)
+    if key is None or (previous is not None and previous.content and submission_key(previous.parsed) == key):
+        return []
+    return [QueuedJob(KIND, {"claim": new.id, "key": key}, dedupe_key=f"{KIND}:{key}")]
 
 
 def unsent(unit: Unit, claim: dict[str, Any]) -> bool:
@@ -134,22 +144,24 @@ def prepare_auto_submit(unit: Unit, claim: dict[str, Any]) -> workflow.AfterStor
 
 
 def on_write(unit: Unit | None, new: Version, previous: Version | None) -> list[QueuedJob]:
-    """Store observer for auto-submit: a Claim that becomes clean (a biller's correction, say)
-    is queued for submission when its payer says so. Claims the server generates clean are
-    stored queued already (``prepare_auto_submit``)."""
+    """Store observer for submission: a Claim that becomes clean (a biller's correction, say)
+    is queued for submission when its payer says so (claims the server generates clean are
+    stored queued already: ``prepare_auto_submit``), and a Claim stored under a new submission
+    key brings the job that batches it."""
     if new.type != "Claim" or not new.content:
         return []
     claim = new.parsed
+    submit = _submit_job(new, claim, previous)
     if lifecycle(claim) != "clean" or claim.get("status") != "active":
-        return []
+        return submit
     if previous is not None and previous.content and lifecycle(previous.parsed) == "clean":
-        return []
+        return submit
     if unit is None:
         raise NeedsTransaction  # whether the payer auto-submits is in the payer directory
     link = directory.for_insurer(unit.conn, unit.tenant_id, claim.get("insurer"))
     if link is None or not link.auto_submit:
-        return []
-    return [QueuedJob(AUTO_SUBMIT, {"claim": new.id}, dedupe_key=f"{AUTO_SUBMIT}:{new.id}@{new.version_id}")]
+        return submit
+    return [*submit, QueuedJob(AUTO_SUBMIT, {"claim": new.id}, dedupe_key=f"{AUTO_SUBMIT}:{new.id}@{new.version_id}")]
 
 
 def run_auto_submit(unit: Unit, payload: dict[str, Any]) -> None:

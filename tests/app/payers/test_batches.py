@@ -2,6 +2,7 @@
 sending; a batch the payer refuses as a whole is split so one bad claim holds up no other."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,6 +50,10 @@ async def test_claims_to_one_payer_share_one_file(api, store, tenant, payer_sett
     assert {r.status for r in rows} == {"submitted"} and len({r.batch_key for r in rows}) == 1
     assert {r.set_controls for r in rows} == set(numbers.st)  # the 999 is matched per transaction set
     assert len(jobs(store, tenant, "send-claim-batch")) == 1
+    # each claim's batching job came with its queued version, once, under its key (its later
+    # writes, submitted and so on, queue none)
+    batching = [json.loads(j.payload) for j in jobs(store, tenant, "submit-claims")]
+    assert sorted((p["claim"], p["key"]) for p in batching) == sorted((c["id"], receipt(c)["key"]) for c in claims)
 
 
 class RefusesWithPoison(X12FileAdapter):
