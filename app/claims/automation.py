@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.claims import workflow
+from app.claims import gather, workflow
 from app.fhir.dates import instant
 from app.fhir.errors import FhirError
 from app.fhir.extract import reference_target
@@ -63,5 +63,6 @@ def run_generate_many(unit: Unit, payloads: list[dict[str, Any]]) -> None:
     workers' batches never wait on each other in a circle; they are locked all at once first."""
     payloads = sorted(payloads, key=lambda p: p["encounter"])
     unit.lock_many([workflow.generation_lock(p["encounter"]) for p in payloads])
+    gather.prefetch_visits(unit, [p["encounter"] for p in payloads])
     for payload in payloads:
         run_generate(unit, payload)

@@ -39,9 +39,31 @@ def gather_encounter(reader: Reader, encounter_id: str) -> list[dict[str, Any]]:
     return gather_visit(reader, encounter_id)[0]
 
 
+def prefetch_visits(reader: Reader, encounter_ids: list[str]) -> None:
+    """Read the Encounters of a batch of visits, and their patients, in two statements for the
+    whole batch, into the transaction's memo (``Unit.memo``, which drops an entry when the
+    transaction writes that resource): each visit's gathering then reads neither again. Only
+    these two: what else a visit links to (the patient's earlier claims, for one) changes as
+    the batch writes claims, and is read per visit. Not for a caller whose reads are filtered
+    (``Reader.read`` applies the filters)."""
+    memo: dict[Any, Any] | None = getattr(reader, "memo", None)
+    if memo is None or not all(reader.ts.access("r", t).unrestricted for t in ("Encounter", "Patient")):
+        return
+    patients = []
+    for (rtype, rid), version in reader.current_many([("Encounter", e) for e in encounter_ids]).items():
+        if not version.deleted:
+            encounter = memo[("resource", rtype, rid)] = version.resource()
+            subject = reference_target((encounter.get("subject") or {}).get("reference", ""))
+            if subject and subject[0] == "Patient":
+                patients.append(subject)
+    for key, version in reader.current_many(patients).items():
+        memo[("resource", *key)] = None if version.deleted else version.resource()
+
+
 def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(what ``gather_encounter`` returns, the claims already billing this Encounter)."""
-    encounter = reader.read("Encounter", encounter_id).resource()
+    memo: dict[Any, Any] = getattr(reader, "memo", {})
+    encounter = memo.get(("resource", "Encounter", encounter_id)) or reader.read("Encounter", encounter_id).resource()
     found: dict[str, dict[str, Any]] = {f"Encounter/{encounter_id}": encounter}
     subject = reference_target((encounter.get("subject") or {}).get("reference", ""))
     pid = subject[1] if subject and subject[0] == "Patient" else None
@@ -62,7 +84,6 @@ def gather_visit(reader: Reader, encounter_id: str) -> tuple[list[dict[str, Any]
         target = reference_target(ref)
         if target and f"{target[0]}/{target[1]}" not in found and target[0] in registry().types:
             wanted.append(target)
-    memo: dict[Any, Any] = getattr(reader, "memo", {})
     missing = [t for t in wanted if ("resource", *t) not in memo]
     for key, version in reader.current_many(missing).items():
         resource = None if version.deleted else orjson.loads(version.content or "{}")
