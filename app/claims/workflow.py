@@ -242,6 +242,15 @@ def unbillable_task(unit: Unit, encounter_id: str, err: FhirError, now: datetime
     _open_or_refresh(unit, open_tasks, task)
 
 
+def _encounter_live(reader: Reader, encounter_id: str) -> bool:
+    """Whether the Encounter is stored and not deleted (read already when the transaction's
+    memo holds it: ``gather.prefetch_visits``)."""
+    if getattr(reader, "memo", {}).get(("resource", "Encounter", encounter_id)) is not None:
+        return True
+    current = reader.current("Encounter", encounter_id)
+    return current is not None and not current.deleted
+
+
 def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -> dict[str, Any]:
     """Scrub a Claim; compared with the visit's record when its Encounter is in the store."""
     inputs = None
@@ -249,8 +258,7 @@ def scrub_claim(reader: Reader, claim: dict[str, Any], *, profile: str | None) -
         for ref in item.get("encounter") or []:
             target = reference_target(ref.get("reference", ""))
             if target and target[0] == "Encounter" and inputs is None:
-                current = reader.current("Encounter", target[1])
-                if current and not current.deleted:
+                if _encounter_live(reader, target[1]):
                     try:
                         inputs = fhir_mappings.ClaimInputs.from_resources(
                             gather_encounter(reader, target[1]), encounter_id=target[1], validate=False)

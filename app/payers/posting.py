@@ -207,9 +207,8 @@ def post_835(unit: Unit, result: DecodeResult) -> bool:
                                  corrections.payer_number_change(cp.payer_claim_control_number or None,
                                                                  adjudicated=True))
         move_many(unit, paid)  # every paid claim in one write round trip
-        for cp, claim in zip(rem.claims, targets):
-            if claim is not None and not reversals.is_reversal(cp):
-                secondary.after_payment(unit, rem, cp, claim, coverages)
+        secondary.after_payments(unit, rem, [(cp, claim) for cp, claim in zip(rem.claims, targets)
+                                             if claim is not None and not reversals.is_reversal(cp)], coverages)
         underpayment.open_work_items(unit, rem, known, eobs)
         denials.from_remittance(unit, rem, targets)
         for cp, claim in zip(rem.claims, targets):  # an answer to an appeal: its outcome

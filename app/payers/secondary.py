@@ -29,7 +29,7 @@ from typing import Any
 
 import fhir_mappings
 from app import directory
-from app.claims import workflow
+from app.claims import gather, workflow
 from app.claims.lifecycle import set_lifecycle, without_server_owned
 from app.fhir.dates import instant
 from app.fhir.extract import reference_target
@@ -126,10 +126,28 @@ def _liability(cp: ClaimPayment) -> Decimal:
     return cp.patient_responsibility or cp.adjustment_total("PR")
 
 
+def after_payments(unit: Unit, rem: Remittance, paid: list[tuple[ClaimPayment, dict[str, Any]]],
+                   coverages: Coverages) -> None:
+    """``after_payment`` for every claim payment of an 835, in order, with their reads done
+    together: which next payers' claims exist already, and the visits the new ones are scrubbed
+    against (``gather.prefetch_visits``), a few statements for all instead of four per claim."""
+    due = [(cp, claim) for cp, claim in paid if next_coverage(unit, claim, coverages) is not None]
+    if not due:
+        return
+    found = unit.current_many([("Claim", _next_claim_id(claim)) for _, claim in due])
+    billed = {rid for _, rid in found}  # deleted ones too: a claim id is used once
+    visits = {t[1] for _, claim in due for item in claim.get("item") or [] for ref in item.get("encounter") or []
+              if (t := reference_target(ref.get("reference", ""))) and t[0] == "Encounter"}
+    gather.prefetch_visits(unit, sorted(visits))
+    for cp, claim in due:
+        after_payment(unit, rem, cp, claim, coverages, billed=billed)
+
+
 def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str, Any],
-                  coverages: Coverages | None = None) -> None:
+                  coverages: Coverages | None = None, *, billed: set[str] | None = None) -> None:
     """The claim to the next payer after ``cp`` paid ``claim`` (or the crossover record);
-    ``coverages``: the patients' coverages already looked up (``active_coverages``)."""
+    ``coverages``: the patients' coverages already looked up (``active_coverages``);
+    ``billed``: the next payers' claim ids known to exist (``after_payments``; kept current)."""
     nxt = next_coverage(unit, claim, coverages)
     if nxt is None:
         return
@@ -140,8 +158,10 @@ def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str
     if _liability(cp) <= 0:
         return  # paid in full (or nothing left to the patient): nothing for the next payer
     claim_id = _next_claim_id(claim)
-    if unit.current("Claim", claim_id) is not None:
+    if (claim_id in billed) if billed is not None else (unit.current("Claim", claim_id) is not None):
         return
+    if billed is not None:
+        billed.add(claim_id)
     response = payment_to_claim_response(
         rem, cp, claim, response_id=stable_id(SERVER_NAMESPACE, "cob-response", claim["id"], *remittance_key(rem)))
     put(unit, response)
