@@ -194,9 +194,13 @@ def reference_of(value: Any, param: Any, base: str | None) -> tuple[str, str] | 
     return target if target and (not param.targets or target[0] in param.targets) else None
 
 
-def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = None) -> IndexValues:
+def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = None,
+            only: frozenset[str] | None = None) -> IndexValues:
+    """The index rows of ``resource``; ``only``: of these parameters alone."""
     out = IndexValues()
     for param in rtype.params.values():
+        if only is not None and param.name not in only:
+            continue
         for value in param_values(resource, param):
             if param.type == "token" and param.canonical and isinstance(value, str):
                 url, _, version = value.partition("|")
@@ -222,6 +226,37 @@ def extract(resource: dict[str, Any], rtype: ResourceType, base: str | None = No
     for kind in ("tokens", "strings", "dates", "references", "numbers"):
         setattr(out, kind, list(dict.fromkeys(getattr(out, kind))))
     return out
+
+
+_ROOTS: dict[int, tuple[ResourceType, dict[str, tuple[tuple[str, bool], ...]]]] = {}
+
+
+def _roots(rtype: ResourceType) -> dict[str, tuple[tuple[str, bool], ...]]:
+    """Each parameter's top-level elements: (name, a choice ``name[x]``) of its paths' first steps."""
+    cached = _ROOTS.get(id(rtype))
+    if cached is not None and cached[0] is rtype:
+        return cached[1]
+    roots = {p.name: tuple(dict.fromkeys((path.split(".")[0].split("[")[0], path.split(".")[0].endswith("[x]"))
+                                         for path in p.paths))
+             for p in rtype.params.values()}
+    _ROOTS[id(rtype)] = (rtype, roots)
+    return roots
+
+
+def affected_params(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> frozenset[str]:
+    """The parameters whose index rows may differ between two versions of a resource: those
+    with a path under a top-level element that changed (every value is read from the root
+    down). A claim's lifecycle step changes its extensions and meta, and the other rows of its
+    twenty-odd stay as they are."""
+    changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+    out = set()
+    for name, roots in _roots(rtype).items():
+        for root, choice in roots:
+            if (any(k.startswith(root) and len(k) > len(root) and k[len(root)].isupper() for k in changed)
+                    if choice else root in changed):
+                out.add(name)
+                break
+    return frozenset(out)
 
 
 def _clip(text: str | None) -> str | None:

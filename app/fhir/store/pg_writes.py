@@ -75,6 +75,15 @@ ddt AS (DELETE FROM search_date WHERE res_pk IN (SELECT pk FROM r)),
 drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r)),
 dnu AS (DELETE FROM search_number WHERE res_pk IN (SELECT pk FROM r) AND NOT (param = ANY(%(keep)s::text[])))"""
 
+# A replace that rewrites the rows of some parameters only (``only``: those whose elements changed).
+_CLEAR_SOME = """,
+dt AS (DELETE FROM search_token WHERE res_pk IN (SELECT pk FROM r) AND param = ANY(%(only)s::text[])),
+dst AS (DELETE FROM search_string WHERE res_pk IN (SELECT pk FROM r) AND param = ANY(%(only)s::text[])),
+ddt AS (DELETE FROM search_date WHERE res_pk IN (SELECT pk FROM r) AND param = ANY(%(only)s::text[])),
+drf AS (DELETE FROM search_reference WHERE res_pk IN (SELECT pk FROM r) AND param = ANY(%(only)s::text[])),
+dnu AS (DELETE FROM search_number WHERE res_pk IN (SELECT pk FROM r) AND param = ANY(%(only)s::text[])
+        AND NOT (param = ANY(%(keep)s::text[])))"""
+
 _NEW_ROW = """WITH r AS (
   INSERT INTO resource (tenant_id, type, id, version_id, last_updated, deleted, content)
   VALUES (%(t)s, %(ty)s, %(id)s, %(v)s::int, %(now)s::timestamptz, false, %(c)s::json)
@@ -89,6 +98,7 @@ _WRITES = {
     "insert": _NEW_ROW.format(conflict="") + _HISTORY + _INDEX,
     "insert_if_absent": _NEW_ROW.format(conflict="ON CONFLICT (tenant_id, type, id) DO NOTHING") + _HISTORY + _INDEX,
     "replace": _REPLACE_ROW + _HISTORY + _CLEAR + _INDEX,
+    "replace_some": _REPLACE_ROW + _HISTORY + _CLEAR_SOME + _INDEX,
 }
 
 
@@ -135,11 +145,14 @@ class Write:
 def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int, now: datetime, method: str,
             content: str, index: IndexValues, previous_version: int | None = None,
             audit: dict[str, Any] | None = None, jobs: Sequence[QueuedJob] = (),
-            keep: Sequence[str] = ()) -> Write:
+            keep: Sequence[str] = (), only: frozenset[str] | None = None) -> Write:
     """The ``kind`` write (``insert``, ``insert_if_absent``, ``replace``), with ``audit`` (an
     audit_event row) and ``jobs`` written only if the resource row is. ``keep``: the derived
     number parameters whose rows a replace leaves (``derived``: the writer refreshes them when
-    their base changed)."""
+    their base changed). ``only``: a replace rewrites the rows of these parameters alone (and
+    ``index`` holds theirs alone)."""
+    if kind == "replace" and only is not None:
+        kind = "replace_some"
     tp, ts, tc = _columns(index.tokens, 3)
     sp, sv, se = _columns(index.strings, 3)
     # Dates travel as text: asyncpg would send datetime.max (an open period's end) as 'infinity'
@@ -150,7 +163,7 @@ def prepare(kind: str, *, tenant_id: str, rtype: str, rid: str, version_id: int,
     params = {"t": tenant_id, "ty": rtype, "id": rid, "v": version_id, "now": now, "m": method, "c": content,
               "prev": previous_version, "tp": tp, "ts": ts, "tc": tc, "sp": sp, "sv": sv, "se": se,
               "dp": dp, "ds": ds, "de": de, "rp": rp, "rt": rt, "ri": ri,
-              "np": np_, "nv": nv, "keep": list(keep)}
+              "np": np_, "nv": nv, "keep": list(keep), "only": sorted(only or ())}
     if audit is not None:
         params.update({f"a_{short}": audit[column] for short, column in _AUDIT_COLUMNS.items()})
     if jobs:

@@ -341,7 +341,8 @@ class Unit(Reader):
         version = Version(current.type, current.id, new_version, self.now, False, content)
         jobs = self.ts.store.jobs_for(self, version, None if current.deleted else current)
         stored = version.parsed
-        write = self.ts.pg_write("replace", version, stored, jobs, previous_version=current.version_id)
+        write = self.ts.pg_write("replace", version, stored, jobs, previous_version=current.version_id,
+                                 replaced=None if current.deleted else current.parsed)
         return _Pending(current, version, stored, jobs, write)
 
     def _finish(self, pending: _Pending) -> WriteResult:

@@ -74,7 +74,56 @@ def test_write_statements_stay_within_psycopgs_cached_length():
 
     from app.fhir.store.pg_writes import statement
 
-    for kind in ("insert", "insert_if_absent", "replace"):
+    for kind in ("insert", "insert_if_absent", "replace", "replace_some"):
         for audited in (False, True):
             for queues in (False, True):
                 assert len(statement(kind, audited, queues).encode()) <= MAX_CACHED_STATEMENT_LENGTH, kind
+
+
+PROCEDURE = {"resourceType": "Procedure", "status": "completed", "subject": {"reference": "Patient/kept"},
+             "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97110"}]},
+             "performedDateTime": "2026-03-02T10:00:00Z", "encounter": {"reference": "Encounter/e1"}}
+
+
+def _procedure_versions() -> list[dict[str, Any]]:
+    """Changes under a choice element (performed[x] from dateTime to Period), a nested one, a
+    write that changes nothing indexed, and one that changes everything."""
+    steps = []
+    p = copy.deepcopy(PROCEDURE)
+    p["note"] = [{"text": "tolerated well"}]  # nothing indexed
+    steps.append(copy.deepcopy(p))
+    del p["performedDateTime"]
+    p["performedPeriod"] = {"start": "2026-03-02T10:00:00Z", "end": "2026-03-02T10:45:00Z"}
+    steps.append(copy.deepcopy(p))
+    p["code"]["coding"].append({"system": "http://www.ama-assn.org/go/cpt", "code": "97530"})
+    p["status"] = "entered-in-error"
+    steps.append(copy.deepcopy(p))
+    p = {"resourceType": "Procedure", "status": "completed", "subject": {"reference": "Patient/other"},
+         "code": {"coding": [{"code": "97140"}]}, "performedDateTime": "2026-04-01"}
+    steps.append(copy.deepcopy(p))
+    return steps
+
+
+async def test_a_change_under_a_choice_element_or_none_leaves_the_rows_a_fresh_write_makes(api, store, tenant):
+    r = await api.put("/fhir/Procedure/kept", json={**PROCEDURE, "id": "kept"})
+    assert r.status_code == 201, r.text
+    for n, version in enumerate(_procedure_versions()):
+        r = await api.put("/fhir/Procedure/kept", json={**version, "id": "kept"})
+        assert r.status_code == 200, r.text
+        fresh = await api.put(f"/fhir/Procedure/fresh-{n}", json={**version, "id": f"fresh-{n}"})
+        assert fresh.status_code == 201, fresh.text
+        assert _rows(store, tenant, "Procedure", "kept") == _rows(store, tenant, "Procedure", f"fresh-{n}"), n
+
+
+def test_affected_params_are_those_under_changed_elements():
+    from app.fhir.extract import affected_params
+    from app.fhir.registry import registry
+
+    rt = registry().types["Procedure"]
+    before = {**PROCEDURE, "meta": {"versionId": "1"}}
+    assert "date" not in affected_params(rt, before, {**before, "note": [{"text": "x"}]})
+    moved = {k: v for k, v in before.items() if k != "performedDateTime"}
+    moved["performedPeriod"] = {"start": "2026-03-02"}
+    assert "date" in affected_params(rt, before, moved)
+    assert "code" not in affected_params(rt, before, moved) and "patient" not in affected_params(rt, before, moved)
+    assert affected_params(rt, before, {**before, "code": {"coding": [{"code": "97530"}]}}) >= {"code"}
