@@ -1,7 +1,7 @@
 """Secondary and tertiary claims: after a payer's answer is posted, the claim to the patient's next
 payer, or the record of why none is sent (the payer forwarded it: Medicare crossover).
 
-``after_payment`` runs once per claim payment ``posting.post_835`` posts, ``after_claim_response``
+``after_payments`` runs for the claim payments ``posting.post_835`` posts, ``after_claim_response``
 once per adjudication a payer API answers (``posting.post_claim_response``). When the patient has
 a further active Coverage (``Coverage.order`` after the one just billed) and the payer left the
 patient a balance (CLP05, else the PR adjustments), it stores a new Claim to that payer: the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -35,7 +36,7 @@ from app.fhir.dates import instant
 from app.fhir.extract import reference_target
 from app.fhir.queries import escaped, find_all
 from app.fhir.store import Unit
-from app.payers.outcomes import biller_task, issues_text, put
+from app.payers.outcomes import biller_task, issues_text
 from fhir_mappings.vocabulary import CLAIM_CROSSOVER, PATIENT_CONTROL_NUMBER, SERVER_NAMESPACE, stable_id
 from payer_adapters.x12 import cob
 from payer_adapters.x12.cob import payment_to_claim_response
@@ -127,45 +128,42 @@ def _liability(cp: ClaimPayment) -> Decimal:
 
 
 def after_payments(unit: Unit, rem: Remittance, paid: list[tuple[ClaimPayment, dict[str, Any]]],
-                   coverages: Coverages) -> None:
-    """``after_payment`` for every claim payment of an 835, in order, with their reads done
-    together: which next payers' claims exist already, and the visits the new ones are scrubbed
-    against (``gather.prefetch_visits``), a few statements for all instead of four per claim."""
-    due = [(cp, claim) for cp, claim in paid if next_coverage(unit, claim, coverages) is not None]
+                   coverages: Coverages | None = None) -> None:
+    """The claims to the next payers after the payments ``paid`` (an 835's, in order), or the
+    crossover records; ``coverages``: the patients' coverages already looked up
+    (``active_coverages``). Done together: which next payers' claims exist already is one
+    read, the visits they are scrubbed against are prefetched (``gather.prefetch_visits``),
+    and the new claims and the answers they carry are written in one pipelined round trip."""
+    due = [(cp, claim, nxt) for cp, claim in paid if (nxt := next_coverage(unit, claim, coverages)) is not None]
     if not due:
         return
-    found = unit.current_many([("Claim", _next_claim_id(claim)) for _, claim in due])
+    found = unit.current_many([("Claim", _next_claim_id(claim)) for _, claim, _ in due])
     billed = {rid for _, rid in found}  # deleted ones too: a claim id is used once
-    visits = {t[1] for _, claim in due for item in claim.get("item") or [] for ref in item.get("encounter") or []
+    visits = {t[1] for _, claim, _ in due for item in claim.get("item") or [] for ref in item.get("encounter") or []
               if (t := reference_target(ref.get("reference", ""))) and t[0] == "Encounter"}
     gather.prefetch_visits(unit, sorted(visits))
-    for cp, claim in due:
-        after_payment(unit, rem, cp, claim, coverages, billed=billed)
+    bills: list[_Bill] = []
+    for cp, claim, nxt in due:
+        reason = crossover_reason(cp)
+        if reason is not None:
+            _record_crossover(unit, claim, nxt, reason, cp.crossover_payer)
+            continue
+        if _liability(cp) <= 0:
+            continue  # paid in full (or nothing left to the patient): nothing for the next payer
+        claim_id = _next_claim_id(claim)
+        if claim_id in billed:
+            continue
+        billed.add(claim_id)
+        response = payment_to_claim_response(
+            rem, cp, claim, response_id=stable_id(SERVER_NAMESPACE, "cob-response", claim["id"], *remittance_key(rem)))
+        bills.append(_prepare_bill(unit, claim, response, nxt, claim_id))
+    _store_bills(unit, bills, carried=True)
 
 
 def after_payment(unit: Unit, rem: Remittance, cp: ClaimPayment, claim: dict[str, Any],
-                  coverages: Coverages | None = None, *, billed: set[str] | None = None) -> None:
-    """The claim to the next payer after ``cp`` paid ``claim`` (or the crossover record);
-    ``coverages``: the patients' coverages already looked up (``active_coverages``);
-    ``billed``: the next payers' claim ids known to exist (``after_payments``; kept current)."""
-    nxt = next_coverage(unit, claim, coverages)
-    if nxt is None:
-        return
-    reason = crossover_reason(cp)
-    if reason is not None:
-        _record_crossover(unit, claim, nxt, reason, cp.crossover_payer)
-        return
-    if _liability(cp) <= 0:
-        return  # paid in full (or nothing left to the patient): nothing for the next payer
-    claim_id = _next_claim_id(claim)
-    if (claim_id in billed) if billed is not None else (unit.current("Claim", claim_id) is not None):
-        return
-    if billed is not None:
-        billed.add(claim_id)
-    response = payment_to_claim_response(
-        rem, cp, claim, response_id=stable_id(SERVER_NAMESPACE, "cob-response", claim["id"], *remittance_key(rem)))
-    put(unit, response)
-    _bill_next(unit, claim, response, nxt, claim_id)
+                  coverages: Coverages | None = None) -> None:
+    """``after_payments`` for one payment."""
+    after_payments(unit, rem, [(cp, claim)], coverages)
 
 
 def after_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, Any]) -> None:
@@ -185,7 +183,7 @@ def after_claim_response(unit: Unit, claim: dict[str, Any], response: dict[str, 
         return
     claim_id = _next_claim_id(claim)
     if unit.current("Claim", claim_id) is None:
-        _bill_next(unit, claim, response, nxt, claim_id)
+        _store_bills(unit, [_prepare_bill(unit, claim, response, nxt, claim_id)], carried=False)
 
 
 def _next_claim_id(claim: dict[str, Any]) -> str:
@@ -195,10 +193,25 @@ def _next_claim_id(claim: dict[str, Any]) -> str:
     return stable_id(SERVER_NAMESPACE, "cob-claim", claim["id"], str(int(focal.get("sequence", 1)) + 1))
 
 
-def _bill_next(unit: Unit, claim: dict[str, Any], response: dict[str, Any], nxt: dict[str, Any],
-               claim_id: str) -> None:
-    """Store the claim to the payer of ``nxt``, scrubbed under its profile and prepared like a
-    generated claim (clean → auto-submitted); a held one opens a review Task."""
+@dataclass
+class _Bill:
+    """A next payer's claim ready to store, with the prior payer's answer it carries."""
+
+    claim: dict[str, Any]
+    response: dict[str, Any]
+    after: list[workflow.AfterStore]
+    outcome: dict[str, Any]
+    follows: str  # the id of the claim it follows
+
+    @property
+    def held(self) -> bool:
+        return fhir_mappings.outcome_has_errors(self.outcome)
+
+
+def _prepare_bill(unit: Unit, claim: dict[str, Any], response: dict[str, Any], nxt: dict[str, Any],
+                  claim_id: str) -> _Bill:
+    """The claim to the payer of ``nxt``, scrubbed under its profile and prepared like a
+    generated claim (clean → auto-submitted once stored)."""
     new = next_claim(claim, response, nxt, claim_id, unit.now)
     link = directory.for_insurer_in(unit, new.get("insurer"))  # scrubbed under the next payer's profile
     outcome = workflow.scrub_claim(unit, new, profile=link.profile if link is not None else None)
@@ -206,15 +219,26 @@ def _bill_next(unit: Unit, claim: dict[str, Any], response: dict[str, Any], nxt:
     new["status"] = "draft" if held else "active"
     set_lifecycle(new, "draft" if held else "clean")
     after = [f for prepare in workflow.CLAIM_PREPARERS if (f := prepare(unit, new)) is not None]
-    stored = unit.update("Claim", claim_id, new, fresh_id=True).version
-    for f in after:
-        f(stored)
-    if held:
-        biller_task(unit, new, "claim-review", "Review held claim",
-                    f"The claim to the next payer after Claim/{claim['id']} is held by the scrubber: fix and "
-                    "resubmit it.", issues_text({"issue": [i for i in outcome.get("issue", [])
-                                                           if i.get("severity") in ("error", "fatal")]}),
-                    unit.now, key=f"{claim_id}:cob-review")
+    return _Bill(new, response, after, outcome, claim["id"])
+
+
+def _store_bills(unit: Unit, bills: list[_Bill], *, carried: bool) -> None:
+    """Store the next payers' claims (with the answers they carry when ``carried``: those are
+    stored already otherwise) in one pipelined write, then what their preparers left for after
+    (the queue entry); a held one opens a review Task."""
+    if not bills:
+        return
+    answers = [b.response for b in bills] if carried else []
+    written = unit.update_many([*answers, *(b.claim for b in bills)])[len(answers):]
+    for bill, result in zip(bills, written):
+        for f in bill.after:
+            f(result.version)
+        if bill.held:
+            biller_task(unit, bill.claim, "claim-review", "Review held claim",
+                        f"The claim to the next payer after Claim/{bill.follows} is held by the scrubber: fix and "
+                        "resubmit it.", issues_text({"issue": [i for i in bill.outcome.get("issue", [])
+                                                               if i.get("severity") in ("error", "fatal")]}),
+                        unit.now, key=f"{bill.claim['id']}:cob-review")
 
 
 def next_claim(claim: dict[str, Any], response: dict[str, Any], coverage: dict[str, Any], claim_id: str,
