@@ -53,15 +53,23 @@ def _versions() -> list[dict[str, Any]]:
     return steps
 
 
-async def test_each_update_leaves_the_rows_a_fresh_write_makes(api, store, tenant):
-    r = await api.put("/fhir/Patient/kept", json={**PATIENT, "id": "kept"})
+async def _each_version_against_a_fresh_write(api: Any, store: Any, tenant: str, first: dict[str, Any],
+                                              versions: list[dict[str, Any]]) -> None:
+    """Update ``kept`` through ``versions``; after each, its rows equal those of the same content
+    created anew (``fresh-n``)."""
+    rtype = first["resourceType"]
+    r = await api.put(f"/fhir/{rtype}/kept", json={**first, "id": "kept"})
     assert r.status_code == 201, r.text
-    for n, version in enumerate(_versions()):
-        r = await api.put("/fhir/Patient/kept", json={**version, "id": "kept"})
+    for n, version in enumerate(versions):
+        r = await api.put(f"/fhir/{rtype}/kept", json={**version, "id": "kept"})
         assert r.status_code == 200, r.text
-        fresh = await api.put(f"/fhir/Patient/fresh-{n}", json={**version, "id": f"fresh-{n}"})
+        fresh = await api.put(f"/fhir/{rtype}/fresh-{n}", json={**version, "id": f"fresh-{n}"})
         assert fresh.status_code == 201, fresh.text
-        assert _rows(store, tenant, "Patient", "kept") == _rows(store, tenant, "Patient", f"fresh-{n}"), n
+        assert _rows(store, tenant, rtype, "kept") == _rows(store, tenant, rtype, f"fresh-{n}"), n
+
+
+async def test_each_update_leaves_the_rows_a_fresh_write_makes(api, store, tenant):
+    await _each_version_against_a_fresh_write(api, store, tenant, PATIENT, _versions())
     found = (await api.get("/fhir/Patient?identifier=urn:mrn|A1&family:exact=Okafor")).json()
     assert sorted(e["resource"]["id"] for e in found["entry"]) == ["fresh-0", "fresh-1", "fresh-5", "kept"]
     assert (await api.get("/fhir/Patient?identifier=urn:mrn|A2")).json()["total"] == 1  # fresh-0 only
@@ -105,14 +113,7 @@ def _procedure_versions() -> list[dict[str, Any]]:
 
 
 async def test_a_change_under_a_choice_element_or_none_leaves_the_rows_a_fresh_write_makes(api, store, tenant):
-    r = await api.put("/fhir/Procedure/kept", json={**PROCEDURE, "id": "kept"})
-    assert r.status_code == 201, r.text
-    for n, version in enumerate(_procedure_versions()):
-        r = await api.put("/fhir/Procedure/kept", json={**version, "id": "kept"})
-        assert r.status_code == 200, r.text
-        fresh = await api.put(f"/fhir/Procedure/fresh-{n}", json={**version, "id": f"fresh-{n}"})
-        assert fresh.status_code == 201, fresh.text
-        assert _rows(store, tenant, "Procedure", "kept") == _rows(store, tenant, "Procedure", f"fresh-{n}"), n
+    await _each_version_against_a_fresh_write(api, store, tenant, PROCEDURE, _procedure_versions())
 
 
 def test_affected_params_are_those_under_changed_elements():
