@@ -40,6 +40,17 @@ def find_all(reader: Reader, rtype: str, items: list[tuple[str, str]], page: int
         query.page = result.next_cursor
 
 
+def find_referring(reader: Reader, rtype: str, param: str, target_type: str, ids: list[str]) -> list[dict[str, Any]]:
+    """The ``rtype`` resources whose reference parameter ``param`` points at any of the
+    ``target_type`` resources ``ids`` (an 835's patients to their Coverages, its claims to their
+    Tasks): by index lookups (``Reader.by_reference``), or, for a caller whose access is
+    filtered, by the search that applies it."""
+    found = reader.by_reference(rtype, param, target_type, ids)
+    if found is None:
+        return find_all(reader, rtype, [(param, ",".join(f"{target_type}/{escaped(i)}" for i in ids))]) if ids else []
+    return [v.resource() for v in found]
+
+
 def references_under(node: Any, keys: Iterable[str]) -> Iterable[str]:
     """Every ``Reference.reference`` held by an element named in ``keys``, anywhere below ``node``."""
     if isinstance(node, dict):

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from app.fhir.dates import instant
-from app.fhir.queries import escaped, find_all, find_resources
+from app.fhir.queries import find_referring, find_resources
 from app.fhir.store import Unit
 from app.fhir.tasks import is_open, task_input, work_item
 from app.payers import reversals, rule_proposals, worklists
@@ -211,15 +211,9 @@ TASK_CHUNK = 100  # claims per Task search
 
 
 def _denial_tasks(unit: Unit, claim_ids: list[str]) -> list[dict[str, Any]]:
-    """The denial Tasks (open or not) whose focus is one of the claims: found by index lookups,
-    or, for a caller whose access to Tasks is filtered, by the search that applies it."""
-    found = unit.by_reference("Task", "focus", "Claim", claim_ids)
-    if found is None:
-        focus = ",".join(f"Claim/{escaped(i)}" for i in claim_ids)
-        return find_all(unit, "Task", [("focus", focus), ("code", f"{TASK_CODE}|{CODE}")])
-    tasks = [v.resource() for v in found]
-    return [t for t in tasks if any(c.get("system") == TASK_CODE and c.get("code") == CODE
-                                    for c in (t.get("code") or {}).get("coding") or [])]
+    """The denial Tasks (open or not) whose focus is one of the claims."""
+    return [t for t in find_referring(unit, "Task", "focus", "Claim", claim_ids)
+            if any(c.get("system") == TASK_CODE and c.get("code") == CODE for c in (t.get("code") or {}).get("coding") or [])]
 
 
 def _open_of(unit: Unit, claim_id: str, known: OpenTasks | None) -> list[dict[str, Any]]:

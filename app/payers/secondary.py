@@ -34,7 +34,7 @@ from app.claims import gather, workflow
 from app.claims.lifecycle import set_lifecycle, without_server_owned
 from app.fhir.dates import instant
 from app.fhir.extract import reference_target
-from app.fhir.queries import escaped, find_all
+from app.fhir.queries import find_referring
 from app.fhir.store import Unit
 from app.payers.outcomes import biller_task, issues_text
 from fhir_mappings.vocabulary import CLAIM_CROSSOVER, PATIENT_CONTROL_NUMBER, SERVER_NAMESPACE, stable_id
@@ -82,7 +82,8 @@ def active_coverages(unit: Unit, patients: list[str]) -> Coverages:
     by_target = {reference_target(ref): ref for ref in out}
     wanted = sorted(out)
     for start in range(0, len(wanted), COVERAGE_CHUNK):
-        for cov in _coverages_of(unit, wanted[start:start + COVERAGE_CHUNK]):
+        ids = [t[1] for ref in wanted[start:start + COVERAGE_CHUNK] if (t := reference_target(ref)) and t[0] == "Patient"]
+        for cov in find_referring(unit, "Coverage", "beneficiary", "Patient", ids):
             ref = by_target.get(reference_target(((cov.get("beneficiary") or {}).get("reference")) or ""))
             if ref is not None and cov.get("status") == "active":
                 out[ref].append(cov)
@@ -90,18 +91,6 @@ def active_coverages(unit: Unit, patients: list[str]) -> Coverages:
 
 
 COVERAGE_CHUNK = 100  # patients per Coverage search
-
-
-def _coverages_of(unit: Unit, patients: list[str]) -> list[dict[str, Any]]:
-    """The Coverages (any status) whose beneficiary is one of ``patients`` (references): found by
-    index lookups, or by the search that applies the caller's access when it is filtered (or a
-    reference is not a plain ``Patient/id``)."""
-    targets = [reference_target(ref) for ref in patients]
-    ids = [t[1] for t in targets if t is not None and t[0] == "Patient"]
-    found = unit.by_reference("Coverage", "beneficiary", "Patient", ids) if len(ids) == len(patients) else None
-    if found is None:
-        return find_all(unit, "Coverage", [("beneficiary", ",".join(escaped(ref) for ref in patients))])
-    return [v.resource() for v in found]
 
 
 def next_coverage(unit: Unit, claim: dict[str, Any], known: Coverages | None = None) -> dict[str, Any] | None:

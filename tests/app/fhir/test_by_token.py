@@ -87,3 +87,18 @@ def test_by_reference_declines_a_caller_whose_access_is_filtered(store, tenant):
     confined = store.for_tenant(tenant, access=lambda interaction, rtype: Access(patient="p1"))
     with confined.reading() as reader:
         assert reader.by_reference("Coverage", "beneficiary", "Patient", ["p1"]) is None
+
+
+def test_find_referring_takes_the_search_for_a_filtered_caller(tenant_store, store, tenant):
+    from app.fhir.queries import find_referring
+
+    with tenant_store.unit() as unit:
+        unit.update("Coverage", "r1", _coverage("r1", "p1"))
+        unit.update("Coverage", "r2", _coverage("r2", "p2"))
+    with tenant_store.reading() as reader:
+        assert sorted(c["id"] for c in find_referring(reader, "Coverage", "beneficiary", "Patient", ["p1", "p2"])) == \
+            ["r1", "r2"]
+    confined = store.for_tenant(tenant, access=lambda interaction, rtype: Access(patient="p1"))
+    with confined.reading() as reader:  # the search applies the patient compartment
+        assert [c["id"] for c in find_referring(reader, "Coverage", "beneficiary", "Patient", ["p1", "p2"])] == ["r1"]
+        assert find_referring(reader, "Coverage", "beneficiary", "Patient", []) == []
