@@ -72,6 +72,12 @@ def _steps(path: str) -> tuple[tuple[str, str | None, tuple[list[str], str] | No
     return tuple(out)
 
 
+def _is_choice(key: str, prefix: str) -> bool:
+    """Whether element ``key`` is a type of choice element ``prefix[x]`` (``servicedDate`` of
+    ``serviced``)."""
+    return key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper()
+
+
 def walk(node: Any, path: str) -> Iterator[Any]:
     """Yield every value at a dotted ``path`` below ``node``, flattening arrays. A step may
     filter its items: ``input[type/text=category]`` (a slash between the filter's elements)."""
@@ -83,9 +89,7 @@ def walk(node: Any, path: str) -> Iterator[Any]:
                 if not isinstance(item, dict):
                     continue
                 if prefix is not None:
-                    for key, v in item.items():
-                        if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
-                            nxt.append(v)
+                    nxt.extend(v for key, v in item.items() if _is_choice(key, prefix))
                 elif step in item:
                     nxt.append(item[step])
         if cond is not None:
@@ -236,9 +240,9 @@ def _roots(rtype: ResourceType) -> dict[str, tuple[tuple[str, bool], ...]]:
     cached = _ROOTS.get(id(rtype))
     if cached is not None and cached[0] is rtype:
         return cached[1]
-    roots = {p.name: tuple(dict.fromkeys((path.split(".")[0].split("[")[0], path.split(".")[0].endswith("[x]"))
-                                         for path in p.paths))
-             for p in rtype.params.values()}
+    firsts = {p.name: [_steps(path)[0] for path in p.paths] for p in rtype.params.values()}
+    roots = {name: tuple(dict.fromkeys((prefix or step, prefix is not None) for step, prefix, _ in steps))
+             for name, steps in firsts.items()}
     _ROOTS[id(rtype)] = (rtype, roots)
     return roots
 
@@ -252,8 +256,7 @@ def affected_params(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any
     out = set()
     for name, roots in _roots(rtype).items():
         for root, choice in roots:
-            if (any(k.startswith(root) and len(k) > len(root) and k[len(root)].isupper() for k in changed)
-                    if choice else root in changed):
+            if any(_is_choice(k, root) for k in changed) if choice else root in changed:
                 out.add(name)
                 break
     return frozenset(out)
