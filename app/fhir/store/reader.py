@@ -17,6 +17,7 @@ from app.fhir.search_params import SearchQuery, parse_search
 from app.fhir.search_sql import (
     REF, R, TOKEN, from_cursor_value, keyset_condition, query_conditions, sort_plan, to_cursor_value,
 )
+from app.fhir.store.pg_writes import array_literal
 from app.fhir.store.types import SearchResult, Version, in_key_order
 
 if TYPE_CHECKING:
@@ -37,21 +38,39 @@ _READ_MANY = (
     .where(R.c.tenant_id == sa.bindparam("t"), sa.tuple_(R.c.type, R.c.id).in_(sa.bindparam("keys", expanding=True)))
 )
 
+# On PostgreSQL the keys travel as two arrays instead. An expanding list is new statement text
+# for every length, which PostgreSQL parses and plans afresh each time and psycopg never
+# prepares (a batch of a hundred claims' keys took longer to plan than to read); with arrays the
+# text is one, prepared once per connection.
+_READ_MANY_PG = sa.text(
+    "SELECT r.type, r.id, r.version_id, r.last_updated, r.deleted, CAST(r.content AS TEXT) AS content "
+    "FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[])) AS k(type, id) "
+    "JOIN resource r ON r.tenant_id = :t AND r.type = k.type AND r.id = k.id")
+
+# ``Reader.referencing``'s statement on PostgreSQL, for any number of links (as ``_READ_MANY_PG``):
+# the index lookups first, then the rows by primary key (see ``_referencing``).
+_REFERENCING_PG = sa.text(
+    "SELECT r.type, r.id, r.version_id, r.last_updated, CAST(r.content AS TEXT) AS content FROM resource r "
+    "WHERE r.tenant_id = :t AND r.deleted IS false AND r.pk = ANY(ARRAY("
+    "SELECT x.res_pk FROM unnest(CAST(:sources AS text[]), CAST(:params AS text[]), CAST(:ttypes AS text[]), "
+    "CAST(:tids AS text[])) AS k(source, param, ttype, tid) "
+    "JOIN search_reference x ON x.tenant_id = :t AND x.type = k.source AND x.param = k.param "
+    "AND x.target_type = k.ttype AND x.target_id = k.tid)) ORDER BY r.pk")
+
 
 @lru_cache(maxsize=32)
-def _referencing(n: int, postgres: bool) -> sa.Select:
-    """``Reader.referencing``'s statement for ``n`` links, built once (building it per call
-    cost more than running it). One exact index lookup per link (UNION ALL) rather than an OR
-    the planner must untangle; on PostgreSQL ``pk = ANY(ARRAY(…))`` runs the lookups first and
-    then fetches rows by primary key, where a semi-join lets a stale row estimate pick a scan
-    of the tenant's rows."""
+def _referencing(n: int) -> sa.Select:
+    """``Reader.referencing``'s statement for ``n`` links on SQLite, built once (building it
+    per call cost more than running it). One exact index lookup per link (UNION ALL) rather
+    than an OR the planner must untangle. On PostgreSQL (``_REFERENCING_PG``) the lookups run
+    first and the rows are then fetched by primary key, where a semi-join lets a stale row
+    estimate pick a scan of the tenant's rows."""
     lookups = sa.union_all(*(sa.select(REF.c.res_pk).where(
         REF.c.tenant_id == sa.bindparam("t"), REF.c.type == sa.bindparam(f"s{i}"),
         REF.c.param == sa.bindparam(f"p{i}"), REF.c.target_id == sa.bindparam(f"i{i}"),
         REF.c.target_type == sa.bindparam(f"y{i}")) for i in range(n)))
-    match = R.c.pk == sa.any_(sa.func.array(lookups.scalar_subquery())) if postgres else R.c.pk.in_(lookups)
     return (sa.select(R.c.type, R.c.id, R.c.version_id, R.c.last_updated, R.c.content)
-            .where(R.c.tenant_id == sa.bindparam("t"), R.c.deleted.is_(False), match).order_by(R.c.pk))
+            .where(R.c.tenant_id == sa.bindparam("t"), R.c.deleted.is_(False), R.c.pk.in_(lookups)).order_by(R.c.pk))
 
 
 @lru_cache(maxsize=2)
@@ -111,6 +130,11 @@ class Reader:
         ``current``, no access filter: for the server's own work, not a caller's reads."""
         wanted = sorted(set(keys))
         out: dict[tuple[str, str], Version] = {}
+        if self.postgres and wanted:
+            rows = self.conn.execute(_READ_MANY_PG, {"t": self.tenant_id, "types": array_literal([k[0] for k in wanted]),
+                                                     "ids": array_literal([k[1] for k in wanted])}).all()
+            return {(r.type, r.id): Version(r.type, r.id, r.version_id, r.last_updated, r.deleted, r.content)
+                    for r in rows}
         for start in range(0, len(wanted), 500):
             rows = self.conn.execute(_READ_MANY, {"t": self.tenant_id, "keys": wanted[start:start + 500]}).all()
             for r in rows:
@@ -149,10 +173,16 @@ class Reader:
         access is filtered for any of the source types (then run the searches, which apply it)."""
         if any(not self.ts.access("s", source).unrestricted for source, _, _, _ in links):
             return None
-        params: dict[str, str] = {"t": self.tenant_id}
+        if self.postgres:
+            sources, params, ttypes, tids = zip(*links) if links else ((), (), (), ())
+            rows = self.conn.execute(_REFERENCING_PG, {
+                "t": self.tenant_id, "sources": array_literal(sources), "params": array_literal(params),
+                "ttypes": array_literal(ttypes), "tids": array_literal(tids)}).all()
+            return [Version(r.type, r.id, r.version_id, r.last_updated, False, r.content) for r in rows]
+        named: dict[str, str] = {"t": self.tenant_id}
         for n, (source, param, ttype, tid) in enumerate(links):
-            params.update({f"s{n}": source, f"p{n}": param, f"y{n}": ttype, f"i{n}": tid})
-        rows = self.conn.execute(_referencing(len(links), self.postgres), params).all()
+            named.update({f"s{n}": source, f"p{n}": param, f"y{n}": ttype, f"i{n}": tid})
+        rows = self.conn.execute(_referencing(len(links)), named).all()
         # Content as stored (on PostgreSQL in JSONB's key order): for the server's own use.
         return [Version(r.type, r.id, r.version_id, r.last_updated, False, r.content) for r in rows]
 
