@@ -38,6 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Callable
 
 import orjson
@@ -137,6 +138,34 @@ class Claimed:
     lease: str  # the token in ``locked_by`` while this run holds the job
 
 
+@lru_cache(maxsize=8)
+def _claim_statements(postgres: bool, expedited: tuple[str, ...]) -> tuple[sa.Select, sa.Select | None, sa.Select]:
+    """``Worker.claim``'s three queries (``now`` and ``n`` bound at each claim), built once: a
+    worker claims many times a second, and building them anew each time cost more than running
+    them. Range scans of ix_job_due (status, run_after) — jobs whose worker's lease ran out, then
+    due jobs — rather than one OR, which the planner answers with a scan of every job ever run
+    once the table is large; before the due jobs, those of the expedited kinds (ix_job_kind_due
+    (status, kind, run_after): one range per kind)."""
+    columns = (J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts)
+    now, n = sa.bindparam("now"), sa.bindparam("n")
+    expired = sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now) \
+        .order_by(J.c.run_after, J.c.pk).limit(n)
+    due = sa.select(*columns).where(J.c.status == "queued", J.c.run_after <= now) \
+        .order_by(J.c.run_after, J.c.pk).limit(n)
+    first = sa.select(*columns).where(J.c.status == "queued", J.c.kind.in_(expedited), J.c.run_after <= now) \
+        .order_by(J.c.run_after, J.c.pk).limit(n) if expedited else None
+    if postgres:
+        expired, due = expired.with_for_update(skip_locked=True), due.with_for_update(skip_locked=True)
+        first = first.with_for_update(skip_locked=True) if first is not None else None
+    return expired, first, due
+
+
+# The lease of the claimed jobs (``pks``), one statement.
+_LEASE = J.update().where(J.c.pk.in_(sa.bindparam("pks", expanding=True))).values(
+    status="running", locked_by=sa.bindparam("lease"), locked_until=sa.bindparam("until"),
+    updated_at=sa.bindparam("now"), attempts=J.c.attempts + 1)
+
+
 class Worker:
     def __init__(self, store: Store, *, batch: int = 10, lease_seconds: int = 120, max_attempts: int = 6,
                  base_delay: float = 2.0, max_delay: float = 900.0, name: str | None = None) -> None:
@@ -155,32 +184,18 @@ class Worker:
         handler, the jobs of its kind and tenant among the next ``batch`` in line. The others
         stay queued for any worker."""
         now = self.store.clock()
-        # Range scans of ix_job_due (status, run_after) — jobs whose worker's lease ran out,
-        # then due jobs — rather than one OR, which the planner answers with a scan of every job
-        # ever run once the table is large; before the due jobs, those of the expedited kinds.
-        columns = (J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts)
-        expired = sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now) \
-            .order_by(J.c.run_after, J.c.pk).limit(self.batch)
-        due = sa.select(*columns).where(J.c.status == "queued", J.c.run_after <= now) \
-            .order_by(J.c.run_after, J.c.pk).limit(self.batch)
-        # ix_job_kind_due (status, kind, run_after): one range per expedited kind
-        first = sa.select(*columns).where(J.c.status == "queued", J.c.kind.in_(sorted(EXPEDITED)),
-                                          J.c.run_after <= now).order_by(J.c.run_after, J.c.pk).limit(self.batch)
-        if is_postgres(self.store.engine):
-            due, expired = due.with_for_update(skip_locked=True), expired.with_for_update(skip_locked=True)
-            first = first.with_for_update(skip_locked=True)
+        expired, first, due = _claim_statements(is_postgres(self.store.engine), tuple(sorted(EXPEDITED)))
+        params = {"now": now, "n": self.batch}
         lease = f"{self.name[:100]}/{uuid.uuid4().hex[:16]}"
         with write_connection(self.store.engine) as conn, conn.begin():
-            ahead = conn.execute(first).all() if EXPEDITED else []
-            in_line = conn.execute(expired).all() + (ahead or conn.execute(due).all())
+            ahead = conn.execute(first, params).all() if first is not None else []
+            in_line = conn.execute(expired, params).all() + (ahead or conn.execute(due, params).all())
             if not in_line:
                 return []
             head = in_line[0]
             rows = [r for r in in_line if r.kind == head.kind and r.tenant_id == head.tenant_id][:self.batch] \
                 if head.kind in BATCH_HANDLERS else [head]
-            conn.execute(J.update().where(J.c.pk.in_([r.pk for r in rows])).values(
-                status="running", locked_by=lease, locked_until=now + self.lease, updated_at=now,
-                attempts=J.c.attempts + 1))
+            conn.execute(_LEASE, {"pks": [r.pk for r in rows], "lease": lease, "until": now + self.lease, "now": now})
         return [Claimed(r.pk, r.tenant_id, r.kind, orjson.loads(r.payload), r.attempts + 1, lease) for r in rows]
 
     def run_once(self) -> int:
