@@ -96,6 +96,7 @@ def install(store: Store, settings: Settings) -> None:
     jobs.register_handler(inbound.COLLECT, inbound.run_collect, transaction=False)
     jobs.register_handler(inbound.ACK, inbound.run_acknowledge, transaction=False)
     jobs.register_handler(inbound.POST, inbound.run_post)
+    jobs.give_way(inbound.POST)  # answers are posted when no claim is waiting (or within a minute)
     jobs.register_handler(inbound.SCHEDULE, inbound.run_schedule)
     jobs.register_handler(eligibility.KIND, eligibility.run_check, transaction=False)
     jobs.register_handler(eligibility_sweep.SWEEP, eligibility_sweep.run_sweep)

@@ -85,6 +85,18 @@ BATCH_HANDLERS: dict[str, BatchHandler] = {}
 #: the claims already built first keeps time to the payer short and work in progress small;
 #: in due order they waited behind every visit that finished before them.
 EXPEDITED: set[str] = set()
+#: Kinds that give way (posting a payer's answers): a worker takes their due jobs only when no
+#: other job is due, or once they have waited ``PATIENCE``, so they are never starved. An
+#: answer posted a minute later changes nothing for anyone; a visit whose claim waits behind
+#: the answers does (under a burst of visits with the payer answering, posting took two fifths
+#: of the workers' time and the claims queued behind it).
+BACKGROUND: set[str] = set()
+PATIENCE = timedelta(seconds=60)
+
+
+def give_way(kind: str) -> None:
+    """Take due jobs of ``kind`` after every other due job, unless they waited ``PATIENCE`` (``BACKGROUND``)."""
+    BACKGROUND.add(kind)
 
 
 def register_handler(kind: str, handler: Any, *, transaction: bool = True) -> None:
@@ -139,25 +151,26 @@ class Claimed:
 
 
 @lru_cache(maxsize=8)
-def _claim_statements(postgres: bool, expedited: tuple[str, ...]) -> tuple[sa.Select, sa.Select | None, sa.Select]:
-    """``Worker.claim``'s three queries (``now`` and ``n`` bound at each claim), built once: a
-    worker claims many times a second, and building them anew each time cost more than running
-    them. Range scans of ix_job_due (status, run_after) — jobs whose worker's lease ran out, then
-    due jobs — rather than one OR, which the planner answers with a scan of every job ever run
-    once the table is large; before the due jobs, those of the expedited kinds (ix_job_kind_due
-    (status, kind, run_after): one range per kind)."""
+def _claim_statements(postgres: bool, expedited: tuple[str, ...], background: tuple[str, ...]) -> list[sa.Select]:
+    """``Worker.claim``'s queries in the order they are asked (``now``, ``patient`` and ``n``
+    bound at each claim), built once: a worker claims many times a second, and building them
+    anew each time cost more than running them. Jobs whose worker's lease ran out, then due jobs
+    of the expedited kinds, then due jobs (those of kinds that give way only once they waited
+    ``PATIENCE``), then due jobs of the kinds that give way. Range scans of ix_job_due
+    (status, run_after) and ix_job_kind_due (status, kind, run_after), rather than one OR,
+    which the planner answers with a scan of every job ever run once the table is large."""
     columns = (J.c.pk, J.c.tenant_id, J.c.kind, J.c.payload, J.c.attempts)
     now, n = sa.bindparam("now"), sa.bindparam("n")
-    expired = sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now) \
-        .order_by(J.c.run_after, J.c.pk).limit(n)
-    due = sa.select(*columns).where(J.c.status == "queued", J.c.run_after <= now) \
-        .order_by(J.c.run_after, J.c.pk).limit(n)
-    first = sa.select(*columns).where(J.c.status == "queued", J.c.kind.in_(expedited), J.c.run_after <= now) \
-        .order_by(J.c.run_after, J.c.pk).limit(n) if expedited else None
-    if postgres:
-        expired, due = expired.with_for_update(skip_locked=True), due.with_for_update(skip_locked=True)
-        first = first.with_for_update(skip_locked=True) if first is not None else None
-    return expired, first, due
+    queries = [sa.select(*columns).where(J.c.status == "running", J.c.locked_until < now)]
+    if expedited:
+        queries.append(sa.select(*columns).where(J.c.status == "queued", J.c.kind.in_(expedited), J.c.run_after <= now))
+    waited = sa.or_(J.c.kind.not_in(background), J.c.run_after <= sa.bindparam("patient")) if background else sa.true()
+    queries.append(sa.select(*columns).where(J.c.status == "queued", J.c.run_after <= now, waited))
+    if background:
+        queries.append(sa.select(*columns).where(J.c.status == "queued", J.c.kind.in_(background),
+                                                 J.c.run_after <= now))
+    queries = [q.order_by(J.c.run_after, J.c.pk).limit(n) for q in queries]
+    return [q.with_for_update(skip_locked=True) for q in queries] if postgres else queries
 
 
 # The lease of the claimed jobs (``pks``), one statement.
@@ -180,16 +193,21 @@ class Worker:
 
     def claim(self) -> list[Claimed]:
         """Lease the jobs to run now: the first in line (a job whose lease ran out, else the
-        earliest due of an expedited kind, else the earliest due) and, when its kind has a batch
+        earliest due of an expedited kind, else the earliest due, where the kinds that give way
+        come last until they waited ``PATIENCE``) and, when its kind has a batch
         handler, the jobs of its kind and tenant among the next ``batch`` in line. The others
         stay queued for any worker."""
         now = self.store.clock()
-        expired, first, due = _claim_statements(is_postgres(self.store.engine), tuple(sorted(EXPEDITED)))
-        params = {"now": now, "n": self.batch}
+        expired, *waiting = _claim_statements(is_postgres(self.store.engine), tuple(sorted(EXPEDITED)),
+                                              tuple(sorted(BACKGROUND)))
+        params = {"now": now, "n": self.batch, "patient": now - PATIENCE}
         lease = f"{self.name[:100]}/{uuid.uuid4().hex[:16]}"
         with write_connection(self.store.engine) as conn, conn.begin():
-            ahead = conn.execute(first, params).all() if first is not None else []
-            in_line = conn.execute(expired, params).all() + (ahead or conn.execute(due, params).all())
+            in_line = conn.execute(expired, params).all()
+            for query in waiting:  # the first of these with a due job is the line
+                if ahead := conn.execute(query, params).all():
+                    in_line += ahead
+                    break
             if not in_line:
                 return []
             head = in_line[0]

@@ -27,7 +27,9 @@ primaries' 835s are posted and the secondaries made and sent while the primaries
 the secondary phase alone). Each run then prints a second line, its secondary phase: the
 secondaries that reached the payer, their claims/s (first 835 posted → last secondary
 submitted) and p50/p99 from the 835's posting to the secondary's recorded submission
-(``inbound_message.posted_at`` → ``claim_submission.submitted_at``).
+(``inbound_message.posted_at`` → ``claim_submission.submitted_at``), and how long the answers
+waited from their collection to their posting (``received_at`` → ``posted_at``): posting gives
+way to the claims while visits are waiting to be billed (``app.jobs.give_way``).
 
 Checks what the payer got: every claim exactly once (CLM01 counted across the 837P files,
 primaries and secondaries each in their own mailbox).
@@ -336,10 +338,21 @@ def secondary_latencies(store: Store, payers: Payers) -> list[tuple[float, float
     return out
 
 
+def posting_lags(store: Store) -> list[float]:
+    """Seconds from an answer's collection (``inbound_message.received_at``) to its posting, for
+    every answer posted: how long answers gave way to the claims (``jobs.give_way``)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(M.c.received_at, M.c.posted_at).where(
+            M.c.tenant_id == TENANT, M.c.posted_at.is_not(None))).all()
+    return [_epoch(r.posted_at) - _epoch(r.received_at) for r in rows]
+
+
 def secondary_phase(store: Store, payers: Payers, mode: str, expected: int, timeout: float) -> dict[str, Any]:
-    """Wait for the secondaries (one per primary of a patient with a supplement) and measure them."""
+    """Wait for the secondaries (one per primary of a patient with a supplement) and measure
+    them, and the answers' wait from collection to posting."""
     assert payers.supplement is not None and payers.supplement_mailbox is not None
     complete = wait_for(store, expected, timeout, payers.supplement)
+    lags = posting_lags(store)
     pairs = secondary_latencies(store, payers)
     latency = [sent - posted for posted, sent in pairs]
     span = (max(s for _, s in pairs) - min(p for p, _ in pairs)) if pairs else 0.0
@@ -349,6 +362,10 @@ def secondary_phase(store: Store, payers: Payers, mode: str, expected: int, time
             "posted_835_to_submitted_p50_s": round(statistics.median(latency), 3) if latency else None,
             "posted_835_to_submitted_p99_s": round(pct(latency, 0.99), 3) if latency else None,
             "posted_835_to_submitted_max_s": round(max(latency), 3) if latency else None,
+            "answers_posted": len(lags),
+            "answer_collected_to_posted_p50_s": round(statistics.median(lags), 3) if lags else None,
+            "answer_collected_to_posted_p99_s": round(pct(lags, 0.99), 3) if lags else None,
+            "answer_collected_to_posted_max_s": round(max(lags), 3) if lags else None,
             **{f"payer_secondary_{k}": v for k, v in zip(("files", "claims", "distinct_claims"),
                                                          at_payer(payers.supplement_mailbox))}}
 

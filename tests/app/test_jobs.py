@@ -202,6 +202,27 @@ def test_expedited_kinds_are_taken_before_jobs_due_earlier(quiet_store, monkeypa
     assert worker.claim() == []
 
 
+def test_kinds_that_give_way_wait_for_other_due_jobs_until_their_patience_runs_out(quiet_store, monkeypatch):
+    """Posting answers gives way to billing visits: a due answer is taken once no visit is due,
+    or before visits due later once it has waited ``PATIENCE`` (never starved)."""
+    store = quiet_store
+    register_handler("test-visit", lambda unit, payload: None)
+    register_handler("test-answer", lambda unit, payload: None)
+    monkeypatch.setattr(jobs_module, "BACKGROUND", {"test-answer"})
+    patience = jobs_module.PATIENCE
+    with store.for_tenant("leases").unit() as unit:
+        enqueue(unit, "test-answer", {"n": "waited"}, dedupe_key="answer-waited",
+                run_after=unit.now - patience - timedelta(seconds=1))
+        enqueue(unit, "test-answer", {"n": "fresh"}, dedupe_key="answer-fresh", run_after=unit.now - timedelta(seconds=30))
+        enqueue(unit, "test-visit", {"n": 0}, dedupe_key="visit-0", run_after=unit.now - patience)
+        enqueue(unit, "test-visit", {"n": 1}, dedupe_key="visit-1", run_after=unit.now - timedelta(seconds=10))
+        enqueue(unit, "test-visit", {"n": "later"}, dedupe_key="visit-later", run_after=unit.now + timedelta(hours=1))
+    worker = Worker(store, batch=50)
+    taken = [(j.kind, j.payload["n"]) for _ in range(4) for j in worker.claim()]
+    assert taken == [("test-answer", "waited"), ("test-visit", 0), ("test-visit", 1), ("test-answer", "fresh")]
+    assert worker.claim() == []  # the visit due in an hour waits for its hour
+
+
 @pytest.mark.parametrize("transaction", [False, True], ids=["own-transactions", "in-transaction"])
 @pytest.mark.parametrize("late", ["done", "failed", "deferred"])
 def test_a_run_whose_lease_was_taken_over_records_nothing(quiet_store, own_database, late, transaction):
