@@ -190,9 +190,6 @@ def _statement(conn: sa.Connection, name: str) -> Any:
                       if c.name not in ("tenant_id", "claim_id", "manual", "settled_cents")}
             update["manual"] = sa.or_(CLAIM.c.manual, ins.excluded.manual)  # once true, stays true
             _STATEMENTS[key] = ins.on_conflict_do_update(index_elements=["tenant_id", "claim_id"], set_=update)
-        elif name == "codes":
-            _STATEMENTS[key] = CODE.delete().where(CODE.c.tenant_id == sa.bindparam("t"),
-                                                   CODE.c.claim_id == sa.bindparam("rid"))
         elif name.startswith("upsert:"):
             table, column = _KEYS[name.split(":", 1)[1]]
             ins = dialect_insert(conn, table)
