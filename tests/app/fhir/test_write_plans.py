@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.fhir.store import Store
+from app.fhir.store import Store, pg_writes
 
 
 def _plans(conn: sa.Connection) -> dict[str, tuple[int, int]]:
@@ -45,7 +45,6 @@ def test_a_failed_write_leaves_nothing(store: Store, tenant: str) -> None:
     created = ts.create({"resourceType": "Patient", "name": [{"family": "Once"}]}).version
     with pytest.raises(Exception), ts.unit() as unit:
         unit.create({"resourceType": "Patient", "name": [{"family": "Twice"}]})
-        from app.fhir.store import pg_writes
         write: Any = unit.ts.pg_write("insert", created, {"resourceType": "Patient"}, [])
         pg_writes.run(unit.conn, write)  # the same id again: a unique violation
     with store.engine.connect() as conn:
